@@ -1,0 +1,87 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { ReleaseService } from "../gen/paas/v1/release_pb.js";
+import { NamespaceService } from "../gen/paas/v1/namespace_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import type { HealthMonitor } from "./health-monitor.ts";
+import type { HelmClient } from "./helm/types.ts";
+import { createHttpRoutes } from "./http-routes.ts";
+import { ApiKeys, apiKeyInterceptor } from "./interceptors/api-key.ts";
+import { namespacePrefixInterceptor } from "./interceptors/namespace-prefix.ts";
+import { observabilityInterceptor } from "./interceptors/observability.ts";
+import type { KubeClient } from "./kube/types.ts";
+import type { Lifecycle } from "./lifecycle.ts";
+import { OperationQueue } from "./operation-queue.ts";
+import { createHealthService } from "./services/health-service.ts";
+import { createNamespaceService, NamespaceManager } from "./services/namespace-service.ts";
+import { createReflectionService } from "./services/reflection-service.ts";
+import { createReleaseService } from "./services/release-service.ts";
+import { contextValuesOf } from "./transport-context.ts";
+
+/** AppDeps are the adapters and settings the request path is built from. */
+export interface AppDeps {
+  helm: HelmClient;
+  kube: KubeClient;
+  logger: Logger;
+  lifecycle: Lifecycle;
+  monitor: HealthMonitor;
+  apiKeys: string[];
+  namespacePrefix: string;
+  repositories: Record<string, string>;
+  helmTimeoutSeconds: number;
+  maxHelmTimeoutSeconds: number;
+  helmConcurrency: number;
+  maxBodyBytes: number;
+}
+
+/** App is the request path: Connect routes for every service plus the plain HTTP endpoints. */
+export interface App {
+  routes: (router: ConnectRouter) => void;
+  /** interceptors, outermost first; the in-memory test transport uses the same list. */
+  interceptors: ReturnType<typeof observabilityInterceptor>[];
+  handler: ReturnType<typeof connectNodeAdapter>;
+  queue: OperationQueue;
+}
+
+/** createApp wires services, interceptors and HTTP routes; it opens no port. */
+export function createApp(deps: AppDeps): App {
+  const queue = new OperationQueue(deps.helmConcurrency);
+  const namespaces = new NamespaceManager(deps.kube);
+  const release = createReleaseService({
+    helm: deps.helm,
+    kube: deps.kube,
+    queue,
+    lifecycle: deps.lifecycle,
+    namespaces,
+    repositories: deps.repositories,
+    helmTimeoutSeconds: deps.helmTimeoutSeconds,
+    maxHelmTimeoutSeconds: deps.maxHelmTimeoutSeconds,
+  });
+  const namespace = createNamespaceService(deps.kube, namespaces, deps.lifecycle, deps.namespacePrefix);
+  const health = createHealthService(deps.monitor, deps.lifecycle.streamsSignal);
+  const reflection = createReflectionService([ReleaseService, NamespaceService, Health]);
+
+  const interceptors = [
+    observabilityInterceptor(deps.logger),
+    apiKeyInterceptor(new ApiKeys(deps.apiKeys)),
+    namespacePrefixInterceptor(deps.namespacePrefix),
+  ];
+  const routes = (router: ConnectRouter) => {
+    router.service(ReleaseService, release);
+    router.service(NamespaceService, namespace);
+    router.service(Health, health);
+    router.service(ServerReflection, reflection);
+  };
+  const handler = connectNodeAdapter({
+    routes,
+    interceptors,
+    readMaxBytes: deps.maxBodyBytes,
+    // Unknown JSON fields are a caller's mistake worth reporting, not something to ignore.
+    jsonOptions: { ignoreUnknownFields: false },
+    fallback: createHttpRoutes(deps.monitor, deps.lifecycle),
+    contextValues: contextValuesOf,
+  });
+  return { routes, interceptors, handler, queue };
+}

@@ -1,0 +1,152 @@
+import { readFileSync } from "node:fs";
+
+/** Config is the service's whole configuration, read from the environment once at start. */
+export interface Config {
+  /** Accepted API keys; empty only when allowUnauthenticated is set. */
+  apiKeys: string[];
+  allowUnauthenticated: boolean;
+  host: string;
+  port: number;
+  logLevel: string;
+  namespacePrefix: string;
+  helmBinary: string;
+  /** Default helm --timeout, seconds. */
+  helmTimeoutSeconds: number;
+  /** Upper bound a request may ask for, seconds. */
+  maxHelmTimeoutSeconds: number;
+  /** Helm operations on different releases that may run at once. */
+  helmConcurrency: number;
+  /** Largest request body accepted, bytes. */
+  maxBodyBytes: number;
+  /** Chart repositories callers may name as `repo/chart`: name → URL. */
+  repositories: Record<string, string>;
+  /** OCI registries (host:port) reached over plain HTTP, e.g. a local test registry. */
+  plainHttpRegistries: string[];
+  /** How often Helm and the Kubernetes API are probed for the health service, ms. */
+  healthIntervalMs: number;
+  /** How long SIGTERM waits for running calls and helm processes before exiting, ms. */
+  shutdownGraceMs: number;
+}
+
+/** ConfigError is thrown for an invalid environment; main prints its one-line message and exits 1. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** loadConfig reads and validates the environment; it uses the old operator's variable names. */
+export function loadConfig(env: Env = process.env): Config {
+  const allowUnauthenticated = bool(env, "ALLOW_UNAUTHENTICATED", false);
+  const apiKeys = readApiKeys(env);
+  if (apiKeys.length === 0 && !allowUnauthenticated) {
+    throw new ConfigError("API_KEY or API_KEY_FILE must be set (or ALLOW_UNAUTHENTICATED=true for development)");
+  }
+  const prefix = env.NAMESPACE_PREFIX ?? "paas-ws-";
+  if (!/^[a-z0-9]([-a-z0-9]*)$/.test(prefix) || prefix.length > 40) {
+    throw new ConfigError(`NAMESPACE_PREFIX "${prefix}" must be lowercase letters, digits and '-', start alphanumeric, at most 40 characters`);
+  }
+  const logLevel = env.LOG_LEVEL?.toLowerCase() ?? "info";
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+  const helmTimeoutSeconds = duration(env, "HELM_TIMEOUT", 300);
+  const maxHelmTimeoutSeconds = duration(env, "HELM_MAX_TIMEOUT", Math.max(3600, helmTimeoutSeconds));
+  return {
+    apiKeys,
+    allowUnauthenticated,
+    host: env.HOST ?? "0.0.0.0",
+    port: int(env, "PORT", 8000, 0, 65535),
+    logLevel,
+    namespacePrefix: prefix,
+    helmBinary: env.HELM_BINARY || "helm",
+    helmTimeoutSeconds,
+    maxHelmTimeoutSeconds,
+    helmConcurrency: int(env, "HELM_CONCURRENCY", 4, 1, 256),
+    maxBodyBytes: int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
+    repositories: repositories(env.HELM_REPOSITORIES ?? ""),
+    plainHttpRegistries: list(env.HELM_PLAIN_HTTP_REGISTRIES ?? ""),
+    healthIntervalMs: duration(env, "HEALTH_CHECK_INTERVAL", 10) * 1000,
+    shutdownGraceMs: duration(env, "SHUTDOWN_GRACE", helmTimeoutSeconds + 30) * 1000,
+  };
+}
+
+function readApiKeys(env: Env): string[] {
+  const keys: string[] = [];
+  if (env.API_KEY) keys.push(env.API_KEY);
+  if (env.API_KEY_FILE) {
+    let text: string;
+    try {
+      text = readFileSync(env.API_KEY_FILE, "utf8");
+    } catch {
+      throw new ConfigError(`API_KEY_FILE ${env.API_KEY_FILE} cannot be read`);
+    }
+    // One key per line; blank lines and # comments are ignored.
+    for (const line of text.split("\n")) {
+      const key = line.trim();
+      if (key && !key.startsWith("#")) keys.push(key);
+    }
+    if (keys.length === 0) throw new ConfigError(`API_KEY_FILE ${env.API_KEY_FILE} holds no key`);
+  }
+  for (const key of keys) {
+    // Never echo the key itself.
+    if (key.length < 16) throw new ConfigError("API keys must be at least 16 characters long");
+    if (!/^[\x21-\x7e]+$/.test(key)) throw new ConfigError("API keys must be printable ASCII without spaces");
+  }
+  return keys;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|yes)$/i.test(raw)) return true;
+  if (/^(0|false|no)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false`);
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}`);
+  return n;
+}
+
+/** duration accepts seconds ("300"), or a number with s, m or h ("300s", "5m", "1h"). */
+function duration(env: Env, name: string, fallbackSeconds: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallbackSeconds;
+  const m = /^(\d+)(s|m|h)?$/.exec(raw.trim());
+  if (!m) throw new ConfigError(`${name} must be a duration such as 300, 300s, 5m or 1h`);
+  const n = Number(m[1]) * (m[2] === "h" ? 3600 : m[2] === "m" ? 60 : 1);
+  if (n < 1 || n > 86400) throw new ConfigError(`${name} must be between 1s and 24h`);
+  return n;
+}
+
+function list(raw: string): string[] {
+  return raw.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+/** repositories parses "name=url,name2=url2". */
+function repositories(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of list(raw)) {
+    const eq = entry.indexOf("=");
+    const name = entry.slice(0, eq);
+    const url = entry.slice(eq + 1);
+    if (eq <= 0 || !/^[a-z0-9][a-z0-9-]*$/.test(name)) throw new ConfigError(`HELM_REPOSITORIES entry "${entry}" must be name=url`);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new ConfigError(`HELM_REPOSITORIES URL for ${name} is not a URL`);
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new ConfigError(`HELM_REPOSITORIES URL for ${name} must be http or https`);
+    out[name] = url;
+  }
+  return out;
+}

@@ -1,0 +1,54 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { HealthMonitor } from "./health-monitor.ts";
+import type { Lifecycle } from "./lifecycle.ts";
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+/** sendJson writes a JSON response with the given status. */
+export function sendJson(res: Res, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+  res.end(text);
+}
+
+/**
+ * createHttpRoutes serves the plain HTTP endpoints that need no key: GET /health (the old
+ * operator's JSON), /healthz (liveness: the process answers) and /readyz (readiness:
+ * dependencies reachable and not draining). Anything else is a JSON 404.
+ */
+export function createHttpRoutes(monitor: HealthMonitor, lifecycle: Lifecycle) {
+  return (req: Req, res: Res): void => {
+    const path = (req.url ?? "/").split("?")[0];
+    const get = req.method === "GET" || req.method === "HEAD";
+    if (path === "/health" && get) {
+      const h = monitor.current();
+      sendJson(res, 200, {
+        status: h.serving ? "healthy" : "degraded",
+        timestamp: new Date().toISOString(),
+        helm_version: h.helmVersion,
+        ...(h.serving ? {} : { reasons: reasons(h.helmError, h.kubeError, lifecycle.draining) }),
+      });
+      return;
+    }
+    if (path === "/healthz" && get) {
+      sendJson(res, 200, { status: "ok" });
+      return;
+    }
+    if (path === "/readyz" && get) {
+      const h = monitor.current();
+      sendJson(res, h.serving ? 200 : 503, { status: h.serving ? "ready" : "not ready", ...(h.serving ? {} : { reasons: reasons(h.helmError, h.kubeError, lifecycle.draining) }) });
+      return;
+    }
+    sendJson(res, 404, { detail: `Not found: ${req.method} ${path.slice(0, 200)}`, error_type: "not_found" });
+  };
+}
+
+function reasons(helmError: string | undefined, kubeError: string | undefined, draining: boolean): string[] {
+  const out: string[] = [];
+  if (draining) out.push("shutting down");
+  if (helmError) out.push("helm unavailable");
+  if (kubeError) out.push("kubernetes API unreachable");
+  return out;
+}

@@ -1,0 +1,47 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { validateNamespace, validateReleaseName } from "../validation.ts";
+
+/** Target names the fields of a request that address a namespace and a release. */
+interface Target {
+  namespace?: string;
+  release?: string;
+}
+
+// NamespaceService calls the namespace "name"; ReleaseService calls it "namespace" and the release "name".
+const targets: Record<string, Target> = {
+  "paas.v1.ReleaseService": { namespace: "namespace", release: "name" },
+  "paas.v1.NamespaceService": { namespace: "name" },
+};
+
+/**
+ * namespacePrefixInterceptor refuses, before any side effect, a request whose namespace is
+ * malformed (INVALID_ARGUMENT) or outside the prefix (PERMISSION_DENIED), or whose release
+ * name breaks Helm's rule (INVALID_ARGUMENT).
+ */
+export function namespacePrefixInterceptor(prefix: string): Interceptor {
+  return (next) => async (req) => {
+    const target = targets[req.service.typeName];
+    if (target === undefined) return next(req);
+    const check = (message: object) => checkTarget(message as Record<string, unknown>, target, prefix);
+    if (!req.stream) {
+      check(req.message);
+      return next(req);
+    }
+    // Streaming requests: check each message as the handler reads it, before it acts on it.
+    const messages = req.message;
+    async function* checked() {
+      for await (const m of messages) {
+        check(m);
+        yield m;
+      }
+    }
+    return next({ ...req, message: checked() });
+  };
+}
+
+function checkTarget(message: Record<string, unknown>, target: Target, prefix: string): void {
+  const ns = target.namespace && message[target.namespace];
+  if (typeof ns === "string") validateNamespace(ns, prefix, target.namespace);
+  const release = target.release && message[target.release];
+  if (typeof release === "string") validateReleaseName(release, target.release);
+}

@@ -1,0 +1,86 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { toConnectError } from "../errors.ts";
+import { callerKey, peerKey, requestIdKey } from "../context.ts";
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * observabilityInterceptor is the outermost interceptor: it assigns the request id, turns
+ * every failure into a sanitized ConnectError (the one place where errors leave the
+ * service), and logs one line per RPC with method, code, duration and target.
+ */
+export function observabilityInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const incoming = req.header.get("x-request-id");
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    req.contextValues.set(requestIdKey, requestId);
+    const target = req.stream ? {} : targetOf(req.message as Record<string, unknown>);
+    // code is undefined for success.
+    const log = (code?: Code, err?: unknown) => {
+      const line = {
+        rpc: `${req.service.typeName}/${req.method.name}`,
+        code: code === undefined ? "ok" : Code[code],
+        ms: Math.round(performance.now() - started),
+        requestId,
+        caller: req.contextValues.get(callerKey)?.id,
+        peer: req.contextValues.get(peerKey) || undefined,
+        ...target,
+        ...(err === undefined ? {} : errorFields(err)),
+      };
+      if (code === undefined || code === Code.Canceled) logger.info(line, "rpc");
+      else if (code === Code.Internal || code === Code.Unknown) logger.error(line, "rpc");
+      else logger.warn(line, "rpc");
+    };
+    let res;
+    try {
+      res = await next(req);
+    } catch (err) {
+      const mapped = toConnectError(err);
+      log(mapped.code, err);
+      throw mapped;
+    }
+    res.header.set("x-request-id", requestId);
+    if (!res.stream) {
+      log();
+      return res;
+    }
+    const messages = res.message;
+    async function* logged() {
+      try {
+        yield* messages;
+        log();
+      } catch (err) {
+        const mapped = toConnectError(err);
+        log(mapped.code, err);
+        throw mapped;
+      }
+    }
+    return { ...res, message: logged() };
+  };
+}
+
+function targetOf(message: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const field of ["namespace", "name"] as const) {
+    const v = message[field];
+    if (typeof v === "string" && v !== "") out[field] = v.slice(0, 80);
+  }
+  return out;
+}
+
+/** errorFields describes a failure for the log; the cause (e.g. helm's stderr) appears only here. */
+function errorFields(err: unknown): Record<string, unknown> {
+  if (err instanceof ConnectError) return { error: err.rawMessage };
+  if (err instanceof Error) {
+    const cause = err.cause instanceof Error ? err.cause.message : err.cause;
+    return { error: err.message, ...(cause === undefined ? {} : { cause }), ...(isDomain(err) ? {} : { stack: err.stack }) };
+  }
+  return { error: String(err) };
+}
+
+function isDomain(err: Error): boolean {
+  return err.name === "PaasError";
+}

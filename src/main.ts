@@ -1,0 +1,78 @@
+import { createApp } from "./app.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { HealthMonitor } from "./health-monitor.ts";
+import { createHelmCli } from "./helm/cli.ts";
+import { createKubeClient } from "./kube/client.ts";
+import { Lifecycle } from "./lifecycle.ts";
+import { listen } from "./listener.ts";
+import { createLogger } from "./log.ts";
+
+// Helm is sent SIGTERM this long before the grace period ends, so that it can record
+// the release as failed instead of leaving it pending.
+const HELM_TERM_MARGIN_MS = 15_000;
+
+/** main: configuration → dependencies → listen → graceful shutdown on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`paas-operator: invalid configuration: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  if (config.apiKeys.length === 0) logger.warn("ALLOW_UNAUTHENTICATED is set: every caller is accepted without an API key");
+
+  const lifecycle = new Lifecycle();
+  const helm = createHelmCli({
+    binary: config.helmBinary,
+    timeoutSeconds: config.helmTimeoutSeconds,
+    plainHttpRegistries: config.plainHttpRegistries,
+    logger,
+  });
+  const kube = createKubeClient({ logger });
+  const monitor = new HealthMonitor({ helm, kube, lifecycle, logger, intervalMs: config.healthIntervalMs });
+  const app = createApp({ ...config, helm, kube, logger, lifecycle, monitor });
+  await monitor.start();
+  const listener = await listen(app.handler, config.host, config.port);
+  const health = monitor.current();
+  logger.info({ host: config.host, port: listener.port, helmVersion: health.helmVersion, serving: health.serving, prefix: config.namespacePrefix }, "listening");
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    const started = Date.now();
+    logger.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down: refusing new mutations, finishing running calls");
+    lifecycle.startDraining();
+    monitor.notify();
+    listener.stopAccepting();
+    listener.drain();
+    const idle = async () => {
+      while (listener.inflight > 0 || app.queue.pendingKeys > 0) await sleep(100);
+    };
+    const termAt = Math.max(0, config.shutdownGraceMs - HELM_TERM_MARGIN_MS);
+    const finished = await Promise.race([idle().then(() => true), sleep(termAt).then(() => false)]);
+    if (!finished) {
+      logger.warn({ running: app.queue.active }, "grace period nearly over: sending SIGTERM to running helm processes");
+      lifecycle.terminateHelm();
+      await Promise.race([app.queue.idle(), sleep(HELM_TERM_MARGIN_MS - 2000)]);
+    }
+    listener.closeAll();
+    monitor.stop();
+    logger.info({ ms: Date.now() - started }, "stopped");
+    logger.flush();
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+await main();

@@ -1,0 +1,104 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  PodStatusSchema,
+  ReleaseSchema,
+  ReleaseStatus,
+  RevisionSchema,
+  type PodStatus,
+  type Release,
+  type Revision,
+} from "../../gen/paas/v1/release_pb.js";
+import { NamespaceSchema, type Namespace } from "../../gen/paas/v1/namespace_pb.js";
+import type { ChartSource, HelmStatus, ReleaseInfo, RevisionInfo } from "../helm/types.ts";
+import type { NamespaceInfo, PodInfo } from "../kube/types.ts";
+
+const statusByHelm: Record<HelmStatus, ReleaseStatus> = {
+  unknown: ReleaseStatus.UNKNOWN,
+  deployed: ReleaseStatus.DEPLOYED,
+  uninstalled: ReleaseStatus.UNINSTALLED,
+  superseded: ReleaseStatus.SUPERSEDED,
+  failed: ReleaseStatus.FAILED,
+  uninstalling: ReleaseStatus.UNINSTALLING,
+  "pending-install": ReleaseStatus.PENDING_INSTALL,
+  "pending-upgrade": ReleaseStatus.PENDING_UPGRADE,
+  "pending-rollback": ReleaseStatus.PENDING_ROLLBACK,
+};
+
+/** releaseStatus maps Helm's status string to the API enum. */
+export function releaseStatus(status: HelmStatus): ReleaseStatus {
+  return statusByHelm[status] ?? ReleaseStatus.UNKNOWN;
+}
+
+/** helmStatus maps the API enum back to Helm's lowercase string ("deployed", "pending-upgrade", …). */
+export function helmStatus(status: ReleaseStatus): HelmStatus {
+  for (const [helm, value] of Object.entries(statusByHelm)) if (value === status) return helm as HelmStatus;
+  return "unknown";
+}
+
+/** toRelease builds the API Release from Helm's view and the recorded chart source. */
+export function toRelease(info: ReleaseInfo, source?: ChartSource): Release {
+  return create(ReleaseSchema, {
+    name: info.name,
+    namespace: info.namespace,
+    revision: info.revision,
+    status: releaseStatus(info.status),
+    chart: info.chart,
+    chartVersion: info.chartVersion,
+    appVersion: info.appVersion,
+    updated: info.updated ? timestampFromDate(info.updated) : undefined,
+    description: info.description,
+    values: info.values,
+    notes: info.notes,
+    chartReference: source?.ref ?? "",
+    repoUrl: source?.repoUrl ?? "",
+  });
+}
+
+/** toRevision builds one history entry. */
+export function toRevision(info: RevisionInfo): Revision {
+  return create(RevisionSchema, {
+    revision: info.revision,
+    updated: info.updated ? timestampFromDate(info.updated) : undefined,
+    status: releaseStatus(info.status),
+    chart: info.chart,
+    appVersion: info.appVersion,
+    description: info.description,
+  });
+}
+
+/** toPodStatus builds the API pod summary; age is computed against `now`. */
+export function toPodStatus(pod: PodInfo, now = new Date()): PodStatus {
+  return create(PodStatusSchema, {
+    name: pod.name,
+    phase: pod.phase,
+    ready: `${pod.readyContainers}/${pod.totalContainers}`,
+    readyContainers: pod.readyContainers,
+    totalContainers: pod.totalContainers,
+    restarts: pod.restarts,
+    started: pod.started ? timestampFromDate(pod.started) : undefined,
+    age: pod.started ? age(pod.started, now) : "",
+    reasons: pod.reasons,
+    node: pod.node,
+    podReady: pod.ready,
+  });
+}
+
+/** toNamespace builds the API namespace with its quota. */
+export function toNamespace(ns: NamespaceInfo): Namespace {
+  return create(NamespaceSchema, {
+    name: ns.name,
+    phase: ns.phase,
+    created: ns.created ? timestampFromDate(ns.created) : undefined,
+    quota: ns.quota,
+  });
+}
+
+/** age formats a duration the way kubectl does: 45s, 12m, 5h, 3d. */
+export function age(since: Date, now: Date): string {
+  const s = Math.max(0, Math.floor((now.getTime() - since.getTime()) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}

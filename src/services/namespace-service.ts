@@ -1,0 +1,87 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
+import type { KubeClient, QuotaSpec } from "../kube/types.ts";
+import { OperationQueue } from "../operation-queue.ts";
+import type { Lifecycle } from "../lifecycle.ts";
+import { validateQuantity } from "../validation.ts";
+import { toNamespace } from "./mapping.ts";
+
+/** DEFAULT_QUOTA is what a namespace gets when the caller names no limits. */
+export const DEFAULT_QUOTA: QuotaSpec = { cpu: "2", memory: "4Gi", storage: "20Gi" };
+
+/** NamespaceManager is the namespace logic shared by both services. */
+export class NamespaceManager {
+  private readonly kube: KubeClient;
+  // Its own queue: namespace calls are short API calls and must not wait for helm slots
+  // (an install that creates its namespace holds one already).
+  private readonly queue = new OperationQueue(16);
+
+  constructor(kube: KubeClient) {
+    this.kube = kube;
+  }
+
+  /** ensure creates the namespace with its quota, or updates the quota; serialized per namespace. */
+  ensure(name: string, quota: QuotaSpec) {
+    return this.queue.run(`namespace:${name}`, () => this.kube.ensureNamespace(name, quota));
+  }
+
+  /** ensureDefault creates the namespace with the default quota unless it exists already. */
+  async ensureDefault(name: string): Promise<void> {
+    await this.queue.run(`namespace:${name}`, async () => {
+      try {
+        await this.kube.getNamespace(name);
+      } catch (err) {
+        if ((err as { kind?: string }).kind !== "not_found") throw err;
+        await this.kube.ensureNamespace(name, DEFAULT_QUOTA);
+      }
+    });
+  }
+
+  /** requireManaged fails with NOT_FOUND unless the namespace exists and is managed by this service. */
+  async requireManaged(name: string): Promise<void> {
+    await this.kube.getNamespace(name);
+  }
+}
+
+/** createNamespaceService implements paas.v1.NamespaceService. */
+export function createNamespaceService(
+  kube: KubeClient,
+  manager: NamespaceManager,
+  lifecycle: Lifecycle,
+  prefix: string,
+): ServiceImpl<typeof NamespaceService> {
+  return {
+    async createNamespace(req) {
+      const quota: QuotaSpec = {
+        cpu: req.cpuLimit || DEFAULT_QUOTA.cpu,
+        memory: req.memoryLimit || DEFAULT_QUOTA.memory,
+        storage: req.storageLimit || DEFAULT_QUOTA.storage,
+      };
+      validateQuantity(quota.cpu, "cpu_limit");
+      validateQuantity(quota.memory, "memory_limit");
+      validateQuantity(quota.storage, "storage_limit");
+      lifecycle.assertAcceptingMutations();
+      const { created, namespace } = await manager.ensure(req.name, quota);
+      return {
+        namespace: toNamespace(namespace),
+        created,
+        message: created ? `Namespace ${req.name} created` : `Namespace ${req.name} already exists; quota updated`,
+      };
+    },
+
+    async getNamespace(req) {
+      return { namespace: toNamespace(await kube.getNamespace(req.name)) };
+    },
+
+    async listNamespaces() {
+      const list = await kube.listNamespaces(prefix);
+      return { namespaces: list.map(toNamespace) };
+    },
+
+    async deleteNamespace(req) {
+      lifecycle.assertAcceptingMutations();
+      await kube.deleteNamespace(req.name);
+      return { message: `Namespace ${req.name} deleted` };
+    },
+  };
+}

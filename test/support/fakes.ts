@@ -1,0 +1,217 @@
+import { PaasError } from "../../src/errors.ts";
+import type {
+  CommonOptions,
+  HelmClient,
+  InstallOptions,
+  ReleaseInfo,
+  RevisionInfo,
+  RollbackOptions,
+  UpgradeOptions,
+} from "../../src/helm/types.ts";
+import type { KubeClient, NamespaceInfo, PodInfo, QuotaSpec, ReleaseWatchEvent, StoredRelease } from "../../src/kube/types.ts";
+
+/** FakeCluster is the in-memory state shared by FakeHelm and FakeKube. */
+export class FakeCluster {
+  namespaces = new Map<string, { quota: QuotaSpec; managed: boolean }>();
+  /** History per "namespace/name", oldest first. */
+  releases = new Map<string, StoredRelease[]>();
+  pods = new Map<string, PodInfo[]>();
+
+  history(namespace: string, name: string): StoredRelease[] {
+    return this.releases.get(`${namespace}/${name}`) ?? [];
+  }
+}
+
+type Verb = "version" | "install" | "upgrade" | "rollback" | "uninstall" | "get" | "history" | "list";
+
+/** FakeHelm implements HelmClient over a FakeCluster; it records calls and can fail or delay per verb. */
+export class FakeHelm implements HelmClient {
+  calls: Array<{ verb: Verb; args: unknown }> = [];
+  errors: Partial<Record<Verb, unknown>> = {};
+  delayMs: Partial<Record<Verb, number>> = {};
+  running = 0;
+  maxRunning = 0;
+  readonly cluster: FakeCluster;
+
+  constructor(cluster: FakeCluster) {
+    this.cluster = cluster;
+  }
+
+  private async enter(verb: Verb, args: unknown): Promise<void> {
+    this.calls.push({ verb, args });
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    try {
+      const delay = this.delayMs[verb];
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      const err = this.errors[verb];
+      if (err) throw err;
+    } finally {
+      this.running--;
+    }
+  }
+
+  verbs(): Verb[] {
+    return this.calls.map((c) => c.verb);
+  }
+
+  async version(): Promise<string> {
+    await this.enter("version", undefined);
+    return "v4.3.1";
+  }
+
+  async install(o: InstallOptions): Promise<ReleaseInfo> {
+    await this.enter("install", o);
+    if (this.cluster.history(o.namespace, o.name).length > 0) throw new PaasError("already_exists", `cannot re-use a name that is still in use: ${o.name}`);
+    return this.record(o.namespace, o.name, o.chart.ref, o.chart.version ?? "1.0.0", o.values, o.labels, "Install complete");
+  }
+
+  async upgrade(o: UpgradeOptions): Promise<ReleaseInfo> {
+    await this.enter("upgrade", o);
+    const h = this.cluster.history(o.namespace, o.name);
+    if (h.length === 0) throw new PaasError("not_found", `Release ${o.name} not found in namespace ${o.namespace}`);
+    const prev = h[h.length - 1]!;
+    const values = o.reuseValues ? { ...prev.release.values, ...o.values } : o.values;
+    return this.record(o.namespace, o.name, o.chart.ref, o.chart.version ?? "2.0.0", values, { ...prev.labels, ...o.labels }, "Upgrade complete");
+  }
+
+  async rollback(o: RollbackOptions): Promise<void> {
+    await this.enter("rollback", o);
+    const h = this.cluster.history(o.namespace, o.name);
+    const target = o.revision === 0 ? h[h.length - 2] : h.find((r) => r.release.revision === o.revision);
+    if (!target) throw new PaasError("not_found", `Release ${o.name} revision not found`);
+    const r = target.release;
+    this.record(o.namespace, o.name, r.chart, r.chartVersion, r.values, target.labels, `Rollback to ${r.revision}`);
+  }
+
+  async uninstall(o: CommonOptions): Promise<void> {
+    await this.enter("uninstall", o);
+    if (!this.cluster.releases.delete(`${o.namespace}/${o.name}`)) throw new PaasError("not_found", `Release ${o.name} not found in namespace ${o.namespace}`);
+  }
+
+  async get(namespace: string, name: string): Promise<ReleaseInfo> {
+    await this.enter("get", { namespace, name });
+    const h = this.cluster.history(namespace, name);
+    if (h.length === 0) throw new PaasError("not_found", `Release ${name} not found in namespace ${namespace}`);
+    return h[h.length - 1]!.release;
+  }
+
+  async history(namespace: string, name: string): Promise<RevisionInfo[]> {
+    await this.enter("history", { namespace, name });
+    const h = this.cluster.history(namespace, name);
+    if (h.length === 0) throw new PaasError("not_found", `Release ${name} not found in namespace ${namespace}`);
+    return h.map(({ release: r }) => ({
+      revision: r.revision,
+      status: r.status,
+      chart: `${r.chart}-${r.chartVersion}`,
+      appVersion: r.appVersion,
+      description: r.description,
+      ...(r.updated ? { updated: r.updated } : {}),
+    }));
+  }
+
+  async list(namespace: string): Promise<ReleaseInfo[]> {
+    await this.enter("list", { namespace });
+    return [...this.cluster.releases.entries()]
+      .filter(([key]) => key.startsWith(`${namespace}/`))
+      .map(([, h]) => h[h.length - 1]!.release);
+  }
+
+  private record(namespace: string, name: string, chartRef: string, version: string, values: ReleaseInfo["values"], labels: Record<string, string>, description: string): ReleaseInfo {
+    const key = `${namespace}/${name}`;
+    const h = this.cluster.releases.get(key) ?? [];
+    for (const old of h) old.release.status = "superseded";
+    const release: ReleaseInfo = {
+      name,
+      namespace,
+      revision: h.length + 1,
+      status: "deployed",
+      chart: chartRef.split("/").pop()!,
+      chartVersion: version,
+      appVersion: version,
+      updated: new Date("2026-11-21T10:00:00Z"),
+      description,
+      values,
+      notes: "",
+    };
+    h.push({ release, labels: Object.fromEntries(Object.entries(labels).filter(([, v]) => v !== "")) });
+    this.cluster.releases.set(key, h);
+    return release;
+  }
+}
+
+/** FakeKube implements KubeClient over a FakeCluster. */
+export class FakeKube implements KubeClient {
+  calls: string[] = [];
+  pingError: unknown;
+  podsError: unknown;
+  watchEvents: ReleaseWatchEvent[] = [];
+  readonly cluster: FakeCluster;
+
+  constructor(cluster: FakeCluster) {
+    this.cluster = cluster;
+  }
+
+  async ping(): Promise<void> {
+    this.calls.push("ping");
+    if (this.pingError) throw this.pingError;
+  }
+
+  async ensureNamespace(name: string, quota: QuotaSpec): Promise<{ created: boolean; namespace: NamespaceInfo }> {
+    this.calls.push(`ensureNamespace ${name}`);
+    const existing = this.cluster.namespaces.get(name);
+    if (existing && !existing.managed) throw new PaasError("permission_denied", `namespace ${name} is not managed by this service`);
+    this.cluster.namespaces.set(name, { quota, managed: true });
+    return { created: !existing, namespace: this.info(name) };
+  }
+
+  async getNamespace(name: string): Promise<NamespaceInfo> {
+    this.calls.push(`getNamespace ${name}`);
+    if (!this.cluster.namespaces.get(name)?.managed) throw new PaasError("not_found", `namespace ${name} not found`);
+    return this.info(name);
+  }
+
+  async listNamespaces(prefix: string): Promise<NamespaceInfo[]> {
+    this.calls.push("listNamespaces");
+    return [...this.cluster.namespaces.entries()].filter(([n, v]) => v.managed && n.startsWith(prefix)).map(([n]) => this.info(n));
+  }
+
+  async deleteNamespace(name: string): Promise<void> {
+    this.calls.push(`deleteNamespace ${name}`);
+    if (!this.cluster.namespaces.get(name)?.managed) throw new PaasError("not_found", `namespace ${name} not found`);
+    this.cluster.namespaces.delete(name);
+  }
+
+  async listReleasePods(namespace: string, release: string): Promise<PodInfo[]> {
+    this.calls.push(`listReleasePods ${namespace}/${release}`);
+    if (this.podsError) throw this.podsError;
+    return this.cluster.pods.get(`${namespace}/${release}`) ?? [];
+  }
+
+  async getStoredRelease(namespace: string, release: string): Promise<StoredRelease | undefined> {
+    this.calls.push(`getStoredRelease ${namespace}/${release}`);
+    const h = this.cluster.history(namespace, release);
+    return h[h.length - 1];
+  }
+
+  async *watchRelease(namespace: string, release: string, signal: AbortSignal): AsyncIterable<ReleaseWatchEvent> {
+    this.calls.push(`watchRelease ${namespace}/${release}`);
+    for (const e of this.watchEvents) {
+      if (signal.aborted) return;
+      yield e;
+    }
+  }
+
+  private info(name: string): NamespaceInfo {
+    const q = this.cluster.namespaces.get(name)!.quota;
+    return {
+      name,
+      phase: "Active",
+      quota: [
+        { resource: "limits.cpu", hard: q.cpu, used: "0" },
+        { resource: "limits.memory", hard: q.memory, used: "0" },
+        { resource: "requests.storage", hard: q.storage, used: "0" },
+      ],
+    };
+  }
+}

@@ -6,7 +6,7 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const RELEASE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const CHART_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 // Exact versions and semver constraints (">=1.2 <2", "~1.2", "^1", "1.x"); never a leading '-'.
-const CHART_VERSION = /^[0-9A-Za-z.+~^<>=*|, _-]{1,64}$/;
+const CHART_VERSION = /^[0-9A-Za-z~^<>=*][0-9A-Za-z.+~^<>=*|, _-]{0,63}$/;
 
 /** validateNamespace accepts a DNS-1123 label that starts with the prefix and is longer than it. */
 export function validateNamespace(name: string, prefix: string, field = "namespace"): void {
@@ -87,7 +87,8 @@ function checkUrl(raw: string, field: string, protocols: string[]): void {
   if (url.search || url.hash) throw new PaasError("invalid_argument", `${field} must not have a query or fragment`);
   if (!url.hostname) throw new PaasError("invalid_argument", `${field} must name a host`);
   if (raw.length > 512 || /[\s\x00-\x1f]/.test(raw)) throw new PaasError("invalid_argument", `${field} is not a valid URL`);
-  if (url.pathname.split("/").some((seg) => seg === ".." || seg === ".")) throw new PaasError("invalid_argument", `${field} must not contain '..'`);
+  // The URL parser resolves dot segments away, so look at the text as given.
+  if (raw.split(/[/?#]/).some((seg) => seg === ".." || seg === ".")) throw new PaasError("invalid_argument", `${field} must not contain '..'`);
 }
 
 // Kubernetes quantity syntax (k8s.io/apimachinery resource.Quantity): a signed decimal number

@@ -42,6 +42,8 @@ export function createHealthService(monitor: HealthMonitor, streamsSignal: Abort
           if (s !== last) {
             last = s;
             yield response(s);
+            // Look again: the status may have changed while the consumer held the message.
+            continue;
           }
           if (signal.aborted) break;
           await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted]);

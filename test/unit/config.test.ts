@@ -1,0 +1,60 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+
+const KEY = "k".repeat(32);
+
+describe("loadConfig", () => {
+  it("uses the old operator's defaults", () => {
+    const c = loadConfig({ API_KEY: KEY });
+    expect(c).toMatchObject({ host: "0.0.0.0", port: 8000, logLevel: "info", namespacePrefix: "paas-ws-", helmBinary: "helm", helmTimeoutSeconds: 300, helmConcurrency: 4, maxBodyBytes: 1048576, apiKeys: [KEY] });
+    expect(c.shutdownGraceMs).toBe(330_000);
+  });
+
+  it("refuses to start without a key unless development mode is explicit", () => {
+    expect(() => loadConfig({})).toThrow(ConfigError);
+    expect(() => loadConfig({ API_KEY: "" })).toThrow(/API_KEY/);
+    expect(loadConfig({ ALLOW_UNAUTHENTICATED: "true" }).apiKeys).toEqual([]);
+  });
+
+  it("reads keys from API_KEY_FILE, one per line, and never echoes a key", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cfg-"));
+    const file = join(dir, "keys");
+    writeFileSync(file, `# team a\n${KEY}\n\n${"z".repeat(20)}\n`);
+    expect(loadConfig({ API_KEY_FILE: file }).apiKeys).toEqual([KEY, "z".repeat(20)]);
+    writeFileSync(file, "short\n");
+    let message = "";
+    try {
+      loadConfig({ API_KEY_FILE: file });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/at least 16/);
+    expect(message).not.toContain("short");
+    expect(() => loadConfig({ API_KEY_FILE: join(dir, "missing") })).toThrow(/cannot be read/);
+  });
+
+  it.each([
+    ["PORT", "eighty"],
+    ["PORT", "70000"],
+    ["HELM_TIMEOUT", "5 minutes"],
+    ["HELM_TIMEOUT", "0"],
+    ["LOG_LEVEL", "loud"],
+    ["NAMESPACE_PREFIX", "Paas_"],
+    ["HELM_CONCURRENCY", "0"],
+    ["HELM_REPOSITORIES", "bitnami"],
+    ["HELM_REPOSITORIES", "x=ftp://example.test"],
+    ["ALLOW_UNAUTHENTICATED", "maybe"],
+  ])("rejects %s=%s with a one-line reason", (name, value) => {
+    expect(() => loadConfig({ API_KEY: KEY, [name]: value })).toThrow(ConfigError);
+  });
+
+  it("parses durations, repositories and plain-HTTP registries", () => {
+    const c = loadConfig({ API_KEY: KEY, HELM_TIMEOUT: "5m", HELM_REPOSITORIES: "bitnami=https://charts.example.test/bitnami, local=http://127.0.0.1:8879", HELM_PLAIN_HTTP_REGISTRIES: "127.0.0.1:5000" });
+    expect(c.helmTimeoutSeconds).toBe(300);
+    expect(c.repositories).toEqual({ bitnami: "https://charts.example.test/bitnami", local: "http://127.0.0.1:8879" });
+    expect(c.plainHttpRegistries).toEqual(["127.0.0.1:5000"]);
+  });
+});

@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+
+/** testbedEnv returns the testbed's variables; a missing one fails the suite loudly. */
+export function testbedEnv() {
+  const need = ["KUBECONFIG", "HELM_BINARY", "HELM_V3_BINARY", "CHART_REPO_URL", "OCI_REGISTRY", "GRPC_HEALTH_PROBE", "GRPCURL"] as const;
+  const missing = need.filter((n) => !process.env[n]);
+  if (missing.length > 0) {
+    throw new Error(`testbed variables missing: ${missing.join(", ")}. Run 'npm run testbed:up' and 'set -a; source .testbed/env; set +a' (npm test does both).`);
+  }
+  return Object.fromEntries(need.map((n) => [n, process.env[n]!])) as Record<(typeof need)[number], string>;
+}
+
+/** uniqueNamespace returns a fresh tenant namespace name for one test run. */
+export function uniqueNamespace(tag: string): string {
+  return `paas-ws-${tag}-${randomBytes(3).toString("hex")}`;
+}
+
+/** ServerProcess is the real server started as a child process. */
+export interface ServerProcess {
+  port: number;
+  baseUrl: string;
+  apiKey: string;
+  proc: ChildProcess;
+  /** Every log line the server printed, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** stop sends a signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** startServer runs `node src/main.ts` on a free loopback port and waits until it listens. */
+export async function startServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const tb = testbedEnv();
+  const apiKey = `e2e-${randomBytes(16).toString("hex")}`;
+  const proc = spawn(process.execPath, ["src/main.ts"], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      KUBECONFIG: tb.KUBECONFIG,
+      HELM_BINARY: tb.HELM_BINARY,
+      API_KEY: apiKey,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      LOG_LEVEL: "debug",
+      HEALTH_CHECK_INTERVAL: "1s",
+      HELM_REPOSITORIES: `testbed=${tb.CHART_REPO_URL}`,
+      HELM_PLAIN_HTTP_REGISTRIES: tb.OCI_REGISTRY,
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  let stderr = "";
+  proc.stderr!.on("data", (d) => (stderr += d));
+  const exited = once(proc, "exit").then(([code]) => code as number | null);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 30s; stderr: ${stderr}`)), 30_000);
+    createInterface({ input: proc.stdout! }).on("line", (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === "listening") {
+          clearTimeout(timer);
+          resolve(entry.port as number);
+        }
+      } catch {
+        logs.push({ raw: line });
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening; stderr: ${stderr}`));
+    });
+  });
+  return {
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    apiKey,
+    proc,
+    logs,
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}

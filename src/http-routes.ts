@@ -1,15 +1,18 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { HealthMonitor } from "./health-monitor.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 
-type Req = IncomingMessage | Http2ServerRequest;
-type Res = ServerResponse | Http2ServerResponse;
+type NodeHandler = ReturnType<typeof connectNodeAdapter>;
+type Req = Parameters<NodeHandler>[0];
+type Res = Parameters<NodeHandler>[1];
 
 /** sendJson writes a JSON response with the given status. */
 export function sendJson(res: Res, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+  res.statusCode = status;
+  res.setHeader("content-type", "application/json");
+  res.setHeader("content-length", Buffer.byteLength(text));
+  res.setHeader("cache-control", "no-store");
   res.end(text);
 }
 

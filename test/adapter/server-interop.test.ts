@@ -50,12 +50,12 @@ describe.each(protocols)("%s over HTTP/%s (binary %s)", (protocol, httpVersion, 
   });
 
   it("answers errors with the right code", async () => {
-    const err = await client().releases.getRelease({ namespace: "kube-system", name: "web" }).catch((e) => ConnectError.from(e));
-    expect(err.code).toBe(Code.PermissionDenied);
+    const err = await client().releases.getRelease({ namespace: "kube-system", name: "web" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(err?.code).toBe(Code.PermissionDenied);
     const unauth = await createPaasClient({ baseUrl: base, apiKey: "wrong-wrong-wrong-wrong", protocol, httpVersion, binary })
       .releases.getRelease({ namespace: NS, name: "web" })
-      .catch((e) => ConnectError.from(e));
-    expect(unauth.code).toBe(Code.Unauthenticated);
+      .then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(unauth?.code).toBe(Code.Unauthenticated);
   });
 
   it("streams server-side", async () => {
@@ -139,14 +139,14 @@ describe("Connect JSON over plain HTTP: bad input", () => {
     ]) {
       const res = await post("/paas.v1.ReleaseService/InstallRelease", body);
       expect(res.status).toBe(400);
-      expect((await res.json()).code).toBe("invalid_argument");
+      expect(((await res.json()) as { code: string }).code).toBe("invalid_argument");
     }
     expect(h.helm.verbs().filter((v) => v === "install")).toHaveLength(1); // only beforeAll's
   });
 
   it("refuses bodies over the limit with resource_exhausted", async () => {
     const res = await post("/paas.v1.ReleaseService/InstallRelease", JSON.stringify({ namespace: NS, name: "big", chart: "oci://r.example/c/x", values: { blob: "x".repeat(70 * 1024) } }));
-    expect((await res.json()).code).toBe("resource_exhausted");
+    expect(((await res.json()) as { code: string }).code).toBe("resource_exhausted");
     expect(h.helm.verbs().filter((v) => v === "install")).toHaveLength(1);
   });
 
@@ -158,21 +158,21 @@ describe("Connect JSON over plain HTTP: bad input", () => {
 
   it("serves /health, /healthz and /readyz without a key, and a JSON 404 elsewhere", async () => {
     const health = await fetch(`${base}/health`);
-    const body = await health.json();
+    const body = (await health.json()) as { status: string; timestamp: string };
     expect(body).toMatchObject({ status: "healthy", helm_version: "v4.3.1" });
     expect(Date.parse(body.timestamp)).not.toBeNaN();
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     const missing = await fetch(`${base}/nope`);
     expect(missing.status).toBe(404);
-    expect((await missing.json()).error_type).toBe("not_found");
+    expect(((await missing.json()) as { error_type: string }).error_type).toBe("not_found");
   });
 
   it("reports readiness false while draining", async () => {
     h.lifecycle.startDraining();
     try {
       expect((await fetch(`${base}/readyz`)).status).toBe(503);
-      expect((await (await fetch(`${base}/health`)).json()).status).toBe("degraded");
+      expect(((await (await fetch(`${base}/health`)).json()) as { status: string }).status).toBe("degraded");
     } finally {
       // The harness's lifecycle cannot be undone; this test runs last in the file.
     }

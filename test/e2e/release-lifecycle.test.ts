@@ -155,8 +155,11 @@ describe.each([
     const results = await Promise.all(
       [1, 2, 3, 4, 5].map((i) => (i % 2 ? json : h2).releases.upgradeRelease({ namespace: ns, name: "db", values: { commonLabels: { round: String(i) } } })),
     );
-    const revisions = results.map((r) => r.release!.revision);
+    // Arrival order over two connections is not call order; each upgrade gets its own revision.
+    const revisions = results.map((r) => r.release!.revision).sort((a, b) => a - b);
     expect(revisions).toEqual([2, 3, 4, 5, 6]);
+    const revs = await json.releases.listReleaseRevisions({ namespace: ns, name: "db" });
+    expect(revs.revisions.map((r) => r.status)).toEqual([...Array(5).fill(ReleaseStatus.SUPERSEDED), ReleaseStatus.DEPLOYED]);
   });
 
   it("refuses a namespace outside the prefix and a wrong key, changing nothing", async () => {

@@ -1,15 +1,20 @@
+import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import type { V1Secret } from "@kubernetes/client-node";
+import type { V1Pod, V1Secret } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { PaasError } from "../../src/errors.ts";
 import {
   decodeReleaseData,
+  decodeStorageSecret,
   HELM_SECRET_TYPE,
   newestStorageSecret,
   releaseInfoFromJson,
   secretRevision,
   storedReleaseFromSecret,
 } from "../../src/kube/helm-storage.ts";
+import { summarizePod } from "../../src/kube/pod-status.ts";
+import { isReleasePod } from "../../src/kube/selectors.ts";
+import { podMatchersFromManifest } from "../../src/kube/workload-pods.ts";
 
 // Encodes like Helm's encodeRelease (pkg/storage/driver/util.go): gzip at best compression,
 // then base64; the Secret's JSON form base64-encodes the data value once more.
@@ -142,5 +147,41 @@ describe("storage secrets", () => {
     const s = storageSecret(1, "deployed");
     s.data = {};
     await expect(storedReleaseFromSecret(s)).rejects.toMatchObject({ kind: "internal" });
+  });
+});
+
+describe("secrets recorded from the testbed cluster", () => {
+  const load = (name: string) =>
+    JSON.parse(readFileSync(new URL(`../fixtures/kube/recorded/${name}`, import.meta.url), "utf8")) as { items: V1Secret[] };
+
+  it("decodes Helm 4's storage (install, then upgrade with --labels team=blue)", async () => {
+    const { items } = load("helm4-web-secrets.json");
+    const newest = newestStorageSecret(items)!;
+    const { stored, manifest } = await decodeStorageSecret(newest);
+    expect(stored.release).toMatchObject({
+      name: "web",
+      revision: 2,
+      status: "deployed",
+      chart: "podinfo",
+      chartVersion: "6.14.1",
+      appVersion: "6.14.1",
+      description: "Upgrade complete",
+      values: { replicaCount: 2, ui: { message: "hello" } },
+    });
+    expect(stored.release.namespace).toMatch(/^paas-ws-it-record-/);
+    expect(stored.release.updated).toBeInstanceOf(Date);
+    expect(stored.release.notes).toContain("podinfo");
+    expect(stored.labels).toMatchObject({ owner: "helm", name: "web", status: "deployed", version: "2", team: "blue" });
+    // The manifest tells which pods the release runs (podinfo labels them by name only).
+    expect(podMatchersFromManifest(manifest)).toEqual([{ selector: { matchLabels: { "app.kubernetes.io/name": "web-podinfo" } } }]);
+    const pod = JSON.parse(readFileSync(new URL("../fixtures/kube/recorded/kwok-podinfo-pod.json", import.meta.url), "utf8")) as V1Pod;
+    expect(isReleasePod(pod, "web", podMatchersFromManifest(manifest))).toBe(true);
+    expect(summarizePod(pod)).toMatchObject({ phase: "Running", ready: true, readyContainers: 1, totalContainers: 1, reasons: [] });
+  });
+
+  it("decodes Helm 3's storage", async () => {
+    const stored = await storedReleaseFromSecret(newestStorageSecret(load("helm3-legacy-secrets.json").items)!);
+    expect(stored.release).toMatchObject({ name: "legacy", revision: 1, status: "deployed", chartVersion: "6.13.0", values: {}, description: "Install complete" });
+    expect(stored.release.updated).toBeInstanceOf(Date);
   });
 });

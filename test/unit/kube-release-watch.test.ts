@@ -116,6 +116,30 @@ describe("watchReleaseEvents", () => {
     expect(snap.kind === "snapshot" && snap.pods.map((p) => p.name)).toEqual(["legacy-1", "modern-1"]);
   });
 
+  it("includes pods the release's workloads select, once the release says which", async () => {
+    const podinfo = { "app.kubernetes.io/name": "web-podinfo" };
+    const matchers = [{ selector: { matchLabels: podinfo } }];
+    const { pods, secrets, reader } = setup({ pods: [pod("web-podinfo-1", { labels: podinfo })] });
+    // Before the release exists nothing says this pod is its own.
+    expect(await reader.next()).toEqual({ kind: "snapshot", release: undefined, pods: [] });
+    (await secrets.watchOpened()).push({ type: "ADDED", object: secret(1, "deployed", "uid-1", matchers) });
+    expect(await reader.next()).toMatchObject({ kind: "release_changed" });
+    expect(await reader.next()).toMatchObject({ kind: "pod_added", pod: { name: "web-podinfo-1" } });
+    // Relabelled away from the workload: gone from the release.
+    (await pods.watchOpened()).push({ type: "MODIFIED", object: pod("web-podinfo-1", { labels: { other: "x" } }) });
+    expect(await reader.next()).toMatchObject({ kind: "pod_deleted", pod: { name: "web-podinfo-1" } });
+  });
+
+  it("uses the manifest's selectors already in the snapshot", async () => {
+    const podinfo = { "app.kubernetes.io/name": "web-podinfo" };
+    const { reader } = setup({
+      pods: [pod("web-podinfo-1", { labels: podinfo }), pod("unrelated", { labels: { app: "x" } })],
+      secrets: [secret(1, "deployed", "uid-1", [{ selector: { matchLabels: podinfo } }])],
+    });
+    const snap = await reader.next();
+    expect(snap.kind === "snapshot" && snap.pods.map((p) => p.name)).toEqual(["web-podinfo-1"]);
+  });
+
   it("coalesces updates a slow consumer has not read yet", async () => {
     const { pods, reader, ac } = setup({ pods: [pod("web-a")] });
     await reader.next();

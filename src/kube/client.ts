@@ -1,0 +1,157 @@
+import { type CoreV1Api, KubeConfig, type V1Pod, type V1Secret } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { PaasError } from "../errors.ts";
+import { kubeError } from "./classify.ts";
+import { decodeStorageSecret, newestStorageSecret, storedReleaseFromSecret } from "./helm-storage.ts";
+import { createCoreApi, getJson } from "./http.ts";
+import type { Backoff, WatchSource } from "./list-watch.ts";
+import { assertDnsLabel, createNamespaceOps, type ManagedLabel } from "./namespaces.ts";
+import { summarizePod } from "./pod-status.ts";
+import { watchReleaseEvents } from "./release-watch.ts";
+import { helmStorageSelector, isReleasePod } from "./selectors.ts";
+import type { KubeClient, PodInfo, ReleaseWatchEvent, StoredRelease } from "./types.ts";
+import { watchStream } from "./watch-stream.ts";
+import { type PodMatcher, podMatchersFromManifest } from "./workload-pods.ts";
+
+/** KubeClientOptions configure createKubeClient. */
+export interface KubeClientOptions {
+  /** Defaults to KubeConfig.loadFromDefault(): $KUBECONFIG, ~/.kube/config, else the in-cluster service account. */
+  kubeConfig?: KubeConfig;
+  /** The label that marks namespaces as ours. Default: DEFAULT_MANAGED_LABEL. */
+  managedLabel?: ManagedLabel;
+  logger: Logger;
+  /** Deadline of one ordinary API request (watches excepted). Default 30 s. */
+  requestTimeoutMs?: number;
+  /** Deadline of ping. Default 3 s: a health check must answer quickly. */
+  pingTimeoutMs?: number;
+  /** Retry policy of watchRelease's watches. */
+  watchBackoff?: Backoff;
+}
+
+/** DEFAULT_MANAGED_LABEL is app.kubernetes.io/managed-by=paas-operator. */
+export const DEFAULT_MANAGED_LABEL: ManagedLabel = { key: "app.kubernetes.io/managed-by", value: "paas-operator" };
+
+// Helm release names are at most 53 characters of an RFC 1123 label; checking here
+// also keeps them from smuggling extra terms into a label selector.
+function assertReleaseName(release: string): void {
+  assertDnsLabel(release, "release name");
+  if (release.length > 53) throw new PaasError("invalid_argument", `release name "${release}" is longer than 53 characters`);
+}
+
+/** createKubeClient returns the KubeClient the service uses, talking to the cluster of `kubeConfig`. */
+export function createKubeClient(opts: KubeClientOptions): KubeClient {
+  const kc = opts.kubeConfig ?? defaultKubeConfig();
+  const logger = opts.logger;
+  const api = createCoreApi(kc, opts.requestTimeoutMs ?? 30_000);
+  const namespaces = createNamespaceOps(api, opts.managedLabel ?? DEFAULT_MANAGED_LABEL, logger);
+
+  async function listStorage(namespace: string, release: string): Promise<V1Secret[]> {
+    const list = await api.listNamespacedSecret({ namespace, labelSelector: helmStorageSelector(release) });
+    return list.items;
+  }
+
+  return {
+    async ping(signal) {
+      const timeout = AbortSignal.timeout(opts.pingTimeoutMs ?? 3_000);
+      try {
+        // /version needs no RBAC beyond the default system:public-info-viewer.
+        await getJson(kc, "/version", signal ? AbortSignal.any([signal, timeout]) : timeout);
+      } catch (err) {
+        throw new PaasError("unavailable", "Kubernetes API unavailable", { cause: err });
+      }
+    },
+
+    ensureNamespace: (name, quota) => namespaces.ensureNamespace(name, quota),
+    getNamespace: (name) => namespaces.getNamespace(name),
+    listNamespaces: (prefix) => namespaces.listNamespaces(prefix),
+    deleteNamespace: (name) => namespaces.deleteNamespace(name),
+
+    async listReleasePods(namespace, release): Promise<PodInfo[]> {
+      assertDnsLabel(namespace, "namespace");
+      assertReleaseName(release);
+      // The namespace's pods, filtered by isReleasePod: which pods are the release's
+      // depends on its manifest too, not only on labels a server-side selector could match.
+      let pods: V1Pod[];
+      let newest: V1Secret | undefined;
+      try {
+        const [podList, secrets] = await Promise.all([api.listNamespacedPod({ namespace }), listStorage(namespace, release)]);
+        pods = podList.items;
+        newest = newestStorageSecret(secrets);
+      } catch (err) {
+        throw kubeError(err, `list pods of release "${release}"`);
+      }
+      const matchers = newest ? await decodeMatchers(newest) : [];
+      return pods
+        .filter((p) => isReleasePod(p, release, matchers))
+        .map(summarizePod)
+        .sort((a, b) => a.name.localeCompare(b.name));
+    },
+
+    async getStoredRelease(namespace, release): Promise<StoredRelease | undefined> {
+      assertDnsLabel(namespace, "namespace");
+      assertReleaseName(release);
+      let newest: V1Secret | undefined;
+      try {
+        newest = newestStorageSecret(await listStorage(namespace, release));
+      } catch (err) {
+        throw kubeError(err, `read storage of release "${release}"`);
+      }
+      return newest ? storedReleaseFromSecret(newest) : undefined;
+    },
+
+    watchRelease(namespace, release, signal): AsyncIterable<ReleaseWatchEvent> {
+      return watchWithErrors(kc, api, namespace, release, signal, logger, opts.watchBackoff);
+    },
+  };
+}
+
+// Like every failure of the stream, an invalid name surfaces on the first next().
+async function* watchWithErrors(
+  kc: KubeConfig,
+  api: CoreV1Api,
+  namespace: string,
+  release: string,
+  signal: AbortSignal,
+  logger: Logger,
+  backoff: Backoff | undefined,
+): AsyncGenerator<ReleaseWatchEvent> {
+  assertDnsLabel(namespace, "namespace");
+  assertReleaseName(release);
+  const base = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
+  // One namespace-wide pod watch, filtered by isReleasePod: no label selector expresses
+  // "labelled for the release, or selected by one of its workloads".
+  const pods: WatchSource<V1Pod> = {
+    list: async () => {
+      const l = await api.listNamespacedPod({ namespace });
+      return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
+    },
+    watch: (rv, s) => watchStream(kc, `${base}/pods`, { resourceVersion: rv }, s),
+  };
+  const selector = helmStorageSelector(release);
+  const secrets: WatchSource<V1Secret> = {
+    list: async () => {
+      const l = await api.listNamespacedSecret({ namespace, labelSelector: selector });
+      return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
+    },
+    watch: (rv, s) => watchStream(kc, `${base}/secrets`, { resourceVersion: rv, labelSelector: selector }, s),
+  };
+  const decode = async (s: V1Secret) => {
+    const d = await decodeStorageSecret(s);
+    return { release: d.stored.release, podMatchers: podMatchersFromManifest(d.manifest) };
+  };
+  try {
+    yield* watchReleaseEvents({ pods, secrets, decode, logger: logger.child({ namespace, release }), backoff }, release, signal);
+  } catch (err) {
+    throw kubeError(err, `watch release "${release}"`);
+  }
+}
+
+async function decodeMatchers(secret: V1Secret): Promise<PodMatcher[]> {
+  return podMatchersFromManifest((await decodeStorageSecret(secret)).manifest);
+}
+
+function defaultKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}

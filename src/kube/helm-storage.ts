@@ -1,0 +1,153 @@
+import { promisify } from "node:util";
+import { gunzip } from "node:zlib";
+import type { V1Secret } from "@kubernetes/client-node";
+import { PaasError } from "../errors.ts";
+import type { HelmStatus, JsonObject, ReleaseInfo } from "../helm/types.ts";
+import type { StoredRelease } from "./types.ts";
+
+// Helm's Secret storage driver (pkg/storage/driver/{secrets,util}.go, identical in v3 and v4):
+// data["release"] = base64(gzip(json(release))). The Secret's JSON form base64-encodes
+// data values once more, and client-node hands them over still encoded, so a value read
+// from the API is base64(base64(gzip(json))). Releases written before Helm compressed
+// them lack the gzip magic and are plain JSON.
+
+/** HELM_SECRET_TYPE is the `type` of Helm's storage Secrets. */
+export const HELM_SECRET_TYPE = "helm.sh/release.v1";
+
+/** MAX_RELEASE_JSON_BYTES caps a decompressed release (a Secret holds at most 1 MiB of gzip, which could inflate a thousandfold). */
+export const MAX_RELEASE_JSON_BYTES = 64 * 1024 * 1024;
+
+const GZIP_MAGIC = [0x1f, 0x8b, 0x08];
+const gunzipAsync = promisify(gunzip);
+
+const STATUSES: ReadonlySet<string> = new Set<HelmStatus>([
+  "unknown",
+  "deployed",
+  "uninstalled",
+  "superseded",
+  "failed",
+  "uninstalling",
+  "pending-install",
+  "pending-upgrade",
+  "pending-rollback",
+]);
+
+/** The part of Helm's release JSON (pkg/release/v1.Release) that ReleaseInfo needs. */
+interface HelmReleaseJson {
+  name?: string;
+  namespace?: string;
+  version?: number;
+  config?: JsonObject | null;
+  manifest?: string;
+  info?: { status?: string; last_deployed?: string; description?: string; notes?: string };
+  chart?: { metadata?: { name?: string; version?: string; appVersion?: string } };
+}
+
+/**
+ * decodeReleaseData turns the `release` value of a storage Secret, as the API returns it,
+ * into Helm's release JSON; the decompressed size is capped (async gunzip keeps the event
+ * loop free while a large release inflates).
+ */
+export async function decodeReleaseData(data: string, maxBytes = MAX_RELEASE_JSON_BYTES): Promise<unknown> {
+  const helmText = Buffer.from(data, "base64").toString("latin1");
+  let bytes: Buffer = Buffer.from(helmText, "base64");
+  if (bytes.length > 3 && GZIP_MAGIC.every((b, i) => bytes[i] === b)) {
+    try {
+      bytes = await gunzipAsync(bytes, { maxOutputLength: maxBytes });
+    } catch (err) {
+      const tooLarge = (err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || err instanceof RangeError;
+      throw new PaasError(
+        "internal",
+        tooLarge ? `stored release exceeds ${maxBytes} bytes when decompressed` : "stored release is not valid gzip",
+        { cause: err },
+      );
+    }
+  } else if (bytes.length > maxBytes) {
+    throw new PaasError("internal", `stored release exceeds ${maxBytes} bytes`);
+  }
+  try {
+    return JSON.parse(bytes.toString("utf8"));
+  } catch (err) {
+    throw new PaasError("internal", "stored release is not valid JSON", { cause: err });
+  }
+}
+
+// Go writes a zero time.Time as "0001-01-01T00:00:00Z" (Helm v3) or omits it (v4).
+function helmTime(value: string | undefined): Date | undefined {
+  if (!value) return undefined;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) || d.getUTCFullYear() <= 1 ? undefined : d;
+}
+
+/** releaseInfoFromJson maps Helm's release JSON onto ReleaseInfo; `fallbackNamespace` covers releases stored without one. */
+export function releaseInfoFromJson(json: unknown, fallbackNamespace = ""): ReleaseInfo {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new PaasError("internal", "stored release is not a JSON object");
+  }
+  const rel = json as HelmReleaseJson;
+  const status = rel.info?.status ?? "unknown";
+  const meta = rel.chart?.metadata ?? {};
+  return {
+    name: rel.name ?? "",
+    namespace: rel.namespace || fallbackNamespace,
+    revision: rel.version ?? 0,
+    status: (STATUSES.has(status) ? status : "unknown") as HelmStatus,
+    chart: meta.name ?? "",
+    chartVersion: meta.version ?? "",
+    appVersion: meta.appVersion ?? "",
+    updated: helmTime(rel.info?.last_deployed),
+    description: rel.info?.description ?? "",
+    values: rel.config ?? {},
+    notes: rel.info?.notes ?? "",
+  };
+}
+
+/** secretRevision is the revision a storage Secret holds: its `version` label, else the `.v<N>` suffix of its name. */
+export function secretRevision(secret: V1Secret): number {
+  const label = secret.metadata?.labels?.["version"];
+  const fromLabel = label === undefined ? NaN : Number.parseInt(label, 10);
+  if (Number.isFinite(fromLabel)) return fromLabel;
+  const m = /\.v(\d+)$/.exec(secret.metadata?.name ?? "");
+  return m ? Number.parseInt(m[1]!, 10) : 0;
+}
+
+/** isStorageSecret tells whether a Secret is one of Helm's release records. */
+export function isStorageSecret(secret: V1Secret): boolean {
+  return secret.type === HELM_SECRET_TYPE && secret.metadata?.labels?.["owner"] === "helm";
+}
+
+/** newestStorageSecret picks the highest revision among a release's storage Secrets. */
+export function newestStorageSecret(secrets: Iterable<V1Secret>): V1Secret | undefined {
+  let best: V1Secret | undefined;
+  for (const s of secrets) {
+    if (!isStorageSecret(s)) continue;
+    if (best === undefined || secretRevision(s) > secretRevision(best)) best = s;
+  }
+  return best;
+}
+
+/** DecodedSecret is a storage Secret's release with the rendered manifest, which says what the release runs. */
+export interface DecodedSecret {
+  stored: StoredRelease;
+  manifest: string;
+}
+
+/** decodeStorageSecret decodes one storage Secret into the release it records, the Secret's labels and the manifest. */
+export async function decodeStorageSecret(secret: V1Secret, maxBytes = MAX_RELEASE_JSON_BYTES): Promise<DecodedSecret> {
+  const data = secret.data?.["release"];
+  if (!data) throw new PaasError("internal", `storage secret ${secret.metadata?.name ?? "?"} has no release data`);
+  const json = await decodeReleaseData(data, maxBytes);
+  const release = releaseInfoFromJson(json, secret.metadata?.namespace ?? "");
+  // Helm does not store labels in the JSON (json:"-"); a record without a version in it still has one in its labels.
+  if (release.revision === 0) release.revision = secretRevision(secret);
+  const manifest = (json as HelmReleaseJson).manifest;
+  return {
+    stored: { release, labels: { ...(secret.metadata?.labels ?? {}) } },
+    manifest: typeof manifest === "string" ? manifest : "",
+  };
+}
+
+/** storedReleaseFromSecret decodes one storage Secret into the release it records and the Secret's labels. */
+export async function storedReleaseFromSecret(secret: V1Secret, maxBytes = MAX_RELEASE_JSON_BYTES): Promise<StoredRelease> {
+  return (await decodeStorageSecret(secret, maxBytes)).stored;
+}

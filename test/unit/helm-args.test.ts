@@ -77,6 +77,10 @@ describe("install args", () => {
     expect(installArgs(oci, 4, ctx).slice(0, 5)).toEqual(["install", "web", "oci://registry.example/charts/podinfo", "--version", "6.13.0"]);
     expect(installArgs(oci, 4, ctx)).not.toContain("--plain-http");
     expect(installArgs(oci, 4, { ...ctx, plainHttp: true })).toContain("--plain-http");
+    expect(installArgs(oci, 4, { ...ctx, plainHttpRegistries: ["Registry.example"] })).toContain("--plain-http");
+    expect(installArgs(oci, 4, { ...ctx, plainHttpRegistries: ["registry.example:5000"] })).not.toContain("--plain-http");
+    const withPort = install({ chart: { ref: "oci://registry.example:5000/charts/podinfo" } });
+    expect(installArgs(withPort, 4, { ...ctx, plainHttpRegistries: ["registry.example:5000"] })).toContain("--plain-http");
     for (const host of ["127.0.0.1:5000", "localhost:5001", "[::1]:5000"]) {
       expect(installArgs(install({ chart: { ref: `oci://${host}/charts/podinfo` } }), 3, ctx)).toContain("--plain-http");
     }

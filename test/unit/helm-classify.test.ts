@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ErrorKind } from "../../src/errors.ts";
 import { type ClassifyContext, classify, type Outcome } from "../../src/helm/classify.ts";
@@ -14,20 +16,39 @@ function failed(stderr: string): Outcome {
   return { exitCode: 1, stderr, timedOut: false, aborted: false };
 }
 
-// Real stderr of helm v3.22.0 and v4.3.1 (recorded from the binaries; see
-// test/fixtures/helm/README.md), one row per (version, situation).
+// stderr recorded from helm v3.22.0 and v4.3.1 against the testbed by
+// test/fixtures/helm/record.sh: [file, context, kind, message], checked for both versions.
+const recorded: Array<[string, ClassifyContext, ErrorKind, string]> = [
+  ["status-not-found.txt", status, "not_found", "Release web not found in namespace ws-a"],
+  ["metadata-not-found.txt", status, "not_found", "Release web not found in namespace ws-a"],
+  ["history-not-found.txt", history, "not_found", "Release web not found in namespace ws-a"],
+  ["uninstall-not-found.txt", uninstall, "not_found", "Release web not found in namespace ws-a"],
+  ["rollback-not-found.txt", rollback, "not_found", "Release web not found in namespace ws-a"],
+  ["rollback-no-revision.txt", rollback, "not_found", "Revision 99 of release web not found in namespace ws-a"],
+  ["rollback-first.txt", rollback, "failed_precondition", "Release web has no previous revision to roll back to"],
+  ["upgrade-not-found.txt", upgrade, "failed_precondition", "Release web has no deployed revision in namespace ws-a"],
+  ["install-twice.txt", install, "already_exists", "Release web already exists in namespace ws-a"],
+  ["in-progress.txt", upgrade, "conflict", "Another operation on release web is in progress"],
+  ["chart-not-found.txt", install, "not_found", "Chart podinfo 6.13.0 not found"],
+  ["version-not-found.txt", install, "not_found", "Chart podinfo 6.13.0 not found"],
+  ["oci-chart-not-found.txt", install, "not_found", "Chart podinfo 6.13.0 not found"],
+  ["oci-version-not-found.txt", install, "not_found", "Chart podinfo 6.13.0 not found"],
+  ["repo-unreachable.txt", install, "failed_precondition", "Chart podinfo 6.13.0 cannot be fetched: its repository is unreachable or invalid"],
+  ["namespace-missing.txt", install, "failed_precondition", "Namespace ws-a does not exist"],
+  ["schema.txt", install, "invalid_argument", "Values do not match the schema of chart podinfo 6.13.0"],
+  ["reserved-label.txt", install, "invalid_argument", "Release labels use a name reserved by helm"],
+  ["wait-timeout.txt", install, "timeout", "helm install of release web timed out"],
+  ["upgrade-cancelled.txt", upgrade, "unavailable", "helm upgrade of release web was cancelled"],
+  ["forbidden.txt", status, "permission_denied", "Permission denied for helm status of release web in namespace ws-a"],
+  ["forbidden-install.txt", install, "permission_denied", "Permission denied for helm install of release web in namespace ws-a"],
+];
+
+const stderrOf = (major: 3 | 4, file: string) => readFileSync(resolve(import.meta.dirname, `../fixtures/helm/v${major}/stderr/${file}`), "utf8");
+
+// More real stderr, captured from the same binaries outside the testbed (no cluster, a
+// local chart repository), and Kubernetes API errors that the testbed cannot produce.
 const cases: Array<[string, ClassifyContext, string, ErrorKind, string]> = [
-  ["v3+v4 status of a missing release", status, "Error: release: not found\n", "not_found", "Release web not found in namespace ws-a"],
-  ["v3+v4 history of a missing release", history, "Error: release: not found\n", "not_found", "Release web not found in namespace ws-a"],
-  ["v3 uninstall of a missing release", uninstall, "Error: uninstall: Release not loaded: web: release: not found\n", "not_found", "Release web not found in namespace ws-a"],
-  ["v3 same name twice", install, "Error: INSTALLATION FAILED: cannot re-use a name that is still in use\n", "already_exists", "Release web already exists in namespace ws-a"],
   ["v4 same name twice", install, "Error: INSTALLATION FAILED: cannot reuse a name that is still in use\n", "already_exists", "Release web already exists in namespace ws-a"],
-  ["v3+v4 upgrade while pending", upgrade, "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n", "conflict", "Another operation on release web is in progress"],
-  ["v3+v4 upgrade of a missing release", upgrade, 'Error: UPGRADE FAILED: "web" has no deployed releases\n', "failed_precondition", "Release web has no deployed revision in namespace ws-a"],
-  ["v3+v4 rollback with one revision", rollback, "Error: release has no 0 version\n", "failed_precondition", "Release web has no previous revision to roll back to"],
-  ["v3+v4 rollback to a missing revision", rollback, "Error: release has no 7 version\n", "not_found", "Revision 7 of release web not found in namespace ws-a"],
-  ["v3+v4 chart missing in repo", install, 'Error: INSTALLATION FAILED: chart "nope" not found in http://127.0.0.1:18879/ repository\n', "not_found", "Chart podinfo 6.13.0 not found"],
-  ["v3+v4 version missing in repo", install, 'Error: INSTALLATION FAILED: chart "mychart" version "9.9.9" not found in http://127.0.0.1:18879/ repository\n', "not_found", "Chart podinfo 6.13.0 not found"],
   ["v3+v4 unknown configured repo", install, "Error: INSTALLATION FAILED: repo norepo not found\n", "not_found", "Chart podinfo 6.13.0 not found"],
   [
     "v3+v4 repo unreachable",
@@ -93,6 +114,22 @@ const cases: Array<[string, ClassifyContext, string, ErrorKind, string]> = [
   ],
   ["anything else", upgrade, "Error: UPGRADE FAILED: something nobody anticipated: password=hunter2\n", "internal", "helm upgrade failed"],
 ];
+
+describe.each([3, 4] as const)("classify recorded helm v%i stderr", (major) => {
+  it.each(recorded)("%s", (file, ctx, kind, message) => {
+    const stderr = stderrOf(major, file);
+    expect(stderr).not.toBe("");
+    const err = classify(failed(stderr), ctx);
+    expect(err.kind).toBe(kind);
+    expect(err.message).toBe(message);
+  });
+
+  it("v4 needs --plain-http for a loopback registry, v3 does not", () => {
+    const stderr = stderrOf(major, "oci-no-plain-http.txt");
+    if (major === 4) expect(classify(failed(stderr), install).kind).toBe("failed_precondition");
+    else expect(stderr).toMatch(/^Pulled: /);
+  });
+});
 
 describe("classify", () => {
   it.each(cases)("%s", (_label, ctx, stderr, kind, message) => {

@@ -1,0 +1,277 @@
+import { existsSync, readdirSync } from "node:fs";
+import { describe, expect, it, type TestContext } from "vitest";
+import { PaasError } from "../../src/errors.ts";
+import type { InstallOptions, UpgradeOptions } from "../../src/helm/types.ts";
+import type { HelmCliOptions } from "../../src/helm/cli.ts";
+import { type FakeHelm, fixture, type Rule, startFakeHelm } from "./fake-helm.ts";
+
+const versions = [
+  { major: 3 as const, version: "v3.22.0" },
+  { major: 4 as const, version: "v4.3.1" },
+];
+
+// Every test has its own fake helm folder and client, so tests run concurrently
+// (each fake helm run is a Node process start, ~100 ms).
+// (The test's own context registers the cleanup: with concurrent tests the global
+// onTestFinished cannot tell which test is current.)
+async function start(t: TestContext, version: string, rules: Rule[] = [], over: Partial<HelmCliOptions> = {}): Promise<FakeHelm> {
+  const fake = await startFakeHelm(version, rules, over);
+  t.onTestFinished(() => fake.dispose());
+  return fake;
+}
+
+function installOpts(over: Partial<InstallOptions> = {}): InstallOptions {
+  return {
+    namespace: "ws-a",
+    name: "web",
+    timeoutSeconds: 120,
+    chart: { ref: "podinfo", version: "6.13.0", repoUrl: "http://charts.example/" },
+    values: { replicaCount: 2, secret: { password: "hunter2" } },
+    createNamespace: true,
+    wait: true,
+    labels: { "paas.example/tenant": "t1" },
+    ...over,
+  };
+}
+
+function upgradeOpts(over: Partial<UpgradeOptions> = {}): UpgradeOptions {
+  return {
+    namespace: "ws-a",
+    name: "web",
+    timeoutSeconds: 60,
+    chart: { ref: "podinfo", version: "6.14.1", repoUrl: "http://charts.example/" },
+    values: { replicaCount: 3 },
+    resetValues: false,
+    reuseValues: true,
+    wait: false,
+    labels: {},
+    ...over,
+  };
+}
+
+async function rejection(p: Promise<unknown>): Promise<PaasError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(PaasError);
+  return err as PaasError;
+}
+
+describe.concurrent.each(versions)("helm $version against the fake helm", ({ major, version }) => {
+  it("detects the version once and picks the flags of that major", async (t) => {
+    const f = await start(t, version, [{ verb: "list", stdoutFile: fixture(major, "list.json") }]);
+    expect(await f.cli.version()).toBe(version);
+    expect(await f.cli.major()).toBe(major);
+    await f.cli.list("ws-a");
+    await f.cli.list("ws-a");
+    const runs = await f.calls("run");
+    expect(runs.filter((r) => r.verb === "version")).toHaveLength(1);
+    const list = runs.find((r) => r.verb === "list");
+    expect(list?.argv.includes("--all")).toBe(major === 3);
+  });
+
+  it("install passes a private values file and returns the release from its own output", async (t) => {
+    const f = await start(t, version, [{ verb: "install", stdoutFile: fixture(major, "install.json") }]);
+    const release = await f.cli.install(installOpts());
+    const [run] = (await f.calls("run")).filter((r) => r.verb === "install");
+    expect(run?.argv).toEqual([
+      "install", "web", "podinfo", "--version", "6.13.0", "--repo", "http://charts.example/",
+      "--namespace", "ws-a", "--output", "json", "--timeout", "120s", "--values", run?.values?.path,
+      "--labels", "paas.example/tenant=t1", "--create-namespace", "--wait",
+    ]);
+    expect(JSON.parse(run?.values?.content ?? "")).toEqual({ replicaCount: 2, secret: { password: "hunter2" } });
+    expect(run?.values?.mode).toBe("600");
+    // Deleted after the run, and never on the command line or in the log.
+    expect(existsSync(run?.values?.path ?? "")).toBe(false);
+    expect(run?.argv.join(" ")).not.toContain("hunter2");
+    expect(JSON.stringify(f.logs)).not.toContain("hunter2");
+    expect(release).toMatchObject({ name: "web", namespace: expect.any(String), revision: 1, status: "deployed", chart: "podinfo", chartVersion: "6.13.0" });
+    expect(release.updated).toBeInstanceOf(Date);
+    expect(f.logs.find((l) => l.msg === "helm install")).toMatchObject({ level: "info", obj: { exitCode: 0, durationMs: expect.any(Number) } });
+  });
+
+  it("upgrade sends --reset-then-reuse-values and parses its output", async (t) => {
+    const f = await start(t, version, [{ verb: "upgrade", stdoutFile: fixture(major, "upgrade.json") }]);
+    const release = await f.cli.upgrade(upgradeOpts());
+    const [run] = (await f.calls("run")).filter((r) => r.verb === "upgrade");
+    expect(run?.argv).toEqual([
+      "upgrade", "web", "podinfo", "--version", "6.14.1", "--repo", "http://charts.example/",
+      "--namespace", "ws-a", "--output", "json", "--timeout", "60s", "--values", run?.values?.path, "--reset-then-reuse-values",
+    ]);
+    expect(release).toMatchObject({ revision: 2, status: "deployed", chartVersion: "6.14.1" });
+    // The recorded output: old values merged with the new ones by helm.
+    expect(release.values).toEqual({ replicaCount: 1, ui: { message: "hello from v2" } });
+  });
+
+  it("rollback and uninstall pass name, revision, namespace and timeout", async (t) => {
+    const f = await start(t, version);
+    await f.cli.rollback({ namespace: "ws-a", name: "web", revision: 1, wait: true, timeoutSeconds: 45 });
+    await f.cli.uninstall({ namespace: "ws-a", name: "web", timeoutSeconds: 0 });
+    const runs = (await f.calls("run")).filter((r) => r.verb !== "version");
+    expect(runs.map((r) => r.argv)).toEqual([
+      ["rollback", "web", "1", "--namespace", "ws-a", "--timeout", "45s", "--wait"],
+      // timeoutSeconds 0 falls back to the client default (300 s).
+      ["uninstall", "web", "--namespace", "ws-a", "--timeout", "300s"],
+    ]);
+  });
+
+  it("get merges helm status (notes, values) with helm get metadata (chart)", async (t) => {
+    const f = await start(t, version, [
+      { verb: "status", stdoutFile: fixture(major, "status.json") },
+      { verb: "get metadata", stdoutFile: fixture(major, "metadata.json") },
+    ]);
+    const release = await f.cli.get("ws-a", "web");
+    const runs = (await f.calls("run")).filter((r) => r.verb !== "version");
+    expect(runs.map((r) => r.verb).sort()).toEqual(["get metadata", "status"]);
+    expect(release.chart).toBe("podinfo");
+    expect(release.chartVersion).toMatch(/^6\.1[34]\.\d+$/);
+    expect(release.notes).not.toBe("");
+    expect(release.values).not.toEqual({});
+  });
+
+  it("get re-reads the status of the metadata's revision when a write landed in between", async (t) => {
+    const meta = JSON.stringify({ name: "web", chart: "podinfo", version: "6.14.1", appVersion: "6.14.1", namespace: "ws-a", revision: 9, status: "deployed", deployedAt: "" });
+    const status = (rev: number) => JSON.stringify({ name: "web", namespace: "ws-a", version: rev, info: { status: "deployed", notes: `rev ${rev}` } });
+    const f = await start(t, version, [
+      { verb: "status", match: ["--revision 9"], stdout: status(9) },
+      { verb: "status", stdout: status(8) },
+      { verb: "get metadata", stdout: meta },
+    ]);
+    const release = await f.cli.get("ws-a", "web");
+    expect(release).toMatchObject({ revision: 9, notes: "rev 9", chartVersion: "6.14.1" });
+  });
+
+  it("history and list parse the recorded outputs", async (t) => {
+    const f = await start(t, version, [
+      { verb: "history", stdoutFile: fixture(major, "history.json") },
+      { verb: "list", stdoutFile: fixture(major, "list.json") },
+    ]);
+    const history = await f.cli.history("ws-a", "web");
+    expect(history.map((h) => [h.revision, h.status])).toEqual([
+      [1, "superseded"],
+      [2, "deployed"],
+    ]);
+    const list = await f.cli.list("ws-a");
+    expect(list.length).toBeGreaterThan(0);
+    expect(list[0]).toMatchObject({ chart: "podinfo", values: {}, notes: "" });
+    expect(list[0]?.updated).toBeInstanceOf(Date);
+  });
+
+  it("isolates the environment: no inherited HELM_*, secret driver, private homes and an empty cwd", async (t) => {
+    const f = await start(t, version, [{ verb: "list", stdout: "[]" }], {
+      parentEnv: { ...process.env, HELM_DRIVER: "configmap", HELM_NAMESPACE: "kube-system", HELM_KUBECONTEXT: "prod", HELM_DEBUG: "true" },
+    });
+    await f.cli.list("ws-a");
+    const run = (await f.calls("run")).find((r) => r.verb === "list");
+    expect(Object.keys(run?.env ?? {}).sort()).toEqual(["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME", "HELM_DRIVER"]);
+    expect(run?.env.HELM_DRIVER).toBe("secret");
+    for (const key of ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"]) expect(run?.env[key]?.startsWith(f.dir)).toBe(true);
+    expect(run?.cwd.startsWith(f.dir)).toBe(true);
+    expect(readdirSync(run?.cwd ?? "")).toEqual([]);
+    expect(run?.kubeconfig).toBe("/etc/paas/kubeconfig");
+  });
+
+  it("classifies failures end to end and logs sanitized stderr", async (t) => {
+    const f = await start(t, version, [
+      { verb: "status", stderr: "Error: release: not found\n", exitCode: 1 },
+      { verb: "get metadata", stderr: "Error: release: not found\n", exitCode: 1 },
+      { verb: "install", stderr: `Error: INSTALLATION FAILED: cannot ${major === 3 ? "re-use" : "reuse"} a name that is still in use\n`, exitCode: 1 },
+      { verb: "upgrade", stderr: "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n", exitCode: 1 },
+      { verb: "rollback", stderr: 'Error: Secret "x" is invalid: Invalid value: "hunter2"\n', exitCode: 1 },
+    ]);
+    expect(await rejection(f.cli.get("ws-a", "web"))).toMatchObject({ kind: "not_found", message: "Release web not found in namespace ws-a" });
+    expect(await rejection(f.cli.install(installOpts()))).toMatchObject({ kind: "already_exists" });
+    expect(await rejection(f.cli.upgrade(upgradeOpts()))).toMatchObject({ kind: "conflict" });
+    const internal = await rejection(f.cli.rollback({ namespace: "ws-a", name: "web", revision: 0, wait: false, timeoutSeconds: 5 }));
+    expect(internal).toMatchObject({ kind: "internal", message: "helm rollback failed" });
+    const warn = f.logs.find((l) => l.level === "warn" && l.msg === "helm rollback failed");
+    expect(warn?.obj).toMatchObject({ exitCode: 1, kind: "internal", stderr: expect.stringContaining("Invalid value: <redacted>") });
+    expect(JSON.stringify(f.logs)).not.toContain("hunter2");
+    // Values files are deleted after failures too.
+    expect(readdirSync(f.dir).filter((n) => n.startsWith("paas-helm-values-"))).toEqual([]);
+  });
+
+  it("cancellation sends SIGTERM: install records its outcome and exits by itself", async (t) => {
+    const f = await start(t, version, [{ verb: "install", delayMs: 10_000 }]);
+    const controller = new AbortController();
+    const started = Date.now();
+    const installing = f.cli.install(installOpts({ signal: controller.signal }));
+    await f.started("install");
+    controller.abort();
+    const err = await rejection(installing);
+    expect(err.kind).toBe("unavailable");
+    expect(Date.now() - started).toBeLessThan(5000);
+    const terminated = await f.calls("terminated");
+    expect(terminated).toEqual([expect.objectContaining({ verb: "install", signal: "SIGTERM" })]);
+    // helm's own exit code after trapping SIGTERM, not a SIGKILL.
+    expect(f.logs.find((l) => l.msg === "helm install failed")?.obj).toMatchObject({ exitCode: 1, aborted: true, signal: undefined });
+  });
+
+  it("cancellation of a verb that does not trap SIGTERM ends it with SIGTERM, never SIGKILL", async (t) => {
+    const f = await start(t, version, [{ verb: "rollback", delayMs: 10_000 }]);
+    // A deadline: the signal's reason is a TimeoutError.
+    const controller = new AbortController();
+    const rollingBack = f.cli.rollback({ namespace: "ws-a", name: "web", revision: 0, wait: false, timeoutSeconds: 30, signal: controller.signal });
+    await f.started("rollback");
+    controller.abort(new DOMException("deadline", "TimeoutError"));
+    const err = await rejection(rollingBack);
+    expect(err).toMatchObject({ kind: "timeout", message: "helm rollback of release web exceeded its deadline" });
+    expect(await f.calls("terminated")).toHaveLength(1);
+    expect(f.logs.find((l) => l.msg === "helm rollback failed")?.obj).toMatchObject({ exitCode: null, signal: "SIGTERM" });
+  });
+
+  it("never starts helm for an already aborted signal", async (t) => {
+    const f = await start(t, version);
+    const err = await rejection(f.cli.uninstall({ namespace: "ws-a", name: "web", timeoutSeconds: 5, signal: AbortSignal.abort() }));
+    expect(err.kind).toBe("unavailable");
+    expect((await f.calls("run")).filter((r) => r.verb === "uninstall")).toEqual([]);
+  });
+
+  it("runs calls concurrently", async (t) => {
+    const f = await start(t, version, [{ verb: "history", delayMs: 700, stdout: "[]" }]);
+    await f.cli.version();
+    const started = Date.now();
+    await Promise.all([f.cli.history("ws-a", "a"), f.cli.history("ws-a", "b"), f.cli.history("ws-b", "c")]);
+    expect(Date.now() - started).toBeLessThan(1800);
+  });
+});
+
+describe.concurrent("helm cli setup", () => {
+  it("stops a hung helm with SIGTERM after --timeout plus grace", async (t) => {
+    const f = await start(t, "v4.3.1", [{ verb: "uninstall", delayMs: 10_000 }], { graceSeconds: 0 });
+    await f.cli.version();
+    const err = await rejection(f.cli.uninstall({ namespace: "ws-a", name: "web", timeoutSeconds: 2 }));
+    expect(err).toMatchObject({ kind: "timeout", message: "helm uninstall of release web timed out" });
+    expect(await f.calls("terminated")).toHaveLength(1);
+  });
+
+  it("reports a missing binary and retries detection on the next call", async (t) => {
+    const f = await start(t, "v4.3.1", [], { binary: "/nonexistent/helm" });
+    expect(await rejection(f.cli.version())).toMatchObject({ kind: "internal", message: "helm version could not be run" });
+    expect(await rejection(f.cli.version())).toMatchObject({ kind: "internal" });
+  });
+
+  it("rejects helm 2 and unknown output", async (t) => {
+    const f = await start(t, "v2.17.0");
+    expect(await rejection(f.cli.list("ws-a"))).toMatchObject({ kind: "failed_precondition" });
+  });
+
+  it("close removes the private helm home", async (t) => {
+    const f = await start(t, "v4.3.1");
+    await f.cli.version();
+    expect(readdirSync(f.dir).some((n) => n.startsWith("paas-helm-home-"))).toBe(true);
+    await f.cli.close();
+    expect(readdirSync(f.dir).some((n) => n.startsWith("paas-helm-home-"))).toBe(false);
+  });
+
+  it("falls back to reading the release when install output is not JSON", async (t) => {
+    const f = await start(t, "v4.3.1", [
+      { verb: "install", stdout: "garbage" },
+      { verb: "status", stdoutFile: fixture(4, "status.json") },
+      { verb: "get metadata", stdoutFile: fixture(4, "metadata.json") },
+    ]);
+    const release = await f.cli.install(installOpts());
+    expect(release.chart).toBe("podinfo");
+  });
+});

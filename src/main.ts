@@ -63,12 +63,13 @@ async function main(): Promise<void> {
     }
     listener.closeAll();
     monitor.stop();
+    await helm.close();
     logger.info({ ms: Date.now() - started }, "stopped");
     logger.flush();
     process.exit(0);
   };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -42,6 +42,9 @@ export function createRunner(config: RunnerConfig): HelmRunner {
     if (options.signal?.aborted) {
       throw classify({ exitCode: null, stderr: "", timedOut: false, aborted: true, abortReason: options.signal.reason }, ctx);
     }
+    // Writes are logged when they start too: an operator reading the log during an incident
+    // (or a shutdown) must see which helm runs are in flight.
+    if (level === "info") config.logger.info({ helm: args }, `helm ${ctx.verb} started`);
     const result: RunResult = await runProcess(config.binary, args, {
       env: config.env,
       cwd: config.cwd,

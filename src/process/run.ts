@@ -57,6 +57,10 @@ export async function runProcess(file: string, args: readonly string[], options:
     maxBuffer: MAX_OUTPUT_BYTES,
     stripFinalNewline: false,
     windowsHide: true,
+    // Its own process group: a Ctrl-C in a terminal or a signal sent to the operator's group
+    // must not reach helm directly; only this runner decides when helm gets SIGTERM. If the
+    // operator dies, helm finishes its operation instead of leaving the release pending.
+    detached: true,
   });
   const durationMs = performance.now() - started;
   const exitCode = typeof result.exitCode === "number" ? result.exitCode : null;

@@ -80,7 +80,10 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
       }
       const timeoutSeconds = timeoutOf(req.timeout);
       return mutate(req.namespace, req.name, ctx.signal, async () => {
-        const source = given ?? (await recordedSource(await stored(req.namespace, req.name), req.version));
+        // Helm answers "has no deployed releases" for a release that does not exist at all;
+        // look first so that the caller gets NOT_FOUND.
+        const current = await stored(req.namespace, req.name);
+        const source = given ?? recordedSource(current, req.version);
         const info = await helm.upgrade({
           namespace: req.namespace,
           name: req.name,
@@ -107,7 +110,8 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
           revision: req.revision,
           wait: false,
           timeoutSeconds: deps.helmTimeoutSeconds,
-          signal: lifecycle.helmSignal,
+          // No shutdown signal: helm rollback dies on SIGTERM and would leave the release
+          // pending-rollback. It runs to completion even during shutdown.
         });
         const now = await stored(req.namespace, req.name);
         const target = req.revision === 0 ? "the previous revision" : `revision ${req.revision}`;
@@ -124,7 +128,7 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
           namespace: req.namespace,
           name: req.name,
           timeoutSeconds: deps.helmTimeoutSeconds,
-          signal: lifecycle.helmSignal,
+          // No shutdown signal, as for rollback: helm uninstall does not catch SIGTERM.
         });
         return { message: `Release ${req.name} uninstalled from namespace ${req.namespace}` };
       });
@@ -171,7 +175,7 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
 }
 
 /** recordedSource is the chart recorded at install; without a new version the deployed one is kept. */
-async function recordedSource(current: StoredRelease, version: string): Promise<ChartSource> {
+function recordedSource(current: StoredRelease, version: string): ChartSource {
   const recorded = chartSourceFromLabels(current.labels);
   if (!recorded) {
     throw new PaasError("failed_precondition", `Release ${current.release.name} has no recorded chart reference; pass chart`);

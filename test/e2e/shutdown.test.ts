@@ -22,9 +22,11 @@ describe("SIGTERM during an install", () => {
     const install = client.releases.installRelease({ namespace: ns, name: "web", chart: "testbed/podinfo", version: "6.13.0", wait: true });
     // Wait until helm is running, then ask the server to stop.
     const deadline = Date.now() + 20_000;
-    while (!server.logs.some((l) => String(l.msg ?? "").startsWith("helm") && JSON.stringify(l).includes("install")) && Date.now() < deadline) {
+    while (!server.logs.some((l) => l.msg === "helm install started") && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    expect(server.logs.some((l) => l.msg === "helm install started")).toBe(true);
+    expect(server.logs.some((l) => l.msg === "helm install")).toBe(false);
     const exit = server.stop("SIGTERM");
     const res = await install;
     expect(res.release?.status).toBe(ReleaseStatus.DEPLOYED);
@@ -32,5 +34,8 @@ describe("SIGTERM during an install", () => {
     const secrets = await core.listNamespacedSecret({ namespace: ns, labelSelector: "owner=helm,name=web" });
     expect(secrets.items.map((s) => s.metadata?.labels?.status)).toEqual(["deployed"]);
     expect(server.logs.some((l) => l.msg === "stopped")).toBe(true);
+    // The install finished after SIGTERM, and the server waited for it.
+    const order = server.logs.map((l) => l.msg);
+    expect(order.indexOf("helm install")).toBeGreaterThan(order.findIndex((m) => String(m).startsWith("shutting down")));
   });
 });

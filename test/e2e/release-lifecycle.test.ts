@@ -208,6 +208,16 @@ describe("grpcurl and @grpc/grpc-js against the real server", () => {
     expect(() => JSON.parse(call.stdout)).not.toThrow();
   });
 
+  it("buf curl calls the real server through reflection, over gRPC and Connect", async () => {
+    const grpcCall = await run("node_modules/.bin/buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-H", `x-api-key: ${server.apiKey}`, "-d", "{}", `${server.baseUrl}/paas.v1.NamespaceService/ListNamespaces`]);
+    expect(JSON.parse(grpcCall.stdout)).toBeTypeOf("object");
+    const denied = await run("node_modules/.bin/buf", ["curl", "--protocol", "connect", "-H", `x-api-key: ${server.apiKey}`, "-d", '{"namespace":"kube-system","name":"x"}', `${server.baseUrl}/paas.v1.ReleaseService/GetRelease`]).then(
+      () => "",
+      (err: { stderr?: string }) => err.stderr ?? "",
+    );
+    expect(denied).toContain("permission_denied");
+  });
+
   it("grpc-js health check", async () => {
     const client = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     const status = await new Promise<number>((resolve, reject) =>

@@ -5,8 +5,6 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKubeClient } from "../../src/kube/client.ts";
 import { kubeError } from "../../src/kube/classify.ts";
-import { runListWatch, type WatchSource } from "../../src/kube/list-watch.ts";
-import { watchStream } from "../../src/kube/watch-stream.ts";
 import type { KubeClient, PodInfo, ReleaseWatchEvent } from "../../src/kube/types.ts";
 
 // KubeClient against the real testbed cluster (kube-apiserver + controller-manager +
@@ -282,33 +280,6 @@ describe("watchRelease", () => {
     expect(c.error).toBeUndefined();
     // Watch sockets are destroyed on abort; sockets of plain requests may idle in keep-alive a few seconds.
     await eventually("sockets closed", async () => (tcpHandles() <= before ? true : undefined), 15_000);
-  });
-
-  it("re-lists when the API server says the resourceVersion is too old (410)", async () => {
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
-    const ac = new AbortController();
-    let lists = 0;
-    let firstWatchError: unknown;
-    const source: WatchSource<unknown> = {
-      list: async () => {
-        lists++;
-        const l = await core.listNamespacedSecret({ namespace: ns });
-        return { items: l.items, resourceVersion: l.metadata!.resourceVersion! };
-      },
-      watch: (rv, s) => watchStream(kc, `/api/v1/namespaces/${ns}/secrets`, { resourceVersion: rv }, s),
-    };
-    const synced = new Promise<void>((resolve) => {
-      void runListWatch(source, { onSync: () => resolve(), onEvent: () => {} }, ac.signal, {
-        startResourceVersion: "1", // compacted away long ago
-        onRetry: (err) => (firstWatchError ??= err),
-      });
-    });
-    await synced;
-    ac.abort();
-    expect(lists).toBe(1);
-    // The API server answers with an ERROR event (code 410, "Expired"): re-listed at once, no backoff.
-    expect(firstWatchError).toBeUndefined();
   });
 
   it("reads the stored release and the release's pods", async () => {

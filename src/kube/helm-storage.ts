@@ -2,7 +2,8 @@ import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
 import type { V1Secret } from "@kubernetes/client-node";
 import { PaasError } from "../errors.ts";
-import type { HelmStatus, JsonObject, ReleaseInfo } from "../helm/types.ts";
+import { date as helmDate, status as helmStatus } from "../helm/json.ts";
+import type { JsonObject, ReleaseInfo } from "../helm/types.ts";
 import type { StoredRelease } from "./types.ts";
 
 // Helm's Secret storage driver (pkg/storage/driver/{secrets,util}.go, identical in v3 and v4):
@@ -19,18 +20,6 @@ export const MAX_RELEASE_JSON_BYTES = 64 * 1024 * 1024;
 
 const GZIP_MAGIC = [0x1f, 0x8b, 0x08];
 const gunzipAsync = promisify(gunzip);
-
-const STATUSES: ReadonlySet<string> = new Set<HelmStatus>([
-  "unknown",
-  "deployed",
-  "uninstalled",
-  "superseded",
-  "failed",
-  "uninstalling",
-  "pending-install",
-  "pending-upgrade",
-  "pending-rollback",
-]);
 
 /** The part of Helm's release JSON (pkg/release/v1.Release) that ReleaseInfo needs. */
 interface HelmReleaseJson {
@@ -72,30 +61,22 @@ export async function decodeReleaseData(data: string, maxBytes = MAX_RELEASE_JSO
   }
 }
 
-// Go writes a zero time.Time as "0001-01-01T00:00:00Z" (Helm v3) or omits it (v4).
-function helmTime(value: string | undefined): Date | undefined {
-  if (!value) return undefined;
-  const d = new Date(value);
-  return Number.isNaN(d.getTime()) || d.getUTCFullYear() <= 1 ? undefined : d;
-}
-
 /** releaseInfoFromJson maps Helm's release JSON onto ReleaseInfo; `fallbackNamespace` covers releases stored without one. */
 export function releaseInfoFromJson(json: unknown, fallbackNamespace = ""): ReleaseInfo {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new PaasError("internal", "stored release is not a JSON object");
   }
   const rel = json as HelmReleaseJson;
-  const status = rel.info?.status ?? "unknown";
   const meta = rel.chart?.metadata ?? {};
   return {
     name: rel.name ?? "",
     namespace: rel.namespace || fallbackNamespace,
     revision: rel.version ?? 0,
-    status: (STATUSES.has(status) ? status : "unknown") as HelmStatus,
+    status: helmStatus(rel.info?.status),
     chart: meta.name ?? "",
     chartVersion: meta.version ?? "",
     appVersion: meta.appVersion ?? "",
-    updated: helmTime(rel.info?.last_deployed),
+    updated: helmDate(rel.info?.last_deployed),
     description: rel.info?.description ?? "",
     values: rel.config ?? {},
     notes: rel.info?.notes ?? "",

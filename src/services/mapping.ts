@@ -11,6 +11,7 @@ import {
 } from "../../gen/paas/v1/release_pb.js";
 import { NamespaceSchema, type Namespace } from "../../gen/paas/v1/namespace_pb.js";
 import type { ChartSource, HelmStatus, ReleaseInfo, RevisionInfo } from "../helm/types.ts";
+import { formatAge } from "../kube/pod-status.ts";
 import type { NamespaceInfo, PodInfo } from "../kube/types.ts";
 
 const statusByHelm: Record<HelmStatus, ReleaseStatus> = {
@@ -77,7 +78,7 @@ export function toPodStatus(pod: PodInfo, now = new Date()): PodStatus {
     totalContainers: pod.totalContainers,
     restarts: pod.restarts,
     started: pod.started ? timestampFromDate(pod.started) : undefined,
-    age: pod.started ? age(pod.started, now) : "",
+    age: pod.started ? formatAge(pod.started, now) : "",
     reasons: pod.reasons,
     node: pod.node,
     podReady: pod.ready,
@@ -92,13 +93,4 @@ export function toNamespace(ns: NamespaceInfo): Namespace {
     created: ns.created ? timestampFromDate(ns.created) : undefined,
     quota: ns.quota,
   });
-}
-
-/** age formats a duration the way kubectl does: 45s, 12m, 5h, 3d. */
-export function age(since: Date, now: Date): string {
-  const s = Math.max(0, Math.floor((now.getTime() - since.getTime()) / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.floor(s / 60)}m`;
-  if (s < 48 * 3600) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86400)}d`;
 }

@@ -7,6 +7,7 @@ import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import type { HealthMonitor } from "./health-monitor.ts";
 import type { HelmClient } from "./helm/types.ts";
+import { createDocsRoutes } from "./docs/docs-routes.ts";
 import { createHttpRoutes } from "./http-routes.ts";
 import { ApiKeys, apiKeyInterceptor } from "./interceptors/api-key.ts";
 import { namespacePrefixInterceptor } from "./interceptors/namespace-prefix.ts";
@@ -18,6 +19,7 @@ import { createHealthService } from "./services/health-service.ts";
 import { createNamespaceService, NamespaceManager } from "./services/namespace-service.ts";
 import { createReflectionService } from "./services/reflection-service.ts";
 import { createReleaseService } from "./services/release-service.ts";
+import { createRestHandler } from "./rest/handler.ts";
 import { contextValuesOf } from "./transport-context.ts";
 
 /** AppDeps are the adapters and settings the request path is built from. */
@@ -36,7 +38,10 @@ export interface AppDeps {
   maxBodyBytes: number;
 }
 
-/** App is the request path: Connect routes for every service plus the plain HTTP endpoints. */
+/**
+ * App is the request path: Connect routes for every service, the old operator's REST API
+ * transcoded onto the same routes and interceptors, plus the plain HTTP endpoints.
+ */
 export interface App {
   routes: (router: ConnectRouter) => void;
   /** interceptors, outermost first; the in-memory test transport uses the same list. */
@@ -74,13 +79,27 @@ export function createApp(deps: AppDeps): App {
     router.service(Health, health);
     router.service(ServerReflection, reflection);
   };
+  // REST (/api/…) is transcoded onto the same service implementations through the same
+  // interceptors; every other path that is not an RPC goes to the API docs (/openapi.json,
+  // /docs), then the probes and the JSON 404.
+  const docs = createDocsRoutes();
+  const plain = createHttpRoutes(deps.monitor, deps.lifecycle);
+  const rest = createRestHandler({
+    routes,
+    interceptors,
+    maxBodyBytes: deps.maxBodyBytes,
+    logger: deps.logger,
+    contextValues: contextValuesOf,
+    fallback: (req, res) => docs(req, res) || plain(req, res),
+  });
   const handler = connectNodeAdapter({
     routes,
     interceptors,
     readMaxBytes: deps.maxBodyBytes,
     // Unknown JSON fields are a caller's mistake worth reporting, not something to ignore.
+    // (REST bodies ignore them, as the old operator's pydantic models did: src/rest/body.ts.)
     jsonOptions: { ignoreUnknownFields: false },
-    fallback: createHttpRoutes(deps.monitor, deps.lifecycle),
+    fallback: rest,
     contextValues: contextValuesOf,
   });
   return { routes, interceptors, handler, queue };

@@ -16,15 +16,23 @@ export function sendJson(res: Res, status: number, body: unknown): void {
   res.end(text);
 }
 
+const PLAIN_PATHS = new Set(["/health", "/healthz", "/readyz"]);
+
 /**
  * createHttpRoutes serves the plain HTTP endpoints that need no key: GET /health (the old
  * operator's JSON), /healthz (liveness: the process answers) and /readyz (readiness:
- * dependencies reachable and not draining). Anything else is a JSON 404.
+ * dependencies reachable and not draining). Another method on those paths is a JSON 405 with
+ * `Allow`; anything else is a JSON 404 ({detail, error_type}, as the REST API's errors).
  */
 export function createHttpRoutes(monitor: HealthMonitor, lifecycle: Lifecycle) {
   return (req: Req, res: Res): void => {
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
     const get = req.method === "GET" || req.method === "HEAD";
+    if (!get && PLAIN_PATHS.has(path)) {
+      res.setHeader("allow", "GET, HEAD");
+      sendJson(res, 405, { detail: `Method ${req.method} not allowed on ${path}; allowed: GET, HEAD`, error_type: "method_not_allowed" });
+      return;
+    }
     if (path === "/health" && get) {
       const h = monitor.current();
       sendJson(res, 200, {

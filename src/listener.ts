@@ -35,6 +35,21 @@ export async function listen(handler: Handler, host: string, port: number): Prom
   };
   // requestTimeout 0: server-streaming calls over HTTP/1.1 (Connect, gRPC-Web) may last hours.
   const h1 = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, counted);
+  // Requests Node's parser rejects (e.g. raw non-ASCII bytes in the request line) never reach
+  // a handler; answer them in the same JSON error shape as everything else.
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    if (err.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === "HPE_HEADER_OVERFLOW";
+    const body = JSON.stringify({
+      detail: tooLarge ? "Request headers are too large" : "Malformed HTTP request",
+      error_type: tooLarge ? "payload_too_large" : "validation_error",
+    });
+    const status = tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request";
+    socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
   const h2 = http2.createServer({}, counted);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (s) => {

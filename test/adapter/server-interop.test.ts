@@ -178,3 +178,16 @@ describe("Connect JSON over plain HTTP: bad input", () => {
     }
   });
 });
+
+describe("API docs on the same port", () => {
+  it("serves /openapi.json and /docs without a key", async () => {
+    const doc = await fetch(`${base}/openapi.json`);
+    expect(doc.status).toBe(200);
+    const body = (await doc.json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(body.openapi).toBe("3.1.0");
+    expect(Object.keys(body.paths)).toContain("/api/releases/{namespace}/{name}");
+    const page = await fetch(`${base}/docs`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+  });
+});

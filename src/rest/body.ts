@@ -1,0 +1,167 @@
+import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
+import type { Readable } from "node:stream";
+import { REST_ONLY, RestError, type FieldError } from "./errors.ts";
+import type { RestRoute } from "./routes.ts";
+
+/** BodyLimits bound what a request body may cost. */
+export interface BodyLimits {
+  /** Largest body accepted (MAX_BODY_BYTES). */
+  maxBytes: number;
+  /**
+   * An oversized body is still read (and discarded) up to this many bytes, so that clients
+   * that read the answer only after sending everything (Python's http.client, requests)
+   * get the 413 instead of a broken pipe. Beyond it, or after `drainMs`, HTTP/1.1 closes.
+   */
+  drainBytes: number;
+  drainMs: number;
+}
+
+/**
+ * readBody reads a request body of at most `maxBytes`. Past the limit it rejects with a 413
+ * whose `close` says whether the connection must be closed (the rest of the body unread).
+ * It never destroys the request itself: that would reset the connection before the answer.
+ */
+export function readBody(req: Readable & { headers: Record<string, string | string[] | undefined> }, limits: BodyLimits): Promise<Buffer> {
+  const { maxBytes, drainBytes, drainMs } = limits;
+  const tooLarge = (close: boolean) => new RestError(REST_ONLY.payloadTooLarge, `Request body larger than ${maxBytes} bytes`, close ? { headers: { connection: "close" } } : {});
+  const declared = Number(req.headers["content-length"]);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (settle: () => void) => {
+      clearTimeout(timer);
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onGone);
+      req.off("close", onGone);
+      settle();
+    };
+    const startDraining = () => {
+      over = true;
+      chunks.length = 0;
+      timer = setTimeout(() => finish(() => reject(tooLarge(true))), drainMs);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (!over && size > maxBytes) startDraining();
+      if (over) {
+        if (size > drainBytes) finish(() => reject(tooLarge(true)));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => finish(() => (over ? reject(tooLarge(false)) : resolve(Buffer.concat(chunks, size))));
+    const onGone = () => finish(() => reject(new RestError(REST_ONLY.callerGone, "The caller went away while sending the body")));
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      if (declared > drainBytes) return reject(tooLarge(true));
+      startDraining();
+    }
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onGone);
+    req.on("close", onGone);
+  });
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** parseJsonBody parses a body as a JSON object; an empty body is an empty object. */
+export function parseJsonBody(bytes: Uint8Array): JsonObject {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw unprocessable("Request body is not valid UTF-8", [{ loc: ["body"], msg: "invalid UTF-8", type: "json_invalid" }]);
+  }
+  if (text.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const msg = err instanceof SyntaxError ? err.message : "invalid JSON";
+    throw unprocessable(`Request body is not valid JSON: ${msg.slice(0, 200)}`, [{ loc: ["body"], msg: "JSON decode error", type: "json_invalid" }]);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw unprocessable("Request body must be a JSON object", [{ loc: ["body"], msg: "Input should be a valid dictionary", type: "dict_type" }]);
+  }
+  return value as JsonObject;
+}
+
+/**
+ * decodeRequest builds the RPC's request message from the path variables and the JSON body.
+ * Body keys are the proto field names (snake_case, as the old operator's pydantic models);
+ * keys that name no field are ignored, as pydantic did; null means absent. A value of the
+ * wrong type, or a required field that is missing, is a 422 that names every bad field.
+ * Values are never echoed back: they may hold secrets.
+ */
+export function decodeRequest(route: RestRoute, params: Map<DescField, string>, body: JsonObject): Message {
+  const schema: DescMessage = route.method.input;
+  const init: Record<string, unknown> = {};
+  const errors: FieldError[] = [];
+  for (const [field, value] of params) init[field.localName] = value;
+  for (const field of route.bodyFields) {
+    const raw = Object.hasOwn(body, field.name) ? body[field.name] : undefined;
+    if (raw === undefined || raw === null) {
+      if (route.required.has(field.name)) errors.push({ loc: ["body", field.name], msg: "Field required", type: "missing" });
+      continue;
+    }
+    const decoded = decodeField(field, raw);
+    if ("error" in decoded) errors.push({ loc: ["body", field.name], msg: decoded.error, type: decoded.type });
+    else init[field.localName] = decoded.value;
+  }
+  if (errors.length > 0) {
+    const detail = errors.map((e) => `${e.loc.slice(1).join(".")}: ${e.msg}`).join("; ");
+    throw unprocessable(`Invalid request body: ${detail}`, errors);
+  }
+  return create(schema, init);
+}
+
+type Decoded = { value: unknown } | { error: string; type: string };
+
+const INT32: Partial<Record<ScalarType, [number, number]>> = {
+  [ScalarType.INT32]: [-(2 ** 31), 2 ** 31 - 1],
+  [ScalarType.SINT32]: [-(2 ** 31), 2 ** 31 - 1],
+  [ScalarType.SFIXED32]: [-(2 ** 31), 2 ** 31 - 1],
+  [ScalarType.UINT32]: [0, 2 ** 32 - 1],
+  [ScalarType.FIXED32]: [0, 2 ** 32 - 1],
+};
+
+function decodeField(field: DescField, raw: JsonValue): Decoded {
+  if (field.fieldKind === "scalar") {
+    if (field.scalar === ScalarType.STRING) return typeof raw === "string" ? { value: raw } : { error: "Input should be a valid string", type: "string_type" };
+    if (field.scalar === ScalarType.BOOL) return typeof raw === "boolean" ? { value: raw } : { error: "Input should be a valid boolean", type: "bool_type" };
+    const range = INT32[field.scalar];
+    if (range) {
+      // Like pydantic (and proto3 JSON): an integer, or a string holding one.
+      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^-?\d{1,10}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+      if (!Number.isInteger(n)) return { error: "Input should be a valid integer", type: "int_type" };
+      if (n < range[0] || n > range[1]) return { error: `Input should be between ${range[0]} and ${range[1]}`, type: "int_range" };
+      return { value: n };
+    }
+  }
+  if (field.fieldKind === "message") {
+    switch (field.message.typeName) {
+      case "google.protobuf.Struct":
+        return typeof raw === "object" && !Array.isArray(raw) ? { value: raw } : { error: "Input should be a valid dictionary", type: "dict_type" };
+      case "google.protobuf.Duration":
+        return duration(raw);
+    }
+  }
+  // buildRoutes refuses such fields at start; this is only a guard.
+  return { error: "Field cannot be set through REST", type: "unsupported" };
+}
+
+/** duration reads seconds as a JSON number (or a string holding one), as the old operator's `timeout`. */
+function duration(raw: JsonValue): Decoded {
+  const s = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(s)) return { error: "Input should be a number of seconds", type: "float_type" };
+  if (s < 0 || s > 315_576_000_000) return { error: "Input should be a non-negative number of seconds", type: "greater_than_equal" };
+  const seconds = Math.trunc(s);
+  return { value: { seconds: BigInt(seconds), nanos: Math.round((s - seconds) * 1e9) } };
+}
+
+function unprocessable(detail: string, errors: FieldError[]): RestError {
+  return new RestError(REST_ONLY.unprocessable, detail, { errors });
+}

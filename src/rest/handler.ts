@@ -1,0 +1,187 @@
+import { randomUUID } from "node:crypto";
+import { fromBinary, toBinary, type Message } from "@bufbuild/protobuf";
+import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { sendJson } from "../http-routes.ts";
+import { decodeRequest, parseJsonBody, readBody } from "./body.ts";
+import { errorBodyOf, REST_ONLY, RestError, type ErrorBody } from "./errors.ts";
+import { buildRoutes, matchRoute, type RestRoute } from "./routes.ts";
+
+type NodeHandler = ReturnType<typeof connectNodeAdapter>;
+type Req = Parameters<NodeHandler>[0];
+type Res = Parameters<NodeHandler>[1];
+
+/** RestDeps are what the REST layer is built from: the app's own routes and interceptors. */
+export interface RestDeps {
+  /** The app's route registration; the same service implementations serve REST. */
+  routes: (router: ConnectRouter) => void;
+  /** The app's interceptors, outermost first: observability, API key, namespace prefix. */
+  interceptors: Interceptor[];
+  /** Largest REST body, bytes (MAX_BODY_BYTES). */
+  maxBodyBytes: number;
+  /** How long an oversized body is drained before the connection is closed; default 30s. */
+  drainMs?: number;
+  logger: Logger;
+  /** Context values per request (the peer address), as the Connect adapter sets them. */
+  contextValues: (req: Req) => ContextValues;
+  /** Serves every path outside the REST prefixes (/health, /healthz, /readyz, JSON 404). */
+  fallback: NodeHandler;
+}
+
+/** Request headers a REST call passes to the RPC besides x-request-id; nothing else crosses. */
+const FORWARDED = ["x-api-key"] as const;
+
+// The request ids the observability interceptor accepts from callers; others get a fresh one.
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * createRestHandler serves the old operator's REST API by transcoding each request into a
+ * unary RPC on an in-process Connect router built from the app's own `routes` and
+ * `interceptors`: the very service implementations and interceptor instances that serve
+ * gRPC and Connect, so authentication, the namespace prefix, validation, logging and error
+ * sanitizing are theirs. This layer only maps paths and JSON shapes and renders errors.
+ */
+export function createRestHandler(deps: RestDeps): NodeHandler {
+  const router = createConnectRouter({ interceptors: deps.interceptors, connect: true, grpc: false, grpcWeb: false });
+  deps.routes(router);
+  const byPath = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
+  const table = buildRoutes();
+  const handlerOf = new Map<RestRoute, UniversalHandler>();
+  for (const route of table) {
+    const h = byPath.get(`/${route.method.parent.typeName}/${route.method.name}`);
+    if (!h) throw new Error(`REST: ${route.method} is not registered on the router`);
+    handlerOf.set(route, h);
+  }
+  // The first literal of every template ("api"): other paths go to the fallback untouched.
+  const roots = new Set(table.map((r) => r.segments[0]).flatMap((s) => (s && "literal" in s ? [s.literal] : [])));
+
+  const limits = { maxBytes: deps.maxBodyBytes, drainBytes: Math.max(16 * deps.maxBodyBytes, 16 * 1024 * 1024), drainMs: deps.drainMs ?? 30_000 };
+
+  const serve = async (req: Req, res: Res, segments: string[]) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    // One id for the REST answer and the RPC's log line: the caller's, or a fresh one.
+    const incoming = req.headers["x-request-id"];
+    const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.setHeader("x-request-id", requestId);
+    const refuse = (err: RestError) => {
+      deps.logger.warn(
+        { rest: `${req.method} ${path.slice(0, 200)}`, status: err.rest.status, errorType: err.rest.errorType, detail: err.message, requestId, peer: req.socket?.remoteAddress },
+        "rest request refused",
+      );
+      const body: ErrorBody = { detail: err.message, error_type: err.rest.errorType, request_id: requestId, ...(err.errors.length > 0 ? { errors: err.errors } : {}) };
+      // "Connection: close" is an HTTP/1.1 header; HTTP/2 refuses it (the stream just ends).
+      const headers = Object.fromEntries(Object.entries(err.headers).filter(([k]) => k !== "connection" || req.httpVersionMajor === 1));
+      reply(res, err.rest.status, body, headers);
+    };
+    try {
+      const decoded = decodeSegments(segments);
+      const match = matchRoute(table, req.method ?? "GET", decoded);
+      if (!match) throw new RestError(REST_ONLY.noRoute, `Not found: ${req.method} ${path.slice(0, 200)}`);
+      if (!match.route) {
+        const allow = match.allowed.flatMap((v) => (v === "GET" ? ["GET", "HEAD"] : [v])).join(", ");
+        throw new RestError(REST_ONLY.methodNotAllowed, `Method ${req.method} not allowed on ${path.slice(0, 200)}; allowed: ${allow}`, { headers: { allow } });
+      }
+      const route = match.route;
+      for (const [field, value] of match.params) checkPathValue(field.name, value);
+      let body = {};
+      if (route.hasBody) body = parseJsonBody(await readBody(req, limits));
+      else req.resume();
+      const message = decodeRequest(route, match.params, body);
+      const abort = new AbortController();
+      res.once("close", () => {
+        if (!res.writableFinished) abort.abort(new ConnectError("the REST caller went away", Code.Canceled));
+      });
+      const result = await invoke(handlerOf.get(route)!, route, message, requestHeaders(req, requestId), deps.contextValues(req), abort.signal);
+      if ("error" in result) {
+        const { status, body: errBody } = errorBodyOf(result.error, route.targetInBody, requestId);
+        reply(res, status, errBody);
+      } else {
+        reply(res, route.status, route.response(result.message as never));
+      }
+    } catch (err) {
+      if (err instanceof RestError) return err.rest === REST_ONLY.callerGone ? undefined : refuse(err);
+      deps.logger.error(
+        { rest: `${req.method} ${path.slice(0, 200)}`, requestId, error: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined },
+        "rest transcoding failed",
+      );
+      reply(res, 500, { detail: "internal error", error_type: "internal_error", request_id: requestId });
+    }
+  };
+
+  return (req, res) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    const segments = path.slice(1).split("/");
+    if (!path.startsWith("/") || !roots.has(segments[0]!)) {
+      deps.fallback(req, res);
+      return;
+    }
+    // "/api/releases/" is "/api/releases", as FastAPI's slash redirect made it.
+    if (segments.length > 1 && segments[segments.length - 1] === "") segments.pop();
+    void serve(req, res, segments);
+  };
+}
+
+/** decodeSegments percent-decodes each raw segment; an encoded '/' stays inside its segment. */
+function decodeSegments(raw: string[]): string[] {
+  return raw.map((s) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      throw new RestError(REST_ONLY.badPath, "Invalid percent-encoding in path");
+    }
+  });
+}
+
+/**
+ * checkPathValue refuses what can never be a namespace or release name and could only be an
+ * attempt at path tricks: a decoded '/' or '\', a dot segment, control characters. Everything
+ * else (case, length, non-ASCII, the prefix) is the namespace-prefix interceptor's to judge.
+ */
+function checkPathValue(field: string, value: string): void {
+  if (value === "." || value === ".." || /[/\\\x00-\x1f\x7f]/.test(value)) {
+    throw new RestError(REST_ONLY.badPath, `Invalid ${field} in path: "/", "\\", "." and ".." segments and control characters are not allowed`);
+  }
+}
+
+function requestHeaders(req: Req, requestId: string): Headers {
+  const header = new Headers({ "content-type": "application/proto", "x-request-id": requestId });
+  for (const name of FORWARDED) {
+    const v = req.headers[name];
+    if (typeof v === "string") header.set(name, v);
+  }
+  return header;
+}
+
+type Outcome = { message: Message } | { error: ConnectError };
+
+/** invoke runs one unary RPC through the router's handler: Connect protocol, binary, in memory. */
+async function invoke(h: UniversalHandler, route: RestRoute, message: Message, header: Headers, contextValues: ContextValues, signal: AbortSignal): Promise<Outcome> {
+  const res = await h({
+    httpVersion: "1.1",
+    url: `http://in-process${h.requestPath}`,
+    method: "POST",
+    header,
+    body: once(toBinary(route.method.input, message)),
+    signal,
+    contextValues,
+  });
+  const chunks: Uint8Array[] = [];
+  if (res.body) for await (const c of res.body) chunks.push(c);
+  const bytes = Buffer.concat(chunks);
+  if (res.status === 200) return { message: fromBinary(route.method.output, bytes) };
+  const fallback = new ConnectError(`HTTP ${res.status}`, codeFromHttpStatus(res.status));
+  return { error: errorFromJsonBytes(bytes, new Headers(res.header), fallback) };
+}
+
+async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+function reply(res: Res, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  sendJson(res, status, body);
+}

@@ -1,0 +1,81 @@
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { PodStatus, Release, Revision } from "../../gen/paas/v1/release_pb.js";
+import type { Namespace } from "../../gen/paas/v1/namespace_pb.js";
+import { helmStatus } from "../services/mapping.ts";
+
+// The JSON the old FastAPI operator returned: snake_case keys, Helm's own lowercase status
+// strings, ISO 8601 times. Fields it did not have come after its own (extras are fine for
+// its callers; missing or renamed ones are not).
+
+/** iso renders a Timestamp as ISO 8601 (UTC, milliseconds), or null when absent. */
+export function iso(ts: Timestamp | undefined): string | null {
+  return ts ? timestampDate(ts).toISOString() : null;
+}
+
+/** restRelease is a release as the old operator returned it. */
+export function restRelease(r: Release | undefined): JsonObject | null {
+  if (!r) return null;
+  return {
+    name: r.name,
+    namespace: r.namespace,
+    revision: r.revision,
+    status: helmStatus(r.status),
+    chart: r.chart,
+    app_version: r.appVersion,
+    updated: iso(r.updated),
+    description: r.description,
+    values: r.values ?? {},
+    // Extras.
+    chart_version: r.chartVersion,
+    notes: r.notes,
+    chart_reference: r.chartReference,
+    repo_url: r.repoUrl,
+  };
+}
+
+/** restRevision is one entry of `helm history`. */
+export function restRevision(r: Revision): JsonObject {
+  return {
+    revision: r.revision,
+    updated: iso(r.updated),
+    status: helmStatus(r.status),
+    chart: r.chart,
+    app_version: r.appVersion,
+    description: r.description,
+  };
+}
+
+/** restPod is one pod of a release; phase as Kubernetes writes it ("Running"). */
+export function restPod(p: PodStatus): JsonObject {
+  return {
+    name: p.name,
+    phase: p.phase,
+    ready: p.ready,
+    restarts: p.restarts,
+    age: p.age,
+    // Extras.
+    ready_containers: p.readyContainers,
+    total_containers: p.totalContainers,
+    pod_ready: p.podReady,
+    started: iso(p.started),
+    reasons: p.reasons,
+    node: p.node,
+  };
+}
+
+/** restNamespace is a managed namespace with its quota. */
+export function restNamespace(n: Namespace | undefined): JsonObject | null {
+  if (!n) return null;
+  return {
+    name: n.name,
+    phase: n.phase,
+    created: iso(n.created),
+    quota: n.quota.map((q) => ({ resource: q.resource, hard: q.hard, used: q.used })),
+  };
+}
+
+/** orNull turns the proto3 empty string ("not set") into the null pydantic's Optional[str] gave. */
+export function orNull(s: string): JsonValue {
+  return s === "" ? null : s;
+}

@@ -24,5 +24,10 @@ set -a
 source .testbed/env
 set +a
 step "tests with coverage"
-node_modules/.bin/vitest run --coverage "$@"
+mkdir -p coverage
+status=0
+node_modules/.bin/vitest run --coverage --reporter=default --reporter=json --outputFile.json=coverage/vitest.json "$@" || status=$?
+# One plain closing line with the counts, whatever the reporter prints above it.
+node -e 'const r = require("./coverage/vitest.json"); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)' || true
 step "done"
+exit "$status"

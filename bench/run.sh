@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the benchmarks against the local testbed (started if needed). Loopback only; bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$(bash scripts/node24.sh):$PATH"
+bash scripts/testbed/up.sh
+set -a
+# shellcheck disable=SC1091
+source .testbed/env
+set +a
+node bench/get-release.ts

@@ -1,12 +1,10 @@
+import { ChartCatalog } from "./catalog/catalog.ts";
 import { PaasError } from "./errors.ts";
-import type { ChartSource } from "./helm/types.ts";
+import type { ChartSource, JsonObject, JsonValue } from "./helm/types.ts";
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 // Helm's own release-name rule (pkg/chartutil / pkg/release/util): DNS-1123 subdomain, at most 53 characters.
 const RELEASE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const CHART_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-// Exact versions and semver constraints (">=1.2 <2", "~1.2", "^1", "1.x"); never a leading '-'.
-const CHART_VERSION = /^[0-9A-Za-z~^<>=*][0-9A-Za-z.+~^<>=*|, _-]{0,63}$/;
 
 /** validateNamespace accepts a DNS-1123 label that starts with the prefix and is longer than it. */
 export function validateNamespace(name: string, prefix: string, field = "namespace"): void {
@@ -33,62 +31,62 @@ function checkName(name: string, field: string, max: number, pattern: RegExp, wh
 /**
  * validateChartSource checks a chart reference without touching the network or the file
  * system: oci://host/path/chart, repo/chart for a configured repository, or a chart name
- * with an http(s) repository URL. Local paths and file:// are refused.
+ * with an http(s) repository URL, against the server's chart catalogue (src/catalog/).
+ * Local paths, file:// and malformed references are INVALID_ARGUMENT; well-formed sources
+ * the catalogue does not allow (and link-local / metadata addresses) PERMISSION_DENIED.
+ * Passing the old name → URL map instead of a catalogue allows every well-formed source.
  */
 export function validateChartSource(
   ref: string,
   version: string,
   repoUrl: string,
-  repositories: Record<string, string>,
+  catalog: ChartCatalog | Record<string, string>,
 ): ChartSource {
-  if (ref === "") throw new PaasError("invalid_argument", "chart is required");
-  if (ref.length > 512) throw new PaasError("invalid_argument", "chart must be at most 512 characters");
-  if (version !== "" && !CHART_VERSION.test(version)) {
-    throw new PaasError("invalid_argument", `version "${printable(version)}" is not a chart version or range`);
-  }
-  const source: ChartSource = { ref, ...(version ? { version } : {}) };
-  if (/^[a-z][a-z0-9+.-]*:/i.test(ref)) {
-    if (!ref.toLowerCase().startsWith("oci://")) {
-      throw new PaasError("invalid_argument", "chart must be an oci:// reference, repo/chart, or a chart name with repo_url; other schemes such as file:// are refused");
-    }
-    if (repoUrl) throw new PaasError("invalid_argument", "repo_url cannot be combined with an oci:// chart");
-    checkUrl(ref, "chart", ["oci:"]);
-    return source;
-  }
-  if (ref.startsWith("/") || ref.startsWith(".") || ref.startsWith("~") || ref.includes("\\") || ref.includes("..")) {
-    throw new PaasError("invalid_argument", "local chart paths are refused: name an oci:// reference, repo/chart, or a chart with repo_url");
-  }
-  const parts = ref.split("/");
-  if (parts.length === 2) {
-    const [repo, chart] = parts as [string, string];
-    if (repoUrl) throw new PaasError("invalid_argument", "repo_url cannot be combined with repo/chart");
-    const url = repositories[repo];
-    if (url === undefined) throw new PaasError("invalid_argument", `chart repository "${printable(repo)}" is not configured on the server`);
-    if (!CHART_NAME.test(chart)) throw new PaasError("invalid_argument", `chart name "${printable(chart)}" is not valid`);
-    return { ...source, ref: chart, repoUrl: url };
-  }
-  if (parts.length > 2 || !CHART_NAME.test(ref)) {
-    throw new PaasError("invalid_argument", `chart "${printable(ref)}" is not an oci:// reference, repo/chart, or a chart name`);
-  }
-  if (!repoUrl) throw new PaasError("invalid_argument", `chart "${ref}" needs repo_url, an oci:// reference, or the repo/chart form`);
-  checkUrl(repoUrl, "repo_url", ["http:", "https:"]);
-  return { ...source, repoUrl };
+  const c = catalog instanceof ChartCatalog ? catalog : ChartCatalog.allowAll(catalog);
+  return c.resolve(ref, version, repoUrl);
 }
 
-function checkUrl(raw: string, field: string, protocols: string[]): void {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new PaasError("invalid_argument", `${field} is not a valid URL`);
+/** ValuesLimits bound a request's values (a google.protobuf.Struct) before anything runs. */
+export interface ValuesLimits {
+  /** Serialized JSON size, bytes (VALUES_MAX_BYTES). */
+  maxBytes: number;
+  /** Nesting depth of objects and arrays; the values object itself is depth 1 (VALUES_MAX_DEPTH). */
+  maxDepth: number;
+  /** Object keys, counted over the whole tree (VALUES_MAX_KEYS). */
+  maxKeys: number;
+}
+
+export const DEFAULT_VALUES_LIMITS: ValuesLimits = { maxBytes: 256 * 1024, maxDepth: 32, maxKeys: 10_000 };
+
+/**
+ * validateValues refuses values that are too deep (INVALID_ARGUMENT: no chart needs it, and
+ * deep trees are what breaks recursive parsers), have too many keys or are too large
+ * serialized (RESOURCE_EXHAUSTED). It walks the tree iteratively and stops at the first
+ * limit it crosses, so an oversized request costs no more than the limit.
+ */
+export function validateValues(values: JsonObject | undefined, limits: ValuesLimits = DEFAULT_VALUES_LIMITS): void {
+  if (values === undefined) return;
+  let keys = 0;
+  const stack: Array<[JsonValue, number]> = [[values, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== "object") continue;
+    if (depth > limits.maxDepth) {
+      throw new PaasError("invalid_argument", `values are nested deeper than ${limits.maxDepth} levels`);
+    }
+    if (Array.isArray(node)) {
+      for (const item of node) stack.push([item, depth + 1]);
+      continue;
+    }
+    for (const key in node) {
+      if (++keys > limits.maxKeys) throw new PaasError("resource_exhausted", `values have more than ${limits.maxKeys} keys`);
+      stack.push([node[key]!, depth + 1]);
+    }
   }
-  if (!protocols.includes(url.protocol)) throw new PaasError("invalid_argument", `${field} must use ${protocols.join(" or ")}`);
-  if (url.username || url.password) throw new PaasError("invalid_argument", `${field} must not carry credentials`);
-  if (url.search || url.hash) throw new PaasError("invalid_argument", `${field} must not have a query or fragment`);
-  if (!url.hostname) throw new PaasError("invalid_argument", `${field} must name a host`);
-  if (raw.length > 512 || /[\s\x00-\x1f]/.test(raw)) throw new PaasError("invalid_argument", `${field} is not a valid URL`);
-  // The URL parser resolves dot segments away, so look at the text as given.
-  if (raw.split(/[/?#]/).some((seg) => seg === ".." || seg === ".")) throw new PaasError("invalid_argument", `${field} must not contain '..'`);
+  const bytes = Buffer.byteLength(JSON.stringify(values), "utf8");
+  if (bytes > limits.maxBytes) {
+    throw new PaasError("resource_exhausted", `values are ${bytes} bytes serialized; at most ${limits.maxBytes} are accepted`);
+  }
 }
 
 // Kubernetes quantity syntax (k8s.io/apimachinery resource.Quantity): a signed decimal number

@@ -1,62 +1,84 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { callerKey } from "../context.ts";
+import type { KeyStore } from "../auth/key-store.ts";
+import { RPC_RULES, Scope, scopeKey, type RpcRule } from "../auth/scopes.ts";
 
 /** Services reachable without a key: probes and tooling must work unauthenticated. */
 export const PUBLIC_SERVICES = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]);
 
-interface StoredKey {
-  id: string;
-  digest: Buffer;
-}
-
-/** ApiKeys checks presented keys against configured ones in constant time. */
-export class ApiKeys {
-  private readonly keys: StoredKey[];
-
-  constructor(keys: string[]) {
-    // Keep only digests: equal-length buffers make timingSafeEqual applicable whatever the input length.
-    this.keys = keys.map((key) => {
-      const digest = sha256(key);
-      return { id: `key-${digest.subarray(0, 4).toString("hex")}`, digest };
-    });
-  }
-
-  /** identify returns the id of the matching key, or undefined; every stored key is compared. */
-  identify(presented: string): string | undefined {
-    const digest = sha256(presented);
-    let match: string | undefined;
-    for (const key of this.keys) {
-      if (timingSafeEqual(key.digest, digest)) match = key.id;
-    }
-    return match;
-  }
-
-  get size(): number {
-    return this.keys.length;
-  }
-}
-
-function sha256(s: string): Buffer {
-  return createHash("sha256").update(s, "utf8").digest();
-}
-
 /**
  * apiKeyInterceptor requires a valid `x-api-key` header on every call except the public
- * services. With no keys configured (development only) every caller is "anonymous".
+ * services, puts the key's id (never the key) into the context as the caller and its scope
+ * next to it, and refuses with PERMISSION_DENIED an RPC whose verb the key lacks (RPC_RULES),
+ * before the request is looked at any further. With no key source configured (development
+ * only) every caller is "anonymous" with every right.
  */
-export function apiKeyInterceptor(keys: ApiKeys): Interceptor {
+export function apiKeyInterceptor(keys: KeyStore): Interceptor {
   return (next) => async (req) => {
     if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
-    if (keys.size === 0) {
+    if (keys.open) {
       req.contextValues.set(callerKey, { id: "anonymous" });
+      req.contextValues.set(scopeKey, Scope.ALL);
       return next(req);
     }
     const presented = req.header.get("x-api-key");
     if (!presented) throw new ConnectError("missing API key (x-api-key header)", Code.Unauthenticated);
-    const id = keys.identify(presented);
-    if (id === undefined) throw new ConnectError("invalid API key", Code.Unauthenticated);
-    req.contextValues.set(callerKey, { id });
+    const identity = keys.identify(presented);
+    if (identity === undefined) throw new ConnectError("invalid API key", Code.Unauthenticated);
+    req.contextValues.set(callerKey, { id: identity.id });
+    req.contextValues.set(scopeKey, identity.scope);
+    const rule = ruleOf(req.service.typeName, req.method.name);
+    const needs = [rule.verb];
+    if (rule.also && !req.stream) {
+      const extra = rule.also(req.message as Record<string, unknown>);
+      if (extra) needs.push(extra);
+    }
+    for (const verb of needs) {
+      if (!identity.scope.allowsVerb(verb)) {
+        throw new ConnectError(`API key "${identity.id}" may not call ${req.method.name}: it lacks the "${verb}" verb`, Code.PermissionDenied);
+      }
+    }
     return next(req);
   };
+}
+
+/**
+ * scopeInterceptor runs after the namespace-prefix interceptor (names are well-formed and
+ * under the prefix by then) and refuses a namespace outside the key's scope with
+ * PERMISSION_DENIED. The answer depends on the name alone — nothing is looked up — so
+ * "does not exist" and "belongs to someone else" cannot be told apart. Streaming requests
+ * are checked message by message, before the handler acts on them.
+ */
+export function scopeInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
+    const field = ruleOf(req.service.typeName, req.method.name).namespaceField;
+    const scope = req.contextValues.get(scopeKey);
+    if (field === undefined || scope.unrestricted) return next(req);
+    const check = (message: object) => {
+      const ns = (message as Record<string, unknown>)[field];
+      if (typeof ns !== "string" || !scope.allowsNamespace(ns)) {
+        throw new ConnectError(`namespace "${typeof ns === "string" ? ns : ""}" is outside this API key's scope`, Code.PermissionDenied);
+      }
+    };
+    if (!req.stream) {
+      check(req.message);
+      return next(req);
+    }
+    const messages = req.message;
+    async function* checked() {
+      for await (const m of messages) {
+        check(m);
+        yield m;
+      }
+    }
+    return next({ ...req, message: checked() });
+  };
+}
+
+// An RPC missing from the table is refused, whatever the key (fail closed).
+function ruleOf(service: string, method: string): RpcRule {
+  const rule = RPC_RULES[`${service}/${method}`];
+  if (rule === undefined) throw new ConnectError(`${service}/${method} has no access rule`, Code.PermissionDenied);
+  return rule;
 }

@@ -9,7 +9,11 @@ import type { HealthMonitor } from "./health-monitor.ts";
 import type { HelmClient } from "./helm/types.ts";
 import { createDocsRoutes } from "./docs/docs-routes.ts";
 import { createHttpRoutes } from "./http-routes.ts";
-import { ApiKeys, apiKeyInterceptor } from "./interceptors/api-key.ts";
+import { apiKeyInterceptor, scopeInterceptor } from "./interceptors/api-key.ts";
+import type { NamedKey } from "./auth/key-file.ts";
+import { KeyStore } from "./auth/key-store.ts";
+import { ChartCatalog } from "./catalog/catalog.ts";
+import type { ValuesLimits } from "./validation.ts";
 import { namespacePrefixInterceptor } from "./interceptors/namespace-prefix.ts";
 import { observabilityInterceptor } from "./interceptors/observability.ts";
 import type { KubeClient } from "./kube/types.ts";
@@ -36,6 +40,14 @@ export interface AppDeps {
   maxHelmTimeoutSeconds: number;
   helmConcurrency: number;
   maxBodyBytes: number;
+  /** API_KEYS_FILE: scoped keys, watched and reloaded; namedKeys is its content at start (read here when absent). */
+  apiKeysFile?: string;
+  namedKeys?: NamedKey[];
+  /** How long key-file change events are collected before a reload, ms (tests shorten it). */
+  apiKeysReloadDebounceMs?: number;
+  /** The chart catalogue; absent: every well-formed source is allowed (repositories still name sources). */
+  catalog?: ChartCatalog;
+  valuesLimits?: ValuesLimits;
 }
 
 /**
@@ -48,6 +60,8 @@ export interface App {
   interceptors: ReturnType<typeof observabilityInterceptor>[];
   handler: ReturnType<typeof connectNodeAdapter>;
   queue: OperationQueue;
+  /** The API keys; close() stops watching API_KEYS_FILE. */
+  keys: KeyStore;
 }
 
 /** createApp wires services, interceptors and HTTP routes; it opens no port. */
@@ -60,7 +74,8 @@ export function createApp(deps: AppDeps): App {
     queue,
     lifecycle: deps.lifecycle,
     namespaces,
-    repositories: deps.repositories,
+    catalog: deps.catalog ?? ChartCatalog.allowAll(deps.repositories),
+    ...(deps.valuesLimits ? { valuesLimits: deps.valuesLimits } : {}),
     helmTimeoutSeconds: deps.helmTimeoutSeconds,
     maxHelmTimeoutSeconds: deps.maxHelmTimeoutSeconds,
   });
@@ -68,10 +83,19 @@ export function createApp(deps: AppDeps): App {
   const health = createHealthService(deps.monitor, deps.lifecycle.streamsSignal);
   const reflection = createReflectionService([ReleaseService, NamespaceService, Health]);
 
+  const keys = new KeyStore({
+    staticKeys: deps.apiKeys,
+    prefix: deps.namespacePrefix,
+    ...(deps.apiKeysFile ? { file: deps.apiKeysFile } : {}),
+    ...(deps.namedKeys ? { namedKeys: deps.namedKeys } : {}),
+  });
+  keys.watch(deps.logger, deps.apiKeysReloadDebounceMs);
+
   const interceptors = [
     observabilityInterceptor(deps.logger),
-    apiKeyInterceptor(new ApiKeys(deps.apiKeys)),
+    apiKeyInterceptor(keys),
     namespacePrefixInterceptor(deps.namespacePrefix),
+    scopeInterceptor(),
   ];
   const routes = (router: ConnectRouter) => {
     router.service(ReleaseService, release);
@@ -102,5 +126,5 @@ export function createApp(deps: AppDeps): App {
     fallback: rest,
     contextValues: contextValuesOf,
   });
-  return { routes, interceptors, handler, queue };
+  return { routes, interceptors, handler, queue, keys };
 }

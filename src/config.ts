@@ -1,4 +1,7 @@
 import { readFileSync } from "node:fs";
+import { KeyFileError, keyProblem, parseKeyFile, sha256, type NamedKey } from "./auth/key-file.ts";
+import { CatalogError, ChartCatalog, parseCatalog, type CatalogSource } from "./catalog/catalog.ts";
+import { DEFAULT_VALUES_LIMITS, type ValuesLimits } from "./validation.ts";
 
 /** Config is the service's whole configuration, read from the environment once at start. */
 export interface Config {
@@ -26,6 +29,16 @@ export interface Config {
   healthIntervalMs: number;
   /** How long SIGTERM waits for running calls and helm processes before exiting, ms. */
   shutdownGraceMs: number;
+  /** API_KEYS_FILE: scoped keys, reloaded when the file changes. */
+  apiKeysFile: string | undefined;
+  /** The scoped keys API_KEYS_FILE held at start (digests only). */
+  namedKeys: NamedKey[];
+  /** The chart sources callers may use (CHART_CATALOG_FILE, CHART_CATALOG, HELM_REPOSITORIES). */
+  catalog: ChartCatalog;
+  /** Limits on a request's values (VALUES_MAX_BYTES, VALUES_MAX_DEPTH, VALUES_MAX_KEYS). */
+  valuesLimits: ValuesLimits;
+  /** POD_SECURITY_LEVEL: the Pod Security Standard enforced in namespaces CreateNamespace makes (restricted, baseline). */
+  podSecurityLevel: "restricted" | "baseline";
 }
 
 /** ConfigError is thrown for an invalid environment; main prints its one-line message and exits 1. */
@@ -44,13 +57,15 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 export function loadConfig(env: Env = process.env): Config {
   const allowUnauthenticated = bool(env, "ALLOW_UNAUTHENTICATED", false);
   const apiKeys = readApiKeys(env);
-  if (apiKeys.length === 0 && !allowUnauthenticated) {
-    throw new ConfigError("API_KEY or API_KEY_FILE must be set (or ALLOW_UNAUTHENTICATED=true for development)");
+  if (apiKeys.length === 0 && !env.API_KEYS_FILE && !allowUnauthenticated) {
+    throw new ConfigError("API_KEY, API_KEY_FILE or API_KEYS_FILE must be set (or ALLOW_UNAUTHENTICATED=true for development)");
   }
   const prefix = env.NAMESPACE_PREFIX ?? "paas-ws-";
   if (!/^[a-z0-9]([-a-z0-9]*)$/.test(prefix) || prefix.length > 40) {
     throw new ConfigError(`NAMESPACE_PREFIX "${prefix}" must be lowercase letters, digits and '-', start alphanumeric, at most 40 characters`);
   }
+  const namedKeys = readNamedKeys(env, prefix, apiKeys);
+  const repos = repositories(env.HELM_REPOSITORIES ?? "");
   const logLevel = env.LOG_LEVEL?.toLowerCase() ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
   const helmTimeoutSeconds = duration(env, "HELM_TIMEOUT", 300);
@@ -67,11 +82,79 @@ export function loadConfig(env: Env = process.env): Config {
     maxHelmTimeoutSeconds,
     helmConcurrency: int(env, "HELM_CONCURRENCY", 4, 1, 256),
     maxBodyBytes: int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
-    repositories: repositories(env.HELM_REPOSITORIES ?? ""),
+    repositories: repos,
     plainHttpRegistries: list(env.HELM_PLAIN_HTTP_REGISTRIES ?? ""),
     healthIntervalMs: duration(env, "HEALTH_CHECK_INTERVAL", 10) * 1000,
     shutdownGraceMs: duration(env, "SHUTDOWN_GRACE", helmTimeoutSeconds + 30) * 1000,
+    apiKeysFile: env.API_KEYS_FILE || undefined,
+    namedKeys,
+    catalog: chartCatalog(env, repos),
+    valuesLimits: {
+      maxBytes: int(env, "VALUES_MAX_BYTES", DEFAULT_VALUES_LIMITS.maxBytes, 1024, 64 * 1024 * 1024),
+      maxDepth: int(env, "VALUES_MAX_DEPTH", DEFAULT_VALUES_LIMITS.maxDepth, 2, 1000),
+      maxKeys: int(env, "VALUES_MAX_KEYS", DEFAULT_VALUES_LIMITS.maxKeys, 1, 10_000_000),
+    },
+    podSecurityLevel: podSecurityLevel(env),
   };
+}
+
+/** podSecurityLevel reads POD_SECURITY_LEVEL: restricted (default) or baseline; "privileged" is not offered. */
+function podSecurityLevel(env: Env): "restricted" | "baseline" {
+  const raw = (env.POD_SECURITY_LEVEL ?? "").trim().toLowerCase();
+  if (raw === "" || raw === "restricted") return "restricted";
+  if (raw === "baseline") return "baseline";
+  throw new ConfigError("POD_SECURITY_LEVEL must be restricted or baseline");
+}
+
+/** readNamedKeys reads API_KEYS_FILE at start: a broken file stops the process (later, a reload keeps the old keys). */
+function readNamedKeys(env: Env, prefix: string, staticKeys: string[]): NamedKey[] {
+  const file = env.API_KEYS_FILE;
+  if (!file) return [];
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    throw new ConfigError(`API_KEYS_FILE ${file} cannot be read`);
+  }
+  try {
+    const keys = parseKeyFile(text, prefix);
+    for (const k of keys) {
+      if (staticKeys.some((s) => keyMatches(s, k))) throw new KeyFileError(`key "${k.id}" is also configured as an unscoped key (API_KEY or API_KEY_FILE)`);
+    }
+    return keys;
+  } catch (err) {
+    if (err instanceof KeyFileError) throw new ConfigError(`API_KEYS_FILE ${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+function keyMatches(plain: string, key: NamedKey): boolean {
+  return sha256(plain).equals(key.digest);
+}
+
+/**
+ * chartCatalog reads CHART_CATALOG_FILE and CHART_CATALOG (both may be set: their sources add
+ * up) plus HELM_REPOSITORIES. Neither set: no catalogue, every well-formed source is allowed
+ * (the behaviour before catalogues; main logs a warning).
+ */
+function chartCatalog(env: Env, repos: Record<string, string>): ChartCatalog {
+  let sources: CatalogSource[] | undefined;
+  try {
+    if (env.CHART_CATALOG_FILE) {
+      let text: string;
+      try {
+        text = readFileSync(env.CHART_CATALOG_FILE, "utf8");
+      } catch {
+        throw new ConfigError(`CHART_CATALOG_FILE ${env.CHART_CATALOG_FILE} cannot be read`);
+      }
+      sources = parseCatalog(text, `CHART_CATALOG_FILE ${env.CHART_CATALOG_FILE}`);
+    }
+    if (env.CHART_CATALOG) sources = [...(sources ?? []), ...parseCatalog(env.CHART_CATALOG, "CHART_CATALOG")];
+    return new ChartCatalog(sources, repos);
+  } catch (err) {
+    if (err instanceof CatalogError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 function readApiKeys(env: Env): string[] {
@@ -93,8 +176,8 @@ function readApiKeys(env: Env): string[] {
   }
   for (const key of keys) {
     // Never echo the key itself.
-    if (key.length < 16) throw new ConfigError("API keys must be at least 16 characters long");
-    if (!/^[\x21-\x7e]+$/.test(key)) throw new ConfigError("API keys must be printable ASCII without spaces");
+    const problem = keyProblem(key);
+    if (problem) throw new ConfigError(problem);
   }
   return keys;
 }

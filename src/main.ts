@@ -2,7 +2,8 @@ import { createApp } from "./app.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { HealthMonitor } from "./health-monitor.ts";
 import { createHelmCli } from "./helm/cli.ts";
-import { createKubeClient } from "./kube/client.ts";
+import { createKubeClient, DEFAULT_MANAGED_LABEL, defaultKubeConfig } from "./kube/client.ts";
+import { createTenantAccess } from "./kube/tenant-access.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import { listen } from "./listener.ts";
 import { createLogger } from "./log.ts";
@@ -24,16 +25,22 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  if (config.apiKeys.length === 0) logger.warn("ALLOW_UNAUTHENTICATED is set: every caller is accepted without an API key");
+  if (config.apiKeys.length === 0 && !config.apiKeysFile) logger.warn("ALLOW_UNAUTHENTICATED is set: every caller is accepted without an API key");
+  if (!config.catalog.restricted) logger.warn("no chart catalogue (CHART_CATALOG_FILE, CHART_CATALOG): every well-formed http(s) and oci:// chart source is allowed; configure one");
+  else logger.info({ sources: config.catalog.sources }, "chart catalogue");
 
   const lifecycle = new Lifecycle();
+  // Tenant isolation: helm impersonates each namespace's deployer ServiceAccount and every
+  // install/upgrade goes through the render guard (src/helm/post-renderer.ts).
+  const kubeConfig = defaultKubeConfig();
   const helm = createHelmCli({
     binary: config.helmBinary,
     timeoutSeconds: config.helmTimeoutSeconds,
     plainHttpRegistries: config.plainHttpRegistries,
     logger,
+    tenant: createTenantAccess({ kubeConfig, managedLabel: DEFAULT_MANAGED_LABEL }),
   });
-  const kube = createKubeClient({ logger });
+  const kube = createKubeClient({ logger, kubeConfig, podSecurity: config.podSecurityLevel });
   const monitor = new HealthMonitor({ helm, kube, lifecycle, logger, intervalMs: config.healthIntervalMs });
   const app = createApp({ ...config, helm, kube, logger, lifecycle, monitor });
   await monitor.start();

@@ -358,6 +358,11 @@ reclaimPolicy: Delete
 volumeBindingMode: Immediate
 EOF
 
+# The tenant ClusterRoles of k8s/rbac.yaml (paas-tenant-deployer, paas-operator-tenant):
+# CreateNamespace binds them in every tenant namespace, and the operator never creates
+# cluster-scoped objects itself, so an administrator applies them (here: the test bed).
+kc apply --server-side --force-conflicts --field-manager=paas-testbed -f "$REPO/k8s/rbac.yaml" -l app.kubernetes.io/component=tenant-role >/dev/null
+
 log "waiting for the nodes to be Ready"
 kc wait --for=condition=Ready node/kwok-node-0 node/kwok-node-1 --timeout=60s >/dev/null \
   || die "fake nodes did not become Ready (kwok-controller log: $CLUSTER_DIR/logs/kwok-controller.log)"
@@ -542,6 +547,8 @@ verify() {
 }
 verify
 write_env
+# The chart catalogue the server accepts: this testbed's repository and registry.
+bash "$SCRIPT_DIR/write-catalog.sh"
 
 log "testbed is up [$(elapsed)]"
 log "  env:        $TB/env   (. $TB/env)"

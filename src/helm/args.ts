@@ -96,6 +96,25 @@ export function listArgs(namespace: string, major: HelmMajor): string[] {
   return args;
 }
 
+/**
+ * impersonationArgs makes every API request of the run carry Impersonate-User: `user`
+ * (--kube-as-user, a global flag of v3 and v4). No --kube-as-group: for a ServiceAccount
+ * user the API server adds its groups itself, and asking for groups would need the right
+ * to impersonate them.
+ */
+export function impersonationArgs(user: string | undefined): string[] {
+  return user ? ["--kube-as-user", assertArg("impersonated user", user)] : [];
+}
+
+/**
+ * renderGuardArgs are added to install and upgrade in tenant namespaces: the chart's
+ * crds/ directory is never installed (--skip-crds: CRDs are cluster-wide, the platform
+ * installs them), then the post-renderer flags of the render guard.
+ */
+export function renderGuardArgs(postRendererFlags: readonly string[]): string[] {
+  return ["--skip-crds", ...postRendererFlags];
+}
+
 function scope(namespace: string): string[] {
   return ["--namespace", assertArg("namespace", namespace)];
 }

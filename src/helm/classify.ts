@@ -53,6 +53,12 @@ const RULES: readonly Rule[] = [
   { test: /values don't meet the specifications of the schema/, kind: "invalid_argument", message: (c) => `Values do not match the schema of ${chart(c).toLowerCase()}` },
   { test: /execution error at \(|error calling (?:required|fail)|parse error at \(|error converting YAML to JSON/, kind: "invalid_argument", message: () => "The chart cannot be rendered with the given values" },
   // Kubernetes API errors.
+  // Tenant quotas allow no NodePort or LoadBalancer Services at all (src/kube/quota.ts).
+  {
+    test: /exceeded quota: [^,]*, requested: services\.(loadbalancers|nodeports)=/,
+    kind: "resource_exhausted",
+    message: (c, m) => `Resource quota of ${ns(c)} allows no Services of type ${m[1] === "nodeports" ? "NodePort" : "LoadBalancer"}: use type ClusterIP (and an Ingress)`,
+  },
   { test: /exceeded quota/, kind: "resource_exhausted", message: (c) => `Resource quota of ${ns(c)} exceeded` },
   { test: /because it is being terminated/, kind: "failed_precondition", message: (c) => `Namespace ${c.namespace} is being deleted` },
   { test: /exists and cannot be imported into the current release/, kind: "failed_precondition", message: (c) => `Resources of release ${c.name} already exist and belong to something else` },
@@ -62,6 +68,12 @@ const RULES: readonly Rule[] = [
   { test: /context deadline exceeded|timed out waiting for the condition/, kind: "timeout", message: (c) => `helm ${c.verb} ${what(c)}timed out` },
   // helm traps SIGTERM/SIGINT during install and upgrade and fails with this.
   { test: /context canceled/, kind: "unavailable", message: (c) => `helm ${c.verb} ${what(c)}was cancelled` },
+  // Pod Security Admission refuses a Pod ("… is forbidden: violates PodSecurity …").
+  { test: /violates PodSecurity "([a-z]+)/, kind: "failed_precondition", message: (c, m) => `The ${c.verb} ${what(c)}creates a pod that violates the Pod Security level "${m[1]}" of ${ns(c)}` },
+  // RBAC's escalation check: a Role or RoleBinding granting more than helm's identity holds.
+  { test: /is attempting to grant RBAC permissions not currently held/, kind: "permission_denied", message: (c) => `The ${c.verb} ${what(c)}would grant permissions the tenant does not hold in ${ns(c)}` },
+  // The render guard failed without a verdict (a verdict becomes its own message).
+  { test: /error while running post render/, kind: "internal", message: (c) => `The render guard could not check the chart for the ${c.verb} ${what(c)}`.trim() },
   { test: /\bforbidden\b/i, kind: "permission_denied", message: (c) => `Permission denied for helm ${c.verb} ${what(c)}in ${ns(c)}` },
   { test: /connection refused|no such host|i\/o timeout|TLS handshake timeout/i, kind: "unavailable", message: () => "The Kubernetes API is unreachable" },
 ];

@@ -1,11 +1,27 @@
-import { type HelmMajor, historyArgs, installArgs, listArgs, rollbackArgs, uninstallArgs, upgradeArgs, versionArgs } from "./args.ts";
+import { PaasError } from "../errors.ts";
+import {
+  type HelmMajor,
+  historyArgs,
+  impersonationArgs,
+  installArgs,
+  listArgs,
+  renderGuardArgs,
+  rollbackArgs,
+  statusArgs,
+  uninstallArgs,
+  upgradeArgs,
+  versionArgs,
+} from "./args.ts";
 import { chartLabel } from "./chart-source.ts";
 import type { ClassifyContext } from "./classify.ts";
 import { createHelmHome, type HelmHome, helmEnv, removeHelmHome } from "./env.ts";
 import { getRelease } from "./get-release.ts";
 import { type HelmVersion, parseRelease, parseVersion } from "./parse.ts";
 import { parseHistory, parseList } from "./parse-list.ts";
+import { installRenderGuard, withRenderGuard } from "./post-renderer.ts";
+import type { GuardPolicy } from "./render-guard.ts";
 import { createRunner, type HelmLogger, type HelmRunner } from "./runner.ts";
+import type { TenantAccess } from "./tenant.ts";
 import type { CommonOptions, HelmClient, ReleaseInfo } from "./types.ts";
 import { withValuesFile } from "./values-file.ts";
 
@@ -28,6 +44,13 @@ export interface HelmCliOptions {
   tmpDir?: string;
   /** Seconds the process runner adds to helm's --timeout before it sends SIGTERM itself. Default 30. */
   graceSeconds?: number;
+  /**
+   * Run helm as the tenant: every run in a namespace impersonates tenant.userFor(namespace),
+   * writes need tenant.prepareWrite to pass, and install and upgrade skip crds/ and go
+   * through the render guard (post-renderer). Without it helm runs with the operator's
+   * own identity and nothing is checked (tests of the plain CLI adapter).
+   */
+  tenant?: TenantAccess;
 }
 
 /** HelmCli is a HelmClient backed by the helm binary, plus lifecycle helpers. */
@@ -42,7 +65,15 @@ interface Ready {
   home: HelmHome;
   run: HelmRunner;
   version: HelmVersion;
+  /** --post-renderer value of the render guard (tenant mode only). */
+  guard?: string;
 }
+
+// Install failures that leave a release record "failed" at revision 1 because the cluster
+// refused an object (RBAC, Pod Security, quota, validation): the release is uninstalled so
+// that nothing half-applied stays behind. Timeouts keep their failed release (its pods
+// are worth looking at); the render guard refuses before any record exists.
+const CLEANUP_KINDS = new Set(["permission_denied", "failed_precondition", "invalid_argument", "resource_exhausted"]);
 
 /** createHelmCli returns a HelmClient that drives the given helm binary, v3 or v4. */
 export function createHelmCli(options: HelmCliOptions): HelmCli {
@@ -56,12 +87,18 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
     ready ??= (async () => {
       const home = await createHelmHome(options.tmpDir);
       const env = helmEnv(options.parentEnv ?? process.env, home, options.env);
-      const run = createRunner({ binary: options.binary, env, cwd: home.work, logger: options.logger });
+      const base = createRunner({ binary: options.binary, env, cwd: home.work, logger: options.logger });
+      const tenant = options.tenant;
+      // In tenant mode every run about a namespace impersonates that namespace's deployer.
+      const run: HelmRunner = tenant
+        ? (args, ctx, o) => base(ctx.namespace ? [...args, ...impersonationArgs(tenant.userFor(ctx.namespace))] : args, ctx, o)
+        : base;
       try {
         const out = await run(versionArgs(), { verb: "version", namespace: "", name: "" }, { deadlineSeconds: 30 });
         const version = parseVersion(out);
-        options.logger.info({ helm: options.binary, version: version.version }, "helm detected");
-        return { home, run, version };
+        const guard = tenant ? await installRenderGuard(home, version.major) : undefined;
+        options.logger.info({ helm: options.binary, version: version.version, tenantMode: !!tenant }, "helm detected");
+        return { home, run, version, guard };
       } catch (err) {
         await removeHelmHome(home);
         throw err;
@@ -79,6 +116,46 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
   const chartOptions = { plainHttp: options.plainHttp ?? false, plainHttpRegistries: options.plainHttpRegistries ?? [] };
 
   const get = async (namespace: string, name: string): Promise<ReleaseInfo> => getRelease((await init()).run, namespace, name, read);
+
+  // Tenant mode: the namespace must be ready before helm writes into it.
+  const prepare = (namespace: string): Promise<GuardPolicy | undefined> =>
+    options.tenant ? options.tenant.prepareWrite(namespace) : Promise.resolve(undefined);
+
+  // install and upgrade: in tenant mode with --skip-crds and the render guard.
+  const guarded = async (
+    ready: Ready,
+    policy: GuardPolicy | undefined,
+    ctx: ClassifyContext,
+    fn: (extra: string[]) => Promise<string>,
+  ): Promise<string> => {
+    if (!policy || !ready.guard) return fn([]);
+    const { value, report } = await withRenderGuard(policy, ready.guard, (flags) => fn(renderGuardArgs(flags)), {
+      parentDir: options.tmpDir,
+      onUnknownKind: () => options.tenant?.refreshDiscovery(),
+    });
+    if (report && report.dropped.length > 0) {
+      options.logger.info(
+        { namespace: ctx.namespace, release: ctx.name, dropped: report.dropped.map((o) => `${o.kind}/${o.name}`) },
+        "render guard dropped objects the platform manages (the namespace's own NetworkPolicy applies)",
+      );
+    }
+    return value;
+  };
+
+  // After a refused install: uninstall the release if it is the failed first revision.
+  const cleanupFailedInstall = async (run: HelmRunner, major: HelmMajor, o: CommonOptions, err: unknown): Promise<void> => {
+    if (!options.tenant || !(err instanceof PaasError) || !CLEANUP_KINDS.has(err.kind)) return;
+    try {
+      const status = parseRelease(await run(statusArgs(o.namespace, o.name), ctxOf("status", o.namespace, o.name), read));
+      if (status.status !== "failed" || status.revision !== 1) return;
+      const args = uninstallArgs({ ...o, timeoutSeconds: timeoutOf(o) }, major);
+      await run(args, ctxOf("uninstall", o.namespace, o.name), { deadlineSeconds: timeoutOf(o) + grace });
+      options.logger.info({ namespace: o.namespace, release: o.name, reason: err.kind }, "refused install uninstalled: nothing of it stays in the cluster");
+    } catch (cleanupErr) {
+      if (cleanupErr instanceof PaasError && cleanupErr.kind === "not_found") return;
+      options.logger.warn({ err: cleanupErr, namespace: o.namespace, release: o.name }, "could not uninstall the refused install; it stays as a failed release");
+    }
+  };
 
   // install and upgrade print the new release, chart included; should that output ever be
   // unreadable, the release exists anyway, so it is read back rather than reported as failed.
@@ -99,31 +176,49 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
       return (await init()).version.major;
     },
     async install(o) {
-      const { run, version } = await init();
+      const ready = await init();
+      const { run, version } = ready;
       const timeout = timeoutOf(o);
-      const stdout = await withValuesFile(o.values, (valuesFile) => {
-        const args = installArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions });
-        return run(args, ctxOf("install", o.namespace, o.name, chartLabel(o.chart)), { signal: o.signal, deadlineSeconds: timeout + grace });
-      }, options.tmpDir);
+      const policy = await prepare(o.namespace);
+      const ctx = ctxOf("install", o.namespace, o.name, chartLabel(o.chart));
+      let stdout: string;
+      try {
+        stdout = await withValuesFile(o.values, (valuesFile) =>
+          guarded(ready, policy, ctx, (extra) => {
+            const args = [...installArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions }), ...extra];
+            return run(args, ctx, { signal: o.signal, deadlineSeconds: timeout + grace });
+          }),
+        options.tmpDir);
+      } catch (err) {
+        await cleanupFailedInstall(run, version.major, o, err);
+        throw err;
+      }
       return released(stdout, o.namespace, o.name);
     },
     async upgrade(o) {
-      const { run, version } = await init();
+      const ready = await init();
+      const { run, version } = ready;
       const timeout = timeoutOf(o);
-      const stdout = await withValuesFile(o.values, (valuesFile) => {
-        const args = upgradeArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions });
-        return run(args, ctxOf("upgrade", o.namespace, o.name, chartLabel(o.chart)), { signal: o.signal, deadlineSeconds: timeout + grace });
-      }, options.tmpDir);
+      const policy = await prepare(o.namespace);
+      const ctx = ctxOf("upgrade", o.namespace, o.name, chartLabel(o.chart));
+      const stdout = await withValuesFile(o.values, (valuesFile) =>
+        guarded(ready, policy, ctx, (extra) => {
+          const args = [...upgradeArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions }), ...extra];
+          return run(args, ctx, { signal: o.signal, deadlineSeconds: timeout + grace });
+        }),
+      options.tmpDir);
       return released(stdout, o.namespace, o.name);
     },
     async rollback(o) {
       const { run, version } = await init();
+      await prepare(o.namespace);
       const timeout = timeoutOf(o);
       const args = rollbackArgs({ ...o, timeoutSeconds: timeout }, version.major);
       await run(args, ctxOf("rollback", o.namespace, o.name), { signal: o.signal, deadlineSeconds: timeout + grace });
     },
     async uninstall(o) {
       const { run, version } = await init();
+      await prepare(o.namespace);
       const timeout = timeoutOf(o);
       const args = uninstallArgs({ ...o, timeoutSeconds: timeout }, version.major);
       await run(args, ctxOf("uninstall", o.namespace, o.name), { signal: o.signal, deadlineSeconds: timeout + grace });

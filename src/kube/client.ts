@@ -6,6 +6,7 @@ import { decodeStorageSecret, newestStorageSecret, storedReleaseFromSecret } fro
 import { createCoreApi, getJson } from "./http.ts";
 import type { Backoff, WatchSource } from "./list-watch.ts";
 import { assertDnsLabel, createNamespaceOps, type ManagedLabel } from "./namespaces.ts";
+import type { PodSecurityLevel, TenantRoles } from "./tenant.ts";
 import { summarizePod } from "./pod-status.ts";
 import { watchReleaseEvents } from "./release-watch.ts";
 import { helmStorageSelector, isReleasePod } from "./selectors.ts";
@@ -26,6 +27,12 @@ export interface KubeClientOptions {
   pingTimeoutMs?: number;
   /** Retry policy of watchRelease's watches. */
   watchBackoff?: Backoff;
+  /** ClusterRoles the tenant RoleBindings refer to (k8s/rbac.yaml). Default DEFAULT_TENANT_ROLES. */
+  tenantRoles?: TenantRoles;
+  /** Pod Security level of new namespaces unless the caller asks for another. Default "restricted". */
+  podSecurity?: PodSecurityLevel;
+  /** How long ensureNamespace waits for new RoleBindings to take effect. Default 15 s. */
+  rbacSettleMs?: number;
 }
 
 /** DEFAULT_MANAGED_LABEL is app.kubernetes.io/managed-by=paas-operator. */
@@ -42,8 +49,18 @@ function assertReleaseName(release: string): void {
 export function createKubeClient(opts: KubeClientOptions): KubeClient {
   const kc = opts.kubeConfig ?? defaultKubeConfig();
   const logger = opts.logger;
-  const api = createCoreApi(kc, opts.requestTimeoutMs ?? 30_000);
-  const namespaces = createNamespaceOps(api, opts.managedLabel ?? DEFAULT_MANAGED_LABEL, logger);
+  const requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+  const api = createCoreApi(kc, requestTimeoutMs);
+  const namespaces = createNamespaceOps({
+    kc,
+    api,
+    managed: opts.managedLabel ?? DEFAULT_MANAGED_LABEL,
+    logger,
+    requestTimeoutMs,
+    roles: opts.tenantRoles,
+    podSecurity: opts.podSecurity,
+    rbacSettleMs: opts.rbacSettleMs,
+  });
 
   async function listStorage(namespace: string, release: string): Promise<V1Secret[]> {
     const list = await api.listNamespacedSecret({ namespace, labelSelector: helmStorageSelector(release) });
@@ -61,7 +78,7 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
       }
     },
 
-    ensureNamespace: (name, quota) => namespaces.ensureNamespace(name, quota),
+    ensureNamespace: (name, quota, options) => namespaces.ensureNamespace(name, quota, options),
     getNamespace: (name) => namespaces.getNamespace(name),
     listNamespaces: (prefix) => namespaces.listNamespaces(prefix),
     deleteNamespace: (name) => namespaces.deleteNamespace(name),
@@ -150,7 +167,8 @@ async function decodeMatchers(secret: V1Secret): Promise<PodMatcher[]> {
   return podMatchersFromManifest((await decodeStorageSecret(secret)).manifest);
 }
 
-function defaultKubeConfig(): KubeConfig {
+/** defaultKubeConfig loads $KUBECONFIG, ~/.kube/config, else the in-cluster service account. */
+export function defaultKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromDefault();
   return kc;

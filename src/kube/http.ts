@@ -19,6 +19,14 @@ const USER_AGENT = "paas-operator";
 
 /** createCoreApi builds a CoreV1Api whose every request is aborted after `timeoutMs` (headers and body included). */
 export function createCoreApi(kc: KubeConfig, timeoutMs: number): CoreV1Api {
+  return createApi(kc, timeoutMs, CoreV1Api);
+}
+
+/** ApiClass is one of client-node's generated API groups (CoreV1Api, RbacAuthorizationV1Api, …). */
+export type ApiClass<T> = new (config: ReturnType<typeof createConfiguration>) => T;
+
+/** createApi builds any generated API group with the same per-request deadline and User-Agent as createCoreApi. */
+export function createApi<T>(kc: KubeConfig, timeoutMs: number, api: ApiClass<T>): T {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("kubeconfig has no current cluster");
   // client-node's exported Middleware is the Promise-style one; createConfiguration wraps it.
@@ -35,7 +43,7 @@ export function createCoreApi(kc: KubeConfig, timeoutMs: number): CoreV1Api {
     authMethods: { default: kc },
     promiseMiddleware: [deadline],
   });
-  return new CoreV1Api(config);
+  return new api(config);
 }
 
 /** RawResponse is an API answer whose body has not been read yet. */
@@ -48,11 +56,11 @@ export interface RawResponse {
  * rawGet sends an authenticated GET for `path` (query included) and returns the
  * response unread; the signal aborts both the request and the body stream.
  */
-export async function rawGet(kc: KubeConfig, path: string, signal: AbortSignal): Promise<RawResponse> {
+export async function rawGet(kc: KubeConfig, path: string, signal: AbortSignal, accept = "application/json"): Promise<RawResponse> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("kubeconfig has no current cluster");
   const ctx = new RequestContext(cluster.server.replace(/\/+$/, "") + path, HttpMethod.GET);
-  ctx.setHeaderParam("Accept", "application/json");
+  ctx.setHeaderParam("Accept", accept);
   ctx.setHeaderParam("User-Agent", USER_AGENT);
   await kc.applySecurityAuthentication(ctx);
   signal.throwIfAborted();
@@ -81,8 +89,8 @@ export async function readLimited(body: ReadableStream<Uint8Array> | null, limit
 }
 
 /** getJson GETs `path` and parses the JSON answer; a non-2xx answer becomes an HttpStatusError carrying the Status body. */
-export async function getJson(kc: KubeConfig, path: string, signal: AbortSignal): Promise<unknown> {
-  const rsp = await rawGet(kc, path, signal);
+export async function getJson(kc: KubeConfig, path: string, signal: AbortSignal, accept?: string): Promise<unknown> {
+  const rsp = await rawGet(kc, path, signal, accept);
   const text = await readLimited(rsp.body, 4 * 1024 * 1024);
   if (rsp.status < 200 || rsp.status > 299) throw new HttpStatusError(rsp.status, text);
   return JSON.parse(text);

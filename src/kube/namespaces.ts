@@ -1,9 +1,43 @@
-import { type CoreV1Api, PatchStrategy, setHeaderOptions, type V1Namespace, type V1ResourceQuota } from "@kubernetes/client-node";
+import {
+  AuthenticationV1Api,
+  AuthorizationV1Api,
+  type CoreV1Api,
+  type KubeConfig,
+  NetworkingV1Api,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+  type V1Namespace,
+  type V1ResourceQuota,
+} from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { PaasError } from "../errors.ts";
 import { httpCodeOf, kubeError } from "./classify.ts";
+import { createApi, getJson } from "./http.ts";
+import { impersonating } from "./impersonation.ts";
 import { LIMIT_RANGE_NAME, limitRangeManifest, QUOTA_NAME, quotaItems, quotaManifest, validateQuota } from "./quota.ts";
-import type { NamespaceInfo, QuotaSpec } from "./types.ts";
+import {
+  clusterMinor,
+  DEFAULT_TENANT_ROLES,
+  DEPLOYER_BINDING,
+  DEPLOYER_SERVICE_ACCOUNT,
+  deployerServiceAccountManifest,
+  deployerUser,
+  NETWORK_POLICY_NAME,
+  namespaceApply,
+  networkPolicyManifest,
+  OPERATOR_BINDING,
+  POD_SECURITY_LEVELS,
+  type PodSecurityLevel,
+  podSecurityLabels,
+  PSA_ENFORCE,
+  READY_LABEL,
+  roleBindingManifest,
+  type RbacSubject,
+  subjectForUser,
+  type TenantRoles,
+} from "./tenant.ts";
+import type { NamespaceInfo, NamespaceOptions, QuotaSpec } from "./types.ts";
 
 /** FIELD_MANAGER names this service in server-side apply's managedFields. */
 export const FIELD_MANAGER = "paas-operator";
@@ -28,6 +62,16 @@ export function assertDnsLabel(name: string, what: string): void {
   }
 }
 
+/** isReady tells whether every provisioning step of a namespace has succeeded (READY_LABEL, set last). */
+export function isReady(ns: V1Namespace): boolean {
+  return ns.metadata?.labels?.[READY_LABEL] === "true";
+}
+
+/** podSecurityOf reads the enforced Pod Security level of a namespace ("" when none). */
+export function podSecurityOf(ns: V1Namespace): string {
+  return ns.metadata?.labels?.[PSA_ENFORCE] ?? "";
+}
+
 /** namespaceInfo builds the NamespaceInfo of a namespace and its quota. */
 export function namespaceInfo(ns: V1Namespace, rq: V1ResourceQuota | undefined): NamespaceInfo {
   return {
@@ -35,23 +79,55 @@ export function namespaceInfo(ns: V1Namespace, rq: V1ResourceQuota | undefined):
     phase: ns.status?.phase ?? "",
     created: ns.metadata?.creationTimestamp,
     quota: quotaItems(rq),
+    ready: isReady(ns),
+    podSecurity: podSecurityOf(ns),
   };
 }
 
 /** NamespaceOps are the namespace half of KubeClient. */
 export interface NamespaceOps {
-  ensureNamespace(name: string, quota: QuotaSpec): Promise<{ created: boolean; namespace: NamespaceInfo }>;
+  ensureNamespace(name: string, quota: QuotaSpec, options?: NamespaceOptions): Promise<{ created: boolean; namespace: NamespaceInfo }>;
   getNamespace(name: string): Promise<NamespaceInfo>;
   listNamespaces(prefix: string): Promise<NamespaceInfo[]>;
   deleteNamespace(name: string): Promise<void>;
 }
 
-/** createNamespaceOps implements the namespace half of KubeClient over a CoreV1Api. */
-export function createNamespaceOps(api: CoreV1Api, managed: ManagedLabel, logger: Pick<Logger, "info" | "warn">): NamespaceOps {
+/** NamespaceOpsConfig is what createNamespaceOps needs. */
+export interface NamespaceOpsConfig {
+  kc: KubeConfig;
+  api: CoreV1Api;
+  managed: ManagedLabel;
+  logger: Pick<Logger, "info" | "warn">;
+  /** Deadline of one API request. */
+  requestTimeoutMs: number;
+  /** The ClusterRoles tenant RoleBindings refer to. Default DEFAULT_TENANT_ROLES. */
+  roles?: TenantRoles;
+  /** Pod Security level of namespaces whose caller asks for none. Default "restricted". */
+  podSecurity?: PodSecurityLevel;
+  /** How long a new RoleBinding may take to reach the API server's authorizer. Default 15 s. */
+  rbacSettleMs?: number;
+}
+
+/** createNamespaceOps implements the namespace half of KubeClient. */
+export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
+  const { kc, api, managed, logger } = cfg;
+  const roles = cfg.roles ?? DEFAULT_TENANT_ROLES;
+  const defaultLevel = cfg.podSecurity ?? "restricted";
+  const rbacSettleMs = cfg.rbacSettleMs ?? 15_000;
+  const rbac = createApi(kc, cfg.requestTimeoutMs, RbacAuthorizationV1Api);
+  const networking = createApi(kc, cfg.requestTimeoutMs, NetworkingV1Api);
+  const authn = createApi(kc, cfg.requestTimeoutMs, AuthenticationV1Api);
+  const authz = createApi(kc, cfg.requestTimeoutMs, AuthorizationV1Api);
   const labels = { [managed.key]: managed.value };
   const isManaged = (ns: V1Namespace) => ns.metadata?.labels?.[managed.key] === managed.value;
   // Absent and unmanaged look the same from outside: we never reveal other namespaces.
   const notFound = (name: string) => new PaasError("not_found", `namespace "${name}" not found`);
+
+  // Facts about the cluster that do not change while we run: looked up once, on first use
+  // (a failure is not cached).
+  let rolesChecked = false;
+  let self: Promise<RbacSubject> | undefined;
+  let minor: Promise<string> | undefined;
 
   async function readManaged(name: string): Promise<V1Namespace> {
     assertDnsLabel(name, "namespace");
@@ -75,23 +151,148 @@ export function createNamespaceOps(api: CoreV1Api, managed: ManagedLabel, logger
     }
   }
 
-  async function applyQuota(name: string, quota: QuotaSpec): Promise<V1ResourceQuota> {
-    // force: we are the only writer meant to own these objects; take fields back from any other manager.
-    const common = { namespace: name, fieldManager: FIELD_MANAGER, force: true };
-    await api.patchNamespacedLimitRange(
-      { ...common, name: LIMIT_RANGE_NAME, body: limitRangeManifest(name, quota, labels) },
-      APPLY,
+  // The ClusterRoles ship in k8s/rbac.yaml; this service never creates cluster-scoped
+  // objects. Without them a RoleBinding would be created but grant nothing.
+  async function requireClusterRoles(): Promise<void> {
+    if (rolesChecked) return;
+    for (const name of [roles.deployer, roles.operator]) {
+      try {
+        await rbac.readClusterRole({ name });
+      } catch (err) {
+        if (httpCodeOf(err) === 404) {
+          throw new PaasError("failed_precondition", `ClusterRole ${name} is missing: apply k8s/rbac.yaml (the tenant roles) before creating namespaces`, { cause: err });
+        }
+        throw kubeError(err, `read ClusterRole ${name}`);
+      }
+    }
+    rolesChecked = true;
+  }
+
+  // Who we are, as the API server sees it: the subject of the operator's RoleBinding.
+  function selfSubject(): Promise<RbacSubject> {
+    self ??= authn
+      .createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } })
+      .then((r) => {
+        const user = r.status?.userInfo?.username;
+        if (!user) throw new PaasError("internal", "the API server did not say who the operator is (SelfSubjectReview)");
+        return subjectForUser(user);
+      })
+      .catch((err: unknown) => {
+        self = undefined;
+        throw kubeError(err, "identify the operator (SelfSubjectReview)");
+      });
+    return self;
+  }
+
+  function podSecurityVersion(): Promise<string> {
+    minor ??= getJson(kc, "/version", AbortSignal.timeout(cfg.requestTimeoutMs)).then(
+      (v) => clusterMinor(v as { major?: string; minor?: string }),
+      () => {
+        minor = undefined;
+        return "latest";
+      },
     );
-    return api.patchNamespacedResourceQuota({ ...common, name: QUOTA_NAME, body: quotaManifest(name, quota, labels) }, APPLY);
+    return minor;
+  }
+
+  // Server-side apply with force: we are the only writer meant to own these objects;
+  // take fields back from any other manager (this is also what repairs a namespace).
+  const common = (namespace: string) => ({ namespace, fieldManager: FIELD_MANAGER, force: true });
+
+  async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw kubeError(err, what);
+    }
+  }
+
+  async function applyNamespaceLabels(name: string, nsLabels: Record<string, string>): Promise<V1Namespace> {
+    return step(`label namespace "${name}"`, () =>
+      api.patchNamespace({ name, body: namespaceApply(name, nsLabels), fieldManager: FIELD_MANAGER, force: true }, APPLY),
+    );
+  }
+
+  // A RoleBinding takes effect once the API server's authorizer has seen it, which is
+  // asynchronous: poll SelfSubjectAccessReviews (as the deployer, through impersonation,
+  // and as ourselves) until both say yes, so that the first helm run cannot be refused.
+  async function waitForRbac(namespace: string): Promise<void> {
+    const asDeployer = createApi(impersonating(kc, deployerUser(namespace)), cfg.requestTimeoutMs, AuthorizationV1Api);
+    const checks = [
+      { who: DEPLOYER_SERVICE_ACCOUNT, role: roles.deployer, client: asDeployer, attrs: { verb: "create", group: "apps", resource: "deployments" } },
+      { who: "the operator", role: roles.operator, client: authz, attrs: { verb: "list", group: "", resource: "secrets" } },
+    ];
+    const deadline = Date.now() + rbacSettleMs;
+    for (const { who, role, client, attrs } of checks) {
+      for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+        const review = await step(`check the permissions of ${who} in namespace "${namespace}"`, () =>
+          client.createSelfSubjectAccessReview({
+            body: {
+              apiVersion: "authorization.k8s.io/v1",
+              kind: "SelfSubjectAccessReview",
+              spec: { resourceAttributes: { namespace, ...attrs } },
+            },
+          }),
+        );
+        if (review.status?.allowed) break;
+        if (Date.now() > deadline) {
+          throw new PaasError("failed_precondition", `the RoleBinding of ${who} in namespace "${namespace}" grants nothing yet: check ClusterRole ${role} (k8s/rbac.yaml)`);
+        }
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** provision applies every object of a tenant namespace, in order, then marks it ready. */
+  async function provision(name: string, quota: QuotaSpec, level: PodSecurityLevel, wasReady: boolean): Promise<{ ns: V1Namespace; rq: V1ResourceQuota }> {
+    const nsLabels = { ...labels, ...podSecurityLabels(level, await podSecurityVersion()) };
+    // The ready label is kept while a ready namespace is repaired (concurrent installs go
+    // on); a namespace that never was ready only becomes so at the very end.
+    await applyNamespaceLabels(name, wasReady ? { ...nsLabels, [READY_LABEL]: "true" } : nsLabels);
+    await step(`apply LimitRange to namespace "${name}"`, () =>
+      api.patchNamespacedLimitRange({ ...common(name), name: LIMIT_RANGE_NAME, body: limitRangeManifest(name, quota, labels) }, APPLY),
+    );
+    const rq = await step(`apply quota to namespace "${name}"`, () =>
+      api.patchNamespacedResourceQuota({ ...common(name), name: QUOTA_NAME, body: quotaManifest(name, quota, labels) }, APPLY),
+    );
+    await step(`apply NetworkPolicy to namespace "${name}"`, () =>
+      networking.patchNamespacedNetworkPolicy({ ...common(name), name: NETWORK_POLICY_NAME, body: networkPolicyManifest(name, labels) }, APPLY),
+    );
+    await step(`apply ServiceAccount ${DEPLOYER_SERVICE_ACCOUNT} to namespace "${name}"`, () =>
+      api.patchNamespacedServiceAccount({ ...common(name), name: DEPLOYER_SERVICE_ACCOUNT, body: deployerServiceAccountManifest(name, labels) }, APPLY),
+    );
+    const deployer: RbacSubject = { kind: "ServiceAccount", name: DEPLOYER_SERVICE_ACCOUNT, namespace: name };
+    await step(`bind ClusterRole ${roles.deployer} in namespace "${name}"`, () =>
+      rbac.patchNamespacedRoleBinding(
+        { ...common(name), name: DEPLOYER_BINDING, body: roleBindingManifest(name, DEPLOYER_BINDING, roles.deployer, deployer, labels) },
+        APPLY,
+      ),
+    );
+    const operator = await selfSubject();
+    await step(`bind ClusterRole ${roles.operator} in namespace "${name}"`, () =>
+      rbac.patchNamespacedRoleBinding(
+        { ...common(name), name: OPERATOR_BINDING, body: roleBindingManifest(name, OPERATOR_BINDING, roles.operator, operator, labels) },
+        APPLY,
+      ),
+    );
+    await waitForRbac(name);
+    const ns = await applyNamespaceLabels(name, { ...nsLabels, [READY_LABEL]: "true" });
+    return { ns, rq };
   }
 
   return {
-    async ensureNamespace(name, quota) {
+    async ensureNamespace(name, quota, options) {
       assertDnsLabel(name, "namespace");
       validateQuota(quota);
+      const level = options?.podSecurity ?? defaultLevel;
+      if (!POD_SECURITY_LEVELS.includes(level)) {
+        throw new PaasError("invalid_argument", `pod security level "${level}" must be one of ${POD_SECURITY_LEVELS.join(", ")}`);
+      }
+      await requireClusterRoles();
       let ns: V1Namespace;
       let created = false;
       try {
+        // Not ready yet: nothing may be installed until provision() has finished.
         ns = await api.createNamespace({ body: { metadata: { name, labels } }, fieldManager: FIELD_MANAGER });
         created = true;
       } catch (err) {
@@ -111,20 +312,17 @@ export function createNamespaceOps(api: CoreV1Api, managed: ManagedLabel, logger
           throw new PaasError("failed_precondition", `namespace "${name}" is being deleted; retry when it is gone`);
         }
       }
-      let rq: V1ResourceQuota;
+      // All or nothing: a step that fails leaves the namespace without the ready label, so
+      // helm refuses to write into it, and calling ensureNamespace again repairs it.
+      let result: { ns: V1Namespace; rq: V1ResourceQuota };
       try {
-        rq = await applyQuota(name, quota);
+        result = await provision(name, quota, level, !created && isReady(ns));
       } catch (err) {
-        if (created) {
-          // Never leave a fresh namespace without its quota: a retry creates both again.
-          await api.deleteNamespace({ name }).catch((delErr: unknown) =>
-            logger.warn({ err: delErr, namespace: name }, "could not remove namespace after its quota failed"),
-          );
-        }
-        throw kubeError(err, `apply quota to namespace "${name}"`);
+        logger.warn({ err, namespace: name, created }, "namespace provisioning failed; it stays not ready until CreateNamespace succeeds");
+        throw err;
       }
-      if (created) logger.info({ namespace: name, quota }, "namespace created");
-      return { created, namespace: namespaceInfo(ns, rq) };
+      if (created) logger.info({ namespace: name, quota, podSecurity: level }, "namespace created");
+      return { created, namespace: namespaceInfo(result.ns, result.rq) };
     },
 
     async getNamespace(name) {

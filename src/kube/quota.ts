@@ -12,6 +12,21 @@ export const LIMIT_RANGE_NAME = "paas-limits";
  * slots with many tiny claims. Ten is enough for a handful of stateful releases.
  */
 export const MAX_PVCS = "10";
+/**
+ * OBJECT_COUNTS cap what costs the cluster something beyond CPU and memory:
+ *  - NodePort and LoadBalancer Services open ports on every node or buy a cloud load
+ *    balancer; tenants reach the outside through Ingresses, so both are 0;
+ *  - Secrets and ConfigMaps live in etcd (up to 1 MiB each). Helm keeps one Secret per
+ *    revision (at most 10 per release with the default --history-max) and charts add a few
+ *    of their own: 100 fits about six releases with full histories, ConfigMaps likewise
+ *    (kube-root-ca.crt, which Kubernetes puts in every namespace, counts too).
+ */
+export const OBJECT_COUNTS: Readonly<Record<string, string>> = {
+  "services.nodeports": "0",
+  "services.loadbalancers": "0",
+  "count/secrets": "100",
+  "count/configmaps": "100",
+};
 
 // Quantity grammar (apimachinery resource.Quantity), without the sign: a tenant quota is never negative.
 const QUANTITY = /^(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
@@ -52,6 +67,7 @@ export function quotaManifest(namespace: string, spec: QuotaSpec, labels: Record
         "limits.memory": spec.memory,
         "requests.storage": spec.storage,
         persistentvolumeclaims: MAX_PVCS,
+        ...OBJECT_COUNTS,
       },
     },
   };

@@ -37,6 +37,19 @@ export interface NamespaceInfo {
   phase: string;
   created?: Date;
   quota: QuotaItem[];
+  /**
+   * Every provisioning step succeeded (label paas.io/ready=true): helm may write into it.
+   * Optional for fakes; the real client always sets it.
+   */
+  ready?: boolean;
+  /** Enforced Pod Security level (pod-security.kubernetes.io/enforce), "" when none. */
+  podSecurity?: string;
+}
+
+/** NamespaceOptions are per-namespace choices of ensureNamespace. */
+export interface NamespaceOptions {
+  /** Pod Security level to enforce; default: the client's (POD_SECURITY_LEVEL). */
+  podSecurity?: "restricted" | "baseline";
 }
 
 /** StoredRelease is a release revision read from Helm's storage Secret, with its labels. */
@@ -57,8 +70,13 @@ export type ReleaseWatchEvent =
 export interface KubeClient {
   /** Resolves when the API server answers; rejects with an "unavailable" PaasError otherwise. */
   ping(signal?: AbortSignal): Promise<void>;
-  /** Creates the namespace (labelled as managed) and its quota, or updates the quota of an existing managed namespace. */
-  ensureNamespace(name: string, quota: QuotaSpec): Promise<{ created: boolean; namespace: NamespaceInfo }>;
+  /**
+   * Creates the namespace (labelled as managed) with its quota, LimitRange, Pod Security
+   * labels, default-deny NetworkPolicy, the deployer ServiceAccount helm impersonates and
+   * the RoleBindings, then labels it ready; on an existing managed namespace it re-applies
+   * all of it (updates the quota, repairs a half-provisioned namespace).
+   */
+  ensureNamespace(name: string, quota: QuotaSpec, options?: NamespaceOptions): Promise<{ created: boolean; namespace: NamespaceInfo }>;
   /** A managed namespace; "not_found" when it is absent or not managed by this service. */
   getNamespace(name: string): Promise<NamespaceInfo>;
   /** Managed namespaces whose name starts with the prefix. */

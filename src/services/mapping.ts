@@ -92,5 +92,7 @@ export function toNamespace(ns: NamespaceInfo): Namespace {
     phase: ns.phase,
     created: ns.created ? timestampFromDate(ns.created) : undefined,
     quota: ns.quota,
+    ready: ns.ready ?? false,
+    podSecurity: ns.podSecurity ?? "",
   });
 }

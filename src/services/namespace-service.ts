@@ -1,10 +1,12 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
-import type { KubeClient, QuotaSpec } from "../kube/types.ts";
+import { PaasError } from "../errors.ts";
+import type { KubeClient, NamespaceOptions, QuotaSpec } from "../kube/types.ts";
 import { OperationQueue } from "../operation-queue.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import { validateQuantity } from "../validation.ts";
 import { toNamespace } from "./mapping.ts";
+import { scopeKey } from "../auth/scopes.ts";
 
 /** DEFAULT_QUOTA is what a namespace gets when the caller names no limits. */
 export const DEFAULT_QUOTA: QuotaSpec = { cpu: "2", memory: "4Gi", storage: "20Gi" };
@@ -21,8 +23,8 @@ export class NamespaceManager {
   }
 
   /** ensure creates the namespace with its quota, or updates the quota; serialized per namespace. */
-  ensure(name: string, quota: QuotaSpec) {
-    return this.queue.run(`namespace:${name}`, () => this.kube.ensureNamespace(name, quota));
+  ensure(name: string, quota: QuotaSpec, options: NamespaceOptions = {}) {
+    return this.queue.run(`namespace:${name}`, () => this.kube.ensureNamespace(name, quota, options));
   }
 
   /** ensureDefault creates the namespace with the default quota unless it exists already. */
@@ -61,7 +63,14 @@ export function createNamespaceService(
       validateQuantity(quota.memory, "memory_limit");
       validateQuantity(quota.storage, "storage_limit");
       lifecycle.assertAcceptingMutations();
-      const { created, namespace } = await manager.ensure(req.name, quota);
+      const options: NamespaceOptions = {};
+      if (req.podSecurity !== "") {
+        if (req.podSecurity !== "restricted" && req.podSecurity !== "baseline") {
+          throw new PaasError("invalid_argument", 'pod_security must be "restricted" or "baseline"');
+        }
+        options.podSecurity = req.podSecurity;
+      }
+      const { created, namespace } = await manager.ensure(req.name, quota, options);
       return {
         namespace: toNamespace(namespace),
         created,
@@ -73,9 +82,11 @@ export function createNamespaceService(
       return { namespace: toNamespace(await kube.getNamespace(req.name)) };
     },
 
-    async listNamespaces() {
+    async listNamespaces(_req, ctx) {
+      // Only the namespaces the caller's API key may see (src/auth/scopes.ts).
+      const scope = ctx.values.get(scopeKey);
       const list = await kube.listNamespaces(prefix);
-      return { namespaces: list.map(toNamespace) };
+      return { namespaces: list.filter((n) => scope.allowsNamespace(n.name)).map(toNamespace) };
     },
 
     async deleteNamespace(req) {

@@ -12,7 +12,8 @@ import { PaasError } from "../errors.ts";
 import type { ChartSource, HelmClient, JsonObject } from "../helm/types.ts";
 import type { KubeClient, ReleaseWatchEvent, StoredRelease } from "../kube/types.ts";
 import type { OperationQueue } from "../operation-queue.ts";
-import { validateChartSource } from "../validation.ts";
+import type { ChartCatalog } from "../catalog/catalog.ts";
+import { validateValues, type ValuesLimits } from "../validation.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import { toPodStatus, toRelease, toRevision } from "./mapping.ts";
 import type { NamespaceManager } from "./namespace-service.ts";
@@ -24,7 +25,10 @@ export interface ReleaseDeps {
   queue: OperationQueue;
   lifecycle: Lifecycle;
   namespaces: NamespaceManager;
-  repositories: Record<string, string>;
+  /** The chart sources callers may use (src/catalog/). */
+  catalog: ChartCatalog;
+  /** Limits on values; DEFAULT_VALUES_LIMITS when absent. */
+  valuesLimits?: ValuesLimits;
   helmTimeoutSeconds: number;
   maxHelmTimeoutSeconds: number;
 }
@@ -53,7 +57,8 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
 
   return {
     async installRelease(req, ctx) {
-      const source = validateChartSource(req.chart, req.version, req.repoUrl, deps.repositories);
+      const source = deps.catalog.resolve(req.chart, req.version, req.repoUrl);
+      validateValues(req.values, deps.valuesLimits);
       const timeoutSeconds = timeoutOf(req.timeout);
       return mutate(req.namespace, req.name, ctx.signal, async () => {
         if (req.createNamespace) await deps.namespaces.ensureDefault(req.namespace);
@@ -74,7 +79,8 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
     },
 
     async upgradeRelease(req, ctx) {
-      const given = req.chart ? validateChartSource(req.chart, req.version, req.repoUrl, deps.repositories) : undefined;
+      const given = req.chart ? deps.catalog.resolve(req.chart, req.version, req.repoUrl) : undefined;
+      validateValues(req.values, deps.valuesLimits);
       if (req.resetValues && req.reuseValues === true) {
         throw new PaasError("invalid_argument", "reset_values and reuse_values cannot both be true");
       }
@@ -84,6 +90,8 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
         // look first so that the caller gets NOT_FOUND.
         const current = await stored(req.namespace, req.name);
         const source = given ?? recordedSource(current, req.version);
+        // A recorded source is pulled again: it must still be in the catalogue.
+        if (!given) deps.catalog.check(source);
         const info = await helm.upgrade({
           namespace: req.namespace,
           name: req.name,

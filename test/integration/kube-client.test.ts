@@ -26,7 +26,8 @@ let core: CoreV1Api;
 
 beforeAll(() => {
   if (missing.length > 0) throw new Error(SETUP_HINT);
-  kube = createKubeClient({ logger });
+  // Baseline Pod Security: the bare test pods and podinfo (default values) set no securityContext.
+  kube = createKubeClient({ logger, podSecurity: "baseline" });
   const kc = new KubeConfig();
   kc.loadFromDefault();
   core = kc.makeApiClient(CoreV1Api);
@@ -87,6 +88,10 @@ describe("namespaces", () => {
       "limits.memory": "1Gi",
       "requests.storage": "5Gi",
       persistentvolumeclaims: "10",
+      "services.nodeports": "0",
+      "services.loadbalancers": "0",
+      "count/secrets": "100",
+      "count/configmaps": "100",
     });
     const managers = rq.metadata?.managedFields?.map((m) => [m.manager, m.operation]);
     expect(managers).toContainEqual(["paas-operator", "Apply"]);
@@ -139,7 +144,7 @@ describe("namespaces", () => {
     await core.createNamespace({ body: { metadata: { name: unmanaged } } });
     const list = await kube.listNamespaces(`paas-ws-it-${run}-`);
     expect(list.map((n) => n.name)).toEqual([ns]);
-    expect(list[0]!.quota.length).toBe(6);
+    expect(list[0]!.quota.length).toBe(10);
     expect(await kube.listNamespaces("paas-ws-nothing-like-this-")).toEqual([]);
 
     await expect(kube.getNamespace(unmanaged)).rejects.toMatchObject({ kind: "not_found" });

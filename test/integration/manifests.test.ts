@@ -8,21 +8,25 @@
  *  3. properties the operator relies on: shutdown grace above the helm timeout, gRPC
  *     liveness, /readyz readiness, non-root, the Secret wired to API_KEY_FILE, RBAC without
  *     wildcards or escalation, the admission policy in sync with the Deployment;
- *  4. installed for real (under unique names), as the operator's ServiceAccount: the
- *     operator's own Kubernetes code and real helm installs work in a tenant namespace, and
- *     writes outside tenant namespaces, to cluster-scoped objects and to the quota are refused.
+ *  4. installed for real (under unique names), as the operator's ServiceAccount (with a real
+ *     token of it): the operator's own Kubernetes code provisions a tenant namespace, helm
+ *     runs there as the namespace's deployer (the operator impersonating it) through the
+ *     service's own helm adapter, and everything beyond that is refused: writes outside
+ *     tenant namespaces, cluster-scoped objects, the quota, Secrets outside tenant
+ *     namespaces, impersonating anyone else, binding any other role.
  *
  * Needs the testbed's environment (`set -a; source .testbed/env; set +a`): it fails, never
  * skips, when KUBECONFIG is unset.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import {
   ApiException,
+  CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
@@ -40,7 +44,9 @@ import {
 import { loadAll, YAML11_SCHEMA } from "js-yaml";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKubeClient } from "../../src/kube/client.ts";
+import { createHelmCli, type HelmCli } from "../../src/helm/cli.ts";
+import { createKubeClient, DEFAULT_MANAGED_LABEL } from "../../src/kube/client.ts";
+import { createTenantAccess } from "../../src/kube/tenant-access.ts";
 
 const run = promisify(execFile);
 
@@ -146,6 +152,12 @@ function forTest(src: Manifest): Manifest {
   if (obj.metadata.namespace !== undefined) {
     if (obj.metadata.namespace !== OPERATOR_NS) throw new Error(`${obj.kind}/${obj.metadata.name} is in ${obj.metadata.namespace}, not ${OPERATOR_NS}`);
     obj.metadata.namespace = TEST_NS;
+  }
+  // The operator's bind/get rule names the (renamed) tenant ClusterRoles.
+  if (obj.kind === "ClusterRole") {
+    for (const rule of obj.rules ?? []) {
+      if ((rule.resources ?? []).includes("clusterroles") && rule.resourceNames) rule.resourceNames = rule.resourceNames.map((n: string) => `${n}-${SUFFIX}`);
+    }
   }
   if (obj.kind === "ClusterRoleBinding") {
     obj.roleRef.name = `${obj.roleRef.name}-${SUFFIX}`;
@@ -421,64 +433,105 @@ describe("Deployment", () => {
 
 describe("RBAC", () => {
   const roles = all<V1ClusterRole>("ClusterRole");
-  const rules = roles.flatMap((r) => r.rules ?? []);
+  const role = (name: string) => roles.find((r) => r.metadata!.name === name)?.rules ?? [];
+  const operator = role("paas-operator");
+  const operatorTenant = role("paas-operator-tenant");
+  const deployer = role("paas-tenant-deployer");
+  const TENANT_ROLES = ["paas-tenant-deployer", "paas-operator-tenant"];
 
-  it("grants no wildcard, no escalation and no non-resource URLs", () => {
-    expect(roles.length).toBeGreaterThan(0);
+  it("grants no wildcard, no escalate, no non-resource URL; bind and impersonate only by name", () => {
+    expect(roles.map((r) => r.metadata!.name).sort()).toEqual(["paas-operator", "paas-operator-tenant", "paas-tenant-deployer"]);
     expect(all<Manifest>("Role")).toEqual([]);
-    for (const role of roles) {
-      expect(role.aggregationRule, `${role.metadata!.name} aggregationRule`).toBeUndefined();
-      for (const rule of role.rules ?? []) {
-        const where = `${role.metadata!.name}: ${JSON.stringify(rule)}`;
+    for (const r of roles) {
+      expect(r.aggregationRule, `${r.metadata!.name} aggregationRule`).toBeUndefined();
+      for (const rule of r.rules ?? []) {
+        const where = `${r.metadata!.name}: ${JSON.stringify(rule)}`;
         expect(rule.verbs, where).not.toContain("*");
         expect(rule.resources ?? [], where).not.toContain("*");
         expect(rule.apiGroups ?? [], where).not.toContain("*");
-        expect((rule.resources ?? []).some((r) => r.includes("*")), where).toBe(false);
-        for (const verb of ["escalate", "bind", "impersonate"]) expect(rule.verbs, where).not.toContain(verb);
+        expect((rule.resources ?? []).some((res) => res.includes("*")), where).toBe(false);
+        expect(rule.verbs, where).not.toContain("escalate");
         expect(rule.nonResourceURLs, where).toBeUndefined();
+        if (rule.verbs.includes("bind")) {
+          expect(r.metadata!.name, where).toBe("paas-operator");
+          expect(rule.resources, where).toEqual(["clusterroles"]);
+          expect([...(rule.resourceNames ?? [])].sort(), where).toEqual([...TENANT_ROLES].sort());
+        }
+        if (rule.verbs.includes("impersonate")) {
+          expect(r.metadata!.name, where).toBe("paas-operator");
+          expect(rule, where).toMatchObject({ apiGroups: [""], resources: ["serviceaccounts"], resourceNames: ["paas-deployer"], verbs: ["impersonate"] });
+        }
       }
+    }
+    // Only the operator's own role is bound cluster-wide; the tenant roles are bound per namespace.
+    expect(all<V1ClusterRoleBinding>("ClusterRoleBinding").map((b) => b.roleRef.name)).toEqual(["paas-operator"]);
+    for (const name of TENANT_ROLES) {
+      expect(roles.find((r) => r.metadata!.name === name)?.metadata?.labels?.["app.kubernetes.io/component"], `${name} is applied by test beds by label`).toBe("tenant-role");
     }
   });
 
-  it("grants what the operator's code and helm do (offline check; the real one is below)", () => {
-    const need: Array<[string, string, string[]]> = [
-      // operator: namespaces, quotas (server-side apply = patch, + create when absent), pods and helm storage
-      ["", "namespaces", ["get", "list", "create", "delete"]],
+  it("grants what the operator's code, the operator's reads and helm do (offline check; the real one is below)", () => {
+    const need = (rules: V1PolicyRule[], list: Array<[string, string, string[]]>, who: string) => {
+      for (const [group, resource, verbs] of list) {
+        for (const verb of verbs) expect(allows(rules, verb, group, resource), `${who}: ${verb} ${group || "core"}/${resource}`).toBe(true);
+      }
+    };
+    // The operator, cluster-wide: provisioning (server-side apply = patch, + create when absent).
+    need(operator, [
+      ["", "namespaces", ["get", "list", "create", "patch", "delete"]],
       ["", "resourcequotas", ["get", "list", "create", "patch"]],
       ["", "limitranges", ["create", "patch"]],
-      ["", "pods", ["list", "watch"]],
-      ["", "secrets", ["get", "list", "watch", "create", "update", "delete"]],
-    ];
+      ["", "serviceaccounts", ["create", "patch"]],
+      ["networking.k8s.io", "networkpolicies", ["create", "patch"]],
+      ["rbac.authorization.k8s.io", "rolebindings", ["create", "patch"]],
+    ], "paas-operator");
+    // ... and nothing to read Secrets or pods anywhere, nor any chart kind.
+    for (const [group, resource] of [["", "secrets"], ["", "pods"], ["", "configmaps"], ["apps", "deployments"]] as const) {
+      for (const verb of ["get", "list", "watch", "create"]) expect(allows(operator, verb, group, resource), `paas-operator: ${verb} ${resource}`).toBe(false);
+    }
+    // The operator's reads inside a tenant namespace.
+    need(operatorTenant, [["", "pods", ["get", "list", "watch"]], ["", "secrets", ["get", "list", "watch"]]], "paas-operator-tenant");
+    expect(operatorTenant.flatMap((r) => r.verbs).every((v) => ["get", "list", "watch"].includes(v)), "paas-operator-tenant is read-only").toBe(true);
+    // helm as the deployer: what ordinary charts hold, and Helm's storage Secrets.
     const chartKinds: Array<[string, string]> = [
       ["apps", "deployments"],
       ["apps", "statefulsets"],
       ["", "services"],
       ["", "configmaps"],
       ["", "secrets"],
+      ["", "pods"],
       ["", "persistentvolumeclaims"],
+      ["", "serviceaccounts"],
       ["networking.k8s.io", "ingresses"],
       ["batch", "jobs"],
+      ["batch", "cronjobs"],
       ["autoscaling", "horizontalpodautoscalers"],
       ["policy", "poddisruptionbudgets"],
-      ["", "serviceaccounts"],
       ["rbac.authorization.k8s.io", "roles"],
       ["rbac.authorization.k8s.io", "rolebindings"],
-      ["networking.k8s.io", "networkpolicies"],
+      ["coordination.k8s.io", "leases"],
     ];
-    for (const [group, resource] of chartKinds) need.push([group, resource, ["get", "list", "watch", "create", "update", "patch", "delete"]]);
-    for (const [group, resource, verbs] of need) {
-      for (const verb of verbs) expect(allows(rules, verb, group, resource), `${verb} ${group || "core"}/${resource}`).toBe(true);
-    }
-    // Cluster-scoped kinds a chart could try: none.
+    need(deployer, chartKinds.map(([g, r]) => [g, r, ["get", "list", "watch", "create", "update", "patch", "delete"]]), "paas-tenant-deployer");
+    need(deployer, [["apps", "replicasets", ["get", "list", "watch"]], ["", "events", ["get", "list", "watch"]]], "paas-tenant-deployer");
+    // Never: its own namespace's guard rails, anything cluster-scoped, DaemonSets, writing Endpoints.
     for (const [group, resource] of [
+      ["", "namespaces"],
+      ["", "resourcequotas"],
+      ["", "limitranges"],
+      ["networking.k8s.io", "networkpolicies"],
       ["rbac.authorization.k8s.io", "clusterroles"],
       ["rbac.authorization.k8s.io", "clusterrolebindings"],
       ["apiextensions.k8s.io", "customresourcedefinitions"],
       ["", "nodes"],
       ["", "persistentvolumes"],
+      ["apps", "daemonsets"],
+      ["", "endpoints"],
     ] as const) {
-      expect(allows(rules, "create", group, resource), `create ${resource}`).toBe(false);
+      for (const rules of [deployer, operatorTenant]) {
+        for (const verb of ["create", "update", "patch", "delete"]) expect(allows(rules, verb, group, resource), `${verb} ${resource}`).toBe(false);
+      }
     }
+    for (const verb of ["bind", "escalate", "impersonate"]) expect(deployer.some((r) => r.verbs.includes(verb)), `deployer ${verb}`).toBe(false);
   });
 });
 
@@ -500,6 +553,9 @@ describe("ValidatingAdmissionPolicy", () => {
 describe("as the operator's ServiceAccount (RBAC and admission policy installed for real)", () => {
   let asOperator: KubeConfig;
   let api: KubernetesObjectApi;
+  let operatorKubeconfig: string;
+  const tenantRoles = { deployer: `paas-tenant-deployer-${SUFFIX}`, operator: `paas-operator-tenant-${SUFFIX}` };
+  const DEPLOYER = `system:serviceaccount:${TENANT}:paas-deployer`;
 
   beforeAll(async () => {
     // The Namespace (and the ServiceAccount) exist from the dry-run block; install the
@@ -513,7 +569,25 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
         created.push(copy);
       }
     }
-    asOperator = impersonating(kc, TEST_SA_USER);
+    // A real token of the operator's ServiceAccount: the operator impersonates the tenants'
+    // deployers, which an admin impersonating the operator could not show (one level only).
+    const core = kc.makeApiClient(CoreV1Api);
+    const token = await core.createNamespacedServiceAccountToken({
+      namespace: TEST_NS,
+      name: SA_NAME,
+      body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
+    });
+    const cluster = kc.getCurrentCluster()!;
+    asOperator = new KubeConfig();
+    asOperator.loadFromOptions({
+      clusters: [cluster],
+      users: [{ name: "operator", token: token.status!.token }],
+      contexts: [{ name: "operator", cluster: cluster.name, user: "operator" }],
+      currentContext: "operator",
+    });
+    helmHome = mkdtempSync(join(tmpdir(), "paas-manifests-helm-"));
+    operatorKubeconfig = join(helmHome, "kubeconfig");
+    writeFileSync(operatorKubeconfig, asOperator.exportConfig(), { mode: 0o600 });
     api = KubernetesObjectApi.makeApiClient(asOperator);
     // RBAC and admission policies reach the API server's caches asynchronously.
     await eventually("RBAC in force", 30_000, async () => {
@@ -535,106 +609,127 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
     });
   });
 
-  it("runs the operator's namespace code: create with quota, read, list", async () => {
-    const kube = createKubeClient({ kubeConfig: asOperator, logger: pino({ level: "silent" }) });
+  it("provisions a tenant namespace: quota, Pod Security, NetworkPolicy, deployer, RoleBindings, ready", async () => {
+    const kube = createKubeClient({ kubeConfig: asOperator, logger: pino({ level: "silent" }), tenantRoles });
     const made = await kube.ensureNamespace(TENANT, { cpu: "4", memory: "8Gi", storage: "20Gi" });
     expect(made.created).toBe(true);
+    expect(made.namespace).toMatchObject({ ready: true, podSecurity: "restricted" });
     expect(made.namespace.quota.length).toBeGreaterThan(0);
     expect((await kube.ensureNamespace(TENANT, { cpu: "4", memory: "8Gi", storage: "20Gi" })).created).toBe(false);
     expect((await kube.getNamespace(TENANT)).name).toBe(TENANT);
     expect((await kube.listNamespaces(PREFIX)).map((n) => n.name)).toContain(TENANT);
+    // Its reads in the namespace go through the RoleBinding it gave itself.
     expect(await kube.listReleasePods(TENANT, "web")).toEqual([]);
     expect(await kube.getStoredRelease(TENANT, "web")).toBeUndefined();
+    const binding = await admin.read<KubernetesObject & { subjects: unknown[] }>({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "paas-operator", namespace: TENANT },
+    });
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: SA_NAME, namespace: TEST_NS }]);
   });
 
-  describe("helm, with the operator's identity", () => {
-    let helm: (args: string[], timeoutMs?: number) => Promise<{ stdout: string; stderr: string }>;
+  describe("helm, as the tenant's deployer (impersonated by the operator), through the service's helm adapter", () => {
+    let cli: HelmCli;
     let repo: string;
 
     beforeAll(() => {
-      const binary = requireEnv("HELM_BINARY");
       repo = requireEnv("CHART_REPO_URL");
-      helmHome = mkdtempSync(join(tmpdir(), "paas-manifests-helm-"));
-      const home = helmHome;
-      helm = (args, timeoutMs = 120_000) =>
-        run(binary, [...args, "--namespace", TENANT, "--kube-as-user", TEST_SA_USER], {
-          timeout: timeoutMs,
-          maxBuffer: 16 * 1024 * 1024,
-          env: {
-            ...process.env,
-            HELM_CACHE_HOME: join(home, "cache"),
-            HELM_CONFIG_HOME: join(home, "config"),
-            HELM_DATA_HOME: join(home, "data"),
-            HELM_DRIVER: "secret",
-            NO_COLOR: "1",
-          },
-        });
+      cli = createHelmCli({
+        binary: requireEnv("HELM_BINARY"),
+        logger: pino({ level: "silent" }),
+        tmpDir: helmHome,
+        env: { KUBECONFIG: operatorKubeconfig },
+        tenant: createTenantAccess({ kubeConfig: asOperator, managedLabel: DEFAULT_MANAGED_LABEL }),
+      });
+    });
+    afterAll(async () => {
+      await cli?.close();
     });
 
-    async function helmOk(args: string[]): Promise<string> {
-      try {
-        return (await helm(args)).stdout;
-      } catch (err) {
-        const e = err as { stderr?: string; message: string };
-        throw new Error(`helm ${args.join(" ")} failed as ${TEST_SA_USER}: ${e.stderr || e.message}`);
-      }
-    }
+    const chart = (name: string, version: string) => ({ ref: name, version, repoUrl: repo });
+    const common = { namespace: TENANT, timeoutSeconds: 90, createNamespace: false, labels: {} };
+    const restricted = {
+      podSecurityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: "RuntimeDefault" } },
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+    };
 
     it("installs podinfo with a hook Job, HPA, PDB, Ingress and ServiceAccount, and waits for it", async () => {
-      await helmOk([
-        "install", "web", "podinfo", "--repo", repo, "--version", "6.14.1",
-        "--set", "replicaCount=2,hpa.enabled=true,serviceAccount.enabled=true,ingress.enabled=true",
-        "--set", "podDisruptionBudget.maxUnavailable=1,hooks.preInstall.job.enabled=true",
-        "--wait", "--timeout", "90s",
-      ]); // prettier-ignore
-      const kube = createKubeClient({ kubeConfig: asOperator, logger: pino({ level: "silent" }) });
-      expect((await kube.getStoredRelease(TENANT, "web"))?.release.status).toBe("deployed");
+      const values = {
+        ...restricted,
+        replicaCount: 2,
+        hpa: { enabled: true },
+        serviceAccount: { enabled: true },
+        ingress: { enabled: true },
+        podDisruptionBudget: { maxUnavailable: 1 },
+        hooks: { preInstall: { job: { enabled: true } } },
+      };
+      // The pre-install hook Job of podinfo has no securityContext: under "restricted" Pod
+      // Security its pod would be refused, and the render guard says so before anything runs.
+      await expect(cli.install({ ...common, name: "web", chart: chart("podinfo", "6.14.1"), values, wait: true })).rejects.toMatchObject({
+        kind: "failed_precondition",
+        message: expect.stringContaining('Job "web-podinfo-pre-install" in namespace'),
+      });
+      const relaxed = createKubeClient({ kubeConfig: asOperator, logger: pino({ level: "silent" }), tenantRoles });
+      await relaxed.ensureNamespace(TENANT, { cpu: "4", memory: "8Gi", storage: "20Gi" }, { podSecurity: "baseline" });
+      const rel = await cli.install({ ...common, name: "web", chart: chart("podinfo", "6.14.1"), values, wait: true });
+      expect(rel.status).toBe("deployed");
     });
 
     it("upgrades, rolls back and reads history and the release list", async () => {
-      await helmOk(["upgrade", "web", "podinfo", "--repo", repo, "--version", "6.13.0", "--reuse-values", "--wait", "--timeout", "90s"]);
-      await helmOk(["rollback", "web", "1", "--wait", "--timeout", "90s"]);
-      const history = JSON.parse(await helmOk(["history", "web", "--output", "json"])) as unknown[];
-      expect(history).toHaveLength(3);
-      expect(await helmOk(["list", "--output", "json"])).toContain('"web"');
+      await cli.upgrade({ ...common, name: "web", chart: chart("podinfo", "6.13.0"), values: {}, resetValues: false, reuseValues: true, wait: true });
+      await cli.rollback({ namespace: TENANT, name: "web", revision: 1, wait: true, timeoutSeconds: 90 });
+      expect(await cli.history(TENANT, "web")).toHaveLength(3);
+      expect((await cli.list(TENANT)).map((r) => r.name)).toContain("web");
     });
 
-    it("installs postgresql (StatefulSet, Secret, NetworkPolicy, PDB, ServiceAccount)", async () => {
-      await helmOk(["install", "db", "postgresql", "--repo", repo, "--version", "17.1.0", "--wait", "--timeout", "90s"]);
+    it("installs postgresql (StatefulSet, Secret, PDB, ServiceAccount; its NetworkPolicy dropped)", async () => {
+      const rel = await cli.install({ ...common, name: "db", chart: chart("postgresql", "17.1.0"), values: { primary: { persistence: { enabled: false } } }, wait: true });
+      expect(rel.status).toBe("deployed");
     });
 
-    it("cannot install a chart with cluster-scoped objects", async () => {
-      const err = await helm(["install", "ic", "nginx-ingress-controller", "--repo", repo, "--version", "12.0.9"]).then(
+    it("cannot install a chart with cluster-scoped objects: the guard refuses, and RBAC would", async () => {
+      await expect(cli.install({ ...common, name: "ic", chart: chart("nginx-ingress-controller", "12.0.9"), values: {}, wait: false })).rejects.toMatchObject({
+        kind: "failed_precondition",
+        message: expect.stringMatching(/^The chart was refused before anything was applied: ClusterRole "ic-nginx-ingress-controller": ClusterRole is cluster-scoped/),
+      });
+      // Without the guard (plain helm, same identities), RBAC refuses the ClusterRole (and,
+      // had the chart kept its NetworkPolicy, that first: the deployer may not even read those).
+      const direct = await run(requireEnv("HELM_BINARY"), ["install", "ic", "nginx-ingress-controller", "--repo", repo, "--version", "12.0.9", "--set", "networkPolicy.enabled=false,defaultBackend.networkPolicy.enabled=false", "--namespace", TENANT, "--kube-as-user", DEPLOYER], {
+        env: { ...process.env, KUBECONFIG: operatorKubeconfig, HELM_CACHE_HOME: join(helmHome!, "c"), HELM_CONFIG_HOME: join(helmHome!, "cf"), HELM_DATA_HOME: join(helmHome!, "d"), HELM_DRIVER: "secret" },
+      }).then(
         () => undefined,
         (e: { stderr?: string }) => e,
       );
-      expect(err, "the install should have been refused").toBeDefined();
-      // Refused by RBAC: the ClusterRole it ships (cluster-scoped) is out of reach.
-      expect(err!.stderr).toMatch(/clusterroles\.rbac\.authorization\.k8s\.io .*is forbidden/);
+      expect(direct, "the install should have been refused").toBeDefined();
+      expect(direct!.stderr).toMatch(new RegExp(`clusterroles\\.rbac\\.authorization\\.k8s\\.io .*is forbidden: User "${DEPLOYER}"`));
+      await cli.uninstall({ namespace: TENANT, name: "ic", timeoutSeconds: 60 }).catch(() => undefined);
     });
 
     it("uninstalls", async () => {
-      await helmOk(["uninstall", "web", "--wait", "--timeout", "90s"]);
-      await helmOk(["uninstall", "db", "--wait", "--timeout", "90s"]);
+      await cli.uninstall({ namespace: TENANT, name: "web", timeoutSeconds: 90 });
+      await cli.uninstall({ namespace: TENANT, name: "db", timeoutSeconds: 90 });
     });
   });
 
-  it("is refused writes outside tenant namespaces, to cluster-scoped objects and to the quota", async () => {
-    const cm = (namespace: string) => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: `probe-${SUFFIX}`, namespace } });
-    // Allowed by RBAC everywhere, refused by the admission policy outside the prefix.
+  it("is refused writes outside tenant namespaces, cluster-scoped objects, the quota as a chart, and chart kinds", async () => {
+    const sa = (namespace: string) => ({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: `probe-${SUFFIX}`, namespace } });
+    // Allowed by RBAC everywhere (provisioning), refused by the admission policy outside the prefix.
     for (const ns of ["default", "kube-system", TEST_NS]) {
-      const r = await refused(() => api.create(cm(ns), undefined, "All"));
-      expect(r.code, `create ConfigMap in ${ns}: ${r.message}`).toBe(403);
+      const r = await refused(() => api.create(sa(ns), undefined, "All"));
+      expect(r.code, `create ServiceAccount in ${ns}: ${r.message}`).toBe(403);
       expect(r.message).toContain("paas-operator may only change");
     }
-    await api.create(cm(TENANT), undefined, "All");
+    await api.create(sa(TENANT), undefined, "All");
     const del = await refused(() => api.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name: "default" } }, undefined, "All"));
     expect(del.code, del.message).toBe(403);
-    // Not granted by RBAC at all.
+    // Not granted by RBAC at all: cluster-scoped objects, and chart kinds even in a tenant namespace.
     const cr = await refused(() =>
       api.create({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: `probe-${SUFFIX}` }, rules: [] } as KubernetesObject, undefined, "All"),
     );
     expect(cr.code, cr.message).toBe(403);
+    const cm = await refused(() => api.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: `probe-${SUFFIX}`, namespace: TENANT } }, undefined, "All"));
+    expect(cm.code, cm.message).toBe(403);
     // A chart (helm's field manager) may not change the tenant quota; the operator may.
     const quota = { apiVersion: "v1", kind: "ResourceQuota", metadata: { name: "paas-quota", namespace: TENANT }, spec: { hard: { pods: "1000" } } };
     const q = await refused(() => api.patch(quota, undefined, "All", "helm", true, PatchStrategy.ServerSideApply));
@@ -644,8 +739,37 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
     expect(qd.code, qd.message).toBe(403);
   });
 
+  it("reads Secrets and pods only in tenant namespaces, impersonates only deployers, binds only the tenant roles", async () => {
+    const core = asOperator.makeApiClient(CoreV1Api);
+    for (const ns of ["kube-system", "default", TEST_NS]) {
+      expect((await refused(() => core.listNamespacedSecret({ namespace: ns }))).code, `secrets in ${ns}`).toBe(403);
+      expect((await refused(() => core.listNamespacedPod({ namespace: ns }))).code, `pods in ${ns}`).toBe(403);
+    }
+    await core.listNamespacedSecret({ namespace: TENANT });
+    const as = (user: string) => refused(() => impersonating(asOperator, user).makeApiClient(CoreV1Api).listNamespacedSecret({ namespace: TENANT }));
+    for (const user of [`system:serviceaccount:${TENANT}:default`, `system:serviceaccount:kube-system:paas-deployer-x`, "admin", `system:serviceaccount:${TEST_NS}:${SA_NAME}-other`]) {
+      const r = await as(user);
+      expect(r.code, `impersonate ${user}: ${r.message}`).toBe(403);
+      expect(r.message).toContain("cannot impersonate");
+    }
+    const bind = (roleName: string) =>
+      refused(() =>
+        api.create({
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { name: `probe-${roleName}`, namespace: TENANT },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: roleName },
+          subjects: [{ kind: "ServiceAccount", name: "default", namespace: TENANT }],
+        } as KubernetesObject, undefined, "All"),
+      );
+    for (const roleName of ["cluster-admin", "admin", "edit", "paas-tenant-deployer"]) {
+      const r = await bind(roleName);
+      expect(r.code, `bind ${roleName}: ${r.message}`).toBe(403);
+    }
+  });
+
   it("deletes the tenant namespace through the operator's code", async () => {
-    const kube = createKubeClient({ kubeConfig: asOperator, logger: pino({ level: "silent" }) });
+    const kube = createKubeClient({ kubeConfig: asOperator, logger: pino({ level: "silent" }), tenantRoles });
     await kube.deleteNamespace(TENANT);
   });
 });

@@ -34,6 +34,15 @@ describe("NamespaceService", () => {
     });
   }
 
+  it("passes a per-namespace Pod Security level and refuses unknown levels", async () => {
+    const h = await createHarness();
+    await h.namespaces.createNamespace({ name: "paas-ws-a", podSecurity: "baseline" });
+    expect(h.kube.calls).toContain("ensureNamespace paas-ws-a baseline");
+    const err = await failure(h.namespaces.createNamespace({ name: "paas-ws-b", podSecurity: "privileged" }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(h.cluster.namespaces.has("paas-ws-b")).toBe(false);
+  });
+
   it("gets, lists and deletes managed namespaces only", async () => {
     const h = await createHarness();
     await h.namespaces.createNamespace({ name: "paas-ws-a" });

@@ -8,7 +8,7 @@ import type {
   RollbackOptions,
   UpgradeOptions,
 } from "../../src/helm/types.ts";
-import type { KubeClient, NamespaceInfo, PodInfo, QuotaSpec, ReleaseWatchEvent, StoredRelease } from "../../src/kube/types.ts";
+import type { KubeClient, NamespaceInfo, NamespaceOptions, PodInfo, QuotaSpec, ReleaseWatchEvent, StoredRelease } from "../../src/kube/types.ts";
 
 /** FakeCluster is the in-memory state shared by FakeHelm and FakeKube. */
 export class FakeCluster {
@@ -157,8 +157,8 @@ export class FakeKube implements KubeClient {
     if (this.pingError) throw this.pingError;
   }
 
-  async ensureNamespace(name: string, quota: QuotaSpec): Promise<{ created: boolean; namespace: NamespaceInfo }> {
-    this.calls.push(`ensureNamespace ${name}`);
+  async ensureNamespace(name: string, quota: QuotaSpec, options: NamespaceOptions = {}): Promise<{ created: boolean; namespace: NamespaceInfo }> {
+    this.calls.push(`ensureNamespace ${name}${options.podSecurity ? ` ${options.podSecurity}` : ""}`);
     const existing = this.cluster.namespaces.get(name);
     if (existing && !existing.managed) throw new PaasError("permission_denied", `namespace ${name} is not managed by this service`);
     this.cluster.namespaces.set(name, { quota, managed: true });

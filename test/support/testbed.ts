@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
+import { ensureTenantRoles } from "./tenant-roles.ts";
 
 /** testbedEnv returns the testbed's variables; a missing one fails the suite loudly. */
 export function testbedEnv() {
@@ -33,6 +34,8 @@ export interface ServerProcess {
 /** startServer runs `node src/main.ts` on a free loopback port and waits until it listens. */
 export async function startServer(env: Record<string, string> = {}): Promise<ServerProcess> {
   const tb = testbedEnv();
+  // CreateNamespace binds these ClusterRoles (k8s/rbac.yaml); an administrator applies them.
+  await ensureTenantRoles(tb.KUBECONFIG);
   const apiKey = `e2e-${randomBytes(16).toString("hex")}`;
   const proc = spawn(process.execPath, ["src/main.ts"], {
     env: {
@@ -47,6 +50,11 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
       HEALTH_CHECK_INTERVAL: "1s",
       HELM_REPOSITORIES: `testbed=${tb.CHART_REPO_URL}`,
       HELM_PLAIN_HTTP_REGISTRIES: tb.OCI_REGISTRY,
+      // podinfo (default values) and odoo, which the lifecycle suites install, need
+      // "baseline"; the isolation suites ask for "restricted" (the product default).
+      POD_SECURITY_LEVEL: "baseline",
+      // The testbed's chart catalogue (scripts/testbed/write-catalog.sh), when there is one.
+      ...(process.env.CHART_CATALOG_FILE ? { CHART_CATALOG_FILE: process.env.CHART_CATALOG_FILE } : {}),
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -5,7 +5,8 @@ import { createKubeClient } from "../../src/kube/client.ts";
 import { HttpStatusError } from "../../src/kube/classify.ts";
 import type { KubeClient, ReleaseWatchEvent } from "../../src/kube/types.ts";
 import { watchStream } from "../../src/kube/watch-stream.ts";
-import { FakeApiServer, json, startWatch, status } from "../fixtures/kube/fake-apiserver.ts";
+import type { ServerResponse } from "node:http";
+import { FakeApiServer, json, type Recorded, startWatch, status } from "../fixtures/kube/fake-apiserver.ts";
 import { pod } from "../fixtures/kube/fake-source.ts";
 
 // The client against a plain-HTTP fake API server: checks what goes over the wire
@@ -65,48 +66,173 @@ describe("ping", () => {
   });
 });
 
+/**
+ * provisioning answers every request of ensureNamespace like a healthy API server: the
+ * two ClusterRoles exist, SelfSubjectReview names the operator, apply patches echo their
+ * body, access reviews allow. `over` answers first when it returns true.
+ */
+function provisioning(opts: { existing?: Record<string, unknown>; over?: (req: Recorded, res: ServerResponse) => boolean; allowed?: () => boolean } = {}) {
+  return (req: Recorded, res: ServerResponse) => {
+    if (opts.over?.(req, res)) return;
+    if (req.method === "GET" && req.path.startsWith("/apis/rbac.authorization.k8s.io/v1/clusterroles/")) return json(res, 200, { metadata: { name: req.path.split("/").pop() } });
+    if (req.method === "GET" && req.path === "/version") return json(res, 200, { major: "1", minor: "36", gitVersion: "v1.36.3" });
+    if (req.method === "POST" && req.path === "/apis/authentication.k8s.io/v1/selfsubjectreviews") {
+      return json(res, 201, { status: { userInfo: { username: "system:serviceaccount:paas-system:paas-operator" } } });
+    }
+    if (req.method === "POST" && req.path === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
+      return json(res, 201, { ...JSON.parse(req.body), status: { allowed: opts.allowed?.() ?? true } });
+    }
+    if (req.method === "POST" && req.path === "/api/v1/namespaces") {
+      if (opts.existing) return status(res, 409, "AlreadyExists", 'namespaces "paas-ws-a" already exists');
+      return json(res, 201, JSON.parse(req.body));
+    }
+    if (req.method === "GET" && req.path === "/api/v1/namespaces/paas-ws-a") return json(res, 200, opts.existing);
+    if (req.method === "PATCH" && req.path.endsWith("/resourcequotas/paas-quota")) return json(res, 200, quotaAnswer(req.body));
+    if (req.method === "PATCH") return json(res, 200, JSON.parse(req.body));
+    status(res, 404, "NotFound", "nope");
+  };
+}
+
+const patchPaths = () => fake.requests.filter((r) => r.method === "PATCH").map((r) => r.path);
+
 describe("namespaces", () => {
-  it("creates a namespace, then applies its LimitRange and quota server-side", async () => {
-    fake.handler = (req, res) => {
-      if (req.method === "POST" && req.path === "/api/v1/namespaces") return json(res, 201, JSON.parse(req.body));
-      if (req.method === "PATCH" && req.path.endsWith("/resourcequotas/paas-quota")) return json(res, 200, quotaAnswer(req.body));
-      if (req.method === "PATCH" && req.path.endsWith("/limitranges/paas-limits")) return json(res, 200, JSON.parse(req.body));
-      status(res, 404, "NotFound", "nope");
-    };
+  it("creates a namespace, then applies labels, LimitRange, quota, NetworkPolicy, ServiceAccount, RoleBindings, and ready last", async () => {
+    fake.handler = provisioning();
     const { created, namespace } = await kube.ensureNamespace("paas-ws-a", { cpu: "2", memory: "4Gi", storage: "10Gi" });
     expect(created).toBe(true);
-    expect(namespace.name).toBe("paas-ws-a");
+    expect(namespace).toMatchObject({ name: "paas-ws-a", ready: true, podSecurity: "restricted" });
     expect(namespace.quota).toContainEqual({ resource: "limits.cpu", hard: "2", used: "" });
     expect(namespace.quota).toContainEqual({ resource: "requests.cpu", hard: "2", used: "0" });
 
-    const [create, lr, rq] = fake.requests;
-    expect(JSON.parse(create!.body).metadata).toEqual({ name: "paas-ws-a", labels: MANAGED });
-    for (const patch of [lr!, rq!]) {
+    const create = fake.requests.find((r) => r.method === "POST" && r.path === "/api/v1/namespaces")!;
+    // Created without the ready label: nothing may be installed until the end.
+    expect(JSON.parse(create.body).metadata).toEqual({ name: "paas-ws-a", labels: MANAGED });
+    expect(patchPaths()).toEqual([
+      "/api/v1/namespaces/paas-ws-a",
+      "/api/v1/namespaces/paas-ws-a/limitranges/paas-limits",
+      "/api/v1/namespaces/paas-ws-a/resourcequotas/paas-quota",
+      "/apis/networking.k8s.io/v1/namespaces/paas-ws-a/networkpolicies/paas-default-deny",
+      "/api/v1/namespaces/paas-ws-a/serviceaccounts/paas-deployer",
+      "/apis/rbac.authorization.k8s.io/v1/namespaces/paas-ws-a/rolebindings/paas-deployer",
+      "/apis/rbac.authorization.k8s.io/v1/namespaces/paas-ws-a/rolebindings/paas-operator",
+      "/api/v1/namespaces/paas-ws-a",
+    ]);
+    const patches = fake.requests.filter((r) => r.method === "PATCH");
+    for (const patch of patches) {
       expect(patch.headers["content-type"]).toBe("application/apply-patch+yaml");
       expect(patch.query.get("fieldManager")).toBe("paas-operator");
       expect(patch.query.get("force")).toBe("true");
     }
-    expect(lr!.path).toBe("/api/v1/namespaces/paas-ws-a/limitranges/paas-limits");
-    expect(JSON.parse(lr!.body).spec.limits[0]).toHaveProperty("default");
-    expect(JSON.parse(rq!.body).spec.hard).toMatchObject({ "limits.memory": "4Gi", "requests.storage": "10Gi", persistentvolumeclaims: "10" });
+    const body = (i: number) => JSON.parse(patches[i]!.body);
+    expect(body(0).metadata.labels).toEqual({
+      ...MANAGED,
+      "pod-security.kubernetes.io/enforce": "restricted",
+      "pod-security.kubernetes.io/enforce-version": "v1.36",
+      "pod-security.kubernetes.io/warn": "restricted",
+      "pod-security.kubernetes.io/warn-version": "latest",
+      "pod-security.kubernetes.io/audit": "restricted",
+      "pod-security.kubernetes.io/audit-version": "latest",
+    });
+    expect(body(1).spec.limits[0]).toHaveProperty("default");
+    expect(body(2).spec.hard).toMatchObject({ "limits.memory": "4Gi", "requests.storage": "10Gi", persistentvolumeclaims: "10", "services.nodeports": "0" });
+    expect(body(3).spec.policyTypes).toEqual(["Ingress", "Egress"]);
+    expect(body(4)).toMatchObject({ kind: "ServiceAccount", automountServiceAccountToken: false });
+    expect(body(5)).toMatchObject({
+      roleRef: { kind: "ClusterRole", name: "paas-tenant-deployer" },
+      subjects: [{ kind: "ServiceAccount", name: "paas-deployer", namespace: "paas-ws-a" }],
+    });
+    expect(body(6)).toMatchObject({
+      roleRef: { kind: "ClusterRole", name: "paas-operator-tenant" },
+      subjects: [{ kind: "ServiceAccount", name: "paas-operator", namespace: "paas-system" }],
+    });
+    expect(body(7).metadata.labels).toMatchObject({ "paas.io/ready": "true", "pod-security.kubernetes.io/enforce": "restricted" });
+    // The deployer's RoleBinding is checked as the deployer (impersonation), the operator's as itself.
+    const reviews = fake.requests.filter((r) => r.path.endsWith("/selfsubjectaccessreviews"));
+    expect(reviews.map((r) => [r.headers["impersonate-user"], JSON.parse(r.body).spec.resourceAttributes])).toEqual([
+      ["system:serviceaccount:paas-ws-a:paas-deployer", { namespace: "paas-ws-a", verb: "create", group: "apps", resource: "deployments" }],
+      [undefined, { namespace: "paas-ws-a", verb: "list", group: "", resource: "secrets" }],
+    ]);
   });
 
-  it("updates the quota of a namespace it already manages", async () => {
-    fake.handler = (req, res) => {
-      if (req.method === "POST") return status(res, 409, "AlreadyExists", 'namespaces "paas-ws-a" already exists');
-      if (req.method === "GET") return json(res, 200, nsObject("paas-ws-a"));
-      return json(res, 200, quotaAnswer(req.body));
-    };
+  it("enforces the Pod Security level the caller asks for", async () => {
+    fake.handler = provisioning();
+    const { namespace } = await kube.ensureNamespace("paas-ws-a", { cpu: "2", memory: "4Gi", storage: "10Gi" }, { podSecurity: "baseline" });
+    expect(namespace.podSecurity).toBe("baseline");
+    await expect(kube.ensureNamespace("paas-ws-a", { cpu: "2", memory: "4Gi", storage: "10Gi" }, { podSecurity: "privileged" as "baseline" })).rejects.toMatchObject({
+      kind: "invalid_argument",
+    });
+  });
+
+  it("re-applies everything to a namespace it manages, keeping it ready while it does", async () => {
+    fake.handler = provisioning({ existing: nsObject("paas-ws-a", { ...MANAGED, "paas.io/ready": "true" }) });
     const { created } = await kube.ensureNamespace("paas-ws-a", { cpu: "3", memory: "4Gi", storage: "10Gi" });
     expect(created).toBe(false);
-    expect(fake.requests.map((r) => r.method)).toEqual(["POST", "GET", "PATCH", "PATCH"]);
+    expect(patchPaths()).toHaveLength(8);
+    const first = fake.requests.find((r) => r.method === "PATCH")!;
+    expect(JSON.parse(first.body).metadata.labels["paas.io/ready"]).toBe("true");
+  });
+
+  it("leaves a namespace whose provisioning fails without the ready label; the next call repairs it", async () => {
+    let failNetworkPolicy = true;
+    fake.handler = provisioning({
+      over: (req, res) => {
+        if (failNetworkPolicy && req.method === "PATCH" && req.path.includes("/networkpolicies/")) {
+          status(res, 500, "InternalError", "etcd hiccup");
+          return true;
+        }
+        return false;
+      },
+    });
+    await expect(kube.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({
+      kind: "internal",
+      message: 'apply NetworkPolicy to namespace "paas-ws-a": Kubernetes API internal error',
+    });
+    // No ready label was ever sent, and the namespace was not deleted.
+    expect(fake.requests.some((r) => r.method === "PATCH" && r.body.includes("paas.io/ready"))).toBe(false);
+    expect(fake.requests.some((r) => r.method === "DELETE")).toBe(false);
+
+    failNetworkPolicy = false;
+    fake.requests.length = 0;
+    fake.handler = provisioning({ existing: nsObject("paas-ws-a") });
+    const again = await kube.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" });
+    expect(again).toMatchObject({ created: false, namespace: { ready: true } });
+    // Not ready before: the first label apply does not claim readiness.
+    expect(JSON.parse(fake.requests.find((r) => r.method === "PATCH")!.body).metadata.labels).not.toHaveProperty(["paas.io/ready"]);
+  });
+
+  it("waits for new RoleBindings to take effect, and gives up with FAILED_PRECONDITION", async () => {
+    let answers = 0;
+    fake.handler = provisioning({ allowed: () => ++answers > 2 });
+    await kube.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" });
+    expect(answers).toBe(4); // two denials, then the deployer and the operator allowed
+
+    const never = createKubeClient({ kubeConfig: fake.kubeConfig(), logger, requestTimeoutMs: 500, rbacSettleMs: 200 });
+    fake.handler = provisioning({ allowed: () => false });
+    await expect(never.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({
+      kind: "failed_precondition",
+      message: expect.stringContaining("check ClusterRole paas-tenant-deployer (k8s/rbac.yaml)"),
+    });
+  });
+
+  it("refuses to provision without the tenant ClusterRoles (this service never creates cluster-scoped objects)", async () => {
+    fake.handler = provisioning({
+      over: (req, res) => {
+        if (req.path.endsWith("/clusterroles/paas-tenant-deployer")) {
+          status(res, 404, "NotFound", "not found");
+          return true;
+        }
+        return false;
+      },
+    });
+    await expect(kube.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({
+      kind: "failed_precondition",
+      message: "ClusterRole paas-tenant-deployer is missing: apply k8s/rbac.yaml (the tenant roles) before creating namespaces",
+    });
+    expect(fake.requests.some((r) => r.path === "/api/v1/namespaces")).toBe(false);
   });
 
   it("refuses to adopt a namespace someone else created", async () => {
-    fake.handler = (req, res) => {
-      if (req.method === "POST") return status(res, 409, "AlreadyExists", "exists");
-      return json(res, 200, nsObject("paas-ws-a", {}));
-    };
+    fake.handler = provisioning({ existing: nsObject("paas-ws-a", {}) });
     await expect(kube.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({
       kind: "permission_denied",
       message: 'namespace "paas-ws-a" exists and is not managed by this service',
@@ -114,14 +240,12 @@ describe("namespaces", () => {
     expect(fake.requests.some((r) => r.method === "PATCH")).toBe(false);
   });
 
-  it("removes a namespace it just created when the quota cannot be applied", async () => {
-    fake.handler = (req, res) => {
-      if (req.method === "POST") return json(res, 201, JSON.parse(req.body));
-      if (req.method === "PATCH") return status(res, 422, "Invalid", "spec.hard: Invalid value");
-      if (req.method === "DELETE") return json(res, 200, nsObject("paas-ws-a"));
-    };
-    await expect(kube.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({ kind: "invalid_argument" });
-    expect(fake.requests.at(-1)).toMatchObject({ method: "DELETE", path: "/api/v1/namespaces/paas-ws-a" });
+  it("reports readiness and Pod Security level of managed namespaces", async () => {
+    fake.handler = (req, res) =>
+      req.path.endsWith("/paas-ws-a")
+        ? json(res, 200, nsObject("paas-ws-a", { ...MANAGED, "pod-security.kubernetes.io/enforce": "baseline" }))
+        : status(res, 404, "NotFound", "not found");
+    expect(await kube.getNamespace("paas-ws-a")).toMatchObject({ ready: false, podSecurity: "baseline" });
   });
 
   it("rejects bad names and quantities before calling the API", async () => {

@@ -41,7 +41,7 @@ describe("validateQuota", () => {
 describe("manifests", () => {
   const labels = { "app.kubernetes.io/managed-by": "paas-operator" };
 
-  it("caps requests and limits alike, plus storage and claims", () => {
+  it("caps requests and limits alike, plus storage, claims and object counts", () => {
     expect(quotaManifest("paas-ws-a", { cpu: "2", memory: "4Gi", storage: "10Gi" }, labels)).toEqual({
       apiVersion: "v1",
       kind: "ResourceQuota",
@@ -54,6 +54,10 @@ describe("manifests", () => {
           "limits.memory": "4Gi",
           "requests.storage": "10Gi",
           persistentvolumeclaims: "10",
+          "services.nodeports": "0",
+          "services.loadbalancers": "0",
+          "count/secrets": "100",
+          "count/configmaps": "100",
         },
       },
     });

@@ -68,6 +68,20 @@ export declare type Namespace = Message<"paas.v1.Namespace"> & {
    * @generated from field: repeated paas.v1.QuotaItem quota = 4;
    */
   quota: QuotaItem[];
+
+  /**
+   * Every provisioning step succeeded; installs are refused into a namespace that is not ready.
+   *
+   * @generated from field: bool ready = 5;
+   */
+  ready: boolean;
+
+  /**
+   * Pod Security Admission level enforced in the namespace: "restricted" or "baseline".
+   *
+   * @generated from field: string pod_security = 6;
+   */
+  podSecurity: string;
 };
 
 /**
@@ -105,6 +119,14 @@ export declare type CreateNamespaceRequest = Message<"paas.v1.CreateNamespaceReq
    * @generated from field: string storage_limit = 4;
    */
   storageLimit: string;
+
+  /**
+   * Pod Security Admission level to enforce: "restricted" or "baseline"; empty means the
+   * server's POD_SECURITY_LEVEL (default "restricted").
+   *
+   * @generated from field: string pod_security = 5;
+   */
+  podSecurity: string;
 };
 
 /**

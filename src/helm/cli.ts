@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { PaasError } from "../errors.ts";
 import {
   type HelmMajor,
@@ -14,7 +15,7 @@ import {
 } from "./args.ts";
 import { chartLabel } from "./chart-source.ts";
 import type { ClassifyContext } from "./classify.ts";
-import { createHelmHome, type HelmHome, helmEnv, removeHelmHome } from "./env.ts";
+import { createHelmHome, type HelmHome, helmEnv, removeHelmHome, withRunHome } from "./env.ts";
 import { getRelease } from "./get-release.ts";
 import { type HelmVersion, parseRelease, parseVersion } from "./parse.ts";
 import { parseHistory, parseList } from "./parse-list.ts";
@@ -142,6 +143,10 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
     return value;
   };
 
+  // install and upgrade fetch charts: each gets a fresh helm home (no cache shared between tenants).
+  const fetchingRun = (ready: Ready, fn: (env: Record<string, string>) => Promise<string>): Promise<string> =>
+    withRunHome(options.tmpDir, join(ready.home.data, "plugins"), fn);
+
   // After a refused install: uninstall the release if it is the failed first revision.
   const cleanupFailedInstall = async (run: HelmRunner, major: HelmMajor, o: CommonOptions, err: unknown): Promise<void> => {
     if (!options.tenant || !(err instanceof PaasError) || !CLEANUP_KINDS.has(err.kind)) return;
@@ -184,10 +189,12 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
       let stdout: string;
       try {
         stdout = await withValuesFile(o.values, (valuesFile) =>
-          guarded(ready, policy, ctx, (extra) => {
-            const args = [...installArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions }), ...extra];
-            return run(args, ctx, { signal: o.signal, deadlineSeconds: timeout + grace });
-          }),
+          guarded(ready, policy, ctx, (extra) =>
+            fetchingRun(ready, (env) => {
+              const args = [...installArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions }), ...extra];
+              return run(args, ctx, { signal: o.signal, deadlineSeconds: timeout + grace, env });
+            }),
+          ),
         options.tmpDir);
       } catch (err) {
         await cleanupFailedInstall(run, version.major, o, err);
@@ -202,10 +209,12 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
       const policy = await prepare(o.namespace);
       const ctx = ctxOf("upgrade", o.namespace, o.name, chartLabel(o.chart));
       const stdout = await withValuesFile(o.values, (valuesFile) =>
-        guarded(ready, policy, ctx, (extra) => {
-          const args = [...upgradeArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions }), ...extra];
-          return run(args, ctx, { signal: o.signal, deadlineSeconds: timeout + grace });
-        }),
+        guarded(ready, policy, ctx, (extra) =>
+          fetchingRun(ready, (env) => {
+            const args = [...upgradeArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions }), ...extra];
+            return run(args, ctx, { signal: o.signal, deadlineSeconds: timeout + grace, env });
+          }),
+        ),
       options.tmpDir);
       return released(stdout, o.namespace, o.name);
     },

@@ -18,6 +18,8 @@ export interface HelmRunOptions {
   signal?: AbortSignal;
   /** Safety net in seconds after which helm gets SIGTERM; helm's own --timeout should fire first. */
   deadlineSeconds: number;
+  /** Variables of this run only, over the client's (e.g. a fresh helm home). */
+  env?: Record<string, string>;
 }
 
 /** RunnerConfig is what every run of one client shares. */
@@ -46,7 +48,7 @@ export function createRunner(config: RunnerConfig): HelmRunner {
     // (or a shutdown) must see which helm runs are in flight.
     if (level === "info") config.logger.info({ helm: args }, `helm ${ctx.verb} started`);
     const result: RunResult = await runProcess(config.binary, args, {
-      env: config.env,
+      env: options.env ? { ...config.env, ...options.env } : config.env,
       cwd: config.cwd,
       signal: options.signal,
       timeoutMs: options.deadlineSeconds * 1000,

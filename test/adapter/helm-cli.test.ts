@@ -91,6 +91,30 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
     expect(f.logs.find((l) => l.msg === "helm install")).toMatchObject({ level: "info", obj: { exitCode: 0, durationMs: expect.any(Number) } });
   });
 
+  it("gives every chart-fetching run a fresh helm home of its own, removed afterwards", async (t) => {
+    const f = await start(t, version, [
+      { verb: "install", stdoutFile: fixture(major, "install.json") },
+      { verb: "upgrade", stdoutFile: fixture(major, "upgrade.json") },
+      { verb: "list", stdout: "[]" },
+    ]);
+    await f.cli.install(installOpts());
+    await f.cli.upgrade(upgradeOpts());
+    await f.cli.list("ws-a");
+    const runs = await f.calls("run");
+    const install = runs.find((r) => r.verb === "install")!;
+    const upgrade = runs.find((r) => r.verb === "upgrade")!;
+    const list = runs.find((r) => r.verb === "list")!;
+    for (const key of ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"]) {
+      expect(install.env[key]).not.toBe(upgrade.env[key]);
+      expect(install.env[key]).not.toBe(list.env[key]);
+      expect(existsSync(install.env[key] ?? "")).toBe(false);
+      expect(existsSync(upgrade.env[key] ?? "")).toBe(false);
+    }
+    // Plugins (only the render guard is ever there) still come from the client's own home.
+    expect(install.env.HELM_PLUGINS).toBe(upgrade.env.HELM_PLUGINS);
+    expect(install.env.HELM_PLUGINS?.startsWith(list.env.HELM_DATA_HOME ?? "-")).toBe(true);
+  });
+
   it("upgrade sends --reset-then-reuse-values and parses its output", async (t) => {
     const f = await start(t, version, [{ verb: "upgrade", stdoutFile: fixture(major, "upgrade.json") }]);
     const release = await f.cli.upgrade(upgradeOpts());

@@ -17,6 +17,21 @@ import { HttpStatusError } from "./classify.ts";
 
 const USER_AGENT = "paas-operator";
 
+// client-node builds a new undici Agent (connection pool) for every request, so each call
+// paid a TCP and TLS handshake. The first dispatcher made for a kubeconfig is kept and
+// reused: same TLS settings (CA, client certificate), pooled keep-alive connections.
+// Credentials that change (exec plugins, in-cluster token files) travel in headers, which
+// client-node still sets per request.
+const dispatchers = new WeakMap<KubeConfig, unknown>();
+
+/** reuseDispatcher swaps the request's fresh dispatcher for the kubeconfig's shared one. */
+function reuseDispatcher(kc: KubeConfig, ctx: RequestContext): void {
+  const fresh = ctx.getDispatcher();
+  if (fresh === undefined) return;
+  if (!dispatchers.has(kc)) dispatchers.set(kc, fresh);
+  ctx.setDispatcher(dispatchers.get(kc) as typeof fresh);
+}
+
 /** createCoreApi builds a CoreV1Api whose every request is aborted after `timeoutMs` (headers and body included). */
 export function createCoreApi(kc: KubeConfig, timeoutMs: number): CoreV1Api {
   return createApi(kc, timeoutMs, CoreV1Api);
@@ -33,6 +48,7 @@ export function createApi<T>(kc: KubeConfig, timeoutMs: number, api: ApiClass<T>
   const deadline: Middleware = {
     pre: async (ctx) => {
       ctx.setHeaderParam("User-Agent", USER_AGENT);
+      reuseDispatcher(kc, ctx);
       ctx.setSignal(AbortSignal.timeout(timeoutMs));
       return ctx;
     },
@@ -63,6 +79,7 @@ export async function rawGet(kc: KubeConfig, path: string, signal: AbortSignal, 
   ctx.setHeaderParam("Accept", accept);
   ctx.setHeaderParam("User-Agent", USER_AGENT);
   await kc.applySecurityAuthentication(ctx);
+  reuseDispatcher(kc, ctx);
   signal.throwIfAborted();
   ctx.setSignal(signal);
   const rsp = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();

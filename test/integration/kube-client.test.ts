@@ -277,7 +277,6 @@ describe("watchRelease", () => {
     const c = new Collector(kube.watchRelease(ns, "web", ac.signal));
     await c.waitFor("snapshot", (ev) => ev.kind === "snapshot");
     await new Promise((r) => setTimeout(r, 300)); // let both watches connect
-    expect(tcpHandles()).toBeGreaterThan(before);
     const t0 = Date.now();
     ac.abort();
     await c.finished;

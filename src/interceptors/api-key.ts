@@ -2,6 +2,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { callerKey } from "../context.ts";
 import type { KeyStore } from "../auth/key-store.ts";
 import { RPC_RULES, Scope, scopeKey, type RpcRule } from "../auth/scopes.ts";
+import { withCheckedMessages } from "./check-messages.ts";
 
 /** Services reachable without a key: probes and tooling must work unauthenticated. */
 export const PUBLIC_SERVICES = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]);
@@ -61,18 +62,7 @@ export function scopeInterceptor(): Interceptor {
         throw new ConnectError(`namespace "${typeof ns === "string" ? ns : ""}" is outside this API key's scope`, Code.PermissionDenied);
       }
     };
-    if (!req.stream) {
-      check(req.message);
-      return next(req);
-    }
-    const messages = req.message;
-    async function* checked() {
-      for await (const m of messages) {
-        check(m);
-        yield m;
-      }
-    }
-    return next({ ...req, message: checked() });
+    return next(withCheckedMessages(req, check));
   };
 }
 

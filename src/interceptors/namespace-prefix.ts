@@ -1,5 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { validateNamespace, validateReleaseName } from "../validation.ts";
+import { withCheckedMessages } from "./check-messages.ts";
 
 /** Target names the fields of a request that address a namespace and a release. */
 interface Target {
@@ -23,19 +24,7 @@ export function namespacePrefixInterceptor(prefix: string): Interceptor {
     const target = targets[req.service.typeName];
     if (target === undefined) return next(req);
     const check = (message: object) => checkTarget(message as Record<string, unknown>, target, prefix);
-    if (!req.stream) {
-      check(req.message);
-      return next(req);
-    }
-    // Streaming requests: check each message as the handler reads it, before it acts on it.
-    const messages = req.message;
-    async function* checked() {
-      for await (const m of messages) {
-        check(m);
-        yield m;
-      }
-    }
-    return next({ ...req, message: checked() });
+    return next(withCheckedMessages(req, check));
   };
 }
 

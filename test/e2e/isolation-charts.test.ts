@@ -17,7 +17,7 @@
  * the default of CreateNamespace, and KubeClient.ensureNamespace takes a per-namespace one.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import * as k8s from "@kubernetes/client-node";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,6 +25,7 @@ import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts"
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
 import { createKubeClient } from "../../src/kube/client.ts";
 import { startServer, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
+import { failure } from "../support/failure.ts";
 
 const tb = testbedEnv();
 const kc = new k8s.KubeConfig();
@@ -38,15 +39,6 @@ const PODINFO_RESTRICTED = {
   podSecurityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: "RuntimeDefault" } },
   securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
 };
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe.each([
   { label: "Helm v4", major: 4, binary: tb.HELM_BINARY },

@@ -23,6 +23,7 @@ import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts"
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
 import { publishHostileCharts } from "../fixtures/hostile-charts/publish.ts";
 import { startServer, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
+import { failure } from "../support/failure.ts";
 
 const tb = testbedEnv();
 const kc = new k8s.KubeConfig();
@@ -45,15 +46,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await core.deleteNamespacedSecret({ namespace: "kube-system", name: `victim-${RUN}` }).catch(() => undefined);
 });
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 const absent = async (read: () => Promise<unknown>): Promise<boolean> =>
   read().then(

@@ -2,26 +2,18 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import * as grpc from "@grpc/grpc-js";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts";
 import { ReleaseStatus, WatchEventKind, type WatchReleaseStatusResponse } from "../../gen/paas/v1/release_pb.js";
 import { startServer, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
+import { failure } from "../support/failure.ts";
 
 const run = promisify(execFile);
 const tb = testbedEnv();
 const kc = new k8s.KubeConfig();
 kc.loadFromFile(tb.KUBECONFIG);
 const core = kc.makeApiClient(k8s.CoreV1Api);
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** collect reads a stream in the background until `until` says stop or the timeout passes. */
 function collect(stream: AsyncIterable<WatchReleaseStatusResponse>, until: (seen: WatchReleaseStatusResponse[]) => boolean, timeoutMs = 120_000) {

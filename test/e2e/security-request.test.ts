@@ -6,6 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts";
 import { startServer, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
+import { failure } from "../support/failure.ts";
 
 // The request side of tenant isolation against the real server, the real helm and the
 // testbed cluster: the chart catalogue, values that must pass literally, and scoped API keys
@@ -20,15 +21,6 @@ const apps = kc.makeApiClient(k8s.AppsV1Api);
 const READER = `reader-${"r".repeat(24)}`;
 const DEPLOYER = `deployer-${"d".repeat(24)}`;
 const OCI_CHART = `oci://${tb.OCI_REGISTRY}/charts/podinfo`;
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream) void _;

@@ -47,6 +47,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHelmCli, type HelmCli } from "../../src/helm/cli.ts";
 import { createKubeClient, DEFAULT_MANAGED_LABEL } from "../../src/kube/client.ts";
 import { createTenantAccess } from "../../src/kube/tenant-access.ts";
+import { impersonating } from "../../src/kube/impersonation.ts";
 
 const run = promisify(execFile);
 
@@ -214,18 +215,6 @@ async function eventually(what: string, ms: number, fn: () => Promise<void>): Pr
   throw new Error(`${what}: not within ${ms} ms: ${describeError(last)}`);
 }
 
-/** impersonating returns a copy of kc whose requests are made as `user` (Impersonate-User). */
-function impersonating(kc: KubeConfig, user: string): KubeConfig {
-  const current = kc.getCurrentUser()?.name;
-  const out = new KubeConfig();
-  out.loadFromOptions({
-    clusters: kc.clusters,
-    contexts: kc.contexts,
-    currentContext: kc.currentContext,
-    users: kc.users.map((u) => (u.name === current ? { ...u, impersonateUser: user } : u)),
-  });
-  return out;
-}
 
 function requireEnv(name: string): string {
   const v = process.env[name];

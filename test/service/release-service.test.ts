@@ -1,20 +1,12 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { ReleaseStatus, WatchEventKind } from "../../gen/paas/v1/release_pb.js";
 import { PaasError } from "../../src/errors.ts";
 import type { InstallOptions, UpgradeOptions } from "../../src/helm/types.ts";
 import { createHarness, managedNamespace } from "../support/harness.ts";
+import { failure } from "../support/failure.ts";
 
 const NS = "paas-ws-acme";
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 async function setup() {
   const h = await createHarness();

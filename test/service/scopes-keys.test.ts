@@ -5,6 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, describe, expect, it } from "vitest";
 import { listen, type Listener } from "../../src/listener.ts";
 import { API_KEY, createHarness, managedNamespace } from "../support/harness.ts";
+import { failure } from "../support/failure.ts";
 
 // Named, scoped API keys (API_KEYS_FILE) on the real request path over fake adapters.
 
@@ -47,15 +48,6 @@ async function setup(overrides: Parameters<typeof createHarness>[0] = {}) {
   h.helm.calls = [];
   h.kube.calls = [];
   return h;
-}
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
 }
 
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {

@@ -1,22 +1,14 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { ChartCatalog } from "../../src/catalog/catalog.ts";
 import type { InstallOptions } from "../../src/helm/types.ts";
 import { createHarness, managedNamespace } from "../support/harness.ts";
+import { failure } from "../support/failure.ts";
 
 // The chart catalogue on the real request path (createApp over fake adapters): refused
 // references answer INVALID_ARGUMENT or PERMISSION_DENIED and never reach helm.
 
 const NS = "paas-ws-acme";
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 async function setup(catalog = new ChartCatalog([{ url: "oci://registry.example.com/charts" }, { url: "https://charts.example.com/stable" }], { stable: "https://charts.example.com/stable" })) {
   const h = await createHarness({ catalog });

@@ -1,0 +1,11 @@
+import { ConnectError } from "@connectrpc/connect";
+
+/** failure awaits a call that must fail and returns its error as a ConnectError. */
+export async function failure(p: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await p;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("expected the call to fail");
+}

@@ -3,6 +3,8 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { ReleaseService } from "../gen/paas/v1/release_pb.js";
 import { NamespaceService } from "../gen/paas/v1/namespace_pb.js";
+import { AuditService } from "../gen/paas/v1/audit_pb.js";
+import { createAuditService } from "./services/audit-service.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import type { HealthMonitor } from "./health-monitor.ts";
@@ -19,6 +21,10 @@ import { observabilityInterceptor } from "./interceptors/observability.ts";
 import type { KubeClient } from "./kube/types.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { OperationQueue } from "./operation-queue.ts";
+import { Operations } from "./operations/operations.ts";
+import type { ReleaseLocks, ReleaseRecovery } from "./operations/types.ts";
+import type { AuditStore } from "./audit/types.ts";
+import { auditDenialsInterceptor } from "./interceptors/audit-denials.ts";
 import { createHealthService } from "./services/health-service.ts";
 import { createNamespaceService, NamespaceManager } from "./services/namespace-service.ts";
 import { createReflectionService } from "./services/reflection-service.ts";
@@ -48,6 +54,21 @@ export interface AppDeps {
   /** The chart catalogue; absent: every well-formed source is allowed (repositories still name sources). */
   catalog?: ChartCatalog;
   valuesLimits?: ValuesLimits;
+  /** The audit log and idempotency keys (src/audit/). */
+  audit: AuditStore;
+  /** One writer per release across replicas (Kubernetes Leases). */
+  locks: ReleaseLocks;
+  /** Repairs releases left pending by dead operations. */
+  recovery: ReleaseRecovery;
+  /** This process's identity in Leases and audit records. */
+  replica: string;
+  /** How long a mutation waits for its release, ms. */
+  operationWaitMs: number;
+  idempotencyTtlMs: number;
+  /** A replica silent for longer is dead (its open audit intents may be closed), ms. */
+  replicaTtlMs: number;
+  /** After a lost Lease, how long helm gets to stop before the caller is answered, ms (tests shorten it). */
+  lostAnswerGraceMs?: number;
 }
 
 /**
@@ -60,6 +81,8 @@ export interface App {
   interceptors: ReturnType<typeof observabilityInterceptor>[];
   handler: ReturnType<typeof connectNodeAdapter>;
   queue: OperationQueue;
+  /** Runs every mutation: idempotency, audit, queue, Lease, repair. */
+  operations: Operations;
   /** The API keys; close() stops watching API_KEYS_FILE. */
   keys: KeyStore;
 }
@@ -68,10 +91,27 @@ export interface App {
 export function createApp(deps: AppDeps): App {
   const queue = new OperationQueue(deps.helmConcurrency);
   const namespaces = new NamespaceManager(deps.kube);
+  const operations = new Operations({
+    queue,
+    // Namespace calls are short API calls: they must not wait for helm slots.
+    namespaceQueue: new OperationQueue(16),
+    lifecycle: deps.lifecycle,
+    audit: deps.audit,
+    locks: deps.locks,
+    recovery: deps.recovery,
+    kube: deps.kube,
+    replica: deps.replica,
+    waitTimeoutMs: deps.operationWaitMs,
+    idempotencyTtlMs: deps.idempotencyTtlMs,
+    replicaTtlMs: deps.replicaTtlMs,
+    ...(deps.lostAnswerGraceMs !== undefined ? { lostAnswerGraceMs: deps.lostAnswerGraceMs } : {}),
+    logger: deps.logger,
+  });
   const release = createReleaseService({
     helm: deps.helm,
     kube: deps.kube,
-    queue,
+    operations,
+    locks: deps.locks,
     lifecycle: deps.lifecycle,
     namespaces,
     catalog: deps.catalog ?? ChartCatalog.allowAll(deps.repositories),
@@ -79,9 +119,10 @@ export function createApp(deps: AppDeps): App {
     helmTimeoutSeconds: deps.helmTimeoutSeconds,
     maxHelmTimeoutSeconds: deps.maxHelmTimeoutSeconds,
   });
-  const namespace = createNamespaceService(deps.kube, namespaces, deps.lifecycle, deps.namespacePrefix);
+  const namespace = createNamespaceService({ kube: deps.kube, manager: namespaces, operations, prefix: deps.namespacePrefix });
   const health = createHealthService(deps.monitor, deps.lifecycle.streamsSignal);
-  const reflection = createReflectionService([ReleaseService, NamespaceService, Health]);
+  const auditService = createAuditService({ store: deps.audit, namespacePrefix: deps.namespacePrefix });
+  const reflection = createReflectionService([ReleaseService, NamespaceService, AuditService, Health]);
 
   const keys = new KeyStore({
     staticKeys: deps.apiKeys,
@@ -93,6 +134,7 @@ export function createApp(deps: AppDeps): App {
 
   const interceptors = [
     observabilityInterceptor(deps.logger),
+    auditDenialsInterceptor(deps.audit, deps.replica, deps.logger),
     apiKeyInterceptor(keys),
     namespacePrefixInterceptor(deps.namespacePrefix),
     scopeInterceptor(),
@@ -100,6 +142,7 @@ export function createApp(deps: AppDeps): App {
   const routes = (router: ConnectRouter) => {
     router.service(ReleaseService, release);
     router.service(NamespaceService, namespace);
+    router.service(AuditService, auditService);
     router.service(Health, health);
     router.service(ServerReflection, reflection);
   };
@@ -126,5 +169,5 @@ export function createApp(deps: AppDeps): App {
     fallback: rest,
     contextValues: contextValuesOf,
   });
-  return { routes, interceptors, handler, queue, keys };
+  return { routes, interceptors, handler, queue, operations, keys };
 }

@@ -1,7 +1,10 @@
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { KeyFileError, keyProblem, parseKeyFile, sha256, type NamedKey } from "./auth/key-file.ts";
 import { CatalogError, ChartCatalog, parseCatalog, type CatalogSource } from "./catalog/catalog.ts";
 import { DEFAULT_VALUES_LIMITS, type ValuesLimits } from "./validation.ts";
+import { DEFAULT_INGRESS_NAMESPACE_SELECTOR, parseNamespaceSelector } from "./kube/namespaces.ts";
 
 /** Config is the service's whole configuration, read from the environment once at start. */
 export interface Config {
@@ -39,6 +42,26 @@ export interface Config {
   valuesLimits: ValuesLimits;
   /** POD_SECURITY_LEVEL: the Pod Security Standard enforced in namespaces CreateNamespace makes (restricted, baseline). */
   podSecurityLevel: "restricted" | "baseline";
+  /** INGRESS_NAMESPACE_SELECTOR: namespaces (the ingress controller's) whose pods tenant NetworkPolicies admit; "" none. */
+  ingressNamespaceSelector: string;
+  /** AUDIT_DATABASE_URL: PostgreSQL for the audit log and idempotency keys (several replicas). */
+  auditDatabaseUrl: string | undefined;
+  /** AUDIT_SQLITE_PATH: the SQLite file used when no AUDIT_DATABASE_URL is set (one replica). */
+  auditSqlitePath: string;
+  /** IDEMPOTENCY_KEY_TTL: how long an idempotency key and its result are kept, ms. */
+  idempotencyTtlMs: number;
+  /** LEASE_NAMESPACE: where the per-release Leases live (the operator's own namespace). */
+  leaseNamespace: string;
+  /** LEASE_DURATION: how long a Lease outlives its last renewal, seconds. */
+  leaseDurationSeconds: number;
+  /** OPERATION_WAIT_TIMEOUT: how long a mutation waits for its release before ABORTED, ms. */
+  operationWaitMs: number;
+  /** This process's identity in Leases and the audit log: POD_NAME (or the host name) plus a per-start suffix. */
+  replica: string;
+  /** HEARTBEAT_INTERVAL: how often this replica marks itself alive in the audit store, ms. */
+  heartbeatMs: number;
+  /** RECONCILE_INTERVAL: how often stuck releases and orphaned audit intents are looked for, ms. */
+  reconcileIntervalMs: number;
 }
 
 /** ConfigError is thrown for an invalid environment; main prints its one-line message and exits 1. */
@@ -95,7 +118,42 @@ export function loadConfig(env: Env = process.env): Config {
       maxKeys: int(env, "VALUES_MAX_KEYS", DEFAULT_VALUES_LIMITS.maxKeys, 1, 10_000_000),
     },
     podSecurityLevel: podSecurityLevel(env),
+    ingressNamespaceSelector: ingressNamespaceSelector(env),
+    auditDatabaseUrl: auditDatabaseUrl(env),
+    auditSqlitePath: env.AUDIT_SQLITE_PATH || "data/audit.db",
+    idempotencyTtlMs: duration(env, "IDEMPOTENCY_KEY_TTL", 24 * 3600, 7 * 86400) * 1000,
+    leaseNamespace: env.LEASE_NAMESPACE || env.POD_NAMESPACE || "paas-system",
+    leaseDurationSeconds: duration(env, "LEASE_DURATION", 15, 300),
+    operationWaitMs: duration(env, "OPERATION_WAIT_TIMEOUT", 120) * 1000,
+    replica: `${(env.POD_NAME || hostname()).slice(0, 40)}-${randomBytes(3).toString("hex")}`,
+    heartbeatMs: duration(env, "HEARTBEAT_INTERVAL", 5, 300) * 1000,
+    reconcileIntervalMs: duration(env, "RECONCILE_INTERVAL", 30, 3600) * 1000,
   };
+}
+
+/** ingressNamespaceSelector reads INGRESS_NAMESPACE_SELECTOR (kubectl selector syntax); unset: the ingress-nginx namespace, "": none. */
+function ingressNamespaceSelector(env: Env): string {
+  const raw = env.INGRESS_NAMESPACE_SELECTOR ?? DEFAULT_INGRESS_NAMESPACE_SELECTOR;
+  try {
+    parseNamespaceSelector(raw);
+  } catch (err) {
+    throw new ConfigError(`INGRESS_NAMESPACE_SELECTOR: ${(err as Error).message}`);
+  }
+  return raw.trim();
+}
+
+/** auditDatabaseUrl checks AUDIT_DATABASE_URL's form; the URL (it holds a password) is never echoed. */
+function auditDatabaseUrl(env: Env): string | undefined {
+  const raw = env.AUDIT_DATABASE_URL;
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError("AUDIT_DATABASE_URL is not a URL (postgresql://user:password@host:port/database)");
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") throw new ConfigError("AUDIT_DATABASE_URL must be a postgresql:// URL");
+  return raw;
 }
 
 /** podSecurityLevel reads POD_SECURITY_LEVEL: restricted (default) or baseline; "privileged" is not offered. */
@@ -199,14 +257,14 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return n;
 }
 
-/** duration accepts seconds ("300"), or a number with s, m or h ("300s", "5m", "1h"). */
-function duration(env: Env, name: string, fallbackSeconds: number): number {
+/** duration accepts seconds ("300"), or a number with s, m or h ("300s", "5m", "1h"); at most maxSeconds. */
+function duration(env: Env, name: string, fallbackSeconds: number, maxSeconds = 86400): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallbackSeconds;
   const m = /^(\d+)(s|m|h)?$/.exec(raw.trim());
   if (!m) throw new ConfigError(`${name} must be a duration such as 300, 300s, 5m or 1h`);
   const n = Number(m[1]) * (m[2] === "h" ? 3600 : m[2] === "m" ? 60 : 1);
-  if (n < 1 || n > 86400) throw new ConfigError(`${name} must be between 1s and 24h`);
+  if (n < 1 || n > maxSeconds) throw new ConfigError(`${name} must be between 1s and ${maxSeconds % 3600 === 0 ? `${maxSeconds / 3600}h` : `${maxSeconds}s`}`);
   return n;
 }
 

@@ -13,3 +13,6 @@ export const peerKey = createContextKey<string>("", { description: "client addre
 
 /** requestIdKey carries the id under which a request is logged and answered (x-request-id). */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+/** operationKey carries the id of the mutation a request started (set once its audit intent is due). */
+export const operationKey = createContextKey<string>("", { description: "operation id" });

@@ -1,4 +1,6 @@
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 
 /** ErrorKind names the domain failures that adapters and handlers report. */
 export type ErrorKind =
@@ -15,16 +17,33 @@ export type ErrorKind =
   | "internal";
 
 /**
+ * ErrorReason refines a kind where callers must tell cases apart; it travels as a
+ * google.rpc.ErrorInfo detail (domain ERROR_DOMAIN) and picks the REST status.
+ */
+export type ErrorReason =
+  // Values over the configured size, depth or key-count limits.
+  | "VALUES_TOO_LARGE"
+  // An idempotency key reused with a different request.
+  | "IDEMPOTENCY_KEY_REUSED"
+  // The first request with this idempotency key is still running.
+  | "IDEMPOTENCY_KEY_IN_USE";
+
+/** ERROR_DOMAIN is the ErrorInfo domain of this service's reasons. */
+export const ERROR_DOMAIN = "paas.io";
+
+/**
  * PaasError is the one error type of the domain layer. Its message is safe to show
  * to callers; anything sensitive (raw helm stderr, stack traces) stays in `cause`
  * and reaches only the log.
  */
 export class PaasError extends Error {
   readonly kind: ErrorKind;
-  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
+  readonly reason: ErrorReason | undefined;
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; reason?: ErrorReason }) {
     super(message, options);
     this.name = "PaasError";
     this.kind = kind;
+    this.reason = options?.reason;
   }
 }
 
@@ -56,6 +75,19 @@ export function codeOf(kind: ErrorKind): Code {
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
-  if (err instanceof PaasError) return new ConnectError(err.message, codeOf(err.kind));
+  if (err instanceof PaasError) {
+    const details = err.reason ? [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: err.reason, domain: ERROR_DOMAIN }) }] : [];
+    return new ConnectError(err.message, codeOf(err.kind), undefined, details);
+  }
   return new ConnectError("internal error", Code.Internal);
+}
+
+/** reasonOf reads the ErrorInfo reason of this service from a ConnectError, if any. */
+export function reasonOf(err: ConnectError): string | undefined {
+  return err.findDetails(ErrorInfoSchema).find((d) => d.domain === ERROR_DOMAIN)?.reason;
+}
+
+/** codeName is a gRPC code as the audit log writes it: "permission_denied", "unavailable". */
+export function codeName(code: Code): string {
+  return (Code[code] ?? "unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }

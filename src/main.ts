@@ -1,4 +1,8 @@
 import { createApp } from "./app.ts";
+import { openAuditStore } from "./audit/open.ts";
+import { LeaseManager } from "./kube/leases.ts";
+import { createReleaseRecovery } from "./kube/recovery.ts";
+import { Reconciler } from "./operations/reconciler.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { HealthMonitor } from "./health-monitor.ts";
 import { createHelmCli } from "./helm/cli.ts";
@@ -40,13 +44,42 @@ async function main(): Promise<void> {
     logger,
     tenant: createTenantAccess({ kubeConfig, managedLabel: DEFAULT_MANAGED_LABEL }),
   });
-  const kube = createKubeClient({ logger, kubeConfig, podSecurity: config.podSecurityLevel });
+  const kube = createKubeClient({ logger, kubeConfig, podSecurity: config.podSecurityLevel, ingressNamespaceSelector: config.ingressNamespaceSelector });
   const monitor = new HealthMonitor({ helm, kube, lifecycle, logger, intervalMs: config.healthIntervalMs });
-  const app = createApp({ ...config, helm, kube, logger, lifecycle, monitor });
+
+  // The audit log must be writable before any mutation is accepted: a store that cannot be
+  // opened or migrated stops the process (Kubernetes restarts it).
+  let audit;
+  try {
+    audit = await openAuditStore({ databaseUrl: config.auditDatabaseUrl, sqlitePath: config.auditSqlitePath, logger });
+  } catch (err) {
+    process.stderr.write(`paas-operator: audit store: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  const locks = new LeaseManager({ kubeConfig, namespace: config.leaseNamespace, durationSeconds: config.leaseDurationSeconds, replica: config.replica, logger });
+  await ensureLeaseNamespace(locks, logger);
+  const recovery = createReleaseRecovery({ kubeConfig, logger });
+  const replicaTtlMs = config.heartbeatMs * 3;
+  const app = createApp({ ...config, helm, kube, logger, lifecycle, monitor, audit, locks, recovery, replicaTtlMs });
+  const reconciler = new Reconciler({
+    operations: app.operations,
+    audit,
+    locks,
+    recovery,
+    kube,
+    replica: config.replica,
+    prefix: config.namespacePrefix,
+    heartbeatMs: config.heartbeatMs,
+    intervalMs: config.reconcileIntervalMs,
+    minPendingAgeMs: 2 * config.leaseDurationSeconds * 1000,
+    logger,
+  });
   await monitor.start();
+  // Start-up recovery: stuck releases without a live Lease, intents of dead replicas.
+  await reconciler.start();
   const listener = await listen(app.handler, config.host, config.port);
   const health = monitor.current();
-  logger.info({ host: config.host, port: listener.port, helmVersion: health.helmVersion, serving: health.serving, prefix: config.namespacePrefix }, "listening");
+  logger.info({ host: config.host, port: listener.port, helmVersion: health.helmVersion, serving: health.serving, prefix: config.namespacePrefix, replica: config.replica, audit: audit.kind }, "listening");
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -66,17 +99,39 @@ async function main(): Promise<void> {
     if (!finished) {
       logger.warn({ running: app.queue.active }, "grace period nearly over: sending SIGTERM to running helm processes");
       lifecycle.terminateHelm();
-      await Promise.race([app.queue.idle(), sleep(HELM_TERM_MARGIN_MS - 2000)]);
+      // Wait for helm to exit and for the answers to the calls it served to be written.
+      await Promise.race([idle(), sleep(HELM_TERM_MARGIN_MS - 2000)]);
     }
     listener.closeAll();
     monitor.stop();
+    // Every operation wrote its outcome and gave its Lease up when it ended; this is the
+    // safety net for any still held.
+    await reconciler.stop();
+    await locks.releaseAll();
     await helm.close();
+    await audit.close().catch(() => undefined);
     logger.info({ ms: Date.now() - started }, "stopped");
     logger.flush();
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+/** ensureLeaseNamespace creates LEASE_NAMESPACE when absent; mutations fail UNAVAILABLE until it exists. */
+async function ensureLeaseNamespace(locks: LeaseManager, logger: ReturnType<typeof createLogger>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await locks.ensureNamespace();
+      return;
+    } catch (err) {
+      if (attempt >= 5) {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, "the Lease namespace could not be ensured; mutations will fail until it exists");
+        return;
+      }
+      await sleep(1000 * attempt);
+    }
+  }
 }
 
 function sleep(ms: number): Promise<void> {

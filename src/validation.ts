@@ -79,13 +79,13 @@ export function validateValues(values: JsonObject | undefined, limits: ValuesLim
       continue;
     }
     for (const key in node) {
-      if (++keys > limits.maxKeys) throw new PaasError("resource_exhausted", `values have more than ${limits.maxKeys} keys`);
+      if (++keys > limits.maxKeys) throw new PaasError("resource_exhausted", `values have more than ${limits.maxKeys} keys`, { reason: "VALUES_TOO_LARGE" });
       stack.push([node[key]!, depth + 1]);
     }
   }
   const bytes = Buffer.byteLength(JSON.stringify(values), "utf8");
   if (bytes > limits.maxBytes) {
-    throw new PaasError("resource_exhausted", `values are ${bytes} bytes serialized; at most ${limits.maxBytes} are accepted`);
+    throw new PaasError("resource_exhausted", `values are ${bytes} bytes serialized; at most ${limits.maxBytes} are accepted`, { reason: "VALUES_TOO_LARGE" });
   }
 }
 

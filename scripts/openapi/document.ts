@@ -1,7 +1,7 @@
 import type { DescField, DescFile, DescMessage, DescMethod, DescService, Registry } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { describe, summarize } from "./comments.ts";
-import { connectDialect, restDialect } from "./dialects.ts";
+import { connectDialect, restDialect, wellKnownSchema } from "./dialects.ts";
 import { httpBindings, type HttpBinding } from "./http-rule.ts";
 import type { JsonObject } from "./json.ts";
 import { PLAIN_HTTP_PATHS, REST_ENUMS, REST_ERROR_SCHEMA, REST_ERROR_STATUSES, REST_METHODS, REST_NULLABLE, REST_REQUIRED, restErrorStatuses } from "./rest-contract.ts";
@@ -181,7 +181,9 @@ function restOperation(schemas: SchemaSet, method: DescMethod, binding: HttpBind
     // gRPC transcoding: fields in neither the path nor the body are query parameters.
     for (const field of input.fields) {
       if (topLevelPathFields.includes(field.name) || field.name === binding.body) continue;
-      if (field.fieldKind === "message" || field.fieldKind === "map" || (field.fieldKind === "list" && field.listKind === "message")) {
+      // A well-known type written as a JSON string (Timestamp, Duration) is a query parameter too.
+      const stringLike = field.fieldKind === "message" && wellKnownSchema(field.message)?.type === "string";
+      if (!stringLike && (field.fieldKind === "message" || field.fieldKind === "map" || (field.fieldKind === "list" && field.listKind === "message"))) {
         throw new Error(`openapi: ${fullName}: query parameter ${field.name} of a message type is not supported`);
       }
       parameters.push({ name: field.name, in: "query", ...parameterSchema(schemas, field) });

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops everything up.sh started (the kwok cluster through `kwokctl delete cluster`, the OCI
-# registry and the chart HTTP server by their pid files: SIGTERM, wait, SIGKILL) and removes
+# registry and the chart HTTP server by their pid files: SIGTERM, wait, SIGKILL; PostgreSQL
+# through postgres.sh) and removes
 # <repo>/.testbed/. Idempotent: a no-op when the testbed is down. Built binaries stay cached.
 set -euo pipefail
 
@@ -84,6 +85,9 @@ fi
 # ---------------------------------------------------------------- registry, chart server
 stop_pidfile "$TB/registry.pid" "$TB/registry.yml" "OCI registry"
 stop_pidfile "$TB/charts-http.pid" "$TB/charts-repo" "chart repository HTTP server"
+
+# ---------------------------------------------------------------- PostgreSQL (audit store tests)
+bash "$SCRIPT_DIR/postgres.sh" destroy 9>&- || log "WARNING: stopping PostgreSQL failed"
 
 rm -rf "$TB"
 log "testbed is down; removed $TB [$(( $(date +%s) - T_START ))s]"

@@ -5,7 +5,9 @@
 #   * an OCI registry (distribution) on 127.0.0.1:<port>, storage in .testbed/registry;
 #   * a static HTTP chart repository on 127.0.0.1:<port> serving .testbed/charts-repo;
 #   * every ../shared/charts/*.tgz published to both;
-#   * .testbed/env: `export VAR=value` lines for tests (KUBECONFIG, HELM_BINARY, ...).
+#   * PostgreSQL on 127.0.0.1:<port> for the audit store tests (postgres.sh, data in .testbed/postgres);
+#   * .testbed/env: `export VAR=value` lines for tests (KUBECONFIG, HELM_BINARY, ...,
+#     AUDIT_TEST_DATABASE_URL, PG_BIN).
 # All state lives in <repo>/.testbed/ (git-ignored). Stop everything with down.sh.
 set -euo pipefail
 
@@ -224,6 +226,8 @@ config_current() { [[ "$(cat "$TB/kwok.config.sha" 2>/dev/null)" == "$CONFIG_SHA
 
 # ---------------------------------------------------------------- already up?
 if healthy; then
+  # PostgreSQL (audit store tests) is started, or found running, apart: a no-op when it runs.
+  bash "$SCRIPT_DIR/postgres.sh" start
   log "testbed is already up and healthy (state: $TB; env: $TB/env) [$(elapsed)]"
   exit 0
 fi
@@ -549,6 +553,9 @@ verify
 write_env
 # The chart catalogue the server accepts: this testbed's repository and registry.
 bash "$SCRIPT_DIR/write-catalog.sh"
+# PostgreSQL for the audit store tests; appends PG_BIN and AUDIT_TEST_DATABASE_URL to the env
+# file just written (postgres must not inherit the lock on fd 9).
+bash "$SCRIPT_DIR/postgres.sh" start 9>&-
 
 log "testbed is up [$(elapsed)]"
 log "  env:        $TB/env   (. $TB/env)"

@@ -17,10 +17,10 @@ const read = (namespaceField?: string): RpcRule => ({ verb: "read", ...(namespac
 
 /**
  * RPC_RULES is the one table of which verb each RPC needs: read = Get*, List*, Watch*;
- * deploy = Install, Upgrade, Rollback; delete = Uninstall; namespace-admin = Create/DeleteNamespace.
- * An InstallRelease with create_namespace=true creates a namespace and so needs namespace-admin too.
- * An RPC of a protected service missing here is refused (fail closed); a unit test checks
- * that every RPC of both services is listed.
+ * deploy = Install, Upgrade, Rollback, Recover; delete = Uninstall; namespace-admin =
+ * Create/DeleteNamespace. An InstallRelease with create_namespace=true creates a namespace and
+ * so needs namespace-admin too. An RPC of a protected service missing here is refused (fail
+ * closed); a unit test checks that every RPC of the protected services is listed.
  */
 export const RPC_RULES: Readonly<Record<string, RpcRule>> = {
   "paas.v1.ReleaseService/InstallRelease": {
@@ -30,6 +30,8 @@ export const RPC_RULES: Readonly<Record<string, RpcRule>> = {
   },
   "paas.v1.ReleaseService/UpgradeRelease": { verb: "deploy", namespaceField: "namespace" },
   "paas.v1.ReleaseService/RollbackRelease": { verb: "deploy", namespaceField: "namespace" },
+  // Repairs a release stuck in pending-*: it writes the release's storage, like a rollback.
+  "paas.v1.ReleaseService/RecoverRelease": { verb: "deploy", namespaceField: "namespace" },
   "paas.v1.ReleaseService/UninstallRelease": { verb: "delete", namespaceField: "namespace" },
   "paas.v1.ReleaseService/GetRelease": read("namespace"),
   "paas.v1.ReleaseService/GetReleaseStatus": read("namespace"),
@@ -40,6 +42,9 @@ export const RPC_RULES: Readonly<Record<string, RpcRule>> = {
   "paas.v1.NamespaceService/DeleteNamespace": { verb: "namespace-admin", namespaceField: "name" },
   "paas.v1.NamespaceService/GetNamespace": read("name"),
   "paas.v1.NamespaceService/ListNamespaces": read(),
+  // Spans namespaces like ListNamespaces: its `namespace` is an optional filter, and the handler
+  // shows a scoped key only the records of its namespaces (src/services/audit-service.ts).
+  "paas.v1.AuditService/ListAuditEvents": read(),
 };
 
 /**

@@ -1,7 +1,8 @@
+import { isAbsolute } from "node:path";
 import { PaasError } from "../errors.ts";
 import { chartArgs, type ChartArgOptions } from "./chart-source.ts";
 import { assertArg, assertTimeout } from "./guard.ts";
-import type { CommonOptions, InstallOptions, RollbackOptions, UpgradeOptions } from "./types.ts";
+import type { ChartSource, CommonOptions, InstallOptions, RollbackOptions, UpgradeOptions } from "./types.ts";
 
 /** HelmMajor is the major version of the helm binary; flags differ between 3 and 4. */
 export type HelmMajor = 3 | 4;
@@ -10,6 +11,12 @@ export type HelmMajor = 3 | 4;
 export interface WriteContext extends ChartArgOptions {
   /** Path of the private JSON file holding the user-supplied values. */
   valuesFile: string;
+  /**
+   * The chart archive the server pulled for this run (pullArgs): when set, helm installs
+   * this file instead of resolving the chart source again. Only ever a path the server
+   * chose, in a private directory; a caller's reference never becomes a local path.
+   */
+  archive?: string;
 }
 
 /**
@@ -23,9 +30,18 @@ export function versionArgs(): string[] {
   return ["version", "--template", "{{.Version}}"];
 }
 
+/**
+ * pullArgs builds `helm pull CHART [--version RANGE] --destination DIR`: the chart source
+ * resolved and downloaded, as install would, into a private directory. For oci:// charts
+ * helm prints "Pulled: host/path:tag" and "Digest: sha256:…" (stdout in v4, stderr in v3).
+ */
+export function pullArgs(source: ChartSource, destination: string, options: ChartArgOptions): string[] {
+  return ["pull", ...chartArgs(source, options), "--destination", assertArg("pull destination", destination)];
+}
+
 /** installArgs builds `helm install NAME CHART …` with JSON output. */
 export function installArgs(o: InstallOptions, _major: HelmMajor, ctx: WriteContext): string[] {
-  const args = ["install", assertArg("release name", o.name), ...chartArgs(o.chart, ctx)];
+  const args = ["install", assertArg("release name", o.name), ...chartPositional(o.chart, ctx)];
   args.push(...scope(o.namespace), ...writeFlags(o, ctx));
   if (o.createNamespace) args.push("--create-namespace");
   // `--wait` alone is a bool in v3 and means "watcher" in v4 (a string flag with NoOptDefVal);
@@ -43,7 +59,7 @@ export function installArgs(o: InstallOptions, _major: HelmMajor, ctx: WriteCont
  * reuses the old values only when the new ones are empty.
  */
 export function upgradeArgs(o: UpgradeOptions, _major: HelmMajor, ctx: WriteContext): string[] {
-  const args = ["upgrade", assertArg("release name", o.name), ...chartArgs(o.chart, ctx)];
+  const args = ["upgrade", assertArg("release name", o.name), ...chartPositional(o.chart, ctx)];
   args.push(...scope(o.namespace), ...writeFlags(o, ctx));
   if (o.resetValues) args.push("--reset-values");
   else if (o.reuseValues) args.push("--reset-then-reuse-values");
@@ -113,6 +129,13 @@ export function impersonationArgs(user: string | undefined): string[] {
  */
 export function renderGuardArgs(postRendererFlags: readonly string[]): string[] {
   return ["--skip-crds", ...postRendererFlags];
+}
+
+// The pulled archive (no --version, --repo or --plain-http: nothing is resolved again), or the source.
+function chartPositional(source: ChartSource, ctx: WriteContext): string[] {
+  if (ctx.archive === undefined) return chartArgs(source, ctx);
+  if (!isAbsolute(ctx.archive)) throw new PaasError("internal", "the pulled chart archive has an unexpected path");
+  return [assertArg("chart archive", ctx.archive)];
 }
 
 function scope(namespace: string): string[] {

@@ -2,7 +2,7 @@ import { type ErrorKind, PaasError } from "../errors.ts";
 import { sanitizeStderr } from "./sanitize.ts";
 
 /** HelmVerb names a helm run in messages and logs. */
-export type HelmVerb = "version" | "install" | "upgrade" | "rollback" | "uninstall" | "status" | "get metadata" | "history" | "list";
+export type HelmVerb = "version" | "pull" | "install" | "upgrade" | "rollback" | "uninstall" | "status" | "get metadata" | "history" | "list";
 
 /** Outcome is how a failed helm run ended (a subset of the process runner's result). */
 export interface Outcome {
@@ -48,7 +48,7 @@ const RULES: readonly Rule[] = [
   // Before the chart rules, which also match "… not found".
   { test: /namespaces "[^"]*" not found/, kind: "failed_precondition", message: (c) => `Namespace ${c.namespace} does not exist` },
   // Chart sources (install and upgrade only).
-  { test: /on source: \S+: not found|not found in \S+ repository|not found in \S+ index|no chart (?:version|name) found|: manifest unknown|repository name not known to registry|no repo named|repo \S+ not found/m, kind: "not_found", message: (c) => `${chart(c)} not found` },
+  { test: /on source: \S+: not found|not found in \S+ repository|not found in \S+ index|no chart (?:version|name) found|: manifest unknown|repository name not known to registry|no repo named|repo \S+ not found|[Cc]ould not locate a version matching/m, kind: "not_found", message: (c) => `${chart(c)} not found` },
   { test: /is not a valid chart repository or cannot be reached|failed to fetch .*: 404|failed to do request|failed to perform "\w+" on source|http: server gave HTTP response to HTTPS client|"https?:\/\/[^"\s]*\/v2\/[^"\s]*": /, kind: "failed_precondition", message: (c) => `${chart(c)} cannot be fetched: its repository is unreachable or invalid` },
   { test: /values don't meet the specifications of the schema/, kind: "invalid_argument", message: (c) => `Values do not match the schema of ${chart(c).toLowerCase()}` },
   { test: /execution error at \(|error calling (?:required|fail)|parse error at \(|error converting YAML to JSON/, kind: "invalid_argument", message: () => "The chart cannot be rendered with the given values" },

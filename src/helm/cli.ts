@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { PaasError } from "../errors.ts";
+import { resolvedChartLabels } from "../chart-labels.ts";
 import {
   type HelmMajor,
   historyArgs,
@@ -12,6 +13,7 @@ import {
   uninstallArgs,
   upgradeArgs,
   versionArgs,
+  type WriteContext,
 } from "./args.ts";
 import { chartLabel } from "./chart-source.ts";
 import type { ClassifyContext } from "./classify.ts";
@@ -20,10 +22,11 @@ import { getRelease } from "./get-release.ts";
 import { type HelmVersion, parseRelease, parseVersion } from "./parse.ts";
 import { parseHistory, parseList } from "./parse-list.ts";
 import { installRenderGuard, withRenderGuard } from "./post-renderer.ts";
+import { pullChart } from "./pull.ts";
 import type { GuardPolicy } from "./render-guard.ts";
 import { createRunner, type HelmLogger, type HelmRunner } from "./runner.ts";
 import type { TenantAccess } from "./tenant.ts";
-import type { CommonOptions, HelmClient, ReleaseInfo } from "./types.ts";
+import type { CommonOptions, HelmClient, InstallOptions, ReleaseInfo, UpgradeOptions } from "./types.ts";
 import { withValuesFile } from "./values-file.ts";
 
 /** HelmCliOptions configure a helm CLI client. */
@@ -144,8 +147,49 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
   };
 
   // install and upgrade fetch charts: each gets a fresh helm home (no cache shared between tenants).
-  const fetchingRun = (ready: Ready, fn: (env: Record<string, string>) => Promise<string>): Promise<string> =>
+  const fetchingRun = <T>(ready: Ready, fn: (env: Record<string, string>, charts: string) => Promise<T>): Promise<T> =>
     withRunHome(options.tmpDir, join(ready.home.data, "plugins"), fn);
+
+  // install and upgrade: inside one fresh helm home, `helm pull` resolves the chart source
+  // (version ranges included) into a private directory, then helm installs that very
+  // archive, so the version and digest recorded in the release labels are those of what
+  // was installed (no second resolution, which a moving tag or a new chart version in a
+  // range could make different). The response carries the digest; reads get it from the
+  // labels (src/chart-labels.ts).
+  const write = async <O extends InstallOptions | UpgradeOptions>(
+    ready: Ready,
+    verb: "install" | "upgrade",
+    o: O,
+    policy: GuardPolicy | undefined,
+    build: (o: O, ctx: WriteContext) => string[],
+  ): Promise<ReleaseInfo> => {
+    const timeout = timeoutOf(o);
+    const ctx = ctxOf(verb, o.namespace, o.name, chartLabel(o.chart));
+    const runOptions = { signal: o.signal, deadlineSeconds: timeout + grace };
+    const { stdout, pulled } = await withValuesFile(
+      o.values,
+      (valuesFile) =>
+        fetchingRun(ready, async (env, charts) => {
+          const pulled = await pullChart(ready.run, ctx, o.chart, chartOptions, charts, { ...runOptions, env });
+          if (o.chart.ref.trim().startsWith("oci://") && !pulled.digest) {
+            options.logger.warn({ namespace: o.namespace, release: o.name, chart: ctx.chart }, "helm pull reported no digest for an OCI chart; none is recorded");
+          }
+          const labels = { ...o.labels, ...resolvedChartLabels(pulled) };
+          const stdout = await guarded(ready, policy, ctx, (extra) => {
+            const args = [...build({ ...o, labels, timeoutSeconds: timeout }, { valuesFile, archive: pulled.archive, ...chartOptions }), ...extra];
+            return ready.run(args, ctx, { ...runOptions, env });
+          });
+          return { stdout, pulled };
+        }),
+      options.tmpDir,
+    );
+    const info = await released(stdout, o.namespace, o.name);
+    if (info.chartVersion && info.chartVersion !== pulled.version) {
+      // Only a malformed archive (two Chart.yaml files) could get here; the labels are then wrong.
+      options.logger.error({ namespace: o.namespace, release: o.name, recorded: pulled.version, installed: info.chartVersion }, "the chart version recorded in the release labels is not the one helm installed");
+    }
+    return pulled.digest ? { ...info, chartDigest: pulled.digest } : info;
+  };
 
   // After a refused install: uninstall the release if it is the failed first revision.
   const cleanupFailedInstall = async (run: HelmRunner, major: HelmMajor, o: CommonOptions, err: unknown): Promise<void> => {
@@ -182,41 +226,18 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
     },
     async install(o) {
       const ready = await init();
-      const { run, version } = ready;
-      const timeout = timeoutOf(o);
       const policy = await prepare(o.namespace);
-      const ctx = ctxOf("install", o.namespace, o.name, chartLabel(o.chart));
-      let stdout: string;
       try {
-        stdout = await withValuesFile(o.values, (valuesFile) =>
-          guarded(ready, policy, ctx, (extra) =>
-            fetchingRun(ready, (env) => {
-              const args = [...installArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions }), ...extra];
-              return run(args, ctx, { signal: o.signal, deadlineSeconds: timeout + grace, env });
-            }),
-          ),
-        options.tmpDir);
+        return await write(ready, "install", o, policy, (args, ctx) => installArgs(args, ready.version.major, ctx));
       } catch (err) {
-        await cleanupFailedInstall(run, version.major, o, err);
+        await cleanupFailedInstall(ready.run, ready.version.major, o, err);
         throw err;
       }
-      return released(stdout, o.namespace, o.name);
     },
     async upgrade(o) {
       const ready = await init();
-      const { run, version } = ready;
-      const timeout = timeoutOf(o);
       const policy = await prepare(o.namespace);
-      const ctx = ctxOf("upgrade", o.namespace, o.name, chartLabel(o.chart));
-      const stdout = await withValuesFile(o.values, (valuesFile) =>
-        guarded(ready, policy, ctx, (extra) =>
-          fetchingRun(ready, (env) => {
-            const args = [...upgradeArgs({ ...o, timeoutSeconds: timeout }, version.major, { valuesFile, ...chartOptions }), ...extra];
-            return run(args, ctx, { signal: o.signal, deadlineSeconds: timeout + grace, env });
-          }),
-        ),
-      options.tmpDir);
-      return released(stdout, o.namespace, o.name);
+      return write(ready, "upgrade", o, policy, (args, ctx) => upgradeArgs(args, ready.version.major, ctx));
     },
     async rollback(o) {
       const { run, version } = await init();

@@ -71,14 +71,20 @@ export function helmEnv(parent: NodeJS.ProcessEnv, home: HelmHome, extra: Record
  * withRunHome gives one helm run its own fresh HELM_CACHE_HOME, HELM_CONFIG_HOME and
  * HELM_DATA_HOME (0700, removed afterwards), so that runs for different tenants never share a
  * repository index, a pulled chart or registry state. Plugins still come from the client's
- * home (`plugins`: only the render guard is ever installed there).
+ * home (`plugins`: only the render guard is ever installed there). `charts` is an empty 0700
+ * directory of the same tree, where the run's chart is pulled to.
  */
-export async function withRunHome<T>(parentDir: string | undefined, plugins: string, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
+export async function withRunHome<T>(
+  parentDir: string | undefined,
+  plugins: string,
+  fn: (env: Record<string, string>, charts: string) => Promise<T>,
+): Promise<T> {
   const root = await mkdtemp(join(parentDir ?? tmpdir(), "paas-helm-run-"));
   try {
     const dirs = { HELM_CACHE_HOME: join(root, "cache"), HELM_CONFIG_HOME: join(root, "config"), HELM_DATA_HOME: join(root, "data") };
-    await Promise.all(Object.values(dirs).map((dir) => mkdir(dir, { mode: 0o700 })));
-    return await fn({ ...dirs, HELM_PLUGINS: plugins });
+    const charts = join(root, "charts");
+    await Promise.all([...Object.values(dirs), charts].map((dir) => mkdir(dir, { mode: 0o700 })));
+    return await fn({ ...dirs, HELM_PLUGINS: plugins }, charts);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -20,6 +20,8 @@ export interface HelmRunOptions {
   deadlineSeconds: number;
   /** Variables of this run only, over the client's (e.g. a fresh helm home). */
   env?: Record<string, string>;
+  /** Receives the raw stderr of a successful run (helm v3 prints `pull`'s "Digest:" there). */
+  onStderr?: (stderr: string) => void;
 }
 
 /** RunnerConfig is what every run of one client shares. */
@@ -61,6 +63,7 @@ export function createRunner(config: RunnerConfig): HelmRunner {
     };
     // An exit code of 0 is success even if a cancel arrived while helm was finishing.
     if (result.exitCode === 0 && !result.failure) {
+      options.onStderr?.(result.stderr);
       config.logger[level](result.stderr.trim() ? { ...fields, stderr: sanitizeStderr(result.stderr) } : fields, `helm ${ctx.verb}`);
       return result.stdout;
     }

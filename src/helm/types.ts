@@ -25,10 +25,21 @@ export interface ReleaseInfo {
   chartVersion: string;
   appVersion: string;
   updated?: Date;
+  /**
+   * Only for a pending-* status read from Helm's storage: when the operation started
+   * (info.last_deployed, else info.first_deployed). A pending revision whose operation is
+   * long gone is a stuck release (see src/kube/recovery.ts).
+   */
+  pendingSince?: Date;
   description: string;
   /** User-supplied values of this revision (`helm get values`). */
   values: JsonObject;
   notes: string;
+  /**
+   * OCI manifest digest ("sha256:…") of the chart this revision was installed from: set by
+   * install and upgrade, which resolve the chart themselves; reads get it from the labels.
+   */
+  chartDigest?: string;
 }
 
 /** RevisionInfo is one entry of `helm history`. */

@@ -33,6 +33,14 @@ export interface KubeClientOptions {
   podSecurity?: PodSecurityLevel;
   /** How long ensureNamespace waits for new RoleBindings to take effect. Default 15 s. */
   rbacSettleMs?: number;
+  /**
+   * Namespaces whose pods may reach tenant pods (the ingress controller's), as a label
+   * selector in kubectl syntax; their rule is added to every tenant's default-deny
+   * NetworkPolicy. Absent: DEFAULT_INGRESS_NAMESPACE_SELECTOR
+   * (kubernetes.io/metadata.name=ingress-nginx); "": no such rule. Invalid: createKubeClient
+   * throws INVALID_ARGUMENT (parseNamespaceSelector checks it ahead).
+   */
+  ingressNamespaceSelector?: string;
 }
 
 /** DEFAULT_MANAGED_LABEL is app.kubernetes.io/managed-by=paas-operator. */
@@ -60,6 +68,7 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
     roles: opts.tenantRoles,
     podSecurity: opts.podSecurity,
     rbacSettleMs: opts.rbacSettleMs,
+    ingressNamespaceSelector: opts.ingressNamespaceSelector,
   });
 
   async function listStorage(namespace: string, release: string): Promise<V1Secret[]> {

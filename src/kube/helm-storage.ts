@@ -1,5 +1,5 @@
 import { promisify } from "node:util";
-import { gunzip } from "node:zlib";
+import { constants, gunzip, gzip } from "node:zlib";
 import type { V1Secret } from "@kubernetes/client-node";
 import { PaasError } from "../errors.ts";
 import { date as helmDate, status as helmStatus } from "../helm/json.ts";
@@ -20,6 +20,7 @@ export const MAX_RELEASE_JSON_BYTES = 64 * 1024 * 1024;
 
 const GZIP_MAGIC = [0x1f, 0x8b, 0x08];
 const gunzipAsync = promisify(gunzip);
+const gzipAsync = promisify(gzip);
 
 /** The part of Helm's release JSON (pkg/release/v1.Release) that ReleaseInfo needs. */
 interface HelmReleaseJson {
@@ -28,7 +29,7 @@ interface HelmReleaseJson {
   version?: number;
   config?: JsonObject | null;
   manifest?: string;
-  info?: { status?: string; last_deployed?: string; description?: string; notes?: string };
+  info?: { status?: string; first_deployed?: string; last_deployed?: string; description?: string; notes?: string };
   chart?: { metadata?: { name?: string; version?: string; appVersion?: string } };
 }
 
@@ -38,6 +39,16 @@ interface HelmReleaseJson {
  * loop free while a large release inflates).
  */
 export async function decodeReleaseData(data: string, maxBytes = MAX_RELEASE_JSON_BYTES): Promise<unknown> {
+  const text = await decodeReleaseText(data, maxBytes);
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new PaasError("internal", "stored release is not valid JSON", { cause: err });
+  }
+}
+
+/** decodeReleaseText is decodeReleaseData without the JSON parsing: Helm's release JSON as text. */
+export async function decodeReleaseText(data: string, maxBytes = MAX_RELEASE_JSON_BYTES): Promise<string> {
   const helmText = Buffer.from(data, "base64").toString("latin1");
   let bytes: Buffer = Buffer.from(helmText, "base64");
   if (bytes.length > 3 && GZIP_MAGIC.every((b, i) => bytes[i] === b)) {
@@ -54,12 +65,38 @@ export async function decodeReleaseData(data: string, maxBytes = MAX_RELEASE_JSO
   } else if (bytes.length > maxBytes) {
     throw new PaasError("internal", `stored release exceeds ${maxBytes} bytes`);
   }
+  return bytes.toString("utf8");
+}
+
+/**
+ * encodeReleaseData is the inverse of decodeReleaseText, as Helm's encodeRelease writes it
+ * (gzip at best compression, base64), base64-encoded once more for the Secret's JSON form.
+ */
+export async function encodeReleaseData(json: string): Promise<string> {
+  const gz = await gzipAsync(Buffer.from(json, "utf8"), { level: constants.Z_BEST_COMPRESSION });
+  return Buffer.from(gz.toString("base64"), "latin1").toString("base64");
+}
+
+/**
+ * parseReleaseJsonExact parses Helm's release JSON keeping every number's source text
+ * (JSON.rawJSON), so that stringifying the result writes the values back exactly as Helm
+ * stored them (no float rounding of big integers in values).
+ */
+export function parseReleaseJsonExact(text: string): Record<string, unknown> {
+  let parsed: unknown;
   try {
-    return JSON.parse(bytes.toString("utf8"));
+    parsed = JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+      typeof value === "number" && context?.source !== undefined ? rawJson(context.source) : value,
+    );
   } catch (err) {
     throw new PaasError("internal", "stored release is not valid JSON", { cause: err });
   }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new PaasError("internal", "stored release is not a JSON object");
+  return parsed as Record<string, unknown>;
 }
+
+// JSON.rawJSON (ES2025; Node >= 21) is not in the es2024 lib typings.
+const rawJson = (text: string): unknown => (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON(text);
 
 /** releaseInfoFromJson maps Helm's release JSON onto ReleaseInfo; `fallbackNamespace` covers releases stored without one. */
 export function releaseInfoFromJson(json: unknown, fallbackNamespace = ""): ReleaseInfo {
@@ -68,11 +105,12 @@ export function releaseInfoFromJson(json: unknown, fallbackNamespace = ""): Rele
   }
   const rel = json as HelmReleaseJson;
   const meta = rel.chart?.metadata ?? {};
-  return {
+  const status = helmStatus(rel.info?.status);
+  const info: ReleaseInfo = {
     name: rel.name ?? "",
     namespace: rel.namespace || fallbackNamespace,
     revision: rel.version ?? 0,
-    status: helmStatus(rel.info?.status),
+    status,
     chart: meta.name ?? "",
     chartVersion: meta.version ?? "",
     appVersion: meta.appVersion ?? "",
@@ -81,6 +119,22 @@ export function releaseInfoFromJson(json: unknown, fallbackNamespace = ""): Rele
     values: rel.config ?? {},
     notes: rel.info?.notes ?? "",
   };
+  // Helm stamps last_deployed when it creates the pending record (install: first_deployed
+  // too), so it says when the operation started. Set only for pending-* (absent otherwise).
+  if (isPendingStatus(status)) {
+    const since = helmDate(rel.info?.last_deployed) ?? helmDate(rel.info?.first_deployed);
+    if (since) info.pendingSince = since;
+  }
+  return info;
+}
+
+/** PENDING_STATUSES are the statuses of a revision whose helm operation has not finished (or died). */
+export const PENDING_STATUSES = ["pending-install", "pending-upgrade", "pending-rollback"] as const;
+export type PendingStatus = (typeof PENDING_STATUSES)[number];
+
+/** isPendingStatus tells whether a Helm status means "operation in progress". */
+export function isPendingStatus(status: string | undefined): status is PendingStatus {
+  return (PENDING_STATUSES as readonly string[]).includes(status ?? "");
 }
 
 /** secretRevision is the revision a storage Secret holds: its `version` label, else the `.v<N>` suffix of its name. */

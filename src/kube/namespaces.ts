@@ -7,6 +7,8 @@ import {
   PatchStrategy,
   RbacAuthorizationV1Api,
   setHeaderOptions,
+  type V1LabelSelector,
+  type V1LabelSelectorRequirement,
   type V1Namespace,
   type V1ResourceQuota,
 } from "@kubernetes/client-node";
@@ -84,6 +86,126 @@ export function namespaceInfo(ns: V1Namespace, rq: V1ResourceQuota | undefined):
   };
 }
 
+/**
+ * DEFAULT_INGRESS_NAMESPACE_SELECTOR admits the ingress-nginx controller's namespace, the
+ * conventional one. kubernetes.io/metadata.name is set by the API server and cannot be
+ * changed, and only cluster administrators create namespaces outside the tenant prefix, so
+ * no tenant can make its own namespace match. A cluster without that namespace admits nobody.
+ */
+export const DEFAULT_INGRESS_NAMESPACE_SELECTOR = "kubernetes.io/metadata.name=ingress-nginx";
+
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_PREFIX = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+// Labels every tenant namespace carries (this service sets them): a selector on them would
+// admit every tenant into every other tenant's namespace.
+const TENANT_LABEL_KEYS = [READY_LABEL, "pod-security.kubernetes.io/"];
+
+/**
+ * parseNamespaceSelector reads a label selector in kubectl's syntax (`k=v`, `k==v`, `k!=v`,
+ * `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, comma-separated, all must hold) into a
+ * LabelSelector; "" (or only spaces) means none. It must say what namespaces ARE (one `=`,
+ * `==` or `in` at least: a selector of only negations would admit every namespace, tenants
+ * included) and may not use labels that tenant namespaces carry (`managedKey`, paas.io/ready,
+ * Pod Security). Errors are INVALID_ARGUMENT naming the problem.
+ */
+export function parseNamespaceSelector(raw: string, managedKey = "app.kubernetes.io/managed-by"): V1LabelSelector | undefined {
+  const text = raw.trim();
+  if (text === "") return undefined;
+  const bad = (why: string) => new PaasError("invalid_argument", `namespace selector "${text}": ${why}`);
+  const matchLabels: Record<string, string> = {};
+  const matchExpressions: V1LabelSelectorRequirement[] = [];
+  let positive = false;
+  for (const term of splitTerms(text, bad)) {
+    let m: RegExpExecArray | null;
+    let key: string;
+    if ((m = /^([^\s!=(),]+)\s*(==|=|!=)\s*([^\s!=(),]*)$/.exec(term))) {
+      key = m[1]!;
+      const value = m[3]!;
+      if (!LABEL_VALUE.test(value)) throw bad(`"${value}" is not a label value`);
+      if (m[2] === "!=") matchExpressions.push({ key, operator: "NotIn", values: [value] });
+      else if (key in matchLabels && matchLabels[key] !== value) throw bad(`${key} cannot equal two values`);
+      else matchLabels[key] = value;
+      positive ||= m[2] !== "!=";
+    } else if ((m = /^([^\s!=(),]+)\s+(in|notin)\s*\(([^()]*)\)$/.exec(term))) {
+      key = m[1]!;
+      const values = m[3]!.split(",").map((v) => v.trim());
+      if (values.some((v) => v === "" || !LABEL_VALUE.test(v))) throw bad(`the values of ${key} must be label values`);
+      matchExpressions.push({ key, operator: m[2] === "in" ? "In" : "NotIn", values });
+      positive ||= m[2] === "in";
+    } else if ((m = /^(!?)\s*([^\s!=(),]+)$/.exec(term))) {
+      key = m[2]!;
+      matchExpressions.push({ key, operator: m[1] ? "DoesNotExist" : "Exists" });
+    } else {
+      throw bad(`cannot read "${term}"`);
+    }
+    if (!isLabelKey(key)) throw bad(`"${key}" is not a label key`);
+    if (key === managedKey || TENANT_LABEL_KEYS.some((k) => (k.endsWith("/") ? key.startsWith(k) : key === k))) {
+      throw bad(`${key} is a label of tenant namespaces; select the ingress controller's namespace by its own labels`);
+    }
+  }
+  if (!positive) throw bad("it must name the namespaces it admits (a key=value or key in (…) term)");
+  return {
+    ...(Object.keys(matchLabels).length > 0 ? { matchLabels } : {}),
+    ...(matchExpressions.length > 0 ? { matchExpressions } : {}),
+  };
+}
+
+/** selectorMatches evaluates a LabelSelector made by parseNamespaceSelector against a label set. */
+export function selectorMatches(selector: V1LabelSelector, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    const ok =
+      e.operator === "In" ? has && (e.values ?? []).includes(labels[e.key]!)
+      : e.operator === "NotIn" ? !has || !(e.values ?? []).includes(labels[e.key]!)
+      : e.operator === "Exists" ? has
+      : !has;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/**
+ * tenantNetworkPolicy is the namespace's default-deny NetworkPolicy (networkPolicyManifest:
+ * same-namespace traffic and DNS) plus, with `ingressFrom`, one ingress rule admitting every
+ * pod of the namespaces it selects, on every port: the ingress controller, which reaches a
+ * tenant's Services through their pods. Replies need no egress rule (policies are stateful).
+ */
+export function tenantNetworkPolicy(namespace: string, labels: Record<string, string>, ingressFrom?: V1LabelSelector): Record<string, unknown> {
+  const policy = networkPolicyManifest(namespace, labels) as { spec: { ingress: unknown[] } };
+  if (ingressFrom) policy.spec.ingress.push({ from: [{ namespaceSelector: ingressFrom }] });
+  return policy as unknown as Record<string, unknown>;
+}
+
+// Terms are separated by commas outside parentheses.
+function splitTerms(text: string, bad: (why: string) => PaasError): string[] {
+  const terms: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = text[i];
+    if (c === "(") depth++;
+    else if (c === ")") depth--;
+    if (depth < 0 || depth > 1) throw bad("unbalanced parentheses");
+    if ((c === "," && depth === 0) || i === text.length) {
+      const term = text.slice(start, i).trim();
+      if (term === "") throw bad("empty term");
+      terms.push(term);
+      start = i + 1;
+    }
+  }
+  if (depth !== 0) throw bad("unbalanced parentheses");
+  return terms;
+}
+
+function isLabelKey(key: string): boolean {
+  const slash = key.indexOf("/");
+  if (slash < 0) return LABEL_NAME.test(key);
+  const prefix = key.slice(0, slash);
+  return prefix.length <= 253 && LABEL_PREFIX.test(prefix) && LABEL_NAME.test(key.slice(slash + 1));
+}
+
 /** NamespaceOps are the namespace half of KubeClient. */
 export interface NamespaceOps {
   ensureNamespace(name: string, quota: QuotaSpec, options?: NamespaceOptions): Promise<{ created: boolean; namespace: NamespaceInfo }>;
@@ -106,6 +228,11 @@ export interface NamespaceOpsConfig {
   podSecurity?: PodSecurityLevel;
   /** How long a new RoleBinding may take to reach the API server's authorizer. Default 15 s. */
   rbacSettleMs?: number;
+  /**
+   * Label selector (kubectl syntax) of the namespaces whose pods may reach tenant pods, e.g.
+   * the ingress controller's. Absent: DEFAULT_INGRESS_NAMESPACE_SELECTOR; "": none.
+   */
+  ingressNamespaceSelector?: string;
 }
 
 /** createNamespaceOps implements the namespace half of KubeClient. */
@@ -114,6 +241,7 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
   const roles = cfg.roles ?? DEFAULT_TENANT_ROLES;
   const defaultLevel = cfg.podSecurity ?? "restricted";
   const rbacSettleMs = cfg.rbacSettleMs ?? 15_000;
+  const ingressFrom = parseNamespaceSelector(cfg.ingressNamespaceSelector ?? DEFAULT_INGRESS_NAMESPACE_SELECTOR, managed.key);
   const rbac = createApi(kc, cfg.requestTimeoutMs, RbacAuthorizationV1Api);
   const networking = createApi(kc, cfg.requestTimeoutMs, NetworkingV1Api);
   const authn = createApi(kc, cfg.requestTimeoutMs, AuthenticationV1Api);
@@ -256,7 +384,7 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
       api.patchNamespacedResourceQuota({ ...common(name), name: QUOTA_NAME, body: quotaManifest(name, quota, labels) }, APPLY),
     );
     await step(`apply NetworkPolicy to namespace "${name}"`, () =>
-      networking.patchNamespacedNetworkPolicy({ ...common(name), name: NETWORK_POLICY_NAME, body: networkPolicyManifest(name, labels) }, APPLY),
+      networking.patchNamespacedNetworkPolicy({ ...common(name), name: NETWORK_POLICY_NAME, body: tenantNetworkPolicy(name, labels, ingressFrom) }, APPLY),
     );
     await step(`apply ServiceAccount ${DEPLOYER_SERVICE_ACCOUNT} to namespace "${name}"`, () =>
       api.patchNamespacedServiceAccount({ ...common(name), name: DEPLOYER_SERVICE_ACCOUNT, body: deployerServiceAccountManifest(name, labels) }, APPLY),
@@ -287,6 +415,10 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
       const level = options?.podSecurity ?? defaultLevel;
       if (!POD_SECURITY_LEVELS.includes(level)) {
         throw new PaasError("invalid_argument", `pod security level "${level}" must be one of ${POD_SECURITY_LEVELS.join(", ")}`);
+      }
+      // The ingress allowance must never admit tenants: refuse before anything is created.
+      if (ingressFrom && selectorMatches(ingressFrom, { ...labels, "kubernetes.io/metadata.name": name })) {
+        throw new PaasError("failed_precondition", `the ingress namespace selector (INGRESS_NAMESPACE_SELECTOR) matches the tenant namespace "${name}"; it must select only the ingress controller's namespace`);
       }
       await requireClusterRoles();
       let ns: V1Namespace;

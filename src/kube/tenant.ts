@@ -56,7 +56,8 @@ export function namespaceApply(name: string, labels: Record<string, string>): Re
 /**
  * networkPolicyManifest denies all ingress and egress of every pod in the namespace except
  * traffic between the namespace's own pods and DNS to kube-system's kube-dns pods (UDP and
- * TCP 53). Tenants get no NetworkPolicy rights (policies are additive: any allow rule of
+ * TCP 53); tenantNetworkPolicy (namespaces.ts) adds ingress from the ingress controller's
+ * namespaces (INGRESS_NAMESPACE_SELECTOR). Tenants get no NetworkPolicy rights (policies are additive: any allow rule of
  * theirs would undo this one), and the render guard drops the ones charts bring.
  */
 export function networkPolicyManifest(namespace: string, labels: Record<string, string>): Record<string, unknown> {

@@ -1,6 +1,7 @@
 import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
 import type { Readable } from "node:stream";
 import { REST_ONLY, RestError, type FieldError } from "./errors.ts";
+import { decodeQuery } from "./query.ts";
 import type { RestRoute } from "./routes.ts";
 
 /** BodyLimits bound what a request body may cost. */
@@ -90,15 +91,18 @@ export function parseJsonBody(bytes: Uint8Array): JsonObject {
 }
 
 /**
- * decodeRequest builds the RPC's request message from the path variables and the JSON body.
- * Body keys are the proto field names (snake_case, as the old operator's pydantic models);
- * keys that name no field are ignored, as pydantic did; null means absent. A value of the
- * wrong type, or a required field that is missing, is a 422 that names every bad field.
- * Values are never echoed back: they may hold secrets.
+ * decodeRequest builds the RPC's request message from the path variables, the JSON body and,
+ * on routes without a body, the query string (src/rest/query.ts). Body keys are the proto
+ * field names (snake_case, as the old operator's pydantic models); keys and query parameters
+ * that name no field are ignored, as pydantic did; null means absent. A value of the wrong
+ * type, or a required field that is missing, is a 422 that names every bad field. Path
+ * variables win over query parameters of the same name. Values are never echoed back: they
+ * may hold secrets.
  */
-export function decodeRequest(route: RestRoute, params: Map<DescField, string>, body: JsonObject): Message {
+export function decodeRequest(route: RestRoute, params: Map<DescField, string>, body: JsonObject, query: URLSearchParams = new URLSearchParams()): Message {
   const schema: DescMessage = route.method.input;
-  const init: Record<string, unknown> = {};
+  const fromQuery = decodeQuery(route.queryFields, query);
+  const init: Record<string, unknown> = { ...fromQuery.init };
   const errors: FieldError[] = [];
   for (const [field, value] of params) init[field.localName] = value;
   for (const field of route.bodyFields) {
@@ -111,10 +115,12 @@ export function decodeRequest(route: RestRoute, params: Map<DescField, string>, 
     if ("error" in decoded) errors.push({ loc: ["body", field.name], msg: decoded.error, type: decoded.type });
     else init[field.localName] = decoded.value;
   }
-  if (errors.length > 0) {
-    const detail = errors.map((e) => `${e.loc.slice(1).join(".")}: ${e.msg}`).join("; ");
-    throw unprocessable(`Invalid request body: ${detail}`, errors);
+  const problems = (list: FieldError[]) => list.map((e) => `${e.loc.slice(1).join(".")}: ${e.msg}`).join("; ");
+  if (fromQuery.errors.length > 0) {
+    const detail = [`Invalid query parameters: ${problems(fromQuery.errors)}`, ...(errors.length > 0 ? [`invalid request body: ${problems(errors)}`] : [])].join("; ");
+    throw unprocessable(detail, [...fromQuery.errors, ...errors]);
   }
+  if (errors.length > 0) throw unprocessable(`Invalid request body: ${problems(errors)}`, errors);
   return create(schema, init);
 }
 

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { reasonOf, type ErrorReason } from "../errors.ts";
 
 /**
  * RestStatus is what a REST caller sees for one failure: the HTTP status and the
@@ -44,6 +45,19 @@ export const REST_STATUS_BY_CODE: Record<Code, RestStatus & { inBody?: RestStatu
   [Code.Unavailable]: { status: 503, errorType: "service_unavailable" },
   // helm's --timeout ran out (the release may be left pending or failed).
   [Code.DeadlineExceeded]: { status: 504, errorType: "timeout" },
+};
+
+/**
+ * Statuses chosen by an ErrorInfo reason (src/errors.ts) where one gRPC code covers cases a
+ * REST caller must tell apart; they win over REST_STATUS_BY_CODE.
+ */
+export const REST_STATUS_BY_REASON: Readonly<Record<ErrorReason, RestStatus>> = {
+  // Values over the size, depth or key limits: the body is too large, unlike a quota refusal.
+  VALUES_TOO_LARGE: { status: 413, errorType: "payload_too_large" },
+  // Same Idempotency-Key, different request (as in the IETF Idempotency-Key draft).
+  IDEMPOTENCY_KEY_REUSED: { status: 422, errorType: "idempotency_key_reused" },
+  // The first request with this key is still running: retry later for its result.
+  IDEMPOTENCY_KEY_IN_USE: { status: 409, errorType: "idempotency_key_in_use" },
 };
 
 /** Failures the REST layer finds itself, before any RPC runs. */
@@ -96,7 +110,8 @@ export interface ErrorBody {
 
 /** errorBodyOf renders a ConnectError; its message is already sanitized by the observability interceptor. */
 export function errorBodyOf(err: ConnectError, inBody: boolean, requestId?: string): { status: number; body: ErrorBody } {
-  const rest = restStatusOf(err.code, inBody);
+  const reason = reasonOf(err);
+  const rest = (reason !== undefined && Object.hasOwn(REST_STATUS_BY_REASON, reason) && REST_STATUS_BY_REASON[reason as ErrorReason]) || restStatusOf(err.code, inBody);
   const detail = err.rawMessage || Code[err.code] || "error";
   return { status: rest.status, body: { detail, error_type: rest.errorType, ...(requestId ? { request_id: requestId } : {}) } };
 }

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { sendJson } from "../http-routes.ts";
 import { decodeRequest, parseJsonBody, readBody } from "./body.ts";
 import { errorBodyOf, REST_ONLY, RestError, type ErrorBody } from "./errors.ts";
-import { buildRoutes, matchRoute, type RestRoute } from "./routes.ts";
+import { buildRoutes, matchRoute, REST_SERVICES, type RestRoute } from "./routes.ts";
 
 type NodeHandler = ReturnType<typeof connectNodeAdapter>;
 type Req = Parameters<NodeHandler>[0];
@@ -32,7 +32,7 @@ export interface RestDeps {
 }
 
 /** Request headers a REST call passes to the RPC besides x-request-id; nothing else crosses. */
-const FORWARDED = ["x-api-key"] as const;
+const FORWARDED = ["x-api-key", "idempotency-key", "user-agent"] as const;
 
 // The request ids the observability interceptor accepts from callers; others get a fresh one.
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -48,7 +48,9 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
   const router = createConnectRouter({ interceptors: deps.interceptors, connect: true, grpc: false, grpcWeb: false });
   deps.routes(router);
   const byPath = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
-  const table = buildRoutes();
+  // Routes of the services the router serves; a test router may serve only some of them.
+  const registered = new Set(router.handlers.map((h) => h.service.typeName));
+  const table = buildRoutes(REST_SERVICES.filter((s) => registered.has(s.typeName)));
   const handlerOf = new Map<RestRoute, UniversalHandler>();
   for (const route of table) {
     const h = byPath.get(`/${route.method.parent.typeName}/${route.method.name}`);
@@ -89,7 +91,7 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
       let body = {};
       if (route.hasBody) body = parseJsonBody(await readBody(req, limits));
       else req.resume();
-      const message = decodeRequest(route, match.params, body);
+      const message = decodeRequest(route, match.params, body, queryOf(req.url ?? ""));
       const abort = new AbortController();
       res.once("close", () => {
         if (!res.writableFinished) abort.abort(new ConnectError("the REST caller went away", Code.Canceled));
@@ -122,6 +124,12 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
     if (segments.length > 1 && segments[segments.length - 1] === "") segments.pop();
     void serve(req, res, segments);
   };
+}
+
+/** queryOf parses the query string (after the first '?'); '+' is a space, as in forms. */
+function queryOf(url: string): URLSearchParams {
+  const at = url.indexOf("?");
+  return new URLSearchParams(at < 0 ? "" : url.slice(at + 1));
 }
 
 /** decodeSegments percent-decodes each raw segment; an encoded '/' stays inside its segment. */

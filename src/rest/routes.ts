@@ -1,9 +1,11 @@
 import { getOption, hasOption, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
+import { AuditService } from "../../gen/paas/v1/audit_pb.js";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
-import { orNull, restNamespace, restPod, restRelease, restRevision } from "./shapes.ts";
+import { assertQuerySupported, queryNamesOf } from "./query.ts";
+import { orNull, restAuditEvent, restNamespace, restPod, restRelease, restRevision } from "./shapes.ts";
 
 /** Verb is an HTTP method the route table can bind. */
 export type Verb = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -22,6 +24,11 @@ export interface RestRoute {
   bodyFields: DescField[];
   /** Whether the route reads a JSON body at all. */
   hasBody: boolean;
+  /**
+   * Fields read from the query string (gRPC transcoding: on a route without a body, every
+   * field not bound in the path), by proto name and by lowerCamel JSON name.
+   */
+  queryFields: Map<string, DescField>;
   /** Body fields that must be present (pydantic's required fields → 422 when missing). */
   required: Set<string>;
   /** Success status. */
@@ -50,6 +57,7 @@ function override<M extends DescMethod>(method: M, o: Override<M["output"]>): [D
 
 const R = ReleaseService.method;
 const N = NamespaceService.method;
+const A = AuditService.method;
 
 /**
  * Per-RPC adaptations to the old operator. Paths, verbs and body mapping come from the
@@ -67,6 +75,7 @@ export const OVERRIDES = new Map<DescMethod, AnyOverride>([
     response: (m) => ({ release: restRelease(m.release), pods: m.pods.map(restPod), pod_retrieval_error: orNull(m.podRetrievalError) }),
   }),
   override(R.listReleases, { response: (m) => ({ releases: m.releases.map((r) => restRelease(r)) }) }),
+  override(R.recoverRelease, { response: (m) => ({ release: restRelease(m.release), recovered: m.recovered, message: m.message }) }),
   override(N.createNamespace, {
     status: 201,
     required: ["name"],
@@ -75,10 +84,12 @@ export const OVERRIDES = new Map<DescMethod, AnyOverride>([
   override(N.getNamespace, { response: (m) => restNamespace(m.namespace) }),
   override(N.listNamespaces, { response: (m) => ({ namespaces: m.namespaces.map((n) => restNamespace(n)) }) }),
   override(N.deleteNamespace, { response: (m) => ({ message: m.message }) }),
+  // No old shape: the response message's JSON with proto field names (restAuditEvent).
+  override(A.listAuditEvents, { response: (m) => ({ events: m.events.map(restAuditEvent), next_page_token: m.nextPageToken }) }),
 ]);
 
 /** The services whose annotated RPCs are served as REST. */
-export const REST_SERVICES: DescService[] = [ReleaseService, NamespaceService];
+export const REST_SERVICES: DescService[] = [ReleaseService, NamespaceService, AuditService];
 
 /**
  * buildRoutes reads the google.api.http annotations of the services and returns the route
@@ -119,6 +130,9 @@ function toRoute(method: DescMethod, rule: HttpRule, o: AnyOverride): RestRoute 
   const hasBody = rule.body === "*";
   const bodyFields = hasBody ? method.input.fields.filter((f) => !pathFields.has(f)) : [];
   for (const f of bodyFields) assertSupported(method, f);
+  // gRPC transcoding: without a body, the fields the path does not bind come from the query.
+  const queryFields = hasBody ? [] : method.input.fields.filter((f) => !pathFields.has(f));
+  for (const f of queryFields) assertQuerySupported(method, f);
   const required = new Set(o.required ?? []);
   for (const name of required) {
     if (!bodyFields.some((f) => f.name === name)) throw new Error(`REST: ${method}: required field "${name}" is not a body field`);
@@ -130,6 +144,7 @@ function toRoute(method: DescMethod, rule: HttpRule, o: AnyOverride): RestRoute 
     method,
     bodyFields,
     hasBody,
+    queryFields: queryNamesOf(queryFields),
     required,
     status: o.status ?? 200,
     targetInBody: hasBody && pathFields.size === 0,

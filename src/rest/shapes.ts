@@ -1,5 +1,6 @@
-import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { AuditEventSchema, type AuditEvent } from "../../gen/paas/v1/audit_pb.js";
 import type { PodStatus, Release, Revision } from "../../gen/paas/v1/release_pb.js";
 import type { Namespace } from "../../gen/paas/v1/namespace_pb.js";
 import { helmStatus } from "../services/mapping.ts";
@@ -73,6 +74,18 @@ export function restNamespace(n: Namespace | undefined): JsonObject | null {
     created: iso(n.created),
     quota: n.quota.map((q) => ({ resource: q.resource, hard: q.hard, used: q.used })),
   };
+}
+
+/**
+ * restAuditEvent is one audit record. The old operator had no audit log, so there is no old
+ * shape: it is the message's proto3 JSON with proto field names (snake_case) and every field
+ * present (enums by name, `duration_ms` as a string as proto3 JSON writes int64), except that
+ * `time` is written like every other REST time (ISO 8601 with milliseconds; null if absent).
+ * New proto fields appear here without a change, as they do in the OpenAPI document.
+ */
+export function restAuditEvent(e: AuditEvent): JsonObject {
+  const json = toJson(AuditEventSchema, e, { useProtoFieldName: true, alwaysEmitImplicit: true }) as JsonObject;
+  return { ...json, time: iso(e.time) };
 }
 
 /** orNull turns the proto3 empty string ("not set") into the null pydantic's Optional[str] gave. */

@@ -10,8 +10,10 @@ import {
   type Revision,
 } from "../../gen/paas/v1/release_pb.js";
 import { NamespaceSchema, type Namespace } from "../../gen/paas/v1/namespace_pb.js";
+import { digestFromLabels } from "../chart-labels.ts";
 import type { ChartSource, HelmStatus, ReleaseInfo, RevisionInfo } from "../helm/types.ts";
 import { formatAge } from "../kube/pod-status.ts";
+import { CALLER_LABEL, OPERATION_LABEL } from "../operations/labels.ts";
 import type { NamespaceInfo, PodInfo } from "../kube/types.ts";
 
 const statusByHelm: Record<HelmStatus, ReleaseStatus> = {
@@ -37,9 +39,21 @@ export function helmStatus(status: ReleaseStatus): HelmStatus {
   return "unknown";
 }
 
+/** ReleaseExtras are what the API Release carries beyond Helm's view of the revision. */
+export interface ReleaseExtras {
+  /** Labels of the revision's storage Secret (or those the operation passed to helm). */
+  labels?: Record<string, string>;
+  /** Holder of the release's live Lease. */
+  lockedBy?: string;
+}
+
 /** toRelease builds the API Release from Helm's view and the recorded chart source. */
-export function toRelease(info: ReleaseInfo, source?: ChartSource): Release {
+export function toRelease(info: ReleaseInfo, source?: ChartSource, extras: ReleaseExtras = {}): Release {
   return create(ReleaseSchema, {
+    pendingSince: info.pendingSince ? timestampFromDate(info.pendingSince) : undefined,
+    lockedBy: extras.lockedBy ?? "",
+    changedBy: extras.labels?.[CALLER_LABEL] ?? "",
+    operationId: extras.labels?.[OPERATION_LABEL] ?? "",
     name: info.name,
     namespace: info.namespace,
     revision: info.revision,
@@ -53,6 +67,8 @@ export function toRelease(info: ReleaseInfo, source?: ChartSource): Release {
     notes: info.notes,
     chartReference: source?.ref ?? "",
     repoUrl: source?.repoUrl ?? "",
+    // Install and upgrade know the digest they pulled; reads find it in the release labels.
+    chartDigest: info.chartDigest ?? digestFromLabels(extras.labels ?? {}) ?? "",
   });
 }
 

@@ -1,9 +1,16 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
+import { create } from "@bufbuild/protobuf";
+import {
+  CreateNamespaceRequestSchema,
+  CreateNamespaceResponseSchema,
+  DeleteNamespaceRequestSchema,
+  DeleteNamespaceResponseSchema,
+  NamespaceService,
+} from "../../gen/paas/v1/namespace_pb.js";
 import { PaasError } from "../errors.ts";
 import type { KubeClient, NamespaceOptions, QuotaSpec } from "../kube/types.ts";
 import { OperationQueue } from "../operation-queue.ts";
-import type { Lifecycle } from "../lifecycle.ts";
+import type { Operations } from "../operations/operations.ts";
 import { validateQuantity } from "../validation.ts";
 import { toNamespace } from "./mapping.ts";
 import { scopeKey } from "../auth/scopes.ts";
@@ -45,15 +52,22 @@ export class NamespaceManager {
   }
 }
 
+/** NamespaceServiceDeps are what the namespace handlers need. */
+export interface NamespaceServiceDeps {
+  kube: KubeClient;
+  manager: NamespaceManager;
+  /** Orders, locks and records every mutation (src/operations/). */
+  operations: Operations;
+  prefix: string;
+}
+
+const M = (name: string) => `${NamespaceService.typeName}/${name}`;
+
 /** createNamespaceService implements paas.v1.NamespaceService. */
-export function createNamespaceService(
-  kube: KubeClient,
-  manager: NamespaceManager,
-  lifecycle: Lifecycle,
-  prefix: string,
-): ServiceImpl<typeof NamespaceService> {
+export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<typeof NamespaceService> {
+  const { kube, manager, operations, prefix } = deps;
   return {
-    async createNamespace(req) {
+    async createNamespace(req, ctx) {
       const quota: QuotaSpec = {
         cpu: req.cpuLimit || DEFAULT_QUOTA.cpu,
         memory: req.memoryLimit || DEFAULT_QUOTA.memory,
@@ -62,7 +76,6 @@ export function createNamespaceService(
       validateQuantity(quota.cpu, "cpu_limit");
       validateQuantity(quota.memory, "memory_limit");
       validateQuantity(quota.storage, "storage_limit");
-      lifecycle.assertAcceptingMutations();
       const options: NamespaceOptions = {};
       if (req.podSecurity !== "") {
         if (req.podSecurity !== "restricted" && req.podSecurity !== "baseline") {
@@ -70,12 +83,21 @@ export function createNamespaceService(
         }
         options.podSecurity = req.podSecurity;
       }
-      const { created, namespace } = await manager.ensure(req.name, quota, options);
-      return {
-        namespace: toNamespace(namespace),
-        created,
-        message: created ? `Namespace ${req.name} created` : `Namespace ${req.name} already exists; quota updated`,
-      };
+      return operations.mutate({
+        method: M("CreateNamespace"),
+        namespace: req.name,
+        release: "",
+        request: { schema: CreateNamespaceRequestSchema, message: req },
+        response: CreateNamespaceResponseSchema,
+        run: async () => {
+          const { created, namespace } = await manager.ensure(req.name, quota, options);
+          return create(CreateNamespaceResponseSchema, {
+            namespace: toNamespace(namespace),
+            created,
+            message: created ? `Namespace ${req.name} created` : `Namespace ${req.name} already exists; quota updated`,
+          });
+        },
+      }, operations.call(ctx, req.idempotencyKey), ctx);
     },
 
     async getNamespace(req) {
@@ -89,10 +111,18 @@ export function createNamespaceService(
       return { namespaces: list.filter((n) => scope.allowsNamespace(n.name)).map(toNamespace) };
     },
 
-    async deleteNamespace(req) {
-      lifecycle.assertAcceptingMutations();
-      await kube.deleteNamespace(req.name);
-      return { message: `Namespace ${req.name} deleted` };
+    async deleteNamespace(req, ctx) {
+      return operations.mutate({
+        method: M("DeleteNamespace"),
+        namespace: req.name,
+        release: "",
+        request: { schema: DeleteNamespaceRequestSchema, message: req },
+        response: DeleteNamespaceResponseSchema,
+        run: async () => {
+          await kube.deleteNamespace(req.name);
+          return create(DeleteNamespaceResponseSchema, { message: `Namespace ${req.name} deleted` });
+        },
+      }, operations.call(ctx, req.idempotencyKey), ctx);
     },
   };
 }

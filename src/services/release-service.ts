@@ -2,7 +2,17 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import {
+  InstallReleaseRequestSchema,
+  InstallReleaseResponseSchema,
+  RecoverReleaseRequestSchema,
+  RecoverReleaseResponseSchema,
   ReleaseService,
+  RollbackReleaseRequestSchema,
+  RollbackReleaseResponseSchema,
+  UninstallReleaseRequestSchema,
+  UninstallReleaseResponseSchema,
+  UpgradeReleaseRequestSchema,
+  UpgradeReleaseResponseSchema,
   WatchEventKind,
   WatchReleaseStatusResponseSchema,
   type WatchReleaseStatusResponse,
@@ -11,7 +21,8 @@ import { chartLabels, chartSourceFromLabels } from "../chart-labels.ts";
 import { PaasError } from "../errors.ts";
 import type { ChartSource, HelmClient, JsonObject } from "../helm/types.ts";
 import type { KubeClient, ReleaseWatchEvent, StoredRelease } from "../kube/types.ts";
-import type { OperationQueue } from "../operation-queue.ts";
+import type { Operations } from "../operations/operations.ts";
+import type { ReleaseLocks } from "../operations/types.ts";
 import type { ChartCatalog } from "../catalog/catalog.ts";
 import { validateValues, type ValuesLimits } from "../validation.ts";
 import type { Lifecycle } from "../lifecycle.ts";
@@ -22,7 +33,10 @@ import type { NamespaceManager } from "./namespace-service.ts";
 export interface ReleaseDeps {
   helm: HelmClient;
   kube: KubeClient;
-  queue: OperationQueue;
+  /** Orders, locks and records every mutation (src/operations/). */
+  operations: Operations;
+  /** Who holds a release's Lease, for locked_by. */
+  locks: Pick<ReleaseLocks, "holderOf">;
   lifecycle: Lifecycle;
   namespaces: NamespaceManager;
   /** The chart sources callers may use (src/catalog/). */
@@ -33,19 +47,11 @@ export interface ReleaseDeps {
   maxHelmTimeoutSeconds: number;
 }
 
+const M = (name: string) => `${ReleaseService.typeName}/${name}`;
+
 /** createReleaseService implements paas.v1.ReleaseService: proto ↔ domain mapping and ordering only. */
 export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof ReleaseService> {
-  const { helm, kube, queue, lifecycle } = deps;
-
-  // Mutations of one release run one at a time, in arrival order; a caller that gave up
-  // while queued does not start helm, but a started helm is never interrupted for it.
-  const mutate = <T>(namespace: string, name: string, signal: AbortSignal, fn: () => Promise<T>) => {
-    lifecycle.assertAcceptingMutations();
-    return queue.run(`${namespace}/${name}`, async () => {
-      if (signal.aborted) throw new PaasError("unavailable", "the call was cancelled before it started");
-      return fn();
-    });
-  };
+  const { helm, kube, operations, lifecycle } = deps;
 
   const timeoutOf = (d: Duration | undefined) => helmTimeout(d, deps.helmTimeoutSeconds, deps.maxHelmTimeoutSeconds);
 
@@ -55,27 +61,48 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
     return found;
   };
 
+  // A read that cannot learn the holder still answers: locked_by is left empty.
+  const lockedBy = (namespace: string, name: string): Promise<string> =>
+    deps.locks.holderOf(namespace, name).then((h) => (h?.live ? h.holder : ""), () => "");
+
+  const current = async (namespace: string, name: string) => {
+    const [found, holder] = await Promise.all([stored(namespace, name), lockedBy(namespace, name)]);
+    return toRelease(found.release, chartSourceFromLabels(found.labels), { labels: found.labels, lockedBy: holder });
+  };
+
   return {
     async installRelease(req, ctx) {
       const source = deps.catalog.resolve(req.chart, req.version, req.repoUrl);
       validateValues(req.values, deps.valuesLimits);
       const timeoutSeconds = timeoutOf(req.timeout);
-      return mutate(req.namespace, req.name, ctx.signal, async () => {
-        if (req.createNamespace) await deps.namespaces.ensureDefault(req.namespace);
-        else await deps.namespaces.requireManaged(req.namespace);
-        const info = await helm.install({
-          namespace: req.namespace,
-          name: req.name,
-          chart: source,
-          values: values(req.values),
-          createNamespace: false,
-          wait: req.wait,
-          timeoutSeconds,
-          labels: chartLabels(source),
-          signal: lifecycle.helmSignal,
-        });
-        return { release: toRelease(info, source) };
-      });
+      return operations.mutate({
+        method: M("InstallRelease"),
+        namespace: req.namespace,
+        release: req.name,
+        request: { schema: InstallReleaseRequestSchema, message: req },
+        response: InstallReleaseResponseSchema,
+        chartReference: referenceOf(source),
+        chartVersion: req.version,
+        values: req.values,
+        stoppableOnShutdown: true,
+        versionOf: (res) => res.release?.chartVersion ?? "",
+        run: async (op) => {
+          if (req.createNamespace) await deps.namespaces.ensureDefault(req.namespace);
+          else await deps.namespaces.requireManaged(req.namespace);
+          const info = await helm.install({
+            namespace: req.namespace,
+            name: req.name,
+            chart: source,
+            values: values(req.values),
+            createNamespace: false,
+            wait: req.wait,
+            timeoutSeconds,
+            labels: { ...chartLabels(source), ...op.labels },
+            signal: op.signal,
+          });
+          return create(InstallReleaseResponseSchema, { release: toRelease(info, source, { labels: op.labels }) });
+        },
+      }, operations.call(ctx, req.idempotencyKey), ctx);
     },
 
     async upgradeRelease(req, ctx) {
@@ -85,66 +112,121 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
         throw new PaasError("invalid_argument", "reset_values and reuse_values cannot both be true");
       }
       const timeoutSeconds = timeoutOf(req.timeout);
-      return mutate(req.namespace, req.name, ctx.signal, async () => {
-        // Helm answers "has no deployed releases" for a release that does not exist at all;
-        // look first so that the caller gets NOT_FOUND.
-        const current = await stored(req.namespace, req.name);
-        const source = given ?? recordedSource(current, req.version);
-        // A recorded source is pulled again: it must still be in the catalogue.
-        if (!given) deps.catalog.check(source);
-        const info = await helm.upgrade({
-          namespace: req.namespace,
-          name: req.name,
-          chart: source,
-          values: values(req.values),
-          resetValues: req.resetValues,
-          reuseValues: req.resetValues ? false : (req.reuseValues ?? true),
-          wait: req.wait,
-          timeoutSeconds,
-          labels: chartLabels(source),
-          signal: lifecycle.helmSignal,
-        });
-        return { release: toRelease(info, withoutVersion(source)) };
-      });
+      return operations.mutate({
+        method: M("UpgradeRelease"),
+        namespace: req.namespace,
+        release: req.name,
+        request: { schema: UpgradeReleaseRequestSchema, message: req },
+        response: UpgradeReleaseResponseSchema,
+        chartReference: given ? referenceOf(given) : "",
+        chartVersion: req.version,
+        values: req.values,
+        stoppableOnShutdown: true,
+        versionOf: (res) => res.release?.chartVersion ?? "",
+        run: async (op) => {
+          // Helm answers "has no deployed releases" for a release that does not exist at all;
+          // look first so that the caller gets NOT_FOUND.
+          const found = await stored(req.namespace, req.name);
+          const source = given ?? recordedSource(found, req.version);
+          // A recorded source is pulled again: it must still be in the catalogue.
+          if (!given) deps.catalog.check(source);
+          const info = await helm.upgrade({
+            namespace: req.namespace,
+            name: req.name,
+            chart: source,
+            values: values(req.values),
+            resetValues: req.resetValues,
+            reuseValues: req.resetValues ? false : (req.reuseValues ?? true),
+            wait: req.wait,
+            timeoutSeconds,
+            labels: { ...chartLabels(source), ...op.labels },
+            signal: op.signal,
+          });
+          return create(UpgradeReleaseResponseSchema, { release: toRelease(info, withoutVersion(source), { labels: op.labels }) });
+        },
+      }, operations.call(ctx, req.idempotencyKey), ctx);
     },
 
     async rollbackRelease(req, ctx) {
       if (req.revision < 0) throw new PaasError("invalid_argument", "revision must be 0 (previous) or a positive revision");
-      return mutate(req.namespace, req.name, ctx.signal, async () => {
-        await stored(req.namespace, req.name);
-        await helm.rollback({
-          namespace: req.namespace,
-          name: req.name,
-          revision: req.revision,
-          wait: false,
-          timeoutSeconds: deps.helmTimeoutSeconds,
-          // No shutdown signal: helm rollback dies on SIGTERM and would leave the release
-          // pending-rollback. It runs to completion even during shutdown.
-        });
-        const now = await stored(req.namespace, req.name);
-        const target = req.revision === 0 ? "the previous revision" : `revision ${req.revision}`;
-        return {
-          release: toRelease(now.release, chartSourceFromLabels(now.labels)),
-          message: `Release ${req.name} rolled back to ${target} (now revision ${now.release.revision})`,
-        };
-      });
+      return operations.mutate({
+        method: M("RollbackRelease"),
+        namespace: req.namespace,
+        release: req.name,
+        request: { schema: RollbackReleaseRequestSchema, message: req },
+        response: RollbackReleaseResponseSchema,
+        versionOf: (res) => res.release?.chartVersion ?? "",
+        run: async (op) => {
+          await stored(req.namespace, req.name);
+          await helm.rollback({
+            namespace: req.namespace,
+            name: req.name,
+            revision: req.revision,
+            wait: false,
+            timeoutSeconds: deps.helmTimeoutSeconds,
+            // Not stopped on shutdown: helm rollback dies on SIGTERM and would leave the release
+            // pending-rollback. Only a lost Lease stops it (the API is gone then anyway).
+            signal: op.signal,
+          });
+          const now = await stored(req.namespace, req.name);
+          const target = req.revision === 0 ? "the previous revision" : `revision ${req.revision}`;
+          return create(RollbackReleaseResponseSchema, {
+            release: toRelease(now.release, chartSourceFromLabels(now.labels), { labels: now.labels }),
+            message: `Release ${req.name} rolled back to ${target} (now revision ${now.release.revision})`,
+          });
+        },
+      }, operations.call(ctx, req.idempotencyKey), ctx);
     },
 
     async uninstallRelease(req, ctx) {
-      return mutate(req.namespace, req.name, ctx.signal, async () => {
-        await helm.uninstall({
-          namespace: req.namespace,
-          name: req.name,
-          timeoutSeconds: deps.helmTimeoutSeconds,
-          // No shutdown signal, as for rollback: helm uninstall does not catch SIGTERM.
-        });
-        return { message: `Release ${req.name} uninstalled from namespace ${req.namespace}` };
-      });
+      return operations.mutate({
+        method: M("UninstallRelease"),
+        namespace: req.namespace,
+        release: req.name,
+        request: { schema: UninstallReleaseRequestSchema, message: req },
+        response: UninstallReleaseResponseSchema,
+        run: async (op) => {
+          await helm.uninstall({
+            namespace: req.namespace,
+            name: req.name,
+            timeoutSeconds: deps.helmTimeoutSeconds,
+            // As for rollback: helm uninstall does not catch SIGTERM; only a lost Lease stops it.
+            signal: op.signal,
+          });
+          return create(UninstallReleaseResponseSchema, { message: `Release ${req.name} uninstalled from namespace ${req.namespace}` });
+        },
+      }, operations.call(ctx, req.idempotencyKey), ctx);
+    },
+
+    async recoverRelease(req, ctx) {
+      const call = operations.call(ctx);
+      return operations.mutate({
+        method: M("RecoverRelease"),
+        namespace: req.namespace,
+        release: req.name,
+        request: { schema: RecoverReleaseRequestSchema, message: req },
+        response: RecoverReleaseResponseSchema,
+        // The explicit repair never waits: a live Lease means a live operation, left alone.
+        waitMs: 0,
+        repairFirst: false,
+        outcomeOf: (res) => (res.recovered ? "recovered" : "succeeded"),
+        run: async (op) => {
+          await stored(req.namespace, req.name);
+          const fixed = await operations.repairHeld(req.namespace, req.name, op.id, call);
+          const now = await stored(req.namespace, req.name);
+          return create(RecoverReleaseResponseSchema, {
+            release: toRelease(now.release, chartSourceFromLabels(now.labels), { labels: now.labels }),
+            recovered: fixed !== undefined,
+            message: fixed
+              ? `Release ${req.name}: revision ${fixed.revision} was ${fixed.status} with no live operation; marked failed`
+              : `Release ${req.name} is ${now.release.status}; nothing to recover`,
+          });
+        },
+      }, call, ctx);
     },
 
     async getRelease(req) {
-      const found = await stored(req.namespace, req.name);
-      return { release: toRelease(found.release, chartSourceFromLabels(found.labels)) };
+      return { release: await current(req.namespace, req.name) };
     },
 
     async listReleaseRevisions(req) {
@@ -153,8 +235,8 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
     },
 
     async getReleaseStatus(req) {
-      const [found, pods] = await Promise.all([
-        stored(req.namespace, req.name),
+      const [release, pods] = await Promise.all([
+        current(req.namespace, req.name),
         kube.listReleasePods(req.namespace, req.name).then(
           (list) => ({ list, error: "" }),
           (err: unknown) => ({ list: [], error: err instanceof PaasError ? err.message : "pods could not be read" }),
@@ -162,7 +244,7 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
       ]);
       const now = new Date();
       return {
-        release: toRelease(found.release, chartSourceFromLabels(found.labels)),
+        release,
         pods: pods.list.map((p) => toPodStatus(p, now)),
         podRetrievalError: pods.error,
       };
@@ -180,6 +262,11 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
       }
     },
   };
+}
+
+/** referenceOf is the chart reference as the audit log records it. */
+function referenceOf(source: ChartSource): string {
+  return source.repoUrl ? `${source.repoUrl.replace(/\/+$/, "")}/${source.ref}` : source.ref;
 }
 
 /** recordedSource is the chart recorded at install; without a new version the deployed one is kept. */

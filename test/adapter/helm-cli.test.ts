@@ -1,6 +1,11 @@
 import { existsSync, readdirSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { describe, expect, it, type TestContext } from "vitest";
 import { PaasError } from "../../src/errors.ts";
+import { readChartArchive } from "../../src/helm/chart-archive.ts";
 import type { InstallOptions, UpgradeOptions } from "../../src/helm/types.ts";
 import type { HelmCliOptions } from "../../src/helm/cli.ts";
 import { type FakeHelm, fixture, type Rule, startFakeHelm } from "./fake-helm.ts";
@@ -49,6 +54,11 @@ function upgradeOpts(over: Partial<UpgradeOptions> = {}): UpgradeOptions {
   };
 }
 
+// A `pull` rule of the fake helm: the archive it writes (and the digest it prints for oci://).
+function pullRule(chart: { name?: string; version?: string; digest?: string; chartYaml?: string; write?: boolean }): Rule {
+  return { verb: "pull", ...{ chart } } as Rule;
+}
+
 async function rejection(p: Promise<unknown>): Promise<PaasError> {
   const err = await p.then(
     () => undefined,
@@ -74,21 +84,106 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
   it("install passes a private values file and returns the release from its own output", async (t) => {
     const f = await start(t, version, [{ verb: "install", stdoutFile: fixture(major, "install.json") }]);
     const release = await f.cli.install(installOpts());
-    const [run] = (await f.calls("run")).filter((r) => r.verb === "install");
-    expect(run?.argv).toEqual([
-      "install", "web", "podinfo", "--version", "6.13.0", "--repo", "http://charts.example/",
-      "--namespace", "ws-a", "--output", "json", "--timeout", "120s", "--values", run?.values?.path,
-      "--labels", "paas.example/tenant=t1", "--create-namespace", "--wait",
+    const runs = await f.calls("run");
+    const pull = runs.find((r) => r.verb === "pull")!;
+    const run = runs.find((r) => r.verb === "install")!;
+    // The chart is pulled first, then the pulled archive is installed: nothing resolved twice.
+    const dest = pull.argv.at(-1)!;
+    expect(pull.argv).toEqual(["pull", "podinfo", "--version", "6.13.0", "--repo", "http://charts.example/", "--destination", dest]);
+    expect(run.argv).toEqual([
+      "install", "web", join(dest, "podinfo-6.13.0.tgz"),
+      "--namespace", "ws-a", "--output", "json", "--timeout", "120s", "--values", run.values?.path,
+      // The resolved version is recorded; an HTTP chart has no digest, so both halves are empty.
+      "--labels", "paas-chart-sha256-0=,paas-chart-sha256-1=,paas-chart-version=6.13.0,paas.example/tenant=t1", "--create-namespace", "--wait",
     ]);
-    expect(JSON.parse(run?.values?.content ?? "")).toEqual({ replicaCount: 2, secret: { password: "hunter2" } });
-    expect(run?.values?.mode).toBe("600");
+    expect(JSON.parse(run.values?.content ?? "")).toEqual({ replicaCount: 2, secret: { password: "hunter2" } });
+    expect(run.values?.mode).toBe("600");
     // Deleted after the run, and never on the command line or in the log.
-    expect(existsSync(run?.values?.path ?? "")).toBe(false);
-    expect(run?.argv.join(" ")).not.toContain("hunter2");
+    expect(existsSync(run.values?.path ?? "")).toBe(false);
+    expect(run.argv.join(" ")).not.toContain("hunter2");
     expect(JSON.stringify(f.logs)).not.toContain("hunter2");
     expect(release).toMatchObject({ name: "web", namespace: expect.any(String), revision: 1, status: "deployed", chart: "podinfo", chartVersion: "6.13.0" });
+    expect(release.chartDigest).toBeUndefined();
     expect(release.updated).toBeInstanceOf(Date);
     expect(f.logs.find((l) => l.msg === "helm install")).toMatchObject({ level: "info", obj: { exitCode: 0, durationMs: expect.any(Number) } });
+  });
+
+  it("pulls into the run's own helm home and installs that archive; both are removed afterwards", async (t) => {
+    const f = await start(t, version, [{ verb: "install", stdoutFile: fixture(major, "install.json") }]);
+    await f.cli.install(installOpts());
+    const runs = await f.calls("run");
+    const pull = runs.find((r) => r.verb === "pull")!;
+    const install = runs.find((r) => r.verb === "install")!;
+    for (const key of ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"]) expect(pull.env[key]).toBe(install.env[key]);
+    const root = dirname(pull.env.HELM_CACHE_HOME!);
+    expect(dirname(pull.argv.at(-1)!)).toBe(root);
+    expect(install.argv[2]!.startsWith(`${root}/`)).toBe(true);
+    expect(existsSync(install.argv[2]!)).toBe(false);
+    expect(existsSync(root)).toBe(false);
+  });
+
+  it("records the exact version a range resolved to, and the OCI digest helm printed", async (t) => {
+    const digest = `sha256:${"ab".repeat(32)}`;
+    const f = await start(t, version, [pullRule({ version: "6.14.1", digest }), { verb: "install", stdoutFile: fixture(major, "upgrade.json") }]);
+    const release = await f.cli.install(installOpts({ chart: { ref: "oci://127.0.0.1:5000/charts/podinfo", version: "^6.0.0" }, labels: { "paas-chart-version": "forged" } }));
+    const runs = await f.calls("run");
+    const pull = runs.find((r) => r.verb === "pull")!;
+    const install = runs.find((r) => r.verb === "install")!;
+    // Range and --plain-http go to the pull; the install gets the archive alone.
+    expect(pull.argv.slice(0, 5)).toEqual(["pull", "oci://127.0.0.1:5000/charts/podinfo", "--version", "^6.0.0", "--plain-http"]);
+    expect(install.argv[2]).toMatch(/\/podinfo-6\.14\.1\.tgz$/);
+    expect(install.argv).not.toContain("--version");
+    expect(install.argv).not.toContain("--plain-http");
+    const labels = install.argv[install.argv.indexOf("--labels") + 1];
+    // The caller's labels cannot forge what was resolved.
+    expect(labels).toBe(`paas-chart-sha256-0=${"ab".repeat(16)},paas-chart-sha256-1=${"ab".repeat(16)},paas-chart-version=6.14.1`);
+    expect(release).toMatchObject({ chartVersion: "6.14.1", chartDigest: digest });
+    expect(f.logs.filter((l) => l.level === "error")).toEqual([]);
+  });
+
+  it("records SemVer build metadata with '_' for '+', as OCI tags do", async (t) => {
+    const f = await start(t, version, [pullRule({ version: "1.2.3+build.5" }), { verb: "install", stdoutFile: fixture(major, "install.json") }]);
+    await f.cli.install(installOpts({ chart: { ref: "oci://127.0.0.1:5000/charts/podinfo" } }));
+    const install = (await f.calls("run")).find((r) => r.verb === "install")!;
+    expect(install.argv[install.argv.indexOf("--labels") + 1]).toMatch(/,paas-chart-version=1\.2\.3_build\.5,/);
+    // The recorded output says 6.13.0: helm installed something else than the labels say.
+    expect(f.logs.find((l) => l.level === "error")).toMatchObject({ obj: { recorded: "1.2.3+build.5", installed: "6.13.0" } });
+  });
+
+  it("records no digest when helm printed none for an OCI chart, and says so", async (t) => {
+    const f = await start(t, version, [
+      { verb: "pull", stdout: "Pulled: somewhere\n" },
+      { verb: "install", stdoutFile: fixture(major, "install-oci.json") },
+    ]);
+    const release = await f.cli.install(installOpts({ chart: { ref: "oci://127.0.0.1:5000/charts/podinfo", version: "6.13.0" } }));
+    expect(release.chartDigest).toBeUndefined();
+    const install = (await f.calls("run")).find((r) => r.verb === "install")!;
+    expect(install.argv[install.argv.indexOf("--labels") + 1]).toBe("paas-chart-sha256-0=,paas-chart-sha256-1=,paas-chart-version=6.13.0,paas.example/tenant=t1");
+    expect(f.logs.some((l) => l.level === "warn" && l.msg?.startsWith("helm pull reported no digest"))).toBe(true);
+  });
+
+  it("a chart that cannot be pulled or read is reported as such and never installed", async (t) => {
+    const f = await start(t, version, [
+      { verb: "pull", stderr: 'Error: chart "podinfo" version "9.9.9" not found in http://charts.example/ repository\n', exitCode: 1, maxUses: 1 },
+      { verb: "pull", stderr: "Error: Could not locate a version matching provided version string >=9\n", exitCode: 1, maxUses: 1 },
+      pullRule({ chartYaml: "apiVersion: v2\nname: podinfo\n" }),
+    ]);
+    const nothing = await start(t, version, [pullRule({ write: false })]);
+    expect(await rejection(nothing.cli.install(installOpts()))).toMatchObject({ kind: "internal", message: "helm pull did not leave exactly one chart archive" });
+    expect((await nothing.calls("run")).map((r) => r.verb)).toEqual(["version", "pull"]);
+    expect(await rejection(f.cli.install(installOpts({ chart: { ref: "podinfo", version: "9.9.9", repoUrl: "http://charts.example/" } })))).toMatchObject({
+      kind: "not_found",
+      message: "Chart podinfo 9.9.9 not found",
+    });
+    expect(await rejection(f.cli.upgrade(upgradeOpts({ chart: { ref: "podinfo", version: ">=9", repoUrl: "http://charts.example/" } })))).toMatchObject({
+      kind: "not_found",
+      message: "Chart podinfo >=9 not found",
+    });
+    expect(await rejection(f.cli.install(installOpts()))).toMatchObject({
+      kind: "invalid_argument",
+      message: "The chart archive cannot be read: its Chart.yaml has no name or version",
+    });
+    expect((await f.calls("run")).map((r) => r.verb)).toEqual(["version", "pull", "pull", "pull"]);
   });
 
   it("gives every chart-fetching run a fresh helm home of its own, removed afterwards", async (t) => {
@@ -120,8 +215,9 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
     const release = await f.cli.upgrade(upgradeOpts());
     const [run] = (await f.calls("run")).filter((r) => r.verb === "upgrade");
     expect(run?.argv).toEqual([
-      "upgrade", "web", "podinfo", "--version", "6.14.1", "--repo", "http://charts.example/",
-      "--namespace", "ws-a", "--output", "json", "--timeout", "60s", "--values", run?.values?.path, "--reset-then-reuse-values",
+      "upgrade", "web", expect.stringMatching(/\/podinfo-6\.14\.1\.tgz$/),
+      "--namespace", "ws-a", "--output", "json", "--timeout", "60s", "--values", run?.values?.path,
+      "--labels", "paas-chart-sha256-0=,paas-chart-sha256-1=,paas-chart-version=6.14.1", "--reset-then-reuse-values",
     ]);
     expect(release).toMatchObject({ revision: 2, status: "deployed", chartVersion: "6.14.1" });
     // The recorded output: old values merged with the new ones by helm.
@@ -297,5 +393,67 @@ describe.concurrent("helm cli setup", () => {
     ]);
     const release = await f.cli.install(installOpts());
     expect(release.chart).toBe("podinfo");
+  });
+});
+
+// Archives built here byte by byte: ustar headers, GNU long names and PAX paths.
+function tarHeader(name: string, size: number, type = "0", prefix = ""): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100, "latin1");
+  h.write("0000644\0", 100);
+  h.write(`${size.toString(8).padStart(11, "0")}\0`, 124);
+  h.write("        ", 148);
+  h.write(type, 156);
+  h.write("ustar\0", 257);
+  h.write("00", 263);
+  h.write(prefix, 345, 155, "latin1");
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  return h;
+}
+function tarFile(name: string, data: string, type = "0", prefix = ""): Buffer {
+  const body = Buffer.from(data);
+  return Buffer.concat([tarHeader(name, body.length, type, prefix), body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
+}
+async function archive(t: TestContext, ...entries: Buffer[]): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "chart-archive-test-"));
+  t.onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, "chart.tgz");
+  await writeFile(path, gzipSync(Buffer.concat([...entries, Buffer.alloc(1024)])));
+  return path;
+}
+const CHART_YAML = "apiVersion: v2\nname: web\nversion: 1.10\nappVersion: '2'\n";
+
+describe.concurrent("chart archives", () => {
+  it("reads name and version of <top>/Chart.yaml as strings, ignoring subcharts and other files", async (t) => {
+    const path = await archive(
+      t,
+      tarFile("web/charts/sub/Chart.yaml", "name: sub\nversion: 9.9.9\n"),
+      tarFile("web/templates/big.yaml", "x".repeat(5000)),
+      tarFile("web/Chart.yaml", CHART_YAML),
+    );
+    // "1.10" stays "1.10" (not the number 1.1), as helm reads it.
+    expect(await readChartArchive(path)).toEqual({ name: "web", version: "1.10" });
+  });
+
+  it("finds Chart.yaml behind a GNU long name, a PAX path or a ustar prefix", async (t) => {
+    const long = await archive(t, tarFile("././@LongLink", "web/Chart.yaml\0", "L"), tarFile("web/Chart.y", CHART_YAML));
+    expect((await readChartArchive(long)).version).toBe("1.10");
+    const pax = await archive(t, tarFile("PaxHeader", "22 path=web/Chart.yaml\n", "x"), tarFile("web/ignored", CHART_YAML));
+    expect((await readChartArchive(pax)).name).toBe("web");
+    const prefixed = await archive(t, tarFile("Chart.yaml", CHART_YAML, "0", "web"));
+    expect((await readChartArchive(prefixed)).name).toBe("web");
+  });
+
+  it("refuses what is not a chart archive", async (t) => {
+    const noChart = await archive(t, tarFile("web/values.yaml", "a: 1\n"));
+    await expect(readChartArchive(noChart)).rejects.toMatchObject({ kind: "invalid_argument", message: "The chart archive cannot be read: it has no Chart.yaml" });
+    const noVersion = await archive(t, tarFile("web/Chart.yaml", "name: web\n"));
+    await expect(readChartArchive(noVersion)).rejects.toMatchObject({ message: "The chart archive cannot be read: its Chart.yaml has no name or version" });
+    const plain = join(dirname(noChart), "plain.tgz");
+    await writeFile(plain, "not gzip at all");
+    await expect(readChartArchive(plain)).rejects.toMatchObject({ message: "The chart archive cannot be read: it is not a gzipped tar archive" });
+    await expect(readChartArchive(join(dirname(noChart), "missing.tgz"))).rejects.toMatchObject({ kind: "invalid_argument" });
   });
 });

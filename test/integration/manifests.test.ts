@@ -37,12 +37,15 @@ import {
   type V1Deployment,
   type V1EnvVar,
   type V1PolicyRule,
+  type V1Role,
+  type V1RoleBinding,
   type V1Secret,
   type V1Service,
   type V1ServiceAccount,
 } from "@kubernetes/client-node";
 import { loadAll, YAML11_SCHEMA } from "js-yaml";
 import pino from "pino";
+import { LeaseManager } from "../../src/kube/leases.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHelmCli, type HelmCli } from "../../src/helm/cli.ts";
 import { createKubeClient, DEFAULT_MANAGED_LABEL } from "../../src/kube/client.ts";
@@ -140,6 +143,10 @@ const TEST_NS = `paas-system-${SUFFIX}`;
 const TENANT = `${PREFIX}mt-${SUFFIX}`;
 const TEST_SA_USER = `system:serviceaccount:${TEST_NS}:${SA_NAME}`;
 const REAL_SA_USER = `system:serviceaccount:${OPERATOR_NS}:${SA_NAME}`;
+/** The user-name prefix of the tenant deployers' policy (k8s/admission-policy.yaml, the second one). */
+const DEPLOYERS = `"system:serviceaccount:${PREFIX}"`;
+/** The operator's own policy; the deployers' one is tested in deployer-admission-policy.test.ts. */
+const OPERATOR_POLICY = "paas-operator-tenant-scope";
 
 /**
  * forTest rewrites an object so that this run cannot collide with the real deployment or
@@ -164,11 +171,16 @@ function forTest(src: Manifest): Manifest {
     obj.roleRef.name = `${obj.roleRef.name}-${SUFFIX}`;
     for (const s of obj.subjects ?? []) if (s.namespace === OPERATOR_NS) s.namespace = TEST_NS;
   }
+  if (obj.kind === "RoleBinding") {
+    for (const s of obj.subjects ?? []) if (s.namespace === OPERATOR_NS) s.namespace = TEST_NS;
+  }
   if (obj.kind === "ValidatingAdmissionPolicyBinding") obj.spec.policyName = `${obj.spec.policyName}-${SUFFIX}`;
   if (obj.kind === "ValidatingAdmissionPolicy") {
     for (const c of obj.spec.matchConditions ?? []) {
-      if (!c.expression.includes(REAL_SA_USER)) throw new Error(`matchCondition ${c.name} does not name ${REAL_SA_USER}`);
-      c.expression = c.expression.replaceAll(REAL_SA_USER, TEST_SA_USER);
+      if (c.expression.includes(REAL_SA_USER)) c.expression = c.expression.replaceAll(REAL_SA_USER, TEST_SA_USER);
+      // The tenant deployers' policy: this run's tenant namespace only (the cluster is shared).
+      else if (c.expression.includes(DEPLOYERS)) c.expression = c.expression.replaceAll(DEPLOYERS, `"system:serviceaccount:${TENANT}:"`);
+      else throw new Error(`matchCondition ${c.name} names neither ${REAL_SA_USER} nor the deployers of ${PREFIX}* namespaces`);
     }
   }
   return obj;
@@ -380,7 +392,7 @@ describe("Deployment", () => {
   });
 
   it("reads the API keys from the Secret, mounted as the file API_KEY_FILE names", () => {
-    const secret = only<V1Secret>("Secret");
+    const secret = all<V1Secret>("Secret").find((s) => s.metadata!.name === "paas-operator-api-keys")!;
     const volume = podSpec.volumes?.find((v) => v.secret?.secretName === secret.metadata!.name);
     expect(volume, `a volume of Secret ${secret.metadata!.name}`).toBeDefined();
     const mount = container.volumeMounts?.find((m) => m.name === volume!.name);
@@ -399,6 +411,21 @@ describe("Deployment", () => {
     const keys = shipped.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
     expect(keys, "secret.yaml ships no valid API key").toEqual([]);
     expect(env("ALLOW_UNAUTHENTICATED") ?? "false").toBe("false");
+  });
+
+  it("runs two replicas that share the audit database through a Secret, with a disruption budget", () => {
+    expect(deployment.spec!.replicas).toBe(2);
+    const url = container.env?.find((e) => e.name === "AUDIT_DATABASE_URL");
+    expect(url?.value, "no database URL (it holds a password) in the pod spec").toBeUndefined();
+    const ref = url?.valueFrom?.secretKeyRef;
+    const secret = all<V1Secret>("Secret").find((s) => s.metadata!.name === ref?.name);
+    expect(secret, "the Secret AUDIT_DATABASE_URL names").toBeDefined();
+    expect({ ...secret!.stringData }[ref!.key]).toMatch(/^postgresql:\/\//);
+    // Replicas tell themselves apart in Leases and audit records by pod name.
+    expect(container.env?.find((e) => e.name === "POD_NAME")?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
+    const pdb = only<Manifest & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } }>("PodDisruptionBudget");
+    expect(pdb.spec.minAvailable).toBe(1);
+    expect(deployment.spec!.template.metadata!.labels).toMatchObject(pdb.spec.selector.matchLabels);
   });
 
   it("runs as the ServiceAccount the RBAC bindings name", () => {
@@ -430,8 +457,9 @@ describe("RBAC", () => {
 
   it("grants no wildcard, no escalate, no non-resource URL; bind and impersonate only by name", () => {
     expect(roles.map((r) => r.metadata!.name).sort()).toEqual(["paas-operator", "paas-operator-tenant", "paas-tenant-deployer"]);
-    expect(all<Manifest>("Role")).toEqual([]);
-    for (const r of roles) {
+    // One namespaced Role: the operator's Leases, in its own namespace (checked below).
+    expect(all<V1Role>("Role").map((r) => `${r.metadata!.namespace}/${r.metadata!.name}`)).toEqual([`${OPERATOR_NS}/paas-operator-leases`]);
+    for (const r of [...roles, ...all<V1Role>("Role")] as V1ClusterRole[]) {
       expect(r.aggregationRule, `${r.metadata!.name} aggregationRule`).toBeUndefined();
       for (const rule of r.rules ?? []) {
         const where = `${r.metadata!.name}: ${JSON.stringify(rule)}`;
@@ -457,6 +485,24 @@ describe("RBAC", () => {
     for (const name of TENANT_ROLES) {
       expect(roles.find((r) => r.metadata!.name === name)?.metadata?.labels?.["app.kubernetes.io/component"], `${name} is applied by test beds by label`).toBe("tenant-role");
     }
+  });
+
+  it("lets the operator handle Leases in its own namespace only, and nothing else there", () => {
+    const leases = all<V1Role>("Role").find((r) => r.metadata!.name === "paas-operator-leases");
+    expect(leases?.rules).toEqual([{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update", "delete"] }]);
+    const bindings = all<V1RoleBinding>("RoleBinding");
+    expect(bindings.map((b) => [b.metadata!.namespace, b.metadata!.name, b.roleRef.kind, b.roleRef.name])).toEqual([
+      [OPERATOR_NS, "paas-operator-leases", "Role", "paas-operator-leases"],
+    ]);
+    expect(bindings[0]!.subjects).toEqual([{ kind: "ServiceAccount", name: SA_NAME, namespace: OPERATOR_NS }]);
+    // Cluster-wide, the operator has no right on Leases at all (tenant apps' leases are the deployer's).
+    for (const verb of ["get", "list", "create", "update", "delete"]) expect(allows(role("paas-operator"), verb, "coordination.k8s.io", "leases"), verb).toBe(false);
+    // The Deployment puts them where the Role is: LEASE_NAMESPACE is the pod's namespace; POD_NAME names the replica.
+    const fieldRef = (name: string) => container.env?.find((e: V1EnvVar) => e.name === name)?.valueFrom?.fieldRef?.fieldPath;
+    expect(fieldRef("LEASE_NAMESPACE")).toBe("metadata.namespace");
+    expect(fieldRef("POD_NAMESPACE")).toBe("metadata.namespace");
+    expect(fieldRef("POD_NAME")).toBe("metadata.name");
+    expect(deployment.metadata?.namespace).toBe(leases?.metadata?.namespace);
   });
 
   it("grants what the operator's code, the operator's reads and helm do (offline check; the real one is below)", () => {
@@ -526,10 +572,12 @@ describe("RBAC", () => {
 
 describe("ValidatingAdmissionPolicy", () => {
   it("is bound, uses the Deployment's prefix and names the operator's ServiceAccount", () => {
-    const policy = only<Manifest & { spec: { matchConditions: Array<{ expression: string }>; variables: Array<{ name: string; expression: string }> } }>(
+    const policy = all<Manifest & { spec: { matchConditions: Array<{ expression: string }>; variables: Array<{ name: string; expression: string }> } }>(
       "ValidatingAdmissionPolicy",
-    );
-    const binding = only<Manifest & { spec: { policyName: string; validationActions: string[] } }>("ValidatingAdmissionPolicyBinding");
+    ).find((p) => p.metadata.name === OPERATOR_POLICY)!;
+    const binding = all<Manifest & { spec: { policyName: string; validationActions: string[] } }>("ValidatingAdmissionPolicyBinding").find(
+      (b) => b.spec.policyName === OPERATOR_POLICY,
+    )!;
     expect(binding.spec.policyName).toBe(policy.metadata.name);
     expect(binding.spec.validationActions).toEqual(["Deny"]);
     expect(policy.spec.variables.find((v) => v.name === "prefix")?.expression, "policy prefix = NAMESPACE_PREFIX").toBe(JSON.stringify(PREFIX));
@@ -549,7 +597,7 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
   beforeAll(async () => {
     // The Namespace (and the ServiceAccount) exist from the dry-run block; install the
     // rest of the access control for real, renamed for this run.
-    for (const kind of ["ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]) {
+    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]) {
       for (const obj of all<Manifest>(kind)) {
         const copy = forTest(obj);
         await admin.create(copy).catch((err: unknown) => {
@@ -589,13 +637,15 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
   });
 
   it("has an admission policy whose CEL type-checks without warnings", async () => {
-    const name = forTest(only<Manifest>("ValidatingAdmissionPolicy")).metadata.name;
     type Vap = KubernetesObject & { metadata: { generation?: number }; status?: { observedGeneration?: number; typeChecking?: { expressionWarnings?: unknown[] } } };
-    await eventually("policy type-checked", 30_000, async () => {
-      const vap = await admin.read<Vap>({ apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicy", metadata: { name } });
-      if (vap.status?.observedGeneration !== vap.metadata.generation) throw new Error("not observed yet");
-      expect(vap.status?.typeChecking?.expressionWarnings ?? []).toEqual([]);
-    });
+    for (const policy of all<Manifest>("ValidatingAdmissionPolicy")) {
+      const name = forTest(policy).metadata.name;
+      await eventually(`policy ${name} type-checked`, 30_000, async () => {
+        const vap = await admin.read<Vap>({ apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicy", metadata: { name } });
+        if (vap.status?.observedGeneration !== vap.metadata.generation) throw new Error("not observed yet");
+        expect(vap.status?.typeChecking?.expressionWarnings ?? []).toEqual([]);
+      });
+    }
   });
 
   it("provisions a tenant namespace: quota, Pod Security, NetworkPolicy, deployer, RoleBindings, ready", async () => {
@@ -616,6 +666,20 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
       metadata: { name: "paas-operator", namespace: TENANT },
     });
     expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: SA_NAME, namespace: TEST_NS }]);
+  });
+
+  it("takes, renews and gives up a release Lease in its own namespace, and may not write other objects there", async () => {
+    const leases = new LeaseManager({ kubeConfig: asOperator, namespace: TEST_NS, durationSeconds: 6, replica: "manifests-test", logger: pino({ level: "silent" }) });
+    await leases.ensureNamespace();
+    const held = await leases.acquire({ namespace: TENANT, release: "web" }, "op1", Date.now() + 10_000);
+    expect((await leases.holderOf(TENANT, "web"))?.holder).toBe("manifests-test/op1");
+    await held.release();
+    expect(held.lost.aborted).toBe(false);
+    expect(await leases.holderOf(TENANT, "web")).toBeUndefined();
+    // Leases only: a ConfigMap in the operator's namespace is refused.
+    const r = await refused(() => api.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: TEST_NS } }));
+    expect(r.code).toBe(403);
+    await leases.releaseAll();
   });
 
   describe("helm, as the tenant's deployer (impersonated by the operator), through the service's helm adapter", () => {

@@ -29,10 +29,14 @@ describe("InstallRelease", () => {
     expect(install.chart).toEqual({ ref: "oci://registry.example:5000/charts/postgresql", version: "17.1.0" });
     expect(install.values).toEqual({ auth: { password: "s3cret,=\\." }, "a.b": 1 });
     expect(install.timeoutSeconds).toBe(300);
+    // Every label is a valid Kubernetes label (Helm stores them on its storage Secret).
     for (const [k, v] of Object.entries(install.labels)) {
       expect(k).toMatch(/^[a-z0-9-]+$/);
-      expect(v).toMatch(/^[0-9a-f]{0,63}$/);
+      expect(v).toMatch(/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/);
     }
+    // The caller and the operation are recorded on the revision.
+    expect(install.labels["paas-operation"]).toMatch(/^[a-z0-9]{10,26}$/);
+    expect(install.labels["paas-caller"]).toMatch(/^key-[0-9a-f]{8}$/);
     // The recorded reference comes back on GetRelease.
     const got = await h.releases.getRelease({ namespace: NS, name: "db" });
     expect(got.release?.chartReference).toBe("oci://registry.example:5000/charts/postgresql");

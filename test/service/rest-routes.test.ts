@@ -19,10 +19,12 @@ describe("the REST route table comes from the protos' google.api.http annotation
       ["GET", "/api/releases/{namespace}/{name}/revisions", "ReleaseService.ListReleaseRevisions", 200, false],
       ["GET", "/api/releases/{namespace}/{name}/status", "ReleaseService.GetReleaseStatus", 200, false],
       ["GET", "/api/releases/{namespace}", "ReleaseService.ListReleases", 200, false],
+      ["POST", "/api/releases/{namespace}/{name}/recover", "ReleaseService.RecoverRelease", 200, true],
       ["POST", "/api/namespaces", "NamespaceService.CreateNamespace", 201, true],
       ["GET", "/api/namespaces/{name}", "NamespaceService.GetNamespace", 200, false],
       ["GET", "/api/namespaces", "NamespaceService.ListNamespaces", 200, false],
       ["DELETE", "/api/namespaces/{name}", "NamespaceService.DeleteNamespace", 200, false],
+      ["GET", "/api/audit", "AuditService.ListAuditEvents", 200, false],
     ]);
   });
 
@@ -32,7 +34,7 @@ describe("the REST route table comes from the protos' google.api.http annotation
 
   it("reads every non-path field from the body: path variables win", () => {
     const upgrade = routes.find((r) => r.method.name === "UpgradeRelease")!;
-    expect(upgrade.bodyFields.map((f) => f.name)).toEqual(["chart", "version", "values", "reset_values", "reuse_values", "repo_url", "wait", "timeout"]);
+    expect(upgrade.bodyFields.map((f) => f.name)).toEqual(["chart", "version", "values", "reset_values", "reuse_values", "repo_url", "wait", "timeout", "idempotency_key"]);
     const m = matchRoute(routes, "PATCH", ["api", "releases", "paas-ws-a", "web"])!;
     const msg = decodeRequest(m.route!, m.params, { namespace: "kube-system", name: "evil", version: "1.2.3" }) as unknown as Record<string, unknown>;
     expect(msg).toMatchObject({ namespace: "paas-ws-a", name: "web", version: "1.2.3" });

@@ -8,6 +8,7 @@ import type {
   RollbackOptions,
   UpgradeOptions,
 } from "../../src/helm/types.ts";
+import type { HeldLease, LeaseHolder, LeaseTarget, PendingRevision, PendingStatus, ReleaseLocks, ReleaseRecovery } from "../../src/operations/types.ts";
 import type { KubeClient, NamespaceInfo, NamespaceOptions, PodInfo, QuotaSpec, ReleaseWatchEvent, StoredRelease } from "../../src/kube/types.ts";
 
 /** FakeCluster is the in-memory state shared by FakeHelm and FakeKube. */
@@ -213,5 +214,118 @@ export class FakeKube implements KubeClient {
         { resource: "requests.storage", hard: q.storage, used: "0" },
       ],
     };
+  }
+}
+
+/**
+ * FakeLocks implements ReleaseLocks in memory with the Lease semantics the operations rely
+ * on: one holder per target, waiting until a deadline, then a conflict naming the holder.
+ * `lose()` aborts a held lease's `lost` signal, as a failed renewal would; `holdFor()` makes
+ * another "replica" hold a target.
+ */
+export class FakeLocks implements ReleaseLocks {
+  private readonly held = new Map<string, { holder: string; lost: AbortController; released: Promise<void>; resolve: () => void }>();
+  readonly replica: string;
+  acquired: string[] = [];
+  unavailable: unknown;
+
+  constructor(replica = "test-replica") {
+    this.replica = replica;
+  }
+
+  private static key(t: LeaseTarget): string {
+    return `${t.namespace}/${t.release}`;
+  }
+
+  async acquire(target: LeaseTarget, operationId: string, deadline: number): Promise<HeldLease> {
+    if (this.unavailable) throw this.unavailable;
+    const key = FakeLocks.key(target);
+    for (;;) {
+      const current = this.held.get(key);
+      if (!current) break;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new PaasError("conflict", `release ${key} is being changed by operation ${current.holder}; retry later`);
+      await Promise.race([current.released, new Promise((r) => setTimeout(r, left))]);
+    }
+    return this.take(key, `${this.replica}/${operationId}`);
+  }
+
+  /** holdFor makes `holder` hold the target until the returned function is called. */
+  holdFor(target: LeaseTarget, holder: string): { release: () => void; lose: () => void } {
+    const lease = this.take(FakeLocks.key(target), holder);
+    return { release: () => void lease.release(), lose: () => this.lose(target) };
+  }
+
+  lose(target: LeaseTarget): void {
+    this.held.get(FakeLocks.key(target))?.lost.abort(new PaasError("unavailable", "lost the lease: Kubernetes API unreachable"));
+  }
+
+  isHeld(target: LeaseTarget): boolean {
+    return this.held.has(FakeLocks.key(target));
+  }
+
+  async holderOf(namespace: string, release: string): Promise<LeaseHolder | undefined> {
+    const h = this.held.get(`${namespace}/${release}`);
+    return h ? { holder: h.holder, renewedAt: new Date(), durationSeconds: 15, live: true } : undefined;
+  }
+
+  async releaseAll(): Promise<void> {
+    for (const [key, h] of [...this.held]) {
+      this.held.delete(key);
+      h.resolve();
+    }
+  }
+
+  private take(key: string, holder: string): HeldLease {
+    let resolve!: () => void;
+    const released = new Promise<void>((r) => (resolve = r));
+    const lost = new AbortController();
+    const entry = { holder, lost, released, resolve };
+    this.held.set(key, entry);
+    this.acquired.push(`${key} ${holder}`);
+    return {
+      name: `fake-${key}`,
+      holder,
+      lost: lost.signal,
+      release: async () => {
+        if (this.held.get(key) === entry) this.held.delete(key);
+        resolve();
+      },
+    };
+  }
+}
+
+/** FakeRecovery repairs pending releases of a FakeCluster the way src/kube/recovery.ts does. */
+export class FakeRecovery implements ReleaseRecovery {
+  readonly cluster: FakeCluster;
+  repaired: string[] = [];
+
+  constructor(cluster: FakeCluster) {
+    this.cluster = cluster;
+  }
+
+  async markPendingFailed(namespace: string, release: string, description: string): Promise<PendingRevision | undefined> {
+    const h = this.cluster.history(namespace, release);
+    const last = h[h.length - 1];
+    if (!last || !last.release.status.startsWith("pending-")) return undefined;
+    const status = last.release.status as PendingStatus;
+    const since = last.release.pendingSince;
+    last.release = { ...last.release, status: "failed", description, pendingSince: undefined };
+    last.labels = { ...last.labels, status: "failed" };
+    this.repaired.push(`${namespace}/${release}`);
+    return { namespace, release, revision: last.release.revision, status, ...(since ? { since } : {}) };
+  }
+
+  async listPending(prefix: string): Promise<PendingRevision[]> {
+    const out: PendingRevision[] = [];
+    for (const [key, h] of this.cluster.releases) {
+      const last = h[h.length - 1];
+      const [namespace = "", release = ""] = key.split("/");
+      if (last && namespace.startsWith(prefix) && last.release.status.startsWith("pending-")) {
+        const since = last.release.pendingSince;
+        out.push({ namespace, release, revision: last.release.revision, status: last.release.status as PendingStatus, ...(since ? { since } : {}) });
+      }
+    }
+    return out;
   }
 }

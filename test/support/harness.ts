@@ -6,7 +6,8 @@ import { Lifecycle } from "../../src/lifecycle.ts";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import { FakeCluster, FakeHelm, FakeKube } from "./fakes.ts";
+import { FakeCluster, FakeHelm, FakeKube, FakeLocks, FakeRecovery } from "./fakes.ts";
+import { SqliteAuditStore } from "../../src/audit/sqlite-store.ts";
 
 export const API_KEY = "test-key-0123456789abcdef";
 export const PREFIX = "paas-ws-";
@@ -32,6 +33,11 @@ export async function createHarness(overrides: Partial<AppDeps> = {}) {
   const logger = pino({ level: "debug" }, logs);
   const monitor = new HealthMonitor({ helm, kube, lifecycle, logger, intervalMs: 60_000 });
   await monitor.check();
+  // The real SQLite audit store, in memory: every mutation in a service test is audited.
+  const audit = new SqliteAuditStore({ path: ":memory:" });
+  await audit.migrate();
+  const locks = new FakeLocks();
+  const recovery = new FakeRecovery(cluster);
   const app = createApp({
     helm,
     kube,
@@ -45,6 +51,13 @@ export async function createHarness(overrides: Partial<AppDeps> = {}) {
     maxHelmTimeoutSeconds: 3600,
     helmConcurrency: 4,
     maxBodyBytes: 1024 * 1024,
+    audit,
+    locks,
+    recovery,
+    replica: locks.replica,
+    operationWaitMs: 30_000,
+    idempotencyTtlMs: 24 * 3600_000,
+    replicaTtlMs: 15_000,
     ...overrides,
   });
   const transport = (apiKey: string | null = API_KEY) =>
@@ -63,7 +76,7 @@ export async function createHarness(overrides: Partial<AppDeps> = {}) {
     const t = transport(apiKey);
     return { releases: createClient(ReleaseService, t), namespaces: createClient(NamespaceService, t), health: createClient(Health, t) };
   };
-  return { app, cluster, helm, kube, lifecycle, monitor, logs, clients, ...clients() };
+  return { app, cluster, helm, kube, lifecycle, monitor, logs, audit, locks, recovery, clients, ...clients() };
 }
 
 /** managedNamespace creates a managed namespace in the fake cluster. */

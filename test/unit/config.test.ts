@@ -57,4 +57,53 @@ describe("loadConfig", () => {
     expect(c.repositories).toEqual({ bitnami: "https://charts.example.test/bitnami", local: "http://127.0.0.1:8879" });
     expect(c.plainHttpRegistries).toEqual(["127.0.0.1:5000"]);
   });
+
+  it("reads the reliability settings, with defaults", () => {
+    const base = { API_KEY: "0123456789abcdef0123" };
+    const d = loadConfig(base);
+    expect(d).toMatchObject({
+      auditDatabaseUrl: undefined,
+      auditSqlitePath: "data/audit.db",
+      idempotencyTtlMs: 24 * 3600_000,
+      leaseNamespace: "paas-system",
+      leaseDurationSeconds: 15,
+      operationWaitMs: 120_000,
+      heartbeatMs: 5000,
+      reconcileIntervalMs: 30_000,
+    });
+    expect(d.replica).toMatch(/^.+-[0-9a-f]{6}$/);
+    // Two starts of one pod are two replicas: the dead one's intents can be told apart.
+    expect(loadConfig({ ...base, POD_NAME: "op-1" }).replica).not.toBe(loadConfig({ ...base, POD_NAME: "op-1" }).replica);
+    const c = loadConfig({
+      ...base,
+      AUDIT_DATABASE_URL: "postgresql://u:p@db:5432/audit",
+      IDEMPOTENCY_KEY_TTL: "72h",
+      POD_NAMESPACE: "ops",
+      LEASE_DURATION: "30s",
+      OPERATION_WAIT_TIMEOUT: "10m",
+      POD_NAME: "paas-operator-7d9f",
+    });
+    expect(c).toMatchObject({ auditDatabaseUrl: "postgresql://u:p@db:5432/audit", idempotencyTtlMs: 72 * 3600_000, leaseNamespace: "ops", leaseDurationSeconds: 30, operationWaitMs: 600_000 });
+    expect(c.replica).toMatch(/^paas-operator-7d9f-[0-9a-f]{6}$/);
+    expect(loadConfig({ ...base, POD_NAMESPACE: "ops", LEASE_NAMESPACE: "leases" }).leaseNamespace).toBe("leases");
+  });
+
+  it("refuses a bad AUDIT_DATABASE_URL without echoing it", () => {
+    const base = { API_KEY: "0123456789abcdef0123" };
+    for (const url of ["mysql://u:secretpw@db/x", "not a url secretpw"]) {
+      const err = (() => {
+        try {
+          loadConfig({ ...base, AUDIT_DATABASE_URL: url });
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err!.message).toMatch(/AUDIT_DATABASE_URL/);
+      expect(err!.message).not.toContain("secretpw");
+    }
+    expect(() => loadConfig({ ...base, IDEMPOTENCY_KEY_TTL: "169h" })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, LEASE_DURATION: "0" })).toThrow(ConfigError);
+  });
 });

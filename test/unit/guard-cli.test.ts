@@ -131,7 +131,7 @@ describe.concurrent.each(versions)("tenant mode with helm $version", ({ major, v
     const err = await f.cli.install(installOpts()).catch((e: unknown) => e);
     expect(err).toMatchObject({ kind: "permission_denied", message: "The install of release web would grant permissions the tenant does not hold in namespace paas-ws-a" });
     const runs = await f.calls("run");
-    expect(runs.map((r) => r.verb)).toEqual(["version", "install", "status", "uninstall"]);
+    expect(runs.map((r) => r.verb)).toEqual(["version", "pull", "install", "status", "uninstall"]);
     expect(runs.at(-1)?.argv.slice(-2)).toEqual(AS_USER);
     expect(f.logs.some((l) => l.msg?.startsWith("refused install uninstalled"))).toBe(true);
   });
@@ -148,7 +148,7 @@ describe.concurrent.each(versions)("tenant mode with helm $version", ({ major, v
       kind: "failed_precondition",
       message: 'The install of release web creates a pod that violates the Pod Security level "restricted" of namespace paas-ws-a',
     });
-    expect((await f.calls("run")).map((r) => r.verb)).toEqual(["version", "install", "install", "status"]);
+    expect((await f.calls("run")).map((r) => r.verb)).toEqual(["version", "pull", "install", "pull", "install", "status"]);
   });
 });
 

@@ -116,6 +116,13 @@ describe("the REST layer and the document", () => {
         expect(body.required ?? []).toEqual([...route.required]);
       });
 
+      it("reads the documented query parameters, by proto name", () => {
+        const documented = (op(route.verb, route.template).parameters ?? []).filter((p: Obj) => p.in === "query").map((p: Obj) => p.name);
+        const served = [...new Set(route.queryFields.values())].map((f) => f.name);
+        expect(served).toEqual(documented);
+        for (const f of route.queryFields.values()) expect(route.queryFields.get(f.jsonName)).toBe(f);
+      });
+
       it("renders full and empty responses as documented", () => {
         const schema = op(route.verb, route.template).responses[String(route.status)].content["application/json"].schema;
         for (const message of [filled(route.method.output), create(route.method.output)]) {

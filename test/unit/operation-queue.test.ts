@@ -54,4 +54,36 @@ describe("OperationQueue", () => {
     await q.idle();
     expect(done).toEqual([1, 2]);
   });
+
+  it("gives up at the deadline with a conflict naming the running operation, and keeps the order for the rest", async () => {
+    const q = new OperationQueue(4);
+    const order: string[] = [];
+    const first = q.run("rel", async () => {
+      await tick(80);
+      order.push("first");
+    }, { label: "replica-a/op1" });
+    const impatient = q.run("rel", async () => {
+      order.push("impatient");
+    }, { deadline: Date.now() + 20 });
+    const patient = q.run("rel", async () => {
+      order.push("patient");
+    }, { deadline: Date.now() + 5000 });
+    const err = await impatient.then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ kind: "conflict" });
+    expect((err as Error).message).toContain("operation replica-a/op1");
+    await Promise.all([first, patient]);
+    expect(order).toEqual(["first", "patient"]);
+    expect(q.pendingKeys).toBe(0);
+  });
+
+  it("answers UNAVAILABLE when every slot stays busy past the deadline, and frees its place", async () => {
+    const q = new OperationQueue(1);
+    const busy = q.run("a", () => tick(60));
+    const err = await q.run("b", async () => "ran", { deadline: Date.now() + 10 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ kind: "unavailable" });
+    await busy;
+    // The slot is not leaked: the next operation runs at once.
+    expect(await q.run("c", async () => "ran", { deadline: Date.now() + 50 })).toBe("ran");
+    expect(q.active).toBe(0);
+  });
 });

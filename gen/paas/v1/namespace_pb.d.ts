@@ -127,6 +127,14 @@ export declare type CreateNamespaceRequest = Message<"paas.v1.CreateNamespaceReq
    * @generated from field: string pod_security = 5;
    */
   podSecurity: string;
+
+  /**
+   * Idempotency key (also accepted as the Idempotency-Key header): a retry with the
+   * same key and the same request returns the first result without running helm again.
+   *
+   * @generated from field: string idempotency_key = 6;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -231,6 +239,14 @@ export declare type DeleteNamespaceRequest = Message<"paas.v1.DeleteNamespaceReq
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * Idempotency key (also accepted as the Idempotency-Key header): a retry with the
+   * same key and the same request returns the first result without running helm again.
+   *
+   * @generated from field: string idempotency_key = 2;
+   */
+  idempotencyKey: string;
 };
 
 /**

@@ -89,6 +89,44 @@ export declare type Release = Message<"paas.v1.Release"> & {
    * @generated from field: string repo_url = 13;
    */
   repoUrl: string;
+
+  /**
+   * When the revision entered pending-install, pending-upgrade or pending-rollback;
+   * absent unless the status is one of those.
+   *
+   * @generated from field: google.protobuf.Timestamp pending_since = 14;
+   */
+  pendingSince?: Timestamp | undefined;
+
+  /**
+   * The operation that holds the release's Lease now ("<replica>/<operation id>");
+   * empty when no operation is running on the release.
+   *
+   * @generated from field: string locked_by = 15;
+   */
+  lockedBy: string;
+
+  /**
+   * OCI manifest digest of the chart this revision was installed from ("sha256:…",
+   * the registry's Docker-Content-Digest); empty for charts from HTTP repositories.
+   *
+   * @generated from field: string chart_digest = 16;
+   */
+  chartDigest: string;
+
+  /**
+   * API key id of the caller whose operation made this revision.
+   *
+   * @generated from field: string changed_by = 17;
+   */
+  changedBy: string;
+
+  /**
+   * Id of the operation that made this revision (see the audit log).
+   *
+   * @generated from field: string operation_id = 18;
+   */
+  operationId: string;
 };
 
 /**
@@ -277,6 +315,14 @@ export declare type InstallReleaseRequest = Message<"paas.v1.InstallReleaseReque
    * @generated from field: google.protobuf.Duration timeout = 9;
    */
   timeout?: Duration | undefined;
+
+  /**
+   * Idempotency key (also accepted as the Idempotency-Key header): a retry with the
+   * same key and the same request returns the first result without running helm again.
+   *
+   * @generated from field: string idempotency_key = 10;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -395,6 +441,14 @@ export declare type UpgradeReleaseRequest = Message<"paas.v1.UpgradeReleaseReque
    * @generated from field: google.protobuf.Duration timeout = 10;
    */
   timeout?: Duration | undefined;
+
+  /**
+   * Idempotency key (also accepted as the Idempotency-Key header): a retry with the
+   * same key and the same request returns the first result without running helm again.
+   *
+   * @generated from field: string idempotency_key = 11;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -432,6 +486,14 @@ export declare type UninstallReleaseRequest = Message<"paas.v1.UninstallReleaseR
    * @generated from field: string name = 2;
    */
   name: string;
+
+  /**
+   * Idempotency key (also accepted as the Idempotency-Key header): a retry with the
+   * same key and the same request returns the first result without running helm again.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -476,6 +538,14 @@ export declare type RollbackReleaseRequest = Message<"paas.v1.RollbackReleaseReq
    * @generated from field: int32 revision = 3;
    */
   revision: number;
+
+  /**
+   * Idempotency key (also accepted as the Idempotency-Key header): a retry with the
+   * same key and the same request returns the first result without running helm again.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -504,6 +574,55 @@ export declare type RollbackReleaseResponse = Message<"paas.v1.RollbackReleaseRe
  * Use `create(RollbackReleaseResponseSchema)` to create a new message.
  */
 export declare const RollbackReleaseResponseSchema: GenMessage<RollbackReleaseResponse>;
+
+/**
+ * @generated from message paas.v1.RecoverReleaseRequest
+ */
+export declare type RecoverReleaseRequest = Message<"paas.v1.RecoverReleaseRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message paas.v1.RecoverReleaseRequest.
+ * Use `create(RecoverReleaseRequestSchema)` to create a new message.
+ */
+export declare const RecoverReleaseRequestSchema: GenMessage<RecoverReleaseRequest>;
+
+/**
+ * @generated from message paas.v1.RecoverReleaseResponse
+ */
+export declare type RecoverReleaseResponse = Message<"paas.v1.RecoverReleaseResponse"> & {
+  /**
+   * @generated from field: paas.v1.Release release = 1;
+   */
+  release?: Release | undefined;
+
+  /**
+   * True when a pending revision was marked failed by this call.
+   *
+   * @generated from field: bool recovered = 2;
+   */
+  recovered: boolean;
+
+  /**
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message paas.v1.RecoverReleaseResponse.
+ * Use `create(RecoverReleaseResponseSchema)` to create a new message.
+ */
+export declare const RecoverReleaseResponseSchema: GenMessage<RecoverReleaseResponse>;
 
 /**
  * @generated from message paas.v1.ListReleaseRevisionsRequest
@@ -884,6 +1003,21 @@ export declare const ReleaseService: GenService<{
     methodKind: "unary";
     input: typeof ListReleasesRequestSchema;
     output: typeof ListReleasesResponseSchema;
+  },
+  /**
+   * RecoverRelease repairs a release left in pending-install, pending-upgrade or
+   * pending-rollback by an operation that died: when no live operation holds the
+   * release's Lease, its last revision is marked failed the way Helm itself does,
+   * so that upgrades and rollbacks work again. A release that is not pending is
+   * returned unchanged (recovered = false); one whose Lease is live is refused
+   * with ABORTED naming the operation that holds it.
+   *
+   * @generated from rpc paas.v1.ReleaseService.RecoverRelease
+   */
+  recoverRelease: {
+    methodKind: "unary";
+    input: typeof RecoverReleaseRequestSchema;
+    output: typeof RecoverReleaseResponseSchema;
   },
   /**
    * WatchReleaseStatus streams a snapshot of a release and its pods, then one

@@ -1,0 +1,401 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { PaasError } from "../errors.ts";
+import { checkQuery, checkRecord, decodeResult, encodeResult, unavailable, visibleNothing, whole } from "./common.ts";
+import { encodePageToken } from "./page-token.ts";
+import type {
+  AuditPage,
+  AuditQuery,
+  AuditRecord,
+  AuditStore,
+  IdempotencyClaim,
+  IdempotencyClaimRequest,
+  StoredResult,
+} from "./types.ts";
+
+/**
+ * The SQLite store (one replica): node:sqlite's DatabaseSync on a file, WAL journal,
+ * synchronous=FULL (every commit is on disk before the call resolves). Times are stored as
+ * integer milliseconds since the epoch, by this process's clock. Several store objects (or
+ * processes) may share the file: writes take the lock at BEGIN (IMMEDIATE) and wait up to
+ * busyTimeoutMs for each other.
+ */
+
+export interface SqliteAuditStoreOptions {
+  /** The database file; its directory is created when missing. ":memory:": a private in-memory database (tests). */
+  path: string;
+  /** How long a statement waits for another connection's write lock, ms (default 5000). */
+  busyTimeoutMs?: number;
+}
+
+/** MIGRATIONS are applied in order, each once; a later version only ever adds one at the end. */
+const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE audit_events (
+        id TEXT PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        stage TEXT NOT NULL CHECK (stage IN ('intent', 'outcome')),
+        outcome TEXT CHECK (outcome IN ('succeeded', 'failed', 'recovered', 'denied')),
+        operation_id TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        source_ip TEXT NOT NULL,
+        user_agent TEXT NOT NULL,
+        method TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        release_name TEXT NOT NULL,
+        chart_reference TEXT NOT NULL,
+        chart_version TEXT NOT NULL,
+        values_sha256 TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        revision_before INTEGER NOT NULL,
+        revision_after INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        error_code TEXT NOT NULL,
+        error_message TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        request_id TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX audit_events_time ON audit_events (time_ms, id);
+      CREATE INDEX audit_events_namespace ON audit_events (namespace, time_ms, id);
+      CREATE INDEX audit_events_operation ON audit_events (operation_id);
+      CREATE UNIQUE INDEX audit_events_one_intent ON audit_events (operation_id) WHERE stage = 'intent';
+      CREATE UNIQUE INDEX audit_events_one_outcome ON audit_events (operation_id) WHERE stage = 'outcome';
+      -- Intents whose outcome is not written yet (kept in step by append), so that
+      -- openIntents does not scan the whole log.
+      CREATE TABLE open_intents (
+        operation_id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE idempotency_keys (
+        caller TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        operation_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('running', 'done')),
+        result TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (caller, idempotency_key)
+      ) STRICT;
+      CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
+      CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        heartbeat_at INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
+];
+
+/** SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB: worth a new handle. */
+const REOPEN_ON = new Set([8, 10, 11, 14, 26]);
+
+/** Replicas silent for this long are forgotten (heartbeat deletes them). */
+const FORGET_REPLICA_MS = 7 * 24 * 3600 * 1000;
+
+const COLUMNS =
+  "id, time_ms, stage, outcome, operation_id, caller, source_ip, user_agent, method, namespace, release_name, " +
+  "chart_reference, chart_version, values_sha256, idempotency_key, revision_before, revision_after, duration_ms, " +
+  "error_code, error_message, replica, request_id";
+
+type Row = Record<string, SQLInputValue>;
+
+export class SqliteAuditStore implements AuditStore {
+  readonly kind = "sqlite";
+  readonly path: string;
+  private readonly busyTimeoutMs: number;
+  private db: DatabaseSync | undefined;
+  private statements = new Map<string, StatementSync>();
+  private closed = false;
+  private readonly inMemory: boolean;
+
+  constructor(opts: SqliteAuditStoreOptions) {
+    this.path = opts.path;
+    this.inMemory = opts.path === ":memory:" || opts.path.startsWith("file::memory:");
+    this.busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+  }
+
+  async migrate(): Promise<void> {
+    return this.run((db) =>
+      this.transaction(db, () => {
+        db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT");
+        const current = Number(this.stmt("SELECT coalesce(max(version), 0) AS v FROM schema_migrations").get()!.v);
+        // A newer schema (written by a newer replica) is used as it is: migrations only add.
+        for (const m of MIGRATIONS) {
+          if (m.version <= current) continue;
+          db.exec(m.sql);
+          this.stmt("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(m.version, Date.now());
+        }
+      }),
+    );
+  }
+
+  async append(record: AuditRecord): Promise<"written" | "duplicate"> {
+    checkRecord(record);
+    return this.run((db) =>
+      this.transaction(db, () => {
+        const inserted = this.stmt(`INSERT INTO audit_events (${COLUMNS}) VALUES (${COLUMNS.split(",").map(() => "?").join(", ")}) ON CONFLICT DO NOTHING`).run(
+          record.id,
+          record.time.getTime(),
+          record.stage,
+          record.outcome ?? null,
+          record.operationId,
+          record.caller,
+          record.sourceIp,
+          record.userAgent,
+          record.method,
+          record.namespace,
+          record.release,
+          record.chartReference,
+          record.chartVersion,
+          record.valuesSha256,
+          record.idempotencyKey,
+          whole(record.revisionBefore),
+          whole(record.revisionAfter),
+          whole(record.durationMs),
+          record.errorCode,
+          record.errorMessage,
+          record.replica,
+          record.requestId,
+        );
+        if (inserted.changes === 0) return "duplicate";
+        if (record.stage === "outcome") {
+          this.stmt("DELETE FROM open_intents WHERE operation_id = ?").run(record.operationId);
+        } else if (!this.stmt("SELECT 1 AS x FROM audit_events WHERE operation_id = ? AND stage = 'outcome'").get(record.operationId)) {
+          this.stmt("INSERT INTO open_intents (operation_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING").run(record.operationId, record.id);
+        }
+        return "written";
+      }),
+    );
+  }
+
+  async list(query: AuditQuery): Promise<AuditPage> {
+    const q = checkQuery(query);
+    if (visibleNothing(q)) return { records: [], nextPageToken: "" };
+    const where: string[] = [];
+    const params: SQLInputValue[] = [];
+    const eq = (column: string, value: string | undefined) => {
+      if (value) {
+        where.push(`${column} = ?`);
+        params.push(value);
+      }
+    };
+    eq("namespace", q.namespace);
+    eq("release_name", q.release);
+    eq("caller", q.caller);
+    eq("operation_id", q.operationId);
+    if (q.since) {
+      where.push("time_ms >= ?");
+      params.push(q.since.getTime());
+    }
+    if (q.until) {
+      where.push("time_ms < ?");
+      params.push(q.until.getTime());
+    }
+    if (q.visibility) {
+      // instr() = 1 is a case-sensitive prefix test with no wildcard to escape (SQLite's LIKE
+      // ignores ASCII case).
+      where.push(
+        "namespace <> '' AND (namespace IN (SELECT value FROM json_each(?)) OR EXISTS (SELECT 1 FROM json_each(?) p WHERE instr(namespace, p.value) = 1))",
+      );
+      params.push(JSON.stringify(q.visibility.exact), JSON.stringify(q.visibility.prefixes));
+    }
+    if (q.after) {
+      where.push("(time_ms, id) < (?, ?)");
+      params.push(q.after.timeMs, q.after.id);
+    }
+    const sql =
+      `SELECT ${COLUMNS} FROM audit_events` +
+      (where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "") +
+      " ORDER BY time_ms DESC, id DESC LIMIT ?";
+    params.push(q.pageSize + 1);
+    return this.run(() => {
+      const rows = this.stmt(sql).all(...params) as Row[];
+      const records = rows.slice(0, q.pageSize).map(toRecord);
+      const last = records.at(-1);
+      return {
+        records,
+        nextPageToken: rows.length > q.pageSize && last ? encodePageToken({ timeMs: last.time.getTime(), id: last.id }) : "",
+      };
+    });
+  }
+
+  async openIntents(): Promise<AuditRecord[]> {
+    return this.run(() =>
+      (
+        this.stmt(
+          `SELECT ${COLUMNS.split(", ").map((c) => `e.${c}`).join(", ")} FROM open_intents o JOIN audit_events e ON e.id = o.event_id ORDER BY e.time_ms, e.id`,
+        ).all() as Row[]
+      ).map(toRecord),
+    );
+  }
+
+  async heartbeat(replica: string): Promise<void> {
+    return this.run(() => {
+      const now = Date.now();
+      this.stmt("INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at").run(replica, now);
+      this.stmt("DELETE FROM replicas WHERE heartbeat_at < ?").run(now - FORGET_REPLICA_MS);
+    });
+  }
+
+  async liveReplicas(ttlMs: number): Promise<Set<string>> {
+    return this.run(() => {
+      const rows = this.stmt("SELECT id FROM replicas WHERE heartbeat_at > ?").all(Date.now() - ttlMs) as Row[];
+      return new Set(rows.map((r) => String(r.id)));
+    });
+  }
+
+  async claimIdempotency(req: IdempotencyClaimRequest): Promise<IdempotencyClaim> {
+    checkTtl(req.ttlMs);
+    return this.run((db) =>
+      this.transaction(db, (): IdempotencyClaim => {
+        const now = Date.now();
+        const row = this.stmt(
+          "SELECT fingerprint, operation_id, state, result, expires_at FROM idempotency_keys WHERE caller = ? AND idempotency_key = ?",
+        ).get(req.caller, req.key) as Row | undefined;
+        if (row && Number(row.expires_at) > now) {
+          const operationId = String(row.operation_id);
+          if (row.fingerprint !== req.fingerprint) return { state: "mismatch", operationId };
+          if (row.state === "running") return { state: "running", operationId };
+          return { state: "done", operationId, result: decodeResult(row.result as string | null) };
+        }
+        this.stmt(
+          "INSERT INTO idempotency_keys (caller, idempotency_key, fingerprint, operation_id, method, state, result, created_at, expires_at) " +
+            "VALUES (?, ?, ?, ?, ?, 'running', NULL, ?, ?) ON CONFLICT (caller, idempotency_key) DO UPDATE SET " +
+            "fingerprint = excluded.fingerprint, operation_id = excluded.operation_id, method = excluded.method, state = 'running', " +
+            "result = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at",
+        ).run(req.caller, req.key, req.fingerprint, req.operationId, req.method, now, now + req.ttlMs);
+        return { state: "claimed" };
+      }),
+    );
+  }
+
+  async completeIdempotency(caller: string, key: string, operationId: string, result: StoredResult): Promise<void> {
+    return this.run(() => {
+      this.stmt(
+        "UPDATE idempotency_keys SET state = 'done', result = ? WHERE caller = ? AND idempotency_key = ? AND operation_id = ? AND state = 'running'",
+      ).run(encodeResult(result), caller, key, operationId);
+    });
+  }
+
+  async abandonIdempotency(caller: string, key: string, operationId: string): Promise<void> {
+    return this.run(() => {
+      this.stmt("DELETE FROM idempotency_keys WHERE caller = ? AND idempotency_key = ? AND operation_id = ? AND state = 'running'").run(
+        caller,
+        key,
+        operationId,
+      );
+    });
+  }
+
+  async purgeExpired(): Promise<number> {
+    return this.run(() => Number(this.stmt("DELETE FROM idempotency_keys WHERE expires_at <= ?").run(Date.now()).changes));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.drop();
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  /** connection opens the database on first use (and again after a failure dropped it). */
+  private connection(): DatabaseSync {
+    if (this.closed) throw unavailable("the store is closed");
+    if (this.db) return this.db;
+    if (!this.inMemory) mkdirSync(dirname(this.path), { recursive: true });
+    const db = new DatabaseSync(this.path, { timeout: this.busyTimeoutMs });
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("PRAGMA synchronous = FULL");
+      db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(this.busyTimeoutMs))}`);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.db = db;
+    return db;
+  }
+
+  private stmt(sql: string): StatementSync {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.connection().prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  private transaction<T>(db: DatabaseSync, fn: () => T): T {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  /** run maps every database failure to PaasError("unavailable"); a lasting one reopens the file next time. */
+  private async run<T>(fn: (db: DatabaseSync) => T): Promise<T> {
+    try {
+      return fn(this.connection());
+    } catch (err) {
+      if (err instanceof PaasError) throw err;
+      const e = err as { errcode?: number; code?: string; message?: string };
+      // A broken handle (I/O error, file replaced or gone) is reopened on the next call; an
+      // in-memory database cannot be, it would come back empty.
+      if (e.errcode !== undefined && REOPEN_ON.has(e.errcode & 0xff) && !this.inMemory) this.drop();
+      const reason = e.errcode !== undefined ? (e.message ?? "database error") : e.code ? `cannot open the database file (${e.code})` : "database error";
+      throw unavailable(reason.slice(0, 200), err);
+    }
+  }
+
+  private drop(): void {
+    this.statements.clear();
+    const db = this.db;
+    this.db = undefined;
+    try {
+      db?.close();
+    } catch {
+      // already closed or broken: nothing to release
+    }
+  }
+}
+
+function checkTtl(ttlMs: number): void {
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new PaasError("invalid_argument", "idempotency ttl must be positive");
+}
+
+function toRecord(r: Row): AuditRecord {
+  const record: AuditRecord = {
+    id: String(r.id),
+    time: new Date(Number(r.time_ms)),
+    stage: r.stage as AuditRecord["stage"],
+    operationId: String(r.operation_id),
+    caller: String(r.caller),
+    sourceIp: String(r.source_ip),
+    userAgent: String(r.user_agent),
+    method: String(r.method),
+    namespace: String(r.namespace),
+    release: String(r.release_name),
+    chartReference: String(r.chart_reference),
+    chartVersion: String(r.chart_version),
+    valuesSha256: String(r.values_sha256),
+    idempotencyKey: String(r.idempotency_key),
+    revisionBefore: Number(r.revision_before),
+    revisionAfter: Number(r.revision_after),
+    durationMs: Number(r.duration_ms),
+    errorCode: String(r.error_code),
+    errorMessage: String(r.error_message),
+    replica: String(r.replica),
+    requestId: String(r.request_id),
+  };
+  if (r.outcome !== null && r.outcome !== undefined) record.outcome = r.outcome as AuditRecord["outcome"];
+  return record;
+}

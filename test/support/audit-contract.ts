@@ -1,0 +1,417 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { newAuditId, newOperationId } from "../../src/audit/ids.ts";
+import type { AuditQuery, AuditRecord, AuditStore, StoredResult } from "../../src/audit/types.ts";
+import { PaasError } from "../../src/errors.ts";
+
+/** AuditTestDatabase is one empty database (file, schema) for one test. */
+export interface AuditTestDatabase {
+  /** A new store object on this database, migrated; several are several replicas. */
+  open(): Promise<AuditStore>;
+  /** Removes the database; every store was closed before. */
+  dispose(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let seq = 0;
+
+/** record builds an audit record with every field set to something distinct. */
+export function record(over: Partial<AuditRecord> = {}): AuditRecord {
+  seq++;
+  return {
+    id: newAuditId(),
+    time: new Date(Date.UTC(2030, 0, 1, 12, 0, 0, seq)),
+    stage: "intent",
+    operationId: newOperationId(),
+    caller: `key-${seq}`,
+    sourceIp: `10.0.0.${seq % 250}`,
+    userAgent: `grpc-node/1.${seq}`,
+    method: "paas.v1.ReleaseService/UpgradeRelease",
+    namespace: "paas-ws-a",
+    release: `rel-${seq}`,
+    chartReference: "oci://registry.example/charts/podinfo",
+    chartVersion: `6.${seq}.0`,
+    valuesSha256: "a".repeat(64),
+    idempotencyKey: `idem-${seq}`,
+    revisionBefore: seq,
+    revisionAfter: seq + 1,
+    durationMs: 1000 + seq,
+    errorCode: "",
+    errorMessage: "",
+    replica: "replica-1",
+    requestId: `req-${seq}`,
+    ...over,
+  };
+}
+
+async function expectKind(p: Promise<unknown>, kind: string): Promise<PaasError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(PaasError);
+  expect((err as PaasError).kind).toBe(kind);
+  return err as PaasError;
+}
+
+/** listAll follows nextPageToken to the end. */
+async function listAll(store: AuditStore, query: Omit<AuditQuery, "pageToken">): Promise<{ records: AuditRecord[]; pages: number }> {
+  const records: AuditRecord[] = [];
+  let pageToken: string | undefined;
+  let pages = 0;
+  for (;;) {
+    const page = await store.list({ ...query, ...(pageToken ? { pageToken } : {}) });
+    pages++;
+    expect(page.records.length).toBeLessThanOrEqual(query.pageSize);
+    records.push(...page.records);
+    if (!page.nextPageToken) return { records, pages };
+    expect(page.records.length).toBe(query.pageSize);
+    pageToken = page.nextPageToken;
+    if (pages > 1000) throw new Error("paging does not end");
+  }
+}
+
+function newestFirst(records: AuditRecord[]): AuditRecord[] {
+  return [...records].sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+}
+
+const ids = (records: AuditRecord[]) => records.map((r) => r.id);
+
+/**
+ * auditStoreContract is the behaviour every AuditStore implementation shares (SQLite in
+ * test/unit/audit-sqlite.test.ts, PostgreSQL in test/integration/audit-postgres.test.ts).
+ */
+export function auditStoreContract(label: string, newDatabase: () => Promise<AuditTestDatabase>): void {
+  describe(`AuditStore contract: ${label}`, () => {
+    let db: AuditTestDatabase | undefined;
+    let stores: AuditStore[] = [];
+
+    /** open gives a store on this test's database (a fresh one for the first call). */
+    const open = async (): Promise<AuditStore> => {
+      db ??= await newDatabase();
+      const store = await db.open();
+      stores.push(store);
+      return store;
+    };
+
+    afterEach(async () => {
+      for (const s of stores) await s.close();
+      stores = [];
+      await db?.dispose();
+      db = undefined;
+    });
+
+    it("append + list round-trips every field, outcome present only when set", async () => {
+      const store = await open();
+      const intent = record({ stage: "intent" });
+      const outcome = record({
+        stage: "outcome",
+        outcome: "failed",
+        operationId: intent.operationId,
+        time: new Date(intent.time.getTime() + 1234),
+        errorCode: "FAILED_PRECONDITION",
+        errorMessage: "values are wrong: ünïcødé 'quoted' \"double\" \\ back",
+        revisionBefore: 0,
+        revisionAfter: 0,
+        durationMs: 98_765_432_100,
+      });
+      expect(await store.append(intent)).toBe("written");
+      expect(await store.append(outcome)).toBe("written");
+      const page = await store.list({ operationId: intent.operationId, pageSize: 10 });
+      expect(page.nextPageToken).toBe("");
+      expect(page.records).toStrictEqual([outcome, intent]);
+      expect(page.records[1]).not.toHaveProperty("outcome");
+      expect(page.records[0]!.time).toBeInstanceOf(Date);
+    });
+
+    it("a second outcome of an operation is 'duplicate' and not written; so is a second intent or the same record", async () => {
+      const store = await open();
+      const intent = record();
+      const first = record({ stage: "outcome", outcome: "succeeded", operationId: intent.operationId });
+      const second = record({ stage: "outcome", outcome: "recovered", operationId: intent.operationId, replica: "replica-2" });
+      expect(await store.append(intent)).toBe("written");
+      expect(await store.append(first)).toBe("written");
+      expect(await store.append(second)).toBe("duplicate");
+      expect(await store.append(first)).toBe("duplicate");
+      expect(await store.append(record({ operationId: intent.operationId }))).toBe("duplicate");
+      const page = await store.list({ operationId: intent.operationId, pageSize: 10 });
+      expect(ids(page.records)).toEqual([first.id, intent.id]);
+      expect(page.records[0]!.outcome).toBe("succeeded");
+      // Another replica sees the same and cannot add an outcome either.
+      const other = await open();
+      expect(await other.append(record({ stage: "outcome", outcome: "failed", operationId: intent.operationId }))).toBe("duplicate");
+      expect((await other.list({ operationId: intent.operationId, pageSize: 10 })).records).toHaveLength(2);
+    });
+
+    it("concurrent outcomes of one operation from two replicas: exactly one is written", async () => {
+      const [a, b] = [await open(), await open()];
+      const intent = record();
+      await a.append(intent);
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          (i % 2 ? a : b).append(record({ stage: "outcome", outcome: i % 2 ? "succeeded" : "recovered", operationId: intent.operationId })),
+        ),
+      );
+      expect(results.filter((r) => r === "written")).toHaveLength(1);
+      expect((await a.list({ operationId: intent.operationId, pageSize: 20 })).records).toHaveLength(2);
+      expect(await a.openIntents()).toEqual([]);
+    });
+
+    it("openIntents lists intents without an outcome, oldest first", async () => {
+      const store = await open();
+      const t = Date.UTC(2030, 5, 1);
+      const a = record({ time: new Date(t + 3000) });
+      const b = record({ time: new Date(t + 1000) });
+      const c = record({ time: new Date(t + 2000) });
+      for (const r of [a, b, c]) await store.append(r);
+      await store.append(record({ stage: "outcome", outcome: "succeeded", operationId: c.operationId, time: new Date(t + 2500) }));
+      // An outcome without an intent (a denied call) opens nothing.
+      await store.append(record({ stage: "outcome", outcome: "denied" }));
+      expect(await store.openIntents()).toStrictEqual([b, a]);
+      await store.append(record({ stage: "outcome", outcome: "recovered", operationId: b.operationId }));
+      const other = await open();
+      expect(ids(await other.openIntents())).toEqual([a.id]);
+    });
+
+    it("list filters by namespace, release, caller, operation and time range", async () => {
+      const store = await open();
+      const t0 = Date.UTC(2031, 0, 1);
+      const rs = [
+        record({ namespace: "paas-ws-a", release: "web", caller: "alice", time: new Date(t0) }),
+        record({ namespace: "paas-ws-a", release: "db", caller: "bob", time: new Date(t0 + 1000) }),
+        record({ namespace: "paas-ws-b", release: "web", caller: "alice", time: new Date(t0 + 2000) }),
+        record({ namespace: "paas-ws-b", release: "db", caller: "bob", time: new Date(t0 + 3000) }),
+        record({ namespace: "", release: "", caller: "", time: new Date(t0 + 4000) }),
+      ];
+      for (const r of rs) await store.append(r);
+      const q = async (query: Omit<AuditQuery, "pageSize">) => ids((await store.list({ ...query, pageSize: 100 })).records);
+      const [r0, r1, r2, r3, r4] = rs.map((r) => r.id);
+      expect(await q({})).toEqual([r4, r3, r2, r1, r0]);
+      expect(await q({ namespace: "paas-ws-a" })).toEqual([r1, r0]);
+      expect(await q({ release: "web" })).toEqual([r2, r0]);
+      expect(await q({ caller: "bob" })).toEqual([r3, r1]);
+      expect(await q({ namespace: "paas-ws-b", release: "db", caller: "bob" })).toEqual([r3]);
+      expect(await q({ namespace: "paas-ws-b", caller: "alice", release: "db" })).toEqual([]);
+      expect(await q({ operationId: rs[2]!.operationId })).toEqual([r2]);
+      expect(await q({ since: new Date(t0 + 1000) })).toEqual([r4, r3, r2, r1]);
+      expect(await q({ until: new Date(t0 + 1000) })).toEqual([r0]);
+      expect(await q({ since: new Date(t0 + 1000), until: new Date(t0 + 3000) })).toEqual([r2, r1]);
+      expect(await q({ namespace: "paas-ws-zzz" })).toEqual([]);
+    });
+
+    it("visibility: exact namespaces or prefixes (case-sensitive, % and _ literal), empty namespace hidden", async () => {
+      const store = await open();
+      const names = ["paas-ws-a", "paas-ws-ab", "paas-ws-b", "other", "", "paasXws-c", "100%-d", "100x-e", "PAAS-ws-a", "a\\b"];
+      const byNs = new Map<string, string>();
+      for (const namespace of names) {
+        const r = record({ namespace });
+        byNs.set(namespace, r.id);
+        await store.append(r);
+      }
+      const visible = async (exact: string[], prefixes: string[], extra: Partial<AuditQuery> = {}) =>
+        (await store.list({ visibility: { exact, prefixes }, pageSize: 100, ...extra })).records.map((r) => r.namespace).sort();
+      expect(await visible(["other"], ["paas-ws-a"])).toEqual(["other", "paas-ws-a", "paas-ws-ab"]);
+      expect(await visible([], ["paas_ws"])).toEqual([]);
+      expect(await visible([], ["paas"])).toEqual(["paas-ws-a", "paas-ws-ab", "paas-ws-b", "paasXws-c"]);
+      expect(await visible([], ["100%"])).toEqual(["100%-d"]);
+      expect(await visible([], ["a\\"])).toEqual(["a\\b"]);
+      expect(await visible(["paas-ws-b", "nope"], [])).toEqual(["paas-ws-b"]);
+      expect(await visible([], [])).toEqual([]);
+      // "" as exact or prefix still hides records without a namespace.
+      expect(await visible([""], [""])).toEqual(names.filter((n) => n !== "").sort());
+      expect(await visible(["other"], ["paas-ws-"], { namespace: "paas-ws-b" })).toEqual(["paas-ws-b"]);
+      expect(await visible(["other"], [], { namespace: "paas-ws-b" })).toEqual([]);
+      // Without visibility every record is listed, the one without namespace too.
+      expect((await store.list({ pageSize: 100 })).records.map((r) => r.id).sort()).toEqual([...byNs.values()].sort());
+    });
+
+    it("pages newest first by (time, id) across equal timestamps, with filters, without gaps or repeats", async () => {
+      const store = await open();
+      const t0 = Date.UTC(2032, 0, 1);
+      const all: AuditRecord[] = [];
+      for (let i = 0; i < 37; i++) {
+        // Groups of equal times, ids in random order relative to insertion.
+        const r = record({ time: new Date(t0 + Math.floor(i / 6) * 1000), namespace: i % 3 === 0 ? "paas-ws-x" : "paas-ws-y" });
+        all.push(r);
+      }
+      for (const r of [...all].reverse()) await store.append(r);
+      const expected = newestFirst(all);
+      for (const pageSize of [1, 5, 6, 7, 37, 100]) {
+        const { records, pages } = await listAll(store, { pageSize });
+        expect(ids(records)).toEqual(ids(expected));
+        expect(pages).toBe(Math.max(1, Math.ceil(37 / pageSize)));
+      }
+      const x = await listAll(store, { pageSize: 4, namespace: "paas-ws-x" });
+      expect(ids(x.records)).toEqual(ids(expected.filter((r) => r.namespace === "paas-ws-x")));
+      const vis = await listAll(store, { pageSize: 3, visibility: { exact: [], prefixes: ["paas-ws-y"] }, since: new Date(t0 + 1000) });
+      expect(ids(vis.records)).toEqual(ids(expected.filter((r) => r.namespace === "paas-ws-y" && r.time.getTime() >= t0 + 1000)));
+      // A token stays valid for records appended later: they are newer and do not shift the next page.
+      const first = await store.list({ pageSize: 10 });
+      await store.append(record({ time: new Date(t0 + 999_999) }));
+      const second = await store.list({ pageSize: 10, pageToken: first.nextPageToken });
+      expect(ids(second.records)).toEqual(ids(expected.slice(10, 20)));
+    });
+
+    it("rejects a malformed page token and a page size outside 1..1000 with invalid_argument", async () => {
+      const store = await open();
+      await store.append(record());
+      const b64 = (s: string) => Buffer.from(s).toString("base64url");
+      for (const pageToken of [
+        "!!!",
+        "not a token",
+        b64("not json"),
+        b64("[]"),
+        b64('{"v":1,"t":"x","i":"a"}'),
+        b64('{"v":1,"t":-1,"i":"a"}'),
+        b64('{"v":1,"t":1,"i":""}'),
+        b64('{"v":2,"t":1,"i":"a"}'),
+        "A".repeat(2000),
+      ]) {
+        const err = await expectKind(store.list({ pageSize: 10, pageToken }), "invalid_argument");
+        expect(err.message).toMatch(/page_token/);
+      }
+      for (const pageSize of [0, -1, 1001, 1.5, Number.NaN]) {
+        await expectKind(store.list({ pageSize }), "invalid_argument");
+      }
+      expect((await store.list({ pageSize: 1000 })).records).toHaveLength(1);
+    });
+
+    it("idempotency: claimed, running, mismatch, done with the stored result", async () => {
+      const store = await open();
+      const op1 = newOperationId();
+      const req = { caller: "alice", key: "k1", fingerprint: "f".repeat(64), operationId: op1, method: "paas.v1.ReleaseService/InstallRelease", ttlMs: 60_000 };
+      expect(await store.claimIdempotency(req)).toEqual({ state: "claimed" });
+      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({ state: "running", operationId: op1 });
+      expect(await store.claimIdempotency({ ...req, fingerprint: "e".repeat(64), operationId: newOperationId() })).toEqual({ state: "mismatch", operationId: op1 });
+      // Keys are per caller.
+      expect(await store.claimIdempotency({ ...req, caller: "bob", operationId: newOperationId() })).toEqual({ state: "claimed" });
+      // Only the claiming operation completes the key.
+      const result: StoredResult = { ok: true, response: '{"release":{"name":"web","revision":3}}' };
+      await store.completeIdempotency("alice", "k1", newOperationId(), { ok: true, response: "{}" });
+      expect((await store.claimIdempotency({ ...req, operationId: newOperationId() })).state).toBe("running");
+      await store.completeIdempotency("alice", "k1", op1, result);
+      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({ state: "done", operationId: op1, result });
+      expect(await store.claimIdempotency({ ...req, fingerprint: "e".repeat(64) })).toEqual({ state: "mismatch", operationId: op1 });
+      // A completed key is not completed again.
+      await store.completeIdempotency("alice", "k1", op1, { ok: true, response: "{}" });
+      expect(await store.claimIdempotency(req)).toEqual({ state: "done", operationId: op1, result });
+      // Error results keep kind, message and reason.
+      const op2 = newOperationId();
+      const failure: StoredResult = { ok: false, kind: "failed_precondition", message: "chart \"x\" not found", reason: "VALUES_TOO_LARGE" };
+      await store.claimIdempotency({ ...req, key: "k2", operationId: op2 });
+      await store.completeIdempotency("alice", "k2", op2, failure);
+      const other = await open();
+      expect(await other.claimIdempotency({ ...req, key: "k2" })).toEqual({ state: "done", operationId: op2, result: failure });
+    });
+
+    it("idempotency: abandon frees a running key for a retry, only by its operation", async () => {
+      const store = await open();
+      const op1 = newOperationId();
+      const req = { caller: "alice", key: "k", fingerprint: "1".repeat(64), operationId: op1, method: "m", ttlMs: 60_000 };
+      expect((await store.claimIdempotency(req)).state).toBe("claimed");
+      await store.abandonIdempotency("alice", "k", newOperationId());
+      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({ state: "running", operationId: op1 });
+      await store.abandonIdempotency("alice", "k", op1);
+      const op2 = newOperationId();
+      expect(await store.claimIdempotency({ ...req, fingerprint: "2".repeat(64), operationId: op2 })).toEqual({ state: "claimed" });
+      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({ state: "mismatch", operationId: op2 });
+      // A finished key is not abandoned.
+      await store.completeIdempotency("alice", "k", op2, { ok: true, response: "{}" });
+      await store.abandonIdempotency("alice", "k", op2);
+      expect((await store.claimIdempotency({ ...req, fingerprint: "2".repeat(64) })).state).toBe("done");
+    });
+
+    it("idempotency: an expired key is claimed anew, and purgeExpired deletes expired keys only", async () => {
+      const store = await open();
+      const base = { caller: "alice", fingerprint: "1".repeat(64), method: "m" };
+      const op1 = newOperationId();
+      await store.claimIdempotency({ ...base, key: "short", operationId: op1, ttlMs: 150 });
+      await store.completeIdempotency("alice", "short", op1, { ok: true, response: "{}" });
+      await store.claimIdempotency({ ...base, key: "short2", operationId: newOperationId(), ttlMs: 150 });
+      await store.claimIdempotency({ ...base, key: "short3", operationId: newOperationId(), ttlMs: 150 });
+      const longOp = newOperationId();
+      await store.claimIdempotency({ ...base, key: "long", operationId: longOp, ttlMs: 600_000 });
+      expect((await store.claimIdempotency({ ...base, key: "short", operationId: newOperationId(), ttlMs: 150 })).state).toBe("done");
+      await sleep(400);
+      // Expired (done or running): a new claim takes it over, whatever the fingerprint.
+      const op2 = newOperationId();
+      expect(await store.claimIdempotency({ ...base, key: "short", fingerprint: "9".repeat(64), operationId: op2, ttlMs: 60_000 })).toEqual({ state: "claimed" });
+      expect(await store.claimIdempotency({ ...base, key: "short", operationId: newOperationId(), ttlMs: 60_000 })).toEqual({ state: "mismatch", operationId: op2 });
+      // The first owner's late completion does not touch the new claim.
+      await store.completeIdempotency("alice", "short", op1, { ok: true, response: "late" });
+      expect((await store.claimIdempotency({ ...base, key: "short", fingerprint: "9".repeat(64), operationId: newOperationId(), ttlMs: 60_000 })).state).toBe("running");
+      expect(await store.purgeExpired()).toBe(2);
+      expect(await store.purgeExpired()).toBe(0);
+      expect(await store.claimIdempotency({ ...base, key: "long", operationId: newOperationId(), ttlMs: 600_000 })).toEqual({ state: "running", operationId: longOp });
+      expect((await store.claimIdempotency({ ...base, key: "short2", operationId: newOperationId(), ttlMs: 600_000 })).state).toBe("claimed");
+    });
+
+    it("concurrent claims of one key from two replicas: exactly one is claimed", async () => {
+      const [a, b] = [await open(), await open()];
+      for (const key of ["c1", "c2", "c3"]) {
+        const opIds = Array.from({ length: 12 }, () => newOperationId());
+        const results = await Promise.all(
+          opIds.map((operationId, i) => (i % 2 ? a : b).claimIdempotency({ caller: "alice", key, fingerprint: "f".repeat(64), operationId, method: "m", ttlMs: 60_000 })),
+        );
+        const winners = results.flatMap((r, i) => (r.state === "claimed" ? [opIds[i]] : []));
+        expect(winners).toHaveLength(1);
+        for (const r of results) {
+          if (r.state !== "claimed") expect(r).toEqual({ state: "running", operationId: winners[0] });
+        }
+      }
+    });
+
+    it("heartbeat and liveReplicas by the store's clock, seen by every replica", async () => {
+      const [a, b] = [await open(), await open()];
+      expect(await a.liveReplicas(60_000)).toEqual(new Set());
+      await a.heartbeat("r1");
+      await sleep(500);
+      await b.heartbeat("r2");
+      expect(await a.liveReplicas(300)).toEqual(new Set(["r2"]));
+      expect(await b.liveReplicas(60_000)).toEqual(new Set(["r1", "r2"]));
+      await b.heartbeat("r1");
+      expect(await a.liveReplicas(300)).toEqual(new Set(["r1", "r2"]));
+    });
+
+    it("is durable across close and reopen; a closed store rejects with unavailable", async () => {
+      const store = await open();
+      const intent = record();
+      await store.append(intent);
+      const op = newOperationId();
+      await store.claimIdempotency({ caller: "c", key: "k", fingerprint: "f", operationId: op, method: "m", ttlMs: 60_000 });
+      await store.completeIdempotency("c", "k", op, { ok: true, response: "{}" });
+      await store.heartbeat("r1");
+      await store.close();
+      await store.close(); // idempotent
+      const err = await expectKind(store.list({ pageSize: 1 }), "unavailable");
+      expect(err.message).toMatch(/^audit store unavailable: /);
+      await expectKind(store.append(record()), "unavailable");
+
+      const again = await open();
+      expect((await again.list({ pageSize: 10 })).records).toStrictEqual([intent]);
+      expect(ids(await again.openIntents())).toEqual([intent.id]);
+      expect(await again.claimIdempotency({ caller: "c", key: "k", fingerprint: "f", operationId: newOperationId(), method: "m", ttlMs: 60_000 })).toEqual({
+        state: "done",
+        operationId: op,
+        result: { ok: true, response: "{}" },
+      });
+      expect(await again.liveReplicas(60_000)).toEqual(new Set(["r1"]));
+      // migrate is idempotent on a database that has the schema.
+      await again.migrate();
+      expect((await again.list({ pageSize: 10 })).records).toHaveLength(1);
+    });
+
+    it("rejects records it cannot store faithfully with invalid_argument", async () => {
+      const store = await open();
+      await expectKind(store.append(record({ time: new Date(Number.NaN) })), "invalid_argument");
+      await expectKind(store.append(record({ stage: "bogus" as "intent" })), "invalid_argument");
+      await expectKind(store.append(record({ outcome: "maybe" as "failed" })), "invalid_argument");
+      await expectKind(store.append(record({ durationMs: Number.POSITIVE_INFINITY })), "invalid_argument");
+      expect((await store.list({ pageSize: 10 })).records).toEqual([]);
+      // A fractional duration is rounded, not refused.
+      const r = record({ durationMs: 12.6 });
+      expect(await store.append(r)).toBe("written");
+      expect((await store.list({ pageSize: 1 })).records[0]!.durationMs).toBe(13);
+    });
+  });
+}

@@ -66,3 +66,32 @@ export function decodeResult(text: string | null | undefined): StoredResult {
   if (!text) return { ok: false, kind: "internal", message: "the first execution's result was not stored" };
   return JSON.parse(text) as StoredResult;
 }
+
+/** recordFromRow reads an audit_events row (snake_case columns, the same in both stores); `time` is decoded by the store. */
+export function recordFromRow(r: Record<string, unknown>, time: Date): AuditRecord {
+  const record: AuditRecord = {
+    id: String(r.id),
+    time,
+    stage: r.stage as AuditRecord["stage"],
+    operationId: String(r.operation_id),
+    caller: String(r.caller),
+    sourceIp: String(r.source_ip),
+    userAgent: String(r.user_agent),
+    method: String(r.method),
+    namespace: String(r.namespace),
+    release: String(r.release_name),
+    chartReference: String(r.chart_reference),
+    chartVersion: String(r.chart_version),
+    valuesSha256: String(r.values_sha256),
+    idempotencyKey: String(r.idempotency_key),
+    revisionBefore: Number(r.revision_before),
+    revisionAfter: Number(r.revision_after),
+    durationMs: Number(r.duration_ms),
+    errorCode: String(r.error_code),
+    errorMessage: String(r.error_message),
+    replica: String(r.replica),
+    requestId: String(r.request_id),
+  };
+  if (r.outcome !== null && r.outcome !== undefined) record.outcome = r.outcome as AuditRecord["outcome"];
+  return record;
+}

@@ -1,7 +1,7 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { PaasError } from "../errors.ts";
-import { checkQuery, checkRecord, decodeResult, encodeResult, likePrefix, unavailable, visibleNothing, whole } from "./common.ts";
+import { checkQuery, checkRecord, decodeResult, encodeResult, likePrefix, recordFromRow, unavailable, visibleNothing, whole } from "./common.ts";
 import { encodePageToken } from "./page-token.ts";
 import type {
   AuditPage,
@@ -440,29 +440,5 @@ function reasonOf(err: unknown): string {
 }
 
 function toRecord(r: Row): AuditRecord {
-  const record: AuditRecord = {
-    id: String(r.id),
-    time: r.event_time as Date,
-    stage: r.stage as AuditRecord["stage"],
-    operationId: String(r.operation_id),
-    caller: String(r.caller),
-    sourceIp: String(r.source_ip),
-    userAgent: String(r.user_agent),
-    method: String(r.method),
-    namespace: String(r.namespace),
-    release: String(r.release_name),
-    chartReference: String(r.chart_reference),
-    chartVersion: String(r.chart_version),
-    valuesSha256: String(r.values_sha256),
-    idempotencyKey: String(r.idempotency_key),
-    revisionBefore: Number(r.revision_before),
-    revisionAfter: Number(r.revision_after),
-    durationMs: Number(r.duration_ms),
-    errorCode: String(r.error_code),
-    errorMessage: String(r.error_message),
-    replica: String(r.replica),
-    requestId: String(r.request_id),
-  };
-  if (r.outcome !== null && r.outcome !== undefined) record.outcome = r.outcome as AuditRecord["outcome"];
-  return record;
+  return recordFromRow(r, r.event_time as Date);
 }

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { PaasError } from "../errors.ts";
-import { checkQuery, checkRecord, decodeResult, encodeResult, unavailable, visibleNothing, whole } from "./common.ts";
+import { checkQuery, checkRecord, decodeResult, encodeResult, recordFromRow, unavailable, visibleNothing, whole } from "./common.ts";
 import { encodePageToken } from "./page-token.ts";
 import type {
   AuditPage,
@@ -373,29 +373,5 @@ function checkTtl(ttlMs: number): void {
 }
 
 function toRecord(r: Row): AuditRecord {
-  const record: AuditRecord = {
-    id: String(r.id),
-    time: new Date(Number(r.time_ms)),
-    stage: r.stage as AuditRecord["stage"],
-    operationId: String(r.operation_id),
-    caller: String(r.caller),
-    sourceIp: String(r.source_ip),
-    userAgent: String(r.user_agent),
-    method: String(r.method),
-    namespace: String(r.namespace),
-    release: String(r.release_name),
-    chartReference: String(r.chart_reference),
-    chartVersion: String(r.chart_version),
-    valuesSha256: String(r.values_sha256),
-    idempotencyKey: String(r.idempotency_key),
-    revisionBefore: Number(r.revision_before),
-    revisionAfter: Number(r.revision_after),
-    durationMs: Number(r.duration_ms),
-    errorCode: String(r.error_code),
-    errorMessage: String(r.error_message),
-    replica: String(r.replica),
-    requestId: String(r.request_id),
-  };
-  if (r.outcome !== null && r.outcome !== undefined) record.outcome = r.outcome as AuditRecord["outcome"];
-  return record;
+  return recordFromRow(r, new Date(Number(r.time_ms)));
 }

@@ -1,3 +1,4 @@
+import type { HeldLease, LeaseHolder, LeaseTarget } from "../operations/types.ts";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
@@ -46,30 +47,7 @@ export interface LeaseManagerOptions {
   requestTimeoutMs?: number;
 }
 
-/** HeldLease is a lease this process holds until release(). */
-export interface HeldLease {
-  readonly name: string;
-  readonly holder: string;
-  /** aborts (reason: PaasError "unavailable") when the lease could not be renewed before it would expire */
-  readonly lost: AbortSignal;
-  /** Stops renewing and deletes the Lease if it is still ours; never throws. */
-  release(): Promise<void>;
-}
-
-/** LeaseHolder is who holds a lease, as stored. */
-export interface LeaseHolder {
-  holder: string;
-  renewedAt: Date;
-  durationSeconds: number;
-  /** Not expired by the local clock. */
-  live: boolean;
-}
-
-/** LeaseTarget is what a lease guards: a release, or a whole namespace (release ""). */
-export interface LeaseTarget {
-  namespace: string;
-  release: string;
-}
+export type { HeldLease, LeaseHolder, LeaseTarget };
 
 /** LeaseRecord is the part of a Lease the expiry decision looks at. */
 export interface LeaseRecord {

@@ -1,3 +1,4 @@
+import type { PendingRevision, ReleaseRecovery } from "../operations/types.ts";
 import { CoreV1Api, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { PaasError } from "../errors.ts";
@@ -34,28 +35,7 @@ import { deployerUser } from "./tenant.ts";
 // impersonates), so the operator needs no write right on Secrets anywhere; reads use the
 // operator's own per-namespace binding (paas-operator-tenant).
 
-/** PendingRevision is a release whose newest revision is pending-*. */
-export interface PendingRevision {
-  namespace: string;
-  release: string;
-  revision: number;
-  status: PendingStatus;
-  /** When the operation started (info.last_deployed, else first_deployed). */
-  since?: Date;
-}
-
-/** ReleaseRecovery finds and repairs releases left pending by a helm process that died. */
-export interface ReleaseRecovery {
-  /**
-   * Marks the newest revision failed (as Helm does when an operation fails: info.status
-   * "failed", a description, storage label status=failed) when it is pending-*; returns what
-   * was repaired, or undefined when the newest revision is not pending (or the release does
-   * not exist). Caller guarantees it holds the release's Lease.
-   */
-  markPendingFailed(namespace: string, release: string, description: string): Promise<PendingRevision | undefined>;
-  /** Every release whose newest revision is pending-*, in namespaces carrying the managed label under the prefix. */
-  listPending(prefix: string): Promise<PendingRevision[]>;
-}
+export type { PendingRevision, ReleaseRecovery };
 
 /** ReleaseRecoveryOptions configure createReleaseRecovery. */
 export interface ReleaseRecoveryOptions {

@@ -7,6 +7,7 @@ import { PaasError } from "../../src/errors.ts";
 import type { InstallOptions, UpgradeOptions } from "../../src/helm/types.ts";
 import { Reconciler } from "../../src/operations/reconciler.ts";
 import { failure } from "../support/failure.ts";
+import { auditRecord } from "../support/memory-audit-store.ts";
 import { API_KEY, createHarness, managedNamespace } from "../support/harness.ts";
 
 const NS = "paas-ws-ops";
@@ -320,30 +321,8 @@ describe("stuck releases", () => {
     await h.releases.installRelease({ namespace: NS, name: "web", chart: CHART });
     await h.releases.installRelease({ namespace: NS, name: "api", chart: CHART });
     stick(h, "web", "pending-upgrade");
-    const intent = (over: Partial<AuditRecord>): AuditRecord => ({
-      id: `0000${over.operationId}`,
-      time: new Date(Date.now() - 60_000),
-      stage: "intent",
-      operationId: "",
-      caller: "key-1",
-      sourceIp: "",
-      userAgent: "",
-      method: "paas.v1.ReleaseService/UpgradeRelease",
-      namespace: NS,
-      release: "web",
-      chartReference: "",
-      chartVersion: "",
-      valuesSha256: "",
-      idempotencyKey: "",
-      revisionBefore: 1,
-      revisionAfter: 0,
-      durationMs: 0,
-      errorCode: "",
-      errorMessage: "",
-      replica: "dead-replica",
-      requestId: "",
-      ...over,
-    });
+    const intent = (over: Partial<AuditRecord>): AuditRecord =>
+      auditRecord({ id: `0000${over.operationId}`, time: new Date(Date.now() - 60_000), method: "paas.v1.ReleaseService/UpgradeRelease", namespace: NS, release: "web", replica: "dead-replica", ...over });
     await h.audit.append(intent({ operationId: "deadop1" }));
     await h.audit.append(intent({ operationId: "deadop2", release: "api" }));
     await h.audit.heartbeat("live-replica");

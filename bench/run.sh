@@ -9,3 +9,4 @@ set -a
 source .testbed/env
 set +a
 node bench/get-release.ts
+node bench/upgrade.ts

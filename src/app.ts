@@ -112,6 +112,7 @@ export function createApp(deps: AppDeps): App {
     kube: deps.kube,
     operations,
     locks: deps.locks,
+    recovery: deps.recovery,
     lifecycle: deps.lifecycle,
     namespaces,
     catalog: deps.catalog ?? ChartCatalog.allowAll(deps.repositories),

@@ -157,6 +157,26 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
       throw new PaasError("conflict", `${what}: its record kept changing; retry later`);
     },
 
+    async stampRevision(namespace, release, revision, labels) {
+      assertDnsLabel(namespace, "namespace");
+      assertDnsLabel(release, "release name");
+      const api = createApi(impersonating(kc, writerFor(namespace)), timeout, CoreV1Api);
+      const name = `sh.helm.release.v1.${release}.v${revision}`;
+      const what = `label revision ${revision} of release "${release}" in namespace "${namespace}"`;
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        try {
+          const secret = await api.readNamespacedSecret({ name, namespace });
+          secret.metadata = { ...secret.metadata, labels: { ...secret.metadata?.labels, ...labels } };
+          await api.replaceNamespacedSecret({ name, namespace, body: secret });
+          return;
+        } catch (err) {
+          if (httpCodeOf(err) === 409) continue;
+          throw kubeError(err, what);
+        }
+      }
+      throw new PaasError("conflict", `${what}: its record kept changing; retry later`);
+    },
+
     async listPending(prefix) {
       let names: string[];
       try {

@@ -58,4 +58,9 @@ export interface ReleaseRecovery {
   markPendingFailed(namespace: string, release: string, description: string): Promise<PendingRevision | undefined>;
   /** Every managed release under the prefix whose newest revision is pending-*. */
   listPending(prefix: string): Promise<PendingRevision[]>;
+  /**
+   * Sets labels on one revision's storage record: a rollback copies the labels of the
+   * revision it returns to, so the operation that made it stamps its own caller and id.
+   */
+  stampRevision(namespace: string, release: string, revision: number, labels: Record<string, string>): Promise<void>;
 }

@@ -22,7 +22,7 @@ import { PaasError } from "../errors.ts";
 import type { ChartSource, HelmClient, JsonObject } from "../helm/types.ts";
 import type { KubeClient, ReleaseWatchEvent, StoredRelease } from "../kube/types.ts";
 import type { Operations } from "../operations/operations.ts";
-import type { ReleaseLocks } from "../operations/types.ts";
+import type { ReleaseLocks, ReleaseRecovery } from "../operations/types.ts";
 import type { ChartCatalog } from "../catalog/catalog.ts";
 import { validateValues, type ValuesLimits } from "../validation.ts";
 import type { Lifecycle } from "../lifecycle.ts";
@@ -37,6 +37,8 @@ export interface ReleaseDeps {
   operations: Operations;
   /** Who holds a release's Lease, for locked_by. */
   locks: Pick<ReleaseLocks, "holderOf">;
+  /** Stamps the caller and operation on a rollback's revision. */
+  recovery: Pick<ReleaseRecovery, "stampRevision">;
   lifecycle: Lifecycle;
   namespaces: NamespaceManager;
   /** The chart sources callers may use (src/catalog/). */
@@ -169,9 +171,12 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
             signal: op.signal,
           });
           const now = await stored(req.namespace, req.name);
+          // helm copied the labels of the revision it returned to: record who made this one.
+          await deps.recovery.stampRevision(req.namespace, req.name, now.release.revision, op.labels);
+          const labels = { ...now.labels, ...op.labels };
           const target = req.revision === 0 ? "the previous revision" : `revision ${req.revision}`;
           return create(RollbackReleaseResponseSchema, {
-            release: toRelease(now.release, chartSourceFromLabels(now.labels), { labels: now.labels }),
+            release: toRelease(now.release, chartSourceFromLabels(labels), { labels }),
             message: `Release ${req.name} rolled back to ${target} (now revision ${now.release.revision})`,
           });
         },

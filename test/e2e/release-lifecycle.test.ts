@@ -137,6 +137,14 @@ describe.each([
     ]);
     const rb = await h2.releases.rollbackRelease({ namespace: ns, name: "web", revision: 1 });
     expect(rb.release).toMatchObject({ revision: 3, chartVersion: "6.13.0" });
+    // Each revision names the operation that made it (helm copies revision 1's labels into a
+    // rollback; the operator stamps its own), in Helm's storage as `helm history` reads it.
+    const stored = await core.listNamespacedSecret({ namespace: ns, labelSelector: "owner=helm,name=web" });
+    const opOf = Object.fromEntries(stored.items.map((sec) => [sec.metadata!.labels!.version, sec.metadata!.labels!["paas-operation"]]));
+    expect(opOf["2"]).toBe(up.release?.operationId);
+    expect(opOf["3"]).toBe(rb.release?.operationId);
+    expect(new Set([opOf["1"], opOf["2"], opOf["3"]]).size).toBe(3);
+    expect(stored.items.every((sec) => sec.metadata!.labels!["paas-caller"] === rb.release?.changedBy)).toBe(true);
     const list = await json.releases.listReleases({ namespace: ns });
     expect(list.releases.map((r) => r.name).sort()).toEqual(["db", "web"]);
     await json.releases.uninstallRelease({ namespace: ns, name: "web" });

@@ -76,6 +76,18 @@ describe("audit log", () => {
     expect(got.release).toMatchObject({ operationId: upgraded.operationId, changedBy: intent.caller });
   });
 
+  it("stamps a rollback's revision with its own operation, not the one of the revision it returned to", async () => {
+    const h = await harness();
+    await h.releases.installRelease({ namespace: NS, name: "web", chart: CHART });
+    await h.releases.upgradeRelease({ namespace: NS, name: "web" });
+    const res = await h.releases.rollbackRelease({ namespace: NS, name: "web", revision: 1 });
+    const rollback = (await all(h.audit)).find((r) => r.method.endsWith("RollbackRelease") && r.stage === "outcome")!;
+    expect(rollback).toMatchObject({ outcome: "succeeded", revisionBefore: 2, revisionAfter: 3 });
+    expect(res.release?.operationId).toBe(rollback.operationId);
+    expect(h.cluster.history(NS, "web")[2]!.labels["paas-operation"]).toBe(rollback.operationId);
+    expect((await h.releases.getRelease({ namespace: NS, name: "web" })).release?.operationId).toBe(rollback.operationId);
+  });
+
   it("records a failed operation with its error class", async () => {
     const h = await harness();
     h.helm.errors.install = new PaasError("failed_precondition", "render guard: ClusterRoleBinding is cluster-scoped");

@@ -316,6 +316,12 @@ export class FakeRecovery implements ReleaseRecovery {
     return { namespace, release, revision: last.release.revision, status, ...(since ? { since } : {}) };
   }
 
+  async stampRevision(namespace: string, release: string, revision: number, labels: Record<string, string>): Promise<void> {
+    const stored = this.cluster.history(namespace, release).find((r) => r.release.revision === revision);
+    if (!stored) throw new PaasError("not_found", `revision ${revision} of ${release} not found`);
+    stored.labels = { ...stored.labels, ...labels };
+  }
+
   async listPending(prefix: string): Promise<PendingRevision[]> {
     const out: PendingRevision[] = [];
     for (const [key, h] of this.cluster.releases) {

@@ -58,6 +58,7 @@ async function main(): Promise<void> {
   }
   const locks = new LeaseManager({ kubeConfig, namespace: config.leaseNamespace, durationSeconds: config.leaseDurationSeconds, replica: config.replica, logger });
   await ensureLeaseNamespace(locks, logger);
+  locks.watchHolders();
   const recovery = createReleaseRecovery({ kubeConfig, logger });
   const replicaTtlMs = config.heartbeatMs * 3;
   const app = createApp({ ...config, helm, kube, logger, lifecycle, monitor, audit, locks, recovery, replicaTtlMs });

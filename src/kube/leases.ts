@@ -6,6 +6,8 @@ import type { Logger } from "pino";
 import { PaasError } from "../errors.ts";
 import { httpCodeOf, isNetworkError, kubeError } from "./classify.ts";
 import { createApi } from "./http.ts";
+import { LeaseCache, UNKNOWN } from "./lease-cache.ts";
+import { watchStream } from "./watch-stream.ts";
 
 // One coordination.k8s.io/v1 Lease per release (or per namespace, for namespace-level
 // operations), in ONE namespace of the operator's own (LEASE_NAMESPACE, normally the pod's
@@ -107,6 +109,8 @@ export class LeaseManager {
   readonly #logger: Logger;
   readonly #pollMs: number;
   readonly #held = new Set<Held>();
+  readonly #kubeConfig: KubeConfig;
+  #cache: LeaseCache | undefined;
   // What a Held needs of its manager.
   readonly #ops: HeldOps = {
     api: () => this.#api,
@@ -119,6 +123,7 @@ export class LeaseManager {
     if (!Number.isInteger(opts.durationSeconds) || opts.durationSeconds < 1) throw new Error("lease durationSeconds must be an integer >= 1");
     if (!opts.replica) throw new Error("lease replica identity must not be empty");
     const timeout = opts.requestTimeoutMs ?? 5_000;
+    this.#kubeConfig = opts.kubeConfig;
     this.#api = createApi(opts.kubeConfig, timeout, CoordinationV1Api);
     this.#core = createApi(opts.kubeConfig, timeout, CoreV1Api);
     this.#namespace = opts.namespace;
@@ -208,9 +213,31 @@ export class LeaseManager {
     }
   }
 
+  /**
+   * watchHolders keeps a watched copy of this namespace's Leases, so that holderOf needs no
+   * request of its own while the watch is up (it reads the API whenever the copy cannot tell).
+   */
+  watchHolders(): void {
+    if (this.#cache) return;
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.#namespace)}/leases`;
+    this.#cache = new LeaseCache(
+      {
+        list: async () => {
+          const l = await this.#api.listNamespacedLease({ namespace: this.#namespace });
+          return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
+        },
+        watch: (rv, signal) => watchStream(this.#kubeConfig, path, { resourceVersion: rv }, signal),
+      },
+      this.#logger,
+    );
+    this.#cache.start();
+  }
+
   /** holderOf reads who holds the lease of a release ("" for the namespace's own), or undefined when nobody does. */
   async holderOf(namespace: string, release: string): Promise<LeaseHolder | undefined> {
-    const lease = await this.#read(LeaseManager.leaseName(namespace, release), `read the lease of ${describeTarget({ namespace, release })}`);
+    const name = LeaseManager.leaseName(namespace, release);
+    const cached = this.#cache?.get(name) ?? UNKNOWN;
+    const lease = cached !== UNKNOWN ? cached : await this.#read(name, `read the lease of ${describeTarget({ namespace, release })}`);
     if (!lease) return undefined;
     const rec = leaseRecord(lease);
     if (rec.holder === "") return undefined;
@@ -220,6 +247,7 @@ export class LeaseManager {
   /** releaseAll gives back every lease this process holds (shutdown). */
   async releaseAll(): Promise<void> {
     await Promise.all([...this.#held].map((h) => h.release()));
+    await this.#cache?.stop();
   }
 
   async #read(name: string, what: string): Promise<V1Lease | undefined> {

@@ -220,6 +220,18 @@ describe("LeaseManager on the testbed", () => {
     await next.release();
   });
 
+  it("answers holderOf from its watched copy: another replica's lease shows up, and goes away when released", async () => {
+    const watcher = manager("pod-w");
+    watcher.watchHolders();
+    const other = manager("pod-o");
+    const held = await other.acquire({ namespace: tenant, release: "watched" }, "op-w", Date.now());
+    await until("the watched copy to see the holder", async () => (await watcher.holderOf(tenant, "watched"))?.holder === "pod-o/op-w", 5000);
+    expect((await watcher.holderOf(tenant, "watched"))?.live).toBe(true);
+    await held.release();
+    await until("the watched copy to see the release", async () => (await watcher.holderOf(tenant, "watched")) === undefined, 5000);
+    expect(await readLease("watched")).toBeUndefined();
+  });
+
   it("releases only its own lease", async () => {
     const held = await manager("pod-a").acquire({ namespace: tenant, release: "mine" }, "op-1", Date.now());
     // Someone else took the lease over (as after a long pause of ours).

@@ -26,6 +26,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import {
   ApiException,
+  CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
@@ -489,7 +490,7 @@ describe("RBAC", () => {
 
   it("lets the operator handle Leases in its own namespace only, and nothing else there", () => {
     const leases = all<V1Role>("Role").find((r) => r.metadata!.name === "paas-operator-leases");
-    expect(leases?.rules).toEqual([{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update", "delete"] }]);
+    expect(leases?.rules).toEqual([{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "list", "watch", "create", "update", "delete"] }]);
     const bindings = all<V1RoleBinding>("RoleBinding");
     expect(bindings.map((b) => [b.metadata!.namespace, b.metadata!.name, b.roleRef.kind, b.roleRef.name])).toEqual([
       [OPERATOR_NS, "paas-operator-leases", "Role", "paas-operator-leases"],
@@ -671,6 +672,8 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
   it("takes, renews and gives up a release Lease in its own namespace, and may not write other objects there", async () => {
     const leases = new LeaseManager({ kubeConfig: asOperator, namespace: TEST_NS, durationSeconds: 6, replica: "manifests-test", logger: pino({ level: "silent" }) });
     await leases.ensureNamespace();
+    // The watched copy behind locked_by lists and watches with the operator's rights too.
+    await asOperator.makeApiClient(CoordinationV1Api).listNamespacedLease({ namespace: TEST_NS });
     const held = await leases.acquire({ namespace: TENANT, release: "web" }, "op1", Date.now() + 10_000);
     expect((await leases.holderOf(TENANT, "web"))?.holder).toBe("manifests-test/op1");
     await held.release();

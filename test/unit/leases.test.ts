@@ -27,13 +27,32 @@ class FakeLeases {
   beforePut: ((name: string) => void) | undefined;
   private rv = 100;
 
+  /** Open watches of the collection (GET …/leases?watch=1). */
+  private watchers = new Set<ServerResponse>();
+
   /** put stores a Lease as another client would (new resourceVersion). */
   put(lease: V1Lease): V1Lease {
     const name = lease.metadata!.name!;
     const prev = this.leases.get(name);
     const stored = { ...lease, metadata: { ...lease.metadata, uid: prev?.metadata?.uid ?? `uid-${name}-${this.rv}`, resourceVersion: String(++this.rv) } };
     this.leases.set(name, stored);
+    this.notify(prev ? "MODIFIED" : "ADDED", stored);
     return stored;
+  }
+
+  private notify(type: string, object: V1Lease): void {
+    for (const w of this.watchers) w.write(JSON.stringify({ type, object }) + "\n");
+  }
+
+  private collection(req: Recorded, res: ServerResponse): void {
+    if (req.query.get("watch") === "1") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.flushHeaders();
+      this.watchers.add(res);
+      res.on("close", () => this.watchers.delete(res));
+      return;
+    }
+    json(res, 200, { kind: "LeaseList", metadata: { resourceVersion: String(this.rv) }, items: [...this.leases.values()] });
   }
 
   handle = (req: Recorded, res: ServerResponse): void => {
@@ -41,6 +60,7 @@ class FakeLeases {
     if (this.mode === "503") return status(res, 503, "ServiceUnavailable", "etcd is down");
     if (req.path.startsWith("/api/v1/namespaces")) return this.namespace(req, res);
     if (!req.path.startsWith(LEASES)) return status(res, 404, "NotFound", "no such path");
+    if (req.path === LEASES && req.method === "GET") return this.collection(req, res);
     const name = req.path.slice(LEASES.length + 1);
     const body = req.body ? (JSON.parse(req.body) as Record<string, any>) : {};
     const current = this.leases.get(name);
@@ -68,6 +88,7 @@ class FakeLeases {
           return status(res, 409, "Conflict", "Precondition failed");
         }
         this.leases.delete(name);
+        this.notify("DELETED", current);
         return json(res, 200, { kind: "Status", status: "Success" });
       }
     }
@@ -116,6 +137,38 @@ afterEach(async () => {
   state.mode = "ok";
   await Promise.all(managers.splice(0).map((m) => m.releaseAll()));
   await fake.close();
+});
+
+describe("LeaseManager.watchHolders", () => {
+  it("answers holderOf from its watched copy, without a request per read", async () => {
+    const watcher = manager("pod-w");
+    watcher.watchHolders();
+    const other = manager("pod-o");
+    const held = await other.acquire({ namespace: "paas-ws-a", release: "web" }, "op1", Date.now());
+    const name = LeaseManager.leaseName("paas-ws-a", "web");
+    await until("the watch to be open", () => fake.requests.some((r) => r.path === LEASES && r.query.get("watch") === "1"));
+    const reads = () => fake.requests.filter((r) => r.method === "GET" && r.path === `${LEASES}/${name}`).length;
+    const before = reads();
+    for (let i = 0; i < 5; i++) expect((await watcher.holderOf("paas-ws-a", "web"))?.holder).toBe("pod-o/op1");
+    expect(await watcher.holderOf("paas-ws-a", "other")).toBeUndefined();
+    expect(reads()).toBe(before);
+    await held.release();
+    const end = Date.now() + 5000;
+    while ((await watcher.holderOf("paas-ws-a", "web")) !== undefined) {
+      if (Date.now() > end) throw new Error("the release was not seen");
+      await sleep(20);
+    }
+  });
+
+  it("reads the Lease itself while its copy cannot tell (API failing)", async () => {
+    const watcher = manager("pod-w");
+    state.mode = "503";
+    watcher.watchHolders();
+    await expect(watcher.holderOf("paas-ws-a", "web")).rejects.toMatchObject({ kind: "unavailable" });
+    state.mode = "ok";
+    state.put({ metadata: { name: LeaseManager.leaseName("paas-ws-a", "web"), namespace: NS }, spec: { holderIdentity: "pod-x/op", leaseDurationSeconds: 5, renewTime: new Date() as never } });
+    expect((await watcher.holderOf("paas-ws-a", "web"))?.holder).toBe("pod-x/op");
+  });
 });
 
 describe("LeaseManager.leaseName", () => {

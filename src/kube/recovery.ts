@@ -136,7 +136,9 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
         let secret: V1Secret;
         try {
           const newest = newestByRelease(await listStorage(asWriter, namespace, release)).get(release);
-          if (!newest) return undefined;
+          // Helm writes the status label with the record: a newest revision not labelled
+          // pending is not pending, and is not read (this check runs before every operation).
+          if (!newest || !isPendingStatus(newest.metadata?.labels?.["status"])) return undefined;
           secret = await api.readNamespacedSecret({ name: newest.metadata!.name!, namespace });
         } catch (err) {
           if (httpCodeOf(err) === 404) continue; // deleted between list and read (uninstall): look again

@@ -99,7 +99,6 @@ export function createApp(deps: AppDeps): App {
     audit: deps.audit,
     locks: deps.locks,
     recovery: deps.recovery,
-    kube: deps.kube,
     replica: deps.replica,
     waitTimeoutMs: deps.operationWaitMs,
     idempotencyTtlMs: deps.idempotencyTtlMs,

@@ -67,7 +67,6 @@ async function main(): Promise<void> {
     audit,
     locks,
     recovery,
-    kube,
     replica: config.replica,
     prefix: config.namespacePrefix,
     heartbeatMs: config.heartbeatMs,

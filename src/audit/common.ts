@@ -1,9 +1,9 @@
 import { PaasError } from "../errors.ts";
-import { decodePageToken, type PagePosition } from "./page-token.ts";
+import { decodePageToken, encodePageToken, type PagePosition } from "./page-token.ts";
 import type { AuditOutcome, AuditQuery, AuditRecord, StoredResult } from "./types.ts";
 
-// What the SQLite and PostgreSQL stores share: argument checks, the unavailable error and
-// the JSON form of stored results.
+// What the SQLite and PostgreSQL stores share: argument checks, the unavailable error, the
+// JSON form of stored results, reading a row and cutting a page.
 
 export const MAX_PAGE_SIZE = 1000;
 
@@ -65,6 +65,16 @@ export function decodeResult(text: string | null | undefined): StoredResult {
   // A done key always has a result; the fallback only guards against a hand-edited row.
   if (!text) return { ok: false, kind: "internal", message: "the first execution's result was not stored" };
   return JSON.parse(text) as StoredResult;
+}
+
+/**
+ * pageOf turns up to pageSize + 1 rows, newest first, into a page: the extra row only says
+ * that there is more, and the token points after the page's last record.
+ */
+export function pageOf(records: AuditRecord[], pageSize: number): { records: AuditRecord[]; nextPageToken: string } {
+  const page = records.slice(0, pageSize);
+  const last = page.at(-1);
+  return { records: page, nextPageToken: records.length > pageSize && last ? encodePageToken({ timeMs: last.time.getTime(), id: last.id }) : "" };
 }
 
 /** recordFromRow reads an audit_events row (snake_case columns, the same in both stores); `time` is decoded by the store. */

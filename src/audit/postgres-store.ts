@@ -1,8 +1,7 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { PaasError } from "../errors.ts";
-import { checkQuery, checkRecord, decodeResult, encodeResult, likePrefix, recordFromRow, unavailable, visibleNothing, whole } from "./common.ts";
-import { encodePageToken } from "./page-token.ts";
+import { checkQuery, checkRecord, decodeResult, encodeResult, likePrefix, pageOf, recordFromRow, unavailable, visibleNothing, whole } from "./common.ts";
 import type {
   AuditPage,
   AuditQuery,
@@ -266,13 +265,7 @@ export class PostgresAuditStore implements AuditStore {
       (where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "") +
       ` ORDER BY event_time DESC, id DESC LIMIT ${param(q.pageSize + 1)}`;
     return this.run(async () => {
-      const rows = (await this.pool.query(sql, values)).rows as Row[];
-      const records = rows.slice(0, q.pageSize).map(toRecord);
-      const last = records.at(-1);
-      return {
-        records,
-        nextPageToken: rows.length > q.pageSize && last ? encodePageToken({ timeMs: last.time.getTime(), id: last.id }) : "",
-      };
+      return pageOf(((await this.pool.query(sql, values)).rows as Row[]).map(toRecord), q.pageSize);
     });
   }
 

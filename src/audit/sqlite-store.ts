@@ -2,8 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { PaasError } from "../errors.ts";
-import { checkQuery, checkRecord, decodeResult, encodeResult, recordFromRow, unavailable, visibleNothing, whole } from "./common.ts";
-import { encodePageToken } from "./page-token.ts";
+import { checkQuery, checkRecord, decodeResult, encodeResult, pageOf, recordFromRow, unavailable, visibleNothing, whole } from "./common.ts";
 import type {
   AuditPage,
   AuditQuery,
@@ -213,13 +212,7 @@ export class SqliteAuditStore implements AuditStore {
       " ORDER BY time_ms DESC, id DESC LIMIT ?";
     params.push(q.pageSize + 1);
     return this.run(() => {
-      const rows = this.stmt(sql).all(...params) as Row[];
-      const records = rows.slice(0, q.pageSize).map(toRecord);
-      const last = records.at(-1);
-      return {
-        records,
-        nextPageToken: rows.length > q.pageSize && last ? encodePageToken({ timeMs: last.time.getTime(), id: last.id }) : "",
-      };
+      return pageOf((this.stmt(sql).all(...params) as Row[]).map(toRecord), q.pageSize);
     });
   }
 

@@ -159,6 +159,18 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
       throw new PaasError("conflict", `${what}: its record kept changing; retry later`);
     },
 
+    async newestRevision(namespace, release) {
+      assertDnsLabel(namespace, "namespace");
+      assertDnsLabel(release, "release name");
+      let newest: MetaItem | undefined;
+      try {
+        newest = newestByRelease(await listStorage(kc, namespace, release)).get(release);
+      } catch (err) {
+        throw kubeError(err, `list the revisions of release "${release}" in namespace "${namespace}"`);
+      }
+      return newest ? { revision: secretRevision(newest), status: newest.metadata?.labels?.["status"] ?? "" } : undefined;
+    },
+
     async stampRevision(namespace, release, revision, labels) {
       assertDnsLabel(namespace, "namespace");
       assertDnsLabel(release, "release name");

@@ -7,7 +7,6 @@ import type { AuditOutcome, AuditRecord, AuditStore, StoredResult } from "../aud
 import { callerKey, operationKey, peerKey, requestIdKey } from "../context.ts";
 import { codeName, codeOf, PaasError, type ErrorKind, type ErrorReason } from "../errors.ts";
 import type { JsonObject } from "../helm/types.ts";
-import type { KubeClient } from "../kube/types.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { OperationQueue } from "../operation-queue.ts";
 import { CALLER_LABEL, labelValue, OPERATION_LABEL } from "./labels.ts";
@@ -28,7 +27,8 @@ export interface Call {
 /** Running is what a mutation's body gets while it holds the release. */
 export interface Running {
   id: string;
-  caller: string;
+  /** Who asked, as read from the request. */
+  call: Call;
   /** Aborts when helm must stop: the Lease was lost, or (for stoppable work) the grace period ends. */
   signal: AbortSignal;
   /** Helm labels recording the caller and the operation. */
@@ -68,8 +68,8 @@ export interface OperationsDeps {
   lifecycle: Lifecycle;
   audit: AuditStore;
   locks: ReleaseLocks;
+  /** Repairs stuck releases; also reads revision numbers from the storage metadata. */
   recovery: ReleaseRecovery;
-  kube: Pick<KubeClient, "getStoredRelease">;
   /** This process: pod name plus a start id. */
   replica: string;
   /** How long a mutation waits for its release (queue, then Lease) before ABORTED. */
@@ -102,7 +102,7 @@ export class Operations {
   }
 
   /** call reads who is calling from the handler context; the key may come as header or field. */
-  call(ctx: HandlerContext, fieldKey = ""): Call {
+  private call(ctx: HandlerContext, fieldKey: string): Call {
     const header = ctx.requestHeader.get("idempotency-key") ?? "";
     if (header && fieldKey && header !== fieldKey) {
       throw new PaasError("invalid_argument", "the Idempotency-Key header and the idempotency_key field differ");
@@ -121,12 +121,17 @@ export class Operations {
     };
   }
 
-  /** mutate runs one mutation; see the class comment for the order of steps. */
-  async mutate<Req extends DescMessage, Res extends DescMessage>(m: Mutation<Req, Res>, call: Call, ctx?: HandlerContext): Promise<MessageShape<Res>> {
+  /**
+   * mutate runs one mutation; see the class comment for the order of steps. The idempotency
+   * key is the request's idempotency_key field or the Idempotency-Key header.
+   */
+  async mutate<Req extends DescMessage, Res extends DescMessage>(m: Mutation<Req, Res>, ctx: HandlerContext): Promise<MessageShape<Res>> {
     const { audit, lifecycle } = this.deps;
+    const field = (m.request.message as { idempotencyKey?: unknown }).idempotencyKey;
+    const call = this.call(ctx, typeof field === "string" ? field : "");
     lifecycle.assertAcceptingMutations();
     const id = newOperationId();
-    ctx?.values.set(operationKey, id);
+    ctx.values.set(operationKey, id);
     const started = Date.now();
     const base = this.baseRecord(m, call, id);
 
@@ -206,7 +211,7 @@ export class Operations {
         before = await this.revisionOf(m.namespace, m.release);
         const signal = m.stoppableOnShutdown ? AbortSignal.any([lease.lost, lifecycle.helmSignal]) : lease.lost;
         try {
-          res = await m.run({ id, caller: call.caller, signal, labels: this.labelsOf(call.caller, id) });
+          res = await m.run({ id, call, signal, labels: this.labelsOf(call.caller, id) });
         } catch (err) {
           if (lease.lost.aborted) throw new PaasError("unavailable", lostMessage, { cause: err });
           // helm stopped by SIGTERM may leave the release pending: mark it failed now, while
@@ -285,18 +290,19 @@ export class Operations {
   }
 
   /**
-   * closeOrphans closes, as recovered, the open intents matching `which` whose replica is
-   * dead (no heartbeat within replicaTtlMs). Returns how many it closed.
+   * closeOrphans closes, as recovered, the open intents of dead replicas (no heartbeat within
+   * replicaTtlMs) that `which` accepts; `which` is only asked about those. Returns how many
+   * it closed.
    */
-  async closeOrphans(which: (intent: AuditRecord) => boolean, revision: number | undefined, note: string): Promise<number> {
+  async closeOrphans(which: (intent: AuditRecord) => boolean | Promise<boolean>, revision: number | undefined, note: string): Promise<number> {
     const { audit } = this.deps;
-    const open = (await audit.openIntents()).filter(which);
+    const open = await audit.openIntents();
     if (open.length === 0) return 0;
     const live = await audit.liveReplicas(this.deps.replicaTtlMs);
     live.add(this.deps.replica);
     let closed = 0;
     for (const intent of open) {
-      if (live.has(intent.replica)) continue;
+      if (live.has(intent.replica) || !(await which(intent))) continue;
       const after = revision ?? (intent.release ? await this.revisionOf(intent.namespace, intent.release) : 0);
       const written = await audit.append({
         ...intent,
@@ -317,7 +323,7 @@ export class Operations {
 
   private async revisionOf(namespace: string, release: string): Promise<number> {
     if (!release) return 0;
-    return (await this.deps.kube.getStoredRelease(namespace, release))?.release.revision ?? 0;
+    return (await this.deps.recovery.newestRevision(namespace, release))?.revision ?? 0;
   }
 
   private labelsOf(caller: string, id: string): Record<string, string> {

@@ -2,7 +2,6 @@ import type { Logger } from "pino";
 import { newOperationId } from "../audit/ids.ts";
 import type { AuditStore } from "../audit/types.ts";
 import { PaasError } from "../errors.ts";
-import type { KubeClient } from "../kube/types.ts";
 import type { Operations } from "./operations.ts";
 import type { ReleaseLocks, ReleaseRecovery } from "./types.ts";
 
@@ -11,7 +10,6 @@ export interface ReconcilerDeps {
   audit: AuditStore;
   locks: ReleaseLocks;
   recovery: ReleaseRecovery;
-  kube: Pick<KubeClient, "getStoredRelease">;
   replica: string;
   prefix: string;
   /** How often this replica records that it is alive. */
@@ -62,7 +60,7 @@ export class Reconciler {
 
   /** reconcile runs one pass; returns how many releases were repaired and intents closed. */
   async reconcile(): Promise<{ repaired: number; closed: number }> {
-    const { recovery, locks, operations, audit, logger } = this.deps;
+    const { recovery, locks, operations, logger } = this.deps;
     let repaired = 0;
     const now = Date.now();
     for (const p of await recovery.listPending(this.deps.prefix)) {
@@ -84,15 +82,8 @@ export class Reconciler {
     }
     // Intents of dead replicas whose release is not pending any more (a pending one is closed
     // by its repair above, once its Lease has expired).
-    const open = await audit.openIntents();
-    const settled = new Set<string>();
-    for (const intent of open) {
-      if (!intent.release) continue;
-      const stored = await this.deps.kube.getStoredRelease(intent.namespace, intent.release);
-      if (!stored?.release.status.startsWith("pending-")) settled.add(intent.operationId);
-    }
     const closed = await operations.closeOrphans(
-      (i) => !i.release || settled.has(i.operationId),
+      async (i) => !i.release || !(await recovery.newestRevision(i.namespace, i.release))?.status.startsWith("pending-"),
       undefined,
       "closed from the release's history",
     );

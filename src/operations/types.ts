@@ -56,6 +56,11 @@ export interface PendingRevision {
 export interface ReleaseRecovery {
   /** Marks the newest revision failed when it is pending-*; undefined when it is not (or there is no release). */
   markPendingFailed(namespace: string, release: string, description: string): Promise<PendingRevision | undefined>;
+  /**
+   * The newest revision of a release and its status, from the storage records' labels alone
+   * (no record is read or decoded); undefined when the release does not exist.
+   */
+  newestRevision(namespace: string, release: string): Promise<{ revision: number; status: string } | undefined>;
   /** Every managed release under the prefix whose newest revision is pending-*. */
   listPending(prefix: string): Promise<PendingRevision[]>;
   /**

@@ -97,7 +97,7 @@ export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<
             message: created ? `Namespace ${req.name} created` : `Namespace ${req.name} already exists; quota updated`,
           });
         },
-      }, operations.call(ctx, req.idempotencyKey), ctx);
+      }, ctx);
     },
 
     async getNamespace(req) {
@@ -122,7 +122,7 @@ export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<
           await kube.deleteNamespace(req.name);
           return create(DeleteNamespaceResponseSchema, { message: `Namespace ${req.name} deleted` });
         },
-      }, operations.call(ctx, req.idempotencyKey), ctx);
+      }, ctx);
     },
   };
 }

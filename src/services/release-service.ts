@@ -104,7 +104,7 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
           });
           return create(InstallReleaseResponseSchema, { release: toRelease(info, source, { labels: op.labels }) });
         },
-      }, operations.call(ctx, req.idempotencyKey), ctx);
+      }, ctx);
     },
 
     async upgradeRelease(req, ctx) {
@@ -146,7 +146,7 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
           });
           return create(UpgradeReleaseResponseSchema, { release: toRelease(info, withoutVersion(source), { labels: op.labels }) });
         },
-      }, operations.call(ctx, req.idempotencyKey), ctx);
+      }, ctx);
     },
 
     async rollbackRelease(req, ctx) {
@@ -180,7 +180,7 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
             message: `Release ${req.name} rolled back to ${target} (now revision ${now.release.revision})`,
           });
         },
-      }, operations.call(ctx, req.idempotencyKey), ctx);
+      }, ctx);
     },
 
     async uninstallRelease(req, ctx) {
@@ -200,11 +200,10 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
           });
           return create(UninstallReleaseResponseSchema, { message: `Release ${req.name} uninstalled from namespace ${req.namespace}` });
         },
-      }, operations.call(ctx, req.idempotencyKey), ctx);
+      }, ctx);
     },
 
     async recoverRelease(req, ctx) {
-      const call = operations.call(ctx);
       return operations.mutate({
         method: M("RecoverRelease"),
         namespace: req.namespace,
@@ -217,7 +216,7 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
         outcomeOf: (res) => (res.recovered ? "recovered" : "succeeded"),
         run: async (op) => {
           await stored(req.namespace, req.name);
-          const fixed = await operations.repairHeld(req.namespace, req.name, op.id, call);
+          const fixed = await operations.repairHeld(req.namespace, req.name, op.id, op.call);
           const now = await stored(req.namespace, req.name);
           return create(RecoverReleaseResponseSchema, {
             release: toRelease(now.release, chartSourceFromLabels(now.labels), { labels: now.labels }),
@@ -227,7 +226,7 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
               : `Release ${req.name} is ${now.release.status}; nothing to recover`,
           });
         },
-      }, call, ctx);
+      }, ctx);
     },
 
     async getRelease(req) {

@@ -345,7 +345,6 @@ describe("stuck releases", () => {
       audit: h.audit,
       locks: h.locks,
       recovery: h.recovery,
-      kube: h.kube,
       replica: h.locks.replica,
       prefix: "paas-ws-",
       heartbeatMs: 60_000,

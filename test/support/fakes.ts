@@ -316,6 +316,11 @@ export class FakeRecovery implements ReleaseRecovery {
     return { namespace, release, revision: last.release.revision, status, ...(since ? { since } : {}) };
   }
 
+  async newestRevision(namespace: string, release: string): Promise<{ revision: number; status: string } | undefined> {
+    const last = this.cluster.history(namespace, release).at(-1);
+    return last ? { revision: last.release.revision, status: last.release.status } : undefined;
+  }
+
   async stampRevision(namespace: string, release: string, revision: number, labels: Record<string, string>): Promise<void> {
     const stored = this.cluster.history(namespace, release).find((r) => r.release.revision === revision);
     if (!stored) throw new PaasError("not_found", `revision ${revision} of ${release} not found`);

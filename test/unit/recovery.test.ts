@@ -213,6 +213,13 @@ describe("createReleaseRecovery against a fake API server", () => {
     expect(secrets.get("paas-ws-acme/sh.helm.release.v1.web.v2")!.metadata!.labels!["status"]).toBe("deployed");
   });
 
+  it("reads a release's newest revision and status from the storage metadata alone", async () => {
+    expect(await recovery().newestRevision("paas-ws-acme", "web")).toEqual({ revision: 2, status: "pending-upgrade" });
+    expect(await recovery().newestRevision("paas-ws-acme", "nothing")).toBeUndefined();
+    // Metadata lists only: no record is read.
+    expect(fake.requests.filter((r) => r.path.includes("/secrets/"))).toEqual([]);
+  });
+
   it("refuses names that are not DNS labels", async () => {
     await expect(recovery().markPendingFailed("paas-ws-acme", "Web/../x", "x")).rejects.toMatchObject({ kind: "invalid_argument" });
   });

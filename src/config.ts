@@ -3,8 +3,8 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { KeyFileError, keyProblem, parseKeyFile, sha256, type NamedKey } from "./auth/key-file.ts";
 import { CatalogError, ChartCatalog, parseCatalog, type CatalogSource } from "./catalog/catalog.ts";
-import { DEFAULT_VALUES_LIMITS, type ValuesLimits } from "./validation.ts";
-import { DEFAULT_INGRESS_NAMESPACE_SELECTOR, parseNamespaceSelector } from "./kube/namespaces.ts";
+import { DEFAULT_VALUES_LIMITS, type ValuesLimits } from "./domain/validation.ts";
+import { DEFAULT_INGRESS_NAMESPACE_SELECTOR, parseNamespaceSelector } from "./kube/tenancy/namespaces.ts";
 
 /** Config is the service's whole configuration, read from the environment once at start. */
 export interface Config {

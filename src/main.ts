@@ -1,15 +1,15 @@
 import { createApp } from "./app.ts";
-import { openAuditStore } from "./audit/open.ts";
-import { LeaseManager } from "./kube/leases.ts";
-import { createReleaseRecovery } from "./kube/recovery.ts";
+import { openAuditStore } from "./audit/open-store.ts";
+import { LeaseManager } from "./kube/leases/leases.ts";
+import { createReleaseRecovery } from "./kube/storage/release-recovery.ts";
 import { Reconciler } from "./operations/reconciler.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { HealthMonitor } from "./health-monitor.ts";
+import { HealthMonitor } from "./server/health-monitor.ts";
 import { createHelmCli } from "./helm/cli.ts";
-import { createKubeClient, DEFAULT_MANAGED_LABEL, defaultKubeConfig } from "./kube/client.ts";
-import { createTenantAccess } from "./kube/tenant-access.ts";
-import { Lifecycle } from "./lifecycle.ts";
-import { listen } from "./listener.ts";
+import { createKubeClient, DEFAULT_MANAGED_LABEL, defaultKubeConfig } from "./kube/kube-client.ts";
+import { createTenantAccess } from "./kube/tenancy/kube-tenant-access.ts";
+import { Lifecycle } from "./operations/lifecycle.ts";
+import { listen } from "./server/listener.ts";
 import { createLogger } from "./log.ts";
 
 // Helm is sent SIGTERM this long before the grace period ends, so that it can record

@@ -14,7 +14,7 @@
  * - some fields are always present or must be sent (REST_REQUIRED), which proto3 cannot say, and
  *   empty ones may be null (REST_NULLABLE);
  * - errors are {detail, error_type} (REST_ERROR_*), not Connect's {code, message};
- * - the plain health endpoints of src/http-routes.ts have no RPC at all (PLAIN_HTTP_PATHS).
+ * - the plain health endpoints of src/server/http-routes.ts have no RPC at all (PLAIN_HTTP_PATHS).
  *
  * The REST layer states the same facts for serving (src/rest/routes.ts OVERRIDES, src/rest/shapes.ts);
  * a change to its shapes belongs here too, in the same change.
@@ -150,7 +150,7 @@ function plainJson(description: string, schema: JsonObject): JsonObject {
   return { description, content: { "application/json": { schema } } };
 }
 
-/** PLAIN_HTTP_PATHS: the key-less probes of src/http-routes.ts, which no RPC describes. */
+/** PLAIN_HTTP_PATHS: the key-less probes of src/server/http-routes.ts, which no RPC describes. */
 export const PLAIN_HTTP_PATHS: Record<string, JsonObject> = {
   "/health": {
     get: {

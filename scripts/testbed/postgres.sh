@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PostgreSQL for the audit store's tests (test/integration/audit-postgres.test.ts):
+# PostgreSQL for the audit store's tests (test/integration/audit/postgres-store.test.ts):
 #   postgres.sh install   installs Debian's `postgresql` when no server binaries are found
 #                         (root + apt-get; Debian's default cluster is not left running)
 #   postgres.sh start     initdb (once) and start a cluster under .testbed/postgres/ on

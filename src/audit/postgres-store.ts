@@ -1,7 +1,7 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { PaasError } from "../errors.ts";
-import { checkQuery, checkRecord, decodeResult, encodeResult, likePrefix, pageOf, recordFromRow, unavailable, visibleNothing, whole } from "./common.ts";
+import { checkQuery, checkRecord, decodeResult, encodeResult, likePrefix, pageOf, recordFromRow, unavailable, visibleNothing, whole } from "./audit-rows.ts";
 import type {
   AuditPage,
   AuditQuery,
@@ -10,7 +10,7 @@ import type {
   IdempotencyClaim,
   IdempotencyClaimRequest,
   StoredResult,
-} from "./types.ts";
+} from "./audit-store.ts";
 
 /**
  * The PostgreSQL store (several replicas). Times that compare replicas with each other

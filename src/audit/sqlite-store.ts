@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { PaasError } from "../errors.ts";
-import { checkQuery, checkRecord, decodeResult, encodeResult, pageOf, recordFromRow, unavailable, visibleNothing, whole } from "./common.ts";
+import { checkQuery, checkRecord, decodeResult, encodeResult, pageOf, recordFromRow, unavailable, visibleNothing, whole } from "./audit-rows.ts";
 import type {
   AuditPage,
   AuditQuery,
@@ -11,7 +11,7 @@ import type {
   IdempotencyClaim,
   IdempotencyClaimRequest,
   StoredResult,
-} from "./types.ts";
+} from "./audit-store.ts";
 
 /**
  * The SQLite store (one replica): node:sqlite's DatabaseSync on a file, WAL journal,

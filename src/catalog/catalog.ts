@@ -1,5 +1,5 @@
 import { PaasError } from "../errors.ts";
-import type { ChartSource } from "../helm/types.ts";
+import type { ChartSource } from "../domain/release.ts";
 import { forbiddenHost, formatSourceUrl, parseSourceUrl, type SourceUrl } from "./url.ts";
 
 /**

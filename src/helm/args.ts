@@ -1,8 +1,9 @@
 import { isAbsolute } from "node:path";
 import { PaasError } from "../errors.ts";
 import { chartArgs, type ChartArgOptions } from "./chart-source.ts";
-import { assertArg, assertTimeout } from "./guard.ts";
-import type { ChartSource, CommonOptions, InstallOptions, RollbackOptions, UpgradeOptions } from "./types.ts";
+import { assertArg, assertTimeout } from "./assert-arg.ts";
+import type { CommonOptions, InstallOptions, RollbackOptions, UpgradeOptions } from "./helm-client.ts";
+import type { ChartSource } from "../domain/release.ts";
 
 /** HelmMajor is the major version of the helm binary; flags differ between 3 and 4. */
 export type HelmMajor = 3 | 4;

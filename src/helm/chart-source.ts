@@ -1,6 +1,6 @@
 import { PaasError } from "../errors.ts";
-import { assertArg } from "./guard.ts";
-import type { ChartSource } from "./types.ts";
+import { assertArg } from "./assert-arg.ts";
+import type { ChartSource } from "../domain/release.ts";
 
 /** ChartArgOptions say how OCI registries are reached. */
 export interface ChartArgOptions {

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { PaasError } from "../errors.ts";
-import { resolvedChartLabels } from "../chart-labels.ts";
+import { resolvedChartLabels } from "./chart-labels.ts";
 import {
   type HelmMajor,
   historyArgs,
@@ -16,7 +16,7 @@ import {
   type WriteContext,
 } from "./args.ts";
 import { chartLabel } from "./chart-source.ts";
-import type { ClassifyContext } from "./classify.ts";
+import type { ClassifyContext } from "./helm-errors.ts";
 import { createHelmHome, type HelmHome, helmEnv, removeHelmHome, withRunHome } from "./env.ts";
 import { getRelease } from "./get-release.ts";
 import { type HelmVersion, parseRelease, parseVersion } from "./parse.ts";
@@ -25,8 +25,9 @@ import { installRenderGuard, withRenderGuard } from "./post-renderer.ts";
 import { pullChart } from "./pull.ts";
 import type { GuardPolicy } from "./render-guard.ts";
 import { createRunner, type HelmLogger, type HelmRunner } from "./runner.ts";
-import type { TenantAccess } from "./tenant.ts";
-import type { CommonOptions, HelmClient, InstallOptions, ReleaseInfo, UpgradeOptions } from "./types.ts";
+import type { TenantAccess } from "./tenant-access.ts";
+import type { CommonOptions, HelmClient, InstallOptions, UpgradeOptions } from "./helm-client.ts";
+import type { ReleaseInfo } from "../domain/release.ts";
 import { withValuesFile } from "./values-file.ts";
 
 /** HelmCliOptions configure a helm CLI client. */
@@ -155,7 +156,7 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
   // archive, so the version and digest recorded in the release labels are those of what
   // was installed (no second resolution, which a moving tag or a new chart version in a
   // range could make different). The response carries the digest; reads get it from the
-  // labels (src/chart-labels.ts).
+  // labels (src/helm/chart-labels.ts).
   const write = async <O extends InstallOptions | UpgradeOptions>(
     ready: Ready,
     verb: "install" | "upgrade",

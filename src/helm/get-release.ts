@@ -1,7 +1,7 @@
 import { metadataArgs, statusArgs } from "./args.ts";
 import { parseMetadata, parseRelease, withMetadata } from "./parse.ts";
 import type { HelmRunner, HelmRunOptions } from "./runner.ts";
-import type { ReleaseInfo } from "./types.ts";
+import type { ReleaseInfo } from "../domain/release.ts";
 
 /**
  * getRelease reads the current revision of a release with two helm runs in parallel:

@@ -1,6 +1,6 @@
 import { PaasError } from "../errors.ts";
-import { asObject, date, int, parseJsonOutput, status, str } from "./json.ts";
-import type { ReleaseInfo, RevisionInfo } from "./types.ts";
+import { asObject, date, int, parseJsonOutput, status, str } from "./parse-json.ts";
+import type { ReleaseInfo, RevisionInfo } from "../domain/release.ts";
 
 /** parseHistory reads `helm history -o json` into revisions, oldest first. */
 export function parseHistory(stdout: string): RevisionInfo[] {

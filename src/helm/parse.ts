@@ -1,6 +1,6 @@
 import { PaasError } from "../errors.ts";
-import { asObject, date, int, parseJsonOutput, status, str } from "./json.ts";
-import type { ReleaseInfo } from "./types.ts";
+import { asObject, date, int, parseJsonOutput, status, str } from "./parse-json.ts";
+import type { ReleaseInfo } from "../domain/release.ts";
 
 /** ChartMetadata is what `helm get metadata -o json` adds to a status: the chart's identity. */
 export interface ChartMetadata {

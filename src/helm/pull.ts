@@ -1,13 +1,13 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { PaasError } from "../errors.ts";
-import type { ResolvedChart } from "../chart-labels.ts";
+import type { ResolvedChart } from "./chart-labels.ts";
 import { pullArgs } from "./args.ts";
 import { readChartArchive } from "./chart-archive.ts";
 import type { ChartArgOptions } from "./chart-source.ts";
-import type { ClassifyContext } from "./classify.ts";
+import type { ClassifyContext } from "./helm-errors.ts";
 import type { HelmRunner, HelmRunOptions } from "./runner.ts";
-import type { ChartSource } from "./types.ts";
+import type { ChartSource } from "../domain/release.ts";
 
 /** PulledChart is a chart source resolved and downloaded for one install or upgrade. */
 export interface PulledChart extends ResolvedChart {

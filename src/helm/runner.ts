@@ -1,5 +1,5 @@
 import { type RunResult, runProcess } from "../process/run.ts";
-import { type ClassifyContext, classify } from "./classify.ts";
+import { type ClassifyContext, classify } from "./helm-errors.ts";
 import { sanitizeStderr } from "./sanitize.ts";
 
 /** HelmLogger is the pino-style logger the adapter writes to: (fields, message). */

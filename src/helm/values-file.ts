@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { JsonObject } from "./types.ts";
+import type { JsonObject } from "../domain/release.ts";
 
 /**
  * withValuesFile writes `values` as JSON (a subset of YAML, so helm reads it as is) into

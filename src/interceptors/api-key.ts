@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { callerKey } from "../context.ts";
+import { callerKey } from "../server/request-context.ts";
 import type { KeyStore } from "../auth/key-store.ts";
 import { RPC_RULES, Scope, scopeKey, type RpcRule } from "../auth/scopes.ts";
 import { withCheckedMessages } from "./check-messages.ts";

@@ -1,9 +1,9 @@
 import { Code, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { newAuditId, newOperationId } from "../audit/ids.ts";
-import type { AuditStore } from "../audit/types.ts";
+import type { AuditStore } from "../audit/audit-store.ts";
 import { RPC_RULES } from "../auth/scopes.ts";
-import { callerKey, operationKey, peerKey, requestIdKey } from "../context.ts";
+import { callerKey, operationKey, peerKey, requestIdKey } from "../server/request-context.ts";
 import { codeName, toConnectError } from "../errors.ts";
 import { emptyRecord } from "../operations/operations.ts";
 

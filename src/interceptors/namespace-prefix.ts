@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { validateNamespace, validateReleaseName } from "../validation.ts";
+import { validateNamespace, validateReleaseName } from "../domain/validation.ts";
 import { withCheckedMessages } from "./check-messages.ts";
 
 /** Target names the fields of a request that address a namespace and a release. */

@@ -3,14 +3,14 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { canonicalJson, sha256Hex, valuesDigest } from "../audit/fingerprint.ts";
 import { newAuditId, newOperationId } from "../audit/ids.ts";
-import type { AuditOutcome, AuditRecord, AuditStore, StoredResult } from "../audit/types.ts";
-import { callerKey, operationKey, peerKey, requestIdKey } from "../context.ts";
+import type { AuditOutcome, AuditRecord, AuditStore, StoredResult } from "../audit/audit-store.ts";
+import { callerKey, operationKey, peerKey, requestIdKey } from "../server/request-context.ts";
 import { codeName, codeOf, PaasError, type ErrorKind, type ErrorReason } from "../errors.ts";
-import type { JsonObject } from "../helm/types.ts";
-import type { Lifecycle } from "../lifecycle.ts";
-import type { OperationQueue } from "../operation-queue.ts";
-import { CALLER_LABEL, labelValue, OPERATION_LABEL } from "./labels.ts";
-import type { PendingRevision, ReleaseLocks, ReleaseRecovery } from "./types.ts";
+import type { JsonObject } from "../domain/release.ts";
+import type { Lifecycle } from "./lifecycle.ts";
+import type { OperationQueue } from "./operation-queue.ts";
+import { CALLER_LABEL, labelValue, OPERATION_LABEL } from "./operation-labels.ts";
+import type { PendingRevision, ReleaseLocks, ReleaseRecovery } from "./ports.ts";
 
 
 /** Call is who asks for a mutation and how, from the request's context. */

@@ -1,9 +1,9 @@
 import type { Logger } from "pino";
 import { newOperationId } from "../audit/ids.ts";
-import type { AuditStore } from "../audit/types.ts";
+import type { AuditStore } from "../audit/audit-store.ts";
 import { PaasError } from "../errors.ts";
 import type { Operations } from "./operations.ts";
-import type { ReleaseLocks, ReleaseRecovery } from "./types.ts";
+import type { ReleaseLocks, ReleaseRecovery } from "./ports.ts";
 
 export interface ReconcilerDeps {
   operations: Operations;

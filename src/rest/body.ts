@@ -1,6 +1,6 @@
 import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
 import type { Readable } from "node:stream";
-import { REST_ONLY, RestError, type FieldError } from "./errors.ts";
+import { REST_ONLY, RestError, type FieldError } from "./rest-errors.ts";
 import { decodeQuery } from "./query.ts";
 import type { RestRoute } from "./routes.ts";
 

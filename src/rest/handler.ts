@@ -5,9 +5,9 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
-import { sendJson } from "../http-routes.ts";
+import { sendJson } from "../server/http-routes.ts";
 import { decodeRequest, parseJsonBody, readBody } from "./body.ts";
-import { errorBodyOf, REST_ONLY, RestError, type ErrorBody } from "./errors.ts";
+import { errorBodyOf, REST_ONLY, RestError, type ErrorBody } from "./rest-errors.ts";
 import { buildRoutes, matchRoute, REST_SERVICES, type RestRoute } from "./routes.ts";
 
 type NodeHandler = ReturnType<typeof connectNodeAdapter>;

@@ -1,5 +1,5 @@
 import { ScalarType, type DescEnum, type DescField, type DescMethod } from "@bufbuild/protobuf";
-import type { FieldError } from "./errors.ts";
+import type { FieldError } from "./rest-errors.ts";
 
 // Query parameters as gRPC transcoding reads them (google.api.HttpRule): on a route without a
 // body, every request field the path does not bind may come from the query string, named by

@@ -3,7 +3,7 @@ import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuditEventSchema, type AuditEvent } from "../../gen/paas/v1/audit_pb.js";
 import type { PodStatus, Release, Revision } from "../../gen/paas/v1/release_pb.js";
 import type { Namespace } from "../../gen/paas/v1/namespace_pb.js";
-import { helmStatus } from "../services/mapping.ts";
+import { helmStatus } from "../services/release-mapping.ts";
 
 // The JSON the old FastAPI operator returned: snake_case keys, Helm's own lowercase status
 // strings, ISO 8601 times. Fields it did not have come after its own (extras are fine for

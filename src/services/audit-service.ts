@@ -2,10 +2,10 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "../../gen/paas/v1/audit_pb.js";
-import type { AuditQuery, AuditStore, AuditVisibility } from "../audit/types.ts";
+import type { AuditQuery, AuditStore, AuditVisibility } from "../audit/audit-store.ts";
 import { scopeKey, type Scope } from "../auth/scopes.ts";
 import { PaasError } from "../errors.ts";
-import { printable } from "../validation.ts";
+import { printable } from "../domain/validation.ts";
 import { toAuditEvent } from "./audit-mapping.ts";
 
 /** Page size when the request names none (page_size 0). */

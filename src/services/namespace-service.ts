@@ -8,11 +8,11 @@ import {
   NamespaceService,
 } from "../../gen/paas/v1/namespace_pb.js";
 import { PaasError } from "../errors.ts";
-import type { KubeClient, NamespaceOptions, QuotaSpec } from "../kube/types.ts";
-import { OperationQueue } from "../operation-queue.ts";
+import type { KubeClient, NamespaceOptions, QuotaSpec } from "../kube/kube-types.ts";
+import { OperationQueue } from "../operations/operation-queue.ts";
 import type { Operations } from "../operations/operations.ts";
-import { validateQuantity } from "../validation.ts";
-import { toNamespace } from "./mapping.ts";
+import { validateQuantity } from "../domain/validation.ts";
+import { toNamespace } from "./release-mapping.ts";
 import { scopeKey } from "../auth/scopes.ts";
 
 /** DEFAULT_QUOTA is what a namespace gets when the caller names no limits. */

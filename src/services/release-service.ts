@@ -17,16 +17,17 @@ import {
   WatchReleaseStatusResponseSchema,
   type WatchReleaseStatusResponse,
 } from "../../gen/paas/v1/release_pb.js";
-import { chartLabels, chartSourceFromLabels } from "../chart-labels.ts";
+import { chartLabels, chartSourceFromLabels } from "../helm/chart-labels.ts";
 import { PaasError } from "../errors.ts";
-import type { ChartSource, HelmClient, JsonObject } from "../helm/types.ts";
-import type { KubeClient, ReleaseWatchEvent, StoredRelease } from "../kube/types.ts";
+import type { HelmClient } from "../helm/helm-client.ts";
+import type { ChartSource, JsonObject } from "../domain/release.ts";
+import type { KubeClient, ReleaseWatchEvent, StoredRelease } from "../kube/kube-types.ts";
 import type { Operations } from "../operations/operations.ts";
-import type { ReleaseLocks, ReleaseRecovery } from "../operations/types.ts";
+import type { ReleaseLocks, ReleaseRecovery } from "../operations/ports.ts";
 import type { ChartCatalog } from "../catalog/catalog.ts";
-import { validateValues, type ValuesLimits } from "../validation.ts";
-import type { Lifecycle } from "../lifecycle.ts";
-import { toPodStatus, toRelease, toRevision } from "./mapping.ts";
+import { validateValues, type ValuesLimits } from "../domain/validation.ts";
+import type { Lifecycle } from "../operations/lifecycle.ts";
+import { toPodStatus, toRelease, toRevision } from "./release-mapping.ts";
 import type { NamespaceManager } from "./namespace-service.ts";
 
 /** ReleaseDeps are what the release handlers need; tests pass fakes. */

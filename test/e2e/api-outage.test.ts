@@ -6,7 +6,7 @@ import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts"
 import { AuditOutcome, AuditService, AuditStage, type AuditEvent } from "../../gen/paas/v1/audit_pb.js";
 import { HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
-import { LeaseManager, leaseRecord } from "../../src/kube/leases.ts";
+import { LeaseManager, leaseRecord } from "../../src/kube/leases/leases.ts";
 import { failure } from "../support/failure.ts";
 import { startTcpProxy, writeKubeconfigVia, type TcpProxy } from "../support/tcp-proxy.ts";
 import { startServer, TEST_LEASE_NAMESPACE, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";

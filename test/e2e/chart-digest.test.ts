@@ -1,5 +1,5 @@
 /**
- * The chart version and digest a release records (src/helm/pull.ts, src/chart-labels.ts),
+ * The chart version and digest a release records (src/helm/pull.ts, src/helm/chart-labels.ts),
  * against the real server, Helm v4 and v3, the testbed's OCI registry and HTTP repository:
  * a version range or no version resolves to an exact version, an OCI install records the
  * registry's manifest digest (asked of the registry itself, not of helm), reads return it,

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts";
 import { AuditOutcome, AuditService, AuditStage, type AuditEvent } from "../../gen/paas/v1/audit_pb.js";
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
-import { LeaseManager, leaseRecord } from "../../src/kube/leases.ts";
+import { LeaseManager, leaseRecord } from "../../src/kube/leases/leases.ts";
 import { failure } from "../support/failure.ts";
 import { startServer, TEST_LEASE_NAMESPACE, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
 

@@ -23,7 +23,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts";
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
-import { createKubeClient } from "../../src/kube/client.ts";
+import { createKubeClient } from "../../src/kube/kube-client.ts";
 import { startServer, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
 import { failure } from "../support/failure.ts";
 

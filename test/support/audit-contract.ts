@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { newAuditId, newOperationId } from "../../src/audit/ids.ts";
-import type { AuditQuery, AuditRecord, AuditStore, StoredResult } from "../../src/audit/types.ts";
+import type { AuditQuery, AuditRecord, AuditStore, StoredResult } from "../../src/audit/audit-store.ts";
 import { PaasError } from "../../src/errors.ts";
 
 /** AuditTestDatabase is one empty database (file, schema) for one test. */
@@ -79,7 +79,7 @@ const ids = (records: AuditRecord[]) => records.map((r) => r.id);
 
 /**
  * auditStoreContract is the behaviour every AuditStore implementation shares (SQLite in
- * test/unit/audit-sqlite.test.ts, PostgreSQL in test/integration/audit-postgres.test.ts).
+ * test/unit/audit/sqlite-store.test.ts, PostgreSQL in test/integration/audit/postgres-store.test.ts).
  */
 export function auditStoreContract(label: string, newDatabase: () => Promise<AuditTestDatabase>): void {
   describe(`AuditStore contract: ${label}`, () => {

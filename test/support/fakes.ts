@@ -1,15 +1,8 @@
 import { PaasError } from "../../src/errors.ts";
-import type {
-  CommonOptions,
-  HelmClient,
-  InstallOptions,
-  ReleaseInfo,
-  RevisionInfo,
-  RollbackOptions,
-  UpgradeOptions,
-} from "../../src/helm/types.ts";
-import type { HeldLease, LeaseHolder, LeaseTarget, PendingRevision, PendingStatus, ReleaseLocks, ReleaseRecovery } from "../../src/operations/types.ts";
-import type { KubeClient, NamespaceInfo, NamespaceOptions, PodInfo, QuotaSpec, ReleaseWatchEvent, StoredRelease } from "../../src/kube/types.ts";
+import type { CommonOptions, HelmClient, InstallOptions, RollbackOptions, UpgradeOptions } from "../../src/helm/helm-client.ts";
+import type { ReleaseInfo, RevisionInfo } from "../../src/domain/release.ts";
+import type { HeldLease, LeaseHolder, LeaseTarget, PendingRevision, PendingStatus, ReleaseLocks, ReleaseRecovery } from "../../src/operations/ports.ts";
+import type { KubeClient, NamespaceInfo, NamespaceOptions, PodInfo, QuotaSpec, ReleaseWatchEvent, StoredRelease } from "../../src/kube/kube-types.ts";
 
 /** FakeCluster is the in-memory state shared by FakeHelm and FakeKube. */
 export class FakeCluster {
@@ -295,7 +288,7 @@ export class FakeLocks implements ReleaseLocks {
   }
 }
 
-/** FakeRecovery repairs pending releases of a FakeCluster the way src/kube/recovery.ts does. */
+/** FakeRecovery repairs pending releases of a FakeCluster the way src/kube/storage/release-recovery.ts does. */
 export class FakeRecovery implements ReleaseRecovery {
   readonly cluster: FakeCluster;
   repaired: string[] = [];

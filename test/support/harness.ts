@@ -1,8 +1,8 @@
 import { createClient, createRouterTransport } from "@connectrpc/connect";
 import pino from "pino";
 import { createApp, type AppDeps } from "../../src/app.ts";
-import { HealthMonitor } from "../../src/health-monitor.ts";
-import { Lifecycle } from "../../src/lifecycle.ts";
+import { HealthMonitor } from "../../src/server/health-monitor.ts";
+import { Lifecycle } from "../../src/operations/lifecycle.ts";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";

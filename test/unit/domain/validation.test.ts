@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { chartLabels, chartSourceFromLabels } from "../../../src/helm/chart-labels.ts";
+import { PaasError } from "../../../src/errors.ts";
+import { validateChartSource, validateNamespace, validateQuantity, validateReleaseName } from "../../../src/domain/validation.ts";
+
+function kindOf(fn: () => unknown): string {
+  try {
+    fn();
+    return "ok";
+  } catch (err) {
+    return err instanceof PaasError ? err.kind : "other";
+  }
+}
+
+describe("validators", () => {
+  it("namespaces: inside the prefix, DNS-1123, longer than the prefix", () => {
+    expect(kindOf(() => validateNamespace("paas-ws-a", "paas-ws-"))).toBe("ok");
+    expect(kindOf(() => validateNamespace("kube-system", "paas-ws-"))).toBe("permission_denied");
+    expect(kindOf(() => validateNamespace("paas-ws-", "paas-ws-"))).toBe("invalid_argument");
+    expect(kindOf(() => validateNamespace("paas-ws-A", "paas-ws-"))).toBe("invalid_argument");
+    expect(kindOf(() => validateNamespace(`paas-ws-${"x".repeat(56)}`, "paas-ws-"))).toBe("invalid_argument");
+  });
+
+  it("release names follow Helm's rule", () => {
+    expect(kindOf(() => validateReleaseName("my-app.v2"))).toBe("ok");
+    expect(kindOf(() => validateReleaseName("a".repeat(53)))).toBe("ok");
+    expect(kindOf(() => validateReleaseName("a".repeat(54)))).toBe("invalid_argument");
+    expect(kindOf(() => validateReleaseName("a_b"))).toBe("invalid_argument");
+  });
+
+  it("quantities", () => {
+    for (const ok of ["2", "500m", "4Gi", "0.5", "1e3", "+1"]) expect(kindOf(() => validateQuantity(ok, "f"))).toBe("ok");
+    for (const bad of ["", "0", "-1", "4GB", "1.2.3", "Gi", "1 Gi"]) expect(kindOf(() => validateQuantity(bad, "f"))).toBe("invalid_argument");
+  });
+
+  it("chart sources never reach the file system or foreign schemes", () => {
+    expect(validateChartSource("oci://127.0.0.1:5000/charts/podinfo", "6.13.0", "", {})).toEqual({ ref: "oci://127.0.0.1:5000/charts/podinfo", version: "6.13.0" });
+    expect(validateChartSource("podinfo", ">=6.0.0 <7", "http://127.0.0.1:8879/", {})).toEqual({ ref: "podinfo", version: ">=6.0.0 <7", repoUrl: "http://127.0.0.1:8879/" });
+    for (const bad of ["file:///etc/passwd", "/etc/passwd", "./x", "../x", "~/x", "C:\\x", "a/b/c", "oci://", "oci://h/c?x=1", "oci://h/c#f", "https://h/c.tgz"]) {
+      expect(kindOf(() => validateChartSource(bad, "", "", {}))).toBe("invalid_argument");
+    }
+    expect(kindOf(() => validateChartSource("podinfo", "", "http://h/a/../b", {}))).toBe("invalid_argument");
+    expect(kindOf(() => validateChartSource("podinfo", "", "https://h/\n", {}))).toBe("invalid_argument");
+  });
+});
+
+describe("chart labels", () => {
+  it("round-trip long references as valid label values", () => {
+    const source = { ref: `oci://registry.example.test:5000/${"deep/".repeat(20)}chart`, repoUrl: "" };
+    const labels = chartLabels(source);
+    for (const [k, v] of Object.entries(labels)) {
+      expect(k.length).toBeLessThanOrEqual(63);
+      expect(v).toMatch(/^([0-9a-f]{1,63})?$/);
+    }
+    expect(chartSourceFromLabels(labels)).toEqual({ ref: source.ref });
+  });
+
+  it("a shorter reference recorded later wins over a longer earlier one (labels merge)", () => {
+    const long = chartLabels({ ref: `oci://r.example/${"x".repeat(100)}` });
+    const short = chartLabels({ ref: "podinfo", repoUrl: "http://127.0.0.1:8879" });
+    const merged = { ...long, ...short };
+    expect(chartSourceFromLabels(merged)).toEqual({ ref: "podinfo", repoUrl: "http://127.0.0.1:8879" });
+  });
+
+  it("is undefined for releases installed elsewhere", () => {
+    expect(chartSourceFromLabels({ owner: "helm", name: "x" })).toBeUndefined();
+  });
+});

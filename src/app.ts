@@ -21,12 +21,17 @@ import { observabilityInterceptor } from "./interceptors/observability.ts";
 import type { KubeClient } from "./kube/kube-types.ts";
 import type { Lifecycle } from "./operations/lifecycle.ts";
 import { OperationQueue } from "./operations/operation-queue.ts";
-import { Operations } from "./operations/operations.ts";
+import { OperationEngine } from "./operations/engine.ts";
+import { NamespaceManager } from "./operations/namespace-manager.ts";
+import { ReleaseRepair } from "./operations/release-repair.ts";
+import { allVerbs, createVerbs } from "./operations/verbs/all-verbs.ts";
+import { OperationService } from "../gen/paas/v1/operation_pb.js";
+import { createOperationService } from "./services/operation-service.ts";
 import type { ReleaseLocks, ReleaseRecovery } from "./operations/ports.ts";
 import type { AuditStore } from "./audit/audit-store.ts";
 import { auditDenialsInterceptor } from "./interceptors/audit-denials.ts";
 import { createHealthService } from "./services/health-service.ts";
-import { createNamespaceService, NamespaceManager } from "./services/namespace-service.ts";
+import { createNamespaceService } from "./services/namespace-service.ts";
 import { createReflectionService } from "./services/reflection-service.ts";
 import { createReleaseService } from "./services/release-service.ts";
 import { createRestHandler } from "./rest/handler.ts";
@@ -69,6 +74,10 @@ export interface AppDeps {
   replicaTtlMs: number;
   /** After a lost Lease, how long helm gets to stop before the caller is answered, ms (tests shorten it). */
   lostAnswerGraceMs?: number;
+  /** How long ended operations are kept, ms (OPERATION_RETENTION). */
+  operationRetentionMs?: number;
+  /** How often cancellations asked on other replicas are looked for, ms (tests shorten it). */
+  operationPollMs?: number;
 }
 
 /**
@@ -81,8 +90,10 @@ export interface App {
   interceptors: ReturnType<typeof observabilityInterceptor>[];
   handler: ReturnType<typeof connectNodeAdapter>;
   queue: OperationQueue;
-  /** Runs every mutation: idempotency, audit, queue, Lease, repair. */
-  operations: Operations;
+  /** Runs every mutation as an operation: idempotency, audit, queue, Lease, repair, steps. */
+  engine: OperationEngine;
+  /** Repairs releases left pending by dead operations (the reconciler uses it too). */
+  repair: ReleaseRepair;
   /** The API keys; close() stops watching API_KEYS_FILE. */
   keys: KeyStore;
 }
@@ -90,39 +101,42 @@ export interface App {
 /** createApp wires services, interceptors and HTTP routes; it opens no port. */
 export function createApp(deps: AppDeps): App {
   const queue = new OperationQueue(deps.helmConcurrency);
-  const namespaces = new NamespaceManager(deps.kube);
-  const operations = new Operations({
+  const repair = new ReleaseRepair({ audit: deps.audit, recovery: deps.recovery, replica: deps.replica, replicaTtlMs: deps.replicaTtlMs, logger: deps.logger });
+  const engine = new OperationEngine({
     queue,
     // Namespace calls are short API calls: they must not wait for helm slots.
     namespaceQueue: new OperationQueue(16),
     lifecycle: deps.lifecycle,
-    audit: deps.audit,
+    store: deps.audit,
     locks: deps.locks,
-    recovery: deps.recovery,
+    repair,
     replica: deps.replica,
     waitTimeoutMs: deps.operationWaitMs,
     idempotencyTtlMs: deps.idempotencyTtlMs,
     replicaTtlMs: deps.replicaTtlMs,
     ...(deps.lostAnswerGraceMs !== undefined ? { lostAnswerGraceMs: deps.lostAnswerGraceMs } : {}),
+    ...(deps.operationRetentionMs !== undefined ? { retentionMs: deps.operationRetentionMs } : {}),
+    ...(deps.operationPollMs !== undefined ? { pollMs: deps.operationPollMs } : {}),
     logger: deps.logger,
   });
-  const release = createReleaseService({
+  const verbs = createVerbs({
     helm: deps.helm,
     kube: deps.kube,
-    operations,
-    locks: deps.locks,
-    recovery: deps.recovery,
-    lifecycle: deps.lifecycle,
-    namespaces,
+    namespaces: new NamespaceManager(deps.kube),
     catalog: deps.catalog ?? ChartCatalog.allowAll(deps.repositories),
+    recovery: deps.recovery,
+    repair,
     ...(deps.valuesLimits ? { valuesLimits: deps.valuesLimits } : {}),
     helmTimeoutSeconds: deps.helmTimeoutSeconds,
     maxHelmTimeoutSeconds: deps.maxHelmTimeoutSeconds,
   });
-  const namespace = createNamespaceService({ kube: deps.kube, manager: namespaces, operations, prefix: deps.namespacePrefix });
+  engine.register(...allVerbs(verbs));
+  const release = createReleaseService({ helm: deps.helm, kube: deps.kube, engine, verbs, locks: deps.locks, lifecycle: deps.lifecycle });
+  const namespace = createNamespaceService({ kube: deps.kube, engine, verbs, prefix: deps.namespacePrefix });
+  const operationService = createOperationService({ engine, store: deps.audit, namespacePrefix: deps.namespacePrefix });
   const health = createHealthService(deps.monitor, deps.lifecycle.streamsSignal);
   const auditService = createAuditService({ store: deps.audit, namespacePrefix: deps.namespacePrefix });
-  const reflection = createReflectionService([ReleaseService, NamespaceService, AuditService, Health]);
+  const reflection = createReflectionService([ReleaseService, NamespaceService, OperationService, AuditService, Health]);
 
   const keys = new KeyStore({
     staticKeys: deps.apiKeys,
@@ -142,6 +156,7 @@ export function createApp(deps: AppDeps): App {
   const routes = (router: ConnectRouter) => {
     router.service(ReleaseService, release);
     router.service(NamespaceService, namespace);
+    router.service(OperationService, operationService);
     router.service(AuditService, auditService);
     router.service(Health, health);
     router.service(ServerReflection, reflection);
@@ -169,5 +184,5 @@ export function createApp(deps: AppDeps): App {
     fallback: rest,
     contextValues: contextValuesOf,
   });
-  return { routes, interceptors, handler, queue, operations, keys };
+  return { routes, interceptors, handler, queue, engine, repair, keys };
 }

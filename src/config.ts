@@ -50,6 +50,8 @@ export interface Config {
   auditSqlitePath: string;
   /** IDEMPOTENCY_KEY_TTL: how long an idempotency key and its result are kept, ms. */
   idempotencyTtlMs: number;
+  /** OPERATION_RETENTION: how long ended operations are kept (the audit log keeps its records), ms. */
+  operationRetentionMs: number;
   /** LEASE_NAMESPACE: where the per-release Leases live (the operator's own namespace). */
   leaseNamespace: string;
   /** LEASE_DURATION: how long a Lease outlives its last renewal, seconds. */
@@ -122,6 +124,7 @@ export function loadConfig(env: Env = process.env): Config {
     auditDatabaseUrl: auditDatabaseUrl(env),
     auditSqlitePath: env.AUDIT_SQLITE_PATH || "data/audit.db",
     idempotencyTtlMs: duration(env, "IDEMPOTENCY_KEY_TTL", 24 * 3600, 7 * 86400) * 1000,
+    operationRetentionMs: duration(env, "OPERATION_RETENTION", 30 * 86400, 3650 * 86400) * 1000,
     leaseNamespace: env.LEASE_NAMESPACE || env.POD_NAMESPACE || "paas-system",
     leaseDurationSeconds: duration(env, "LEASE_DURATION", 15, 300),
     operationWaitMs: duration(env, "OPERATION_WAIT_TIMEOUT", 120) * 1000,

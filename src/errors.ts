@@ -14,6 +14,7 @@ export type ErrorKind =
   | "timeout"
   | "resource_exhausted"
   | "unavailable"
+  | "cancelled"
   | "internal";
 
 /**
@@ -26,7 +27,11 @@ export type ErrorReason =
   // An idempotency key reused with a different request.
   | "IDEMPOTENCY_KEY_REUSED"
   // The first request with this idempotency key is still running.
-  | "IDEMPOTENCY_KEY_IN_USE";
+  | "IDEMPOTENCY_KEY_IN_USE"
+  // The replica running the operation stopped before it finished (the operation failed).
+  | "REPLICA_LOST"
+  // CancelOperation stopped the operation.
+  | "OPERATION_CANCELLED";
 
 /** ERROR_DOMAIN is the ErrorInfo domain of this service's reasons. */
 export const ERROR_DOMAIN = "paas.io";
@@ -60,6 +65,8 @@ const codeByKind: Record<ErrorKind, Code> = {
   timeout: Code.DeadlineExceeded,
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
+  // CancelOperation stopped the operation.
+  cancelled: Code.Canceled,
   internal: Code.Internal,
 };
 

@@ -63,7 +63,8 @@ async function main(): Promise<void> {
   const replicaTtlMs = config.heartbeatMs * 3;
   const app = createApp({ ...config, helm, kube, logger, lifecycle, monitor, audit, locks, recovery, replicaTtlMs });
   const reconciler = new Reconciler({
-    operations: app.operations,
+    repair: app.repair,
+    engine: app.engine,
     audit,
     locks,
     recovery,
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
     listener.stopAccepting();
     listener.drain();
     const idle = async () => {
-      while (listener.inflight > 0 || app.queue.pendingKeys > 0) await sleep(100);
+      while (listener.inflight > 0 || app.queue.pendingKeys > 0 || app.engine.running > 0) await sleep(100);
     };
     const termAt = Math.max(0, config.shutdownGraceMs - HELM_TERM_MARGIN_MS);
     const finished = await Promise.race([idle().then(() => true), sleep(termAt).then(() => false)]);

@@ -191,7 +191,9 @@ function restOperation(schemas: SchemaSet, method: DescMethod, binding: HttpBind
   }
 
   const responseBody = override.responseBody ?? binding.responseBody;
-  const responseSchema = responseBody !== "" ? schemas.field(fieldAt(method.output, responseBody), { nullable: false }) : schemas.ref(method.output);
+  const responseSchema =
+    override.bindingSchemas?.[binding.path] ??
+    (responseBody !== "" ? schemas.field(fieldAt(method.output, responseBody), { nullable: false }) : schemas.ref(method.output));
   const success = String(override.successStatus ?? 200);
   const responses: JsonObject = {
     [success]: { description: success === "201" ? "Created." : "OK.", content: { "application/json": { schema: responseSchema } } },

@@ -30,7 +30,47 @@ export interface RestMethodOverride {
    * (setting `response_body` in the proto makes the entry unnecessary).
    */
   responseBody?: string;
+  /** The response schema of one binding (by its path) that has a shape of its own, e.g. an older API's. */
+  bindingSchemas?: Record<string, JsonObject>;
 }
+
+const nullableTime: JsonObject = { type: ["string", "null"], format: "date-time" };
+
+/** JOB_SCHEMA: an operation as the ops API's job pollers read it (src/rest/shapes.ts restJob). */
+const JOB_SCHEMA: JsonObject = {
+  type: "object",
+  description: "An operation in the ops API's job shape.",
+  properties: {
+    job_id: { type: "string", description: "The operation id." },
+    type: { type: "string", description: "The operation's kind: install, upgrade, rollback, uninstall, recover, create-namespace, delete-namespace." },
+    status: { type: "string", enum: ["pending", "running", "success", "failed"], description: "A cancelled operation is failed, with the reason in error." },
+    created_at: nullableTime,
+    finished_at: nullableTime,
+    params: { type: "object", additionalProperties: true, description: "The request's parameters; values only as their SHA-256." },
+    steps: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          name: { type: "string" },
+          order: { type: "integer" },
+          status: { type: "string", enum: ["pending", "running", "success", "failed"] },
+          detail: { type: "string" },
+          started_at: nullableTime,
+          finished_at: nullableTime,
+        },
+        required: ["name", "order", "status", "detail", "started_at", "finished_at"],
+      },
+    },
+    error: {
+      type: ["object", "null"],
+      properties: { code: { type: "string" }, message: { type: "string" }, reason: { type: "string" } },
+    },
+    namespace: { type: "string" },
+    release: { type: "string" },
+  },
+  required: ["job_id", "type", "status", "created_at", "finished_at", "params", "steps"],
+};
 
 /** REST_METHODS: per-RPC differences, keyed by the method's full name. */
 export const REST_METHODS: Record<string, RestMethodOverride> = {
@@ -40,6 +80,10 @@ export const REST_METHODS: Record<string, RestMethodOverride> = {
   "paas.v1.ReleaseService.UpgradeRelease": { responseBody: "release" },
   "paas.v1.NamespaceService.CreateNamespace": { successStatus: 201 },
   "paas.v1.NamespaceService.GetNamespace": { responseBody: "namespace" },
+  // Operations answer the operation itself; /ops/jobs/{id} answers it in the ops API's job shape.
+  "paas.v1.OperationService.GetOperation": { responseBody: "operation", bindingSchemas: { "/ops/jobs/{id}": JOB_SCHEMA } },
+  "paas.v1.OperationService.WaitOperation": { responseBody: "operation" },
+  "paas.v1.OperationService.CancelOperation": { responseBody: "operation" },
 };
 
 /**

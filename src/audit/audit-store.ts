@@ -5,6 +5,8 @@
  * with a message that names no credentials.
  */
 
+import type { OperationStore } from "../operations/operation-record.ts";
+
 export type AuditStage = "intent" | "outcome";
 export type AuditOutcome = "succeeded" | "failed" | "recovered" | "denied";
 
@@ -98,7 +100,7 @@ export type IdempotencyClaim =
   /** Same key, same fingerprint, first execution finished. */
   | { state: "done"; operationId: string; result: StoredResult };
 
-export interface AuditStore {
+export interface AuditStore extends OperationStore {
   /** Creates or migrates the schema; idempotent, safe when several replicas start at once. */
   migrate(): Promise<void>;
   /**

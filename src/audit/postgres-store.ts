@@ -11,6 +11,8 @@ import type {
   IdempotencyClaimRequest,
   StoredResult,
 } from "./audit-store.ts";
+import type { OperationEnd, OperationPage, OperationQuery, OperationRecord, OperationState, ProgressRecord, StepRecord } from "../operations/operation-record.ts";
+import { checkOperationQuery, operationFromRow, operationPage, progressJson, stepsJson } from "./operation-rows.ts";
 
 /**
  * The PostgreSQL store (several replicas). Times that compare replicas with each other
@@ -98,6 +100,66 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE {s}operations (
+        id text PRIMARY KEY,
+        kind text NOT NULL,
+        method text NOT NULL,
+        namespace text NOT NULL,
+        release_name text NOT NULL,
+        caller text NOT NULL,
+        idempotency_key text NOT NULL,
+        state text NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        created_at timestamptz NOT NULL,
+        started_at timestamptz,
+        finished_at timestamptz,
+        updated_at timestamptz NOT NULL,
+        steps text NOT NULL,
+        progress text,
+        request text NOT NULL,
+        params text NOT NULL,
+        response text NOT NULL,
+        response_type text NOT NULL,
+        error_code text NOT NULL,
+        error_message text NOT NULL,
+        error_reason text NOT NULL,
+        replica text NOT NULL,
+        cancel_requested boolean NOT NULL DEFAULT false
+      );
+      CREATE INDEX operations_created ON {s}operations (created_at, id);
+      CREATE INDEX operations_namespace ON {s}operations (namespace, created_at, id);
+      CREATE INDEX operations_state ON {s}operations (state, created_at);
+      CREATE INDEX operations_finished ON {s}operations (finished_at) WHERE finished_at IS NOT NULL;
+    `,
+  },
+];
+
+const OP_COLUMNS = [
+  "id",
+  "kind",
+  "method",
+  "namespace",
+  "release_name",
+  "caller",
+  "idempotency_key",
+  "state",
+  "created_at",
+  "started_at",
+  "finished_at",
+  "updated_at",
+  "steps",
+  "progress",
+  "request",
+  "params",
+  "response",
+  "response_type",
+  "error_code",
+  "error_message",
+  "error_reason",
+  "replica",
+  "cancel_requested",
 ];
 
 const COLUMNS = [
@@ -189,6 +251,12 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   async append(record: AuditRecord): Promise<"written" | "duplicate"> {
+    const { sql, values } = this.appendQuery(record);
+    return this.run(async () => ((await this.pool.query(sql, values)).rows[0].n > 0 ? "written" : "duplicate"));
+  }
+
+  /** appendQuery is the one statement that appends a record and keeps open_intents in step. */
+  private appendQuery(record: AuditRecord): { sql: string; values: unknown[] } {
     checkRecord(record);
     const values = [
       text(record.id),
@@ -231,7 +299,7 @@ export class PostgresAuditStore implements AuditStore {
         ON CONFLICT DO NOTHING
       )
       SELECT count(*)::int AS n FROM ins`;
-    return this.run(async () => ((await this.pool.query(sql, values)).rows[0].n > 0 ? "written" : "duplicate"));
+    return { sql, values };
   }
 
   async list(query: AuditQuery): Promise<AuditPage> {
@@ -338,6 +406,162 @@ export class PostgresAuditStore implements AuditStore {
     return this.run(async () => (await this.pool.query(`DELETE FROM ${this.s}idempotency_keys WHERE expires_at <= now()`)).rowCount ?? 0);
   }
 
+  // ---------------------------------------------------------------- operations
+
+  async createOperation(op: OperationRecord, intent: AuditRecord): Promise<void> {
+    const insert = `INSERT INTO ${this.s}operations (${OP_COLUMNS.join(", ")}) VALUES (${OP_COLUMNS.map((_, i) => `$${i + 1}`).join(", ")})`;
+    const values = [
+      text(op.id),
+      text(op.kind),
+      text(op.method),
+      text(op.namespace),
+      text(op.release),
+      text(op.caller),
+      text(op.idempotencyKey),
+      op.state,
+      op.createdAt,
+      op.startedAt ?? null,
+      op.finishedAt ?? null,
+      op.updatedAt,
+      text(stepsJson(op.steps)),
+      progressJson(op.progress),
+      text(op.request),
+      text(JSON.stringify(op.params)),
+      text(op.response),
+      text(op.responseType),
+      text(op.error?.code ?? ""),
+      text(op.error?.message ?? ""),
+      text(op.error?.reason ?? ""),
+      text(op.replica),
+      op.cancelRequested,
+    ];
+    const intentQuery = this.appendQuery(intent);
+    await this.run(() =>
+      this.transaction(async (c) => {
+        await c.query(insert, values);
+        await c.query(intentQuery.sql, intentQuery.values);
+      }),
+    );
+  }
+
+  async getOperation(id: string): Promise<OperationRecord | undefined> {
+    const sql = `SELECT ${OP_COLUMNS.join(", ")} FROM ${this.s}operations WHERE id = $1`;
+    return this.run(async () => {
+      const row = (await this.pool.query(sql, [text(id)])).rows[0] as Row | undefined;
+      return row ? toOperation(row) : undefined;
+    });
+  }
+
+  async listOperations(query: OperationQuery): Promise<OperationPage> {
+    const q = checkOperationQuery(query);
+    if (q.visibility && q.visibility.exact.length === 0 && q.visibility.prefixes.length === 0) return { operations: [], nextPageToken: "" };
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const param = (v: unknown) => {
+      values.push(v);
+      return `$${values.length}`;
+    };
+    for (const [column, value] of [
+      ["namespace", q.namespace],
+      ["release_name", q.release],
+      ["state", q.state],
+      ["kind", q.kind],
+    ] as const) {
+      if (value) where.push(`${column} = ${param(text(value))}`);
+    }
+    if (q.since) where.push(`created_at >= ${param(q.since)}`);
+    if (q.visibility) {
+      where.push(
+        `(namespace = ANY(${param(q.visibility.exact.map(text))}::text[]) OR namespace LIKE ANY(${param(q.visibility.prefixes.map((p) => likePrefix(text(p))))}::text[]))`,
+      );
+    }
+    if (q.after) where.push(`(created_at, id) < (${param(new Date(q.after.timeMs))}, ${param(text(q.after.id))})`);
+    const sql =
+      `SELECT ${OP_COLUMNS.join(", ")} FROM ${this.s}operations` +
+      (where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "") +
+      ` ORDER BY created_at DESC, id DESC LIMIT ${param(q.pageSize + 1)}`;
+    return this.run(async () => operationPage(((await this.pool.query(sql, values)).rows as Row[]).map(toOperation), q.pageSize));
+  }
+
+  async startOperation(id: string, replica: string, at: Date): Promise<boolean> {
+    const sql = `UPDATE ${this.s}operations SET state = 'running', started_at = $3, updated_at = now() WHERE id = $1 AND state = 'queued' AND replica = $2`;
+    return this.run(async () => (await this.pool.query(sql, [text(id), text(replica), at])).rowCount === 1);
+  }
+
+  async saveProgress(id: string, steps: StepRecord[], progress: ProgressRecord | undefined): Promise<void> {
+    const sql = `UPDATE ${this.s}operations SET steps = $2, progress = $3, updated_at = now() WHERE id = $1 AND state IN ('queued', 'running')`;
+    await this.run(() => this.pool.query(sql, [text(id), text(stepsJson(steps)), progressJson(progress)]));
+  }
+
+  async finishOperation(id: string, end: OperationEnd, outcome: AuditRecord | undefined, from: OperationState[] = ["queued", "running"]): Promise<boolean> {
+    const sql =
+      `UPDATE ${this.s}operations SET state = $2, finished_at = $3, updated_at = now(), steps = $4, progress = $5, response = $6, ` +
+      "error_code = $7, error_message = $8, error_reason = $9, request = '' WHERE id = $1 AND state = ANY($10::text[])";
+    const values = [
+      text(id),
+      end.state,
+      end.finishedAt,
+      text(stepsJson(end.steps)),
+      progressJson(end.progress),
+      text(end.response ?? ""),
+      text(end.error?.code ?? ""),
+      text(end.error?.message ?? ""),
+      text(end.error?.reason ?? ""),
+      from,
+    ];
+    const outcomeQuery = outcome ? this.appendQuery(outcome) : undefined;
+    return this.run(() =>
+      this.transaction(async (c) => {
+        if ((await c.query(sql, values)).rowCount !== 1) return false;
+        if (outcomeQuery) await c.query(outcomeQuery.sql, outcomeQuery.values);
+        return true;
+      }),
+    );
+  }
+
+  async requestCancel(id: string): Promise<void> {
+    const sql = `UPDATE ${this.s}operations SET cancel_requested = true, updated_at = now() WHERE id = $1 AND state IN ('queued', 'running')`;
+    await this.run(() => this.pool.query(sql, [text(id)]));
+  }
+
+  async cancelRequested(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const sql = `SELECT id FROM ${this.s}operations WHERE cancel_requested AND id = ANY($1::text[])`;
+    return this.run(async () => ((await this.pool.query(sql, [ids.map(text)])).rows as Row[]).map((r) => String(r.id)));
+  }
+
+  async adoptQueued(replica: string, replicaTtlMs: number, limit: number): Promise<OperationRecord[]> {
+    // Row locks with SKIP LOCKED: replicas adopting at once take different operations.
+    const sql = `
+      UPDATE ${this.s}operations o SET replica = $1, updated_at = now()
+      WHERE o.id IN (
+        SELECT id FROM ${this.s}operations
+        WHERE state = 'queued' AND replica <> $1
+          AND replica NOT IN (SELECT id FROM ${this.s}replicas WHERE heartbeat_at > now() - make_interval(secs => $2::double precision / 1000))
+        ORDER BY created_at, id
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+      ) AND o.state = 'queued'
+      RETURNING ${OP_COLUMNS.map((c) => `o.${c}`).join(", ")}`;
+    return this.run(async () =>
+      ((await this.pool.query(sql, [text(replica), replicaTtlMs, limit])).rows as Row[])
+        .map(toOperation)
+        .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1)),
+    );
+  }
+
+  async orphanedRunning(replicaTtlMs: number): Promise<OperationRecord[]> {
+    const sql =
+      `SELECT ${OP_COLUMNS.join(", ")} FROM ${this.s}operations WHERE state = 'running' ` +
+      `AND replica NOT IN (SELECT id FROM ${this.s}replicas WHERE heartbeat_at > now() - make_interval(secs => $1::double precision / 1000)) ORDER BY created_at, id`;
+    return this.run(async () => ((await this.pool.query(sql, [replicaTtlMs])).rows as Row[]).map(toOperation));
+  }
+
+  async purgeOperations(before: Date): Promise<number> {
+    const sql = `DELETE FROM ${this.s}operations WHERE finished_at IS NOT NULL AND finished_at < $1`;
+    return this.run(async () => (await this.pool.query(sql, [before])).rowCount ?? 0);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -430,6 +654,11 @@ function reasonOf(err: unknown): string {
   if (/pool after calling end/i.test(message)) return "the store is closed";
   if (/^[0-9A-Z]{5}$/.test(code)) return `database error ${code}`;
   return "database error";
+}
+
+function toOperation(r: Row): OperationRecord {
+  const at = (v: unknown) => (v instanceof Date ? v : undefined);
+  return operationFromRow(r, { createdAt: r.created_at as Date, startedAt: at(r.started_at), finishedAt: at(r.finished_at), updatedAt: r.updated_at as Date });
 }
 
 function toRecord(r: Row): AuditRecord {

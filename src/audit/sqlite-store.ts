@@ -12,6 +12,8 @@ import type {
   IdempotencyClaimRequest,
   StoredResult,
 } from "./audit-store.ts";
+import type { OperationEnd, OperationPage, OperationQuery, OperationRecord, OperationState, ProgressRecord, StepRecord } from "../operations/operation-record.ts";
+import { checkOperationQuery, operationFromRow, operationPage, progressJson, stepsJson } from "./operation-rows.ts";
 
 /**
  * The SQLite store (one replica): node:sqlite's DatabaseSync on a file, WAL journal,
@@ -87,6 +89,40 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE operations (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        method TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        release_name TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        updated_at INTEGER NOT NULL,
+        steps TEXT NOT NULL,
+        progress TEXT,
+        request TEXT NOT NULL,
+        params TEXT NOT NULL,
+        response TEXT NOT NULL,
+        response_type TEXT NOT NULL,
+        error_code TEXT NOT NULL,
+        error_message TEXT NOT NULL,
+        error_reason TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      CREATE INDEX operations_created ON operations (created_at, id);
+      CREATE INDEX operations_namespace ON operations (namespace, created_at, id);
+      CREATE INDEX operations_state ON operations (state, created_at);
+      CREATE INDEX operations_finished ON operations (finished_at) WHERE finished_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB: worth a new handle. */
@@ -94,6 +130,10 @@ const REOPEN_ON = new Set([8, 10, 11, 14, 26]);
 
 /** Replicas silent for this long are forgotten (heartbeat deletes them). */
 const FORGET_REPLICA_MS = 7 * 24 * 3600 * 1000;
+
+const OP_COLUMNS =
+  "id, kind, method, namespace, release_name, caller, idempotency_key, state, created_at, started_at, finished_at, updated_at, " +
+  "steps, progress, request, params, response, response_type, error_code, error_message, error_reason, replica, cancel_requested";
 
 const COLUMNS =
   "id, time_ms, stage, outcome, operation_id, caller, source_ip, user_agent, method, namespace, release_name, " +
@@ -134,41 +174,42 @@ export class SqliteAuditStore implements AuditStore {
 
   async append(record: AuditRecord): Promise<"written" | "duplicate"> {
     checkRecord(record);
-    return this.run((db) =>
-      this.transaction(db, () => {
-        const inserted = this.stmt(`INSERT INTO audit_events (${COLUMNS}) VALUES (${COLUMNS.split(",").map(() => "?").join(", ")}) ON CONFLICT DO NOTHING`).run(
-          record.id,
-          record.time.getTime(),
-          record.stage,
-          record.outcome ?? null,
-          record.operationId,
-          record.caller,
-          record.sourceIp,
-          record.userAgent,
-          record.method,
-          record.namespace,
-          record.release,
-          record.chartReference,
-          record.chartVersion,
-          record.valuesSha256,
-          record.idempotencyKey,
-          whole(record.revisionBefore),
-          whole(record.revisionAfter),
-          whole(record.durationMs),
-          record.errorCode,
-          record.errorMessage,
-          record.replica,
-          record.requestId,
-        );
-        if (inserted.changes === 0) return "duplicate";
-        if (record.stage === "outcome") {
-          this.stmt("DELETE FROM open_intents WHERE operation_id = ?").run(record.operationId);
-        } else if (!this.stmt("SELECT 1 AS x FROM audit_events WHERE operation_id = ? AND stage = 'outcome'").get(record.operationId)) {
-          this.stmt("INSERT INTO open_intents (operation_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING").run(record.operationId, record.id);
-        }
-        return "written";
-      }),
+    return this.run((db) => this.transaction(db, () => this.appendIn(record)));
+  }
+
+  /** appendIn writes one record inside the caller's transaction. */
+  private appendIn(record: AuditRecord): "written" | "duplicate" {
+    const inserted = this.stmt(`INSERT INTO audit_events (${COLUMNS}) VALUES (${COLUMNS.split(",").map(() => "?").join(", ")}) ON CONFLICT DO NOTHING`).run(
+      record.id,
+      record.time.getTime(),
+      record.stage,
+      record.outcome ?? null,
+      record.operationId,
+      record.caller,
+      record.sourceIp,
+      record.userAgent,
+      record.method,
+      record.namespace,
+      record.release,
+      record.chartReference,
+      record.chartVersion,
+      record.valuesSha256,
+      record.idempotencyKey,
+      whole(record.revisionBefore),
+      whole(record.revisionAfter),
+      whole(record.durationMs),
+      record.errorCode,
+      record.errorMessage,
+      record.replica,
+      record.requestId,
     );
+    if (inserted.changes === 0) return "duplicate";
+    if (record.stage === "outcome") {
+      this.stmt("DELETE FROM open_intents WHERE operation_id = ?").run(record.operationId);
+    } else if (!this.stmt("SELECT 1 AS x FROM audit_events WHERE operation_id = ? AND stage = 'outcome'").get(record.operationId)) {
+      this.stmt("INSERT INTO open_intents (operation_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING").run(record.operationId, record.id);
+    }
+    return "written";
   }
 
   async list(query: AuditQuery): Promise<AuditPage> {
@@ -288,6 +329,177 @@ export class SqliteAuditStore implements AuditStore {
     return this.run(() => Number(this.stmt("DELETE FROM idempotency_keys WHERE expires_at <= ?").run(Date.now()).changes));
   }
 
+  // ---------------------------------------------------------------- operations
+
+  async createOperation(op: OperationRecord, intent: AuditRecord): Promise<void> {
+    checkRecord(intent);
+    return this.run((db) =>
+      this.transaction(db, () => {
+        this.stmt(`INSERT INTO operations (${OP_COLUMNS}) VALUES (${OP_COLUMNS.split(",").map(() => "?").join(", ")})`).run(
+          op.id,
+          op.kind,
+          op.method,
+          op.namespace,
+          op.release,
+          op.caller,
+          op.idempotencyKey,
+          op.state,
+          op.createdAt.getTime(),
+          op.startedAt?.getTime() ?? null,
+          op.finishedAt?.getTime() ?? null,
+          op.updatedAt.getTime(),
+          stepsJson(op.steps),
+          progressJson(op.progress),
+          op.request,
+          JSON.stringify(op.params),
+          op.response,
+          op.responseType,
+          op.error?.code ?? "",
+          op.error?.message ?? "",
+          op.error?.reason ?? "",
+          op.replica,
+          op.cancelRequested ? 1 : 0,
+        );
+        this.appendIn(intent);
+      }),
+    );
+  }
+
+  async getOperation(id: string): Promise<OperationRecord | undefined> {
+    return this.run(() => {
+      const row = this.stmt(`SELECT ${OP_COLUMNS} FROM operations WHERE id = ?`).get(id) as Row | undefined;
+      return row ? toOperation(row) : undefined;
+    });
+  }
+
+  async listOperations(query: OperationQuery): Promise<OperationPage> {
+    const q = checkOperationQuery(query);
+    if (q.visibility && q.visibility.exact.length === 0 && q.visibility.prefixes.length === 0) return { operations: [], nextPageToken: "" };
+    const where: string[] = [];
+    const params: SQLInputValue[] = [];
+    for (const [column, value] of [
+      ["namespace", q.namespace],
+      ["release_name", q.release],
+      ["state", q.state],
+      ["kind", q.kind],
+    ] as const) {
+      if (value) {
+        where.push(`${column} = ?`);
+        params.push(value);
+      }
+    }
+    if (q.since) {
+      where.push("created_at >= ?");
+      params.push(q.since.getTime());
+    }
+    if (q.visibility) {
+      where.push("(namespace IN (SELECT value FROM json_each(?)) OR EXISTS (SELECT 1 FROM json_each(?) p WHERE instr(namespace, p.value) = 1))");
+      params.push(JSON.stringify(q.visibility.exact), JSON.stringify(q.visibility.prefixes));
+    }
+    if (q.after) {
+      where.push("(created_at, id) < (?, ?)");
+      params.push(q.after.timeMs, q.after.id);
+    }
+    const sql = `SELECT ${OP_COLUMNS} FROM operations${where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    params.push(q.pageSize + 1);
+    return this.run(() => operationPage((this.stmt(sql).all(...params) as Row[]).map(toOperation), q.pageSize));
+  }
+
+  async startOperation(id: string, replica: string, at: Date): Promise<boolean> {
+    return this.run(
+      () =>
+        Number(
+          this.stmt("UPDATE operations SET state = 'running', started_at = ?, updated_at = ? WHERE id = ? AND state = 'queued' AND replica = ?").run(
+            at.getTime(),
+            Date.now(),
+            id,
+            replica,
+          ).changes,
+        ) === 1,
+    );
+  }
+
+  async saveProgress(id: string, steps: StepRecord[], progress: ProgressRecord | undefined): Promise<void> {
+    return this.run(() => {
+      this.stmt("UPDATE operations SET steps = ?, progress = ?, updated_at = ? WHERE id = ? AND state IN ('queued', 'running')").run(
+        stepsJson(steps),
+        progressJson(progress),
+        Date.now(),
+        id,
+      );
+    });
+  }
+
+  async finishOperation(id: string, end: OperationEnd, outcome: AuditRecord | undefined, from: OperationState[] = ["queued", "running"]): Promise<boolean> {
+    if (outcome) checkRecord(outcome);
+    return this.run((db) =>
+      this.transaction(db, () => {
+        const changed = this.stmt(
+          "UPDATE operations SET state = ?, finished_at = ?, updated_at = ?, steps = ?, progress = ?, response = ?, error_code = ?, error_message = ?, error_reason = ?, request = '' " +
+            "WHERE id = ? AND state IN (SELECT value FROM json_each(?))",
+        ).run(
+          end.state,
+          end.finishedAt.getTime(),
+          Date.now(),
+          stepsJson(end.steps),
+          progressJson(end.progress),
+          end.response ?? "",
+          end.error?.code ?? "",
+          end.error?.message ?? "",
+          end.error?.reason ?? "",
+          id,
+          JSON.stringify(from),
+        ).changes;
+        if (Number(changed) !== 1) return false;
+        if (outcome) this.appendIn(outcome);
+        return true;
+      }),
+    );
+  }
+
+  async requestCancel(id: string): Promise<void> {
+    return this.run(() => {
+      this.stmt("UPDATE operations SET cancel_requested = 1, updated_at = ? WHERE id = ? AND state IN ('queued', 'running')").run(Date.now(), id);
+    });
+  }
+
+  async cancelRequested(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return this.run(() =>
+      (this.stmt("SELECT id FROM operations WHERE cancel_requested = 1 AND id IN (SELECT value FROM json_each(?))").all(JSON.stringify(ids)) as Row[]).map((r) =>
+        String(r.id),
+      ),
+    );
+  }
+
+  async adoptQueued(replica: string, replicaTtlMs: number, limit: number): Promise<OperationRecord[]> {
+    return this.run((db) =>
+      this.transaction(db, () => {
+        const live = "SELECT id FROM replicas WHERE heartbeat_at > ?";
+        const rows = this.stmt(
+          `SELECT ${OP_COLUMNS} FROM operations WHERE state = 'queued' AND replica <> ? AND replica NOT IN (${live}) ORDER BY created_at, id LIMIT ?`,
+        ).all(replica, Date.now() - replicaTtlMs, limit) as Row[];
+        const now = Date.now();
+        for (const r of rows) this.stmt("UPDATE operations SET replica = ?, updated_at = ? WHERE id = ? AND state = 'queued'").run(replica, now, String(r.id));
+        return rows.map((r) => toOperation({ ...r, replica, updated_at: now }));
+      }),
+    );
+  }
+
+  async orphanedRunning(replicaTtlMs: number): Promise<OperationRecord[]> {
+    return this.run(() =>
+      (
+        this.stmt(
+          `SELECT ${OP_COLUMNS} FROM operations WHERE state = 'running' AND replica NOT IN (SELECT id FROM replicas WHERE heartbeat_at > ?) ORDER BY created_at, id`,
+        ).all(Date.now() - replicaTtlMs) as Row[]
+      ).map(toOperation),
+    );
+  }
+
+  async purgeOperations(before: Date): Promise<number> {
+    return this.run(() => Number(this.stmt("DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ?").run(before.getTime()).changes));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.drop();
@@ -363,6 +575,11 @@ export class SqliteAuditStore implements AuditStore {
 
 function checkTtl(ttlMs: number): void {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new PaasError("invalid_argument", "idempotency ttl must be positive");
+}
+
+function toOperation(r: Row): OperationRecord {
+  const at = (v: unknown) => (v === null || v === undefined ? undefined : new Date(Number(v)));
+  return operationFromRow(r, { createdAt: at(r.created_at)!, startedAt: at(r.started_at), finishedAt: at(r.finished_at), updatedAt: at(r.updated_at)! });
 }
 
 function toRecord(r: Row): AuditRecord {

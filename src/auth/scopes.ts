@@ -45,6 +45,14 @@ export const RPC_RULES: Readonly<Record<string, RpcRule>> = {
   // Spans namespaces like ListNamespaces: its `namespace` is an optional filter, and the handler
   // shows a scoped key only the records of its namespaces (src/services/audit-service.ts).
   "paas.v1.AuditService/ListAuditEvents": read(),
+  // Operations name no namespace in their requests: the handlers answer NOT_FOUND for an
+  // operation outside the key's scope, and cancelling also needs the verb of the operation's
+  // own RPC (src/services/operation-service.ts).
+  "paas.v1.OperationService/GetOperation": read(),
+  "paas.v1.OperationService/ListOperations": read(),
+  "paas.v1.OperationService/WatchOperation": read(),
+  "paas.v1.OperationService/WaitOperation": read(),
+  "paas.v1.OperationService/CancelOperation": read(),
 };
 
 /**

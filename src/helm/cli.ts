@@ -26,7 +26,7 @@ import { pullChart } from "./pull.ts";
 import type { GuardPolicy } from "./render-guard.ts";
 import { createRunner, type HelmLogger, type HelmRunner } from "./runner.ts";
 import type { TenantAccess } from "./tenant-access.ts";
-import type { CommonOptions, HelmClient, InstallOptions, UpgradeOptions } from "./helm-client.ts";
+import type { CommonOptions, HelmClient, HelmSteps, InstallOptions, UpgradeOptions } from "./helm-client.ts";
 import type { ReleaseInfo } from "../domain/release.ts";
 import { withValuesFile } from "./values-file.ts";
 
@@ -132,11 +132,21 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
     policy: GuardPolicy | undefined,
     ctx: ClassifyContext,
     fn: (extra: string[]) => Promise<string>,
+    steps: HelmSteps | undefined,
   ): Promise<string> => {
-    if (!policy || !ready.guard) return fn([]);
+    if (!policy || !ready.guard) {
+      steps?.begin("apply");
+      return fn([]);
+    }
+    steps?.begin("render-guard", "helm renders the chart; the guard checks every object before anything is applied");
     const { value, report } = await withRenderGuard(policy, ready.guard, (flags) => fn(renderGuardArgs(flags)), {
       parentDir: options.tmpDir,
       onUnknownKind: () => options.tenant?.refreshDiscovery(),
+      onVerdict: (r) => {
+        if (r.refused.length > 0) return;
+        steps?.end("render-guard", r.dropped.length > 0 ? `passed; dropped ${r.dropped.map((o) => `${o.kind}/${o.name}`).join(", ")}` : "passed");
+        steps?.begin("apply");
+      },
     });
     if (report && report.dropped.length > 0) {
       options.logger.info(
@@ -171,7 +181,9 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
       o.values,
       (valuesFile) =>
         fetchingRun(ready, async (env, charts) => {
+          o.steps?.begin("pull");
           const pulled = await pullChart(ready.run, ctx, o.chart, chartOptions, charts, { ...runOptions, env });
+          o.steps?.end("pull", `${pulled.name} ${pulled.version}${pulled.digest ? ` ${pulled.digest}` : ""}`);
           if (o.chart.ref.trim().startsWith("oci://") && !pulled.digest) {
             options.logger.warn({ namespace: o.namespace, release: o.name, chart: ctx.chart }, "helm pull reported no digest for an OCI chart; none is recorded");
           }
@@ -179,7 +191,8 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
           const stdout = await guarded(ready, policy, ctx, (extra) => {
             const args = [...build({ ...o, labels, timeoutSeconds: timeout }, { valuesFile, archive: pulled.archive, ...chartOptions }), ...extra];
             return ready.run(args, ctx, { ...runOptions, env });
-          });
+          }, o.steps);
+          o.steps?.end("apply");
           return { stdout, pulled };
         }),
       options.tmpDir,
@@ -245,14 +258,18 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
       await prepare(o.namespace);
       const timeout = timeoutOf(o);
       const args = rollbackArgs({ ...o, timeoutSeconds: timeout }, version.major);
+      o.steps?.begin("apply");
       await run(args, ctxOf("rollback", o.namespace, o.name), { signal: o.signal, deadlineSeconds: timeout + grace });
+      o.steps?.end("apply");
     },
     async uninstall(o) {
       const { run, version } = await init();
       await prepare(o.namespace);
       const timeout = timeoutOf(o);
       const args = uninstallArgs({ ...o, timeoutSeconds: timeout }, version.major);
+      o.steps?.begin("apply");
       await run(args, ctxOf("uninstall", o.namespace, o.name), { signal: o.signal, deadlineSeconds: timeout + grace });
+      o.steps?.end("apply");
     },
     get,
     async history(namespace, name) {

@@ -1,4 +1,8 @@
 import type { ChartSource, JsonObject, ReleaseInfo, RevisionInfo } from "../domain/release.ts";
+import type { StepSink } from "../domain/steps.ts";
+
+/** HelmSteps: a write reports "pull", "render-guard" (tenant mode) and "apply" (which includes helm's wait). */
+export type HelmSteps = StepSink;
 
 /** CommonOptions apply to every helm run. */
 export interface CommonOptions {
@@ -8,6 +12,8 @@ export interface CommonOptions {
   timeoutSeconds: number;
   /** Aborts the run: helm gets SIGTERM (never SIGKILL) so that it can record its outcome. */
   signal?: AbortSignal;
+  /** Where the run's steps are reported; absent: not reported. */
+  steps?: HelmSteps;
 }
 
 export interface InstallOptions extends CommonOptions {

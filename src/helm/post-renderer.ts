@@ -92,7 +92,7 @@ export async function withRenderGuard<T>(
   policy: GuardPolicy,
   postRenderer: string,
   fn: (flags: string[]) => Promise<T>,
-  opts: { parentDir?: string; onUnknownKind?: () => void } = {},
+  opts: { parentDir?: string; onUnknownKind?: () => void; onVerdict?: (report: GuardReport) => void } = {},
 ): Promise<GuardedRun<T>> {
   const dir = await mkdtemp(join(opts.parentDir ?? tmpdir(), "paas-helm-guard-"));
   try {
@@ -107,10 +107,24 @@ export async function withRenderGuard<T>(
         return undefined;
       }
     };
+    // The guard's verdict is the report file appearing, while helm still runs (it applies
+    // what passed next): looked for every 50 ms, for whoever records the steps.
+    let told = false;
+    const tell = async () => {
+      if (told || !opts.onVerdict) return;
+      const report = await readReport();
+      if (report && !told) {
+        told = true;
+        opts.onVerdict(report);
+      }
+    };
+    const poll = opts.onVerdict ? setInterval(() => void tell(), 50) : undefined;
     let value: T;
     try {
       value = await fn(flags);
     } catch (err) {
+      clearInterval(poll);
+      await tell();
       const report = await readReport();
       if (report?.unknownKind) opts.onUnknownKind?.();
       if (report && report.refused.length > 0) {
@@ -118,6 +132,8 @@ export async function withRenderGuard<T>(
       }
       throw err;
     }
+    clearInterval(poll);
+    await tell();
     return { value, report: await readReport() };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import type { AuditStore } from "../audit/audit-store.ts";
 import { RPC_RULES } from "../auth/scopes.ts";
 import { callerKey, operationKey, peerKey, requestIdKey } from "../server/request-context.ts";
 import { codeName, toConnectError } from "../errors.ts";
-import { emptyRecord } from "../operations/operations.ts";
+import { emptyRecord } from "../operations/audit-records.ts";
 
 // The RPCs that change something: every verb but "read".
 const MUTATING = new Set(Object.entries(RPC_RULES).filter(([, rule]) => rule.verb !== "read").map(([name]) => name));

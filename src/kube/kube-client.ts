@@ -13,6 +13,7 @@ import { helmStorageSelector, isReleasePod } from "./watch/release-pods.ts";
 import type { KubeClient, PodInfo, ReleaseWatchEvent, StoredRelease } from "./kube-types.ts";
 import { watchStream } from "./watch/watch-stream.ts";
 import { type PodMatcher, podMatchersFromManifest } from "./watch/workload-pods.ts";
+import { type WorkloadReplicas, workloadsFromManifest } from "./watch/workload-replicas.ts";
 
 /** KubeClientOptions configure createKubeClient. */
 export interface KubeClientOptions {
@@ -111,6 +112,18 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
         .filter((p) => isReleasePod(p, release, matchers))
         .map(summarizePod)
         .sort((a, b) => a.name.localeCompare(b.name));
+    },
+
+    async releaseWorkloads(namespace, release): Promise<WorkloadReplicas[]> {
+      assertDnsLabel(namespace, "namespace");
+      assertReleaseName(release);
+      let newest: V1Secret | undefined;
+      try {
+        newest = newestStorageSecret(await listStorage(namespace, release));
+      } catch (err) {
+        throw kubeError(err, `read storage of release "${release}"`);
+      }
+      return newest ? workloadsFromManifest((await decodeStorageSecret(newest)).manifest) : [];
     },
 
     async getStoredRelease(namespace, release): Promise<StoredRelease | undefined> {

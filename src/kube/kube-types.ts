@@ -1,4 +1,6 @@
 import type { ReleaseInfo } from "../domain/release.ts";
+import type { StepSink } from "../domain/steps.ts";
+import type { WorkloadReplicas } from "./watch/workload-replicas.ts";
 
 /** PodInfo summarises one pod of a release. */
 export interface PodInfo {
@@ -50,6 +52,8 @@ export interface NamespaceInfo {
 export interface NamespaceOptions {
   /** Pod Security level to enforce; default: the client's (POD_SECURITY_LEVEL). */
   podSecurity?: "restricted" | "baseline";
+  /** Told of each provisioning step: namespace, limit-range, quota, network-policy, deployer-identity, ready. */
+  steps?: StepSink;
 }
 
 /** StoredRelease is a release revision read from Helm's storage Secret, with its labels. */
@@ -85,6 +89,8 @@ export interface KubeClient {
   deleteNamespace(name: string): Promise<void>;
   /** Pods labelled app.kubernetes.io/instance=<release> (or release=<release> for older charts). */
   listReleasePods(namespace: string, release: string): Promise<PodInfo[]>;
+  /** The workloads of the newest revision's manifest and the pods each wants; [] when there is no release. */
+  releaseWorkloads(namespace: string, release: string): Promise<WorkloadReplicas[]>;
   /** The newest revision in Helm's storage, or undefined when the release does not exist. */
   getStoredRelease(namespace: string, release: string): Promise<StoredRelease | undefined>;
   /**

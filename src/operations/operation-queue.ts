@@ -60,6 +60,11 @@ export class OperationQueue {
     }
   }
 
+  /** holderOf names the operation that has the key now (its label), if one does. */
+  holderOf(key: string): string | undefined {
+    return this.current.get(key)?.label || undefined;
+  }
+
   /** active is the number of operations running now. */
   get active(): number {
     return this.running;

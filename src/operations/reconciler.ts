@@ -2,11 +2,14 @@ import type { Logger } from "pino";
 import { newOperationId } from "../audit/ids.ts";
 import type { AuditStore } from "../audit/audit-store.ts";
 import { PaasError } from "../errors.ts";
-import type { Operations } from "./operations.ts";
+import type { OperationEngine } from "./engine.ts";
+import type { ReleaseRepair } from "./release-repair.ts";
 import type { ReleaseLocks, ReleaseRecovery } from "./ports.ts";
 
 export interface ReconcilerDeps {
-  operations: Operations;
+  repair: ReleaseRepair;
+  /** Adopts queued operations of dead replicas, runs cancellations asked elsewhere, purges old operations. */
+  engine?: OperationEngine;
   audit: AuditStore;
   locks: ReleaseLocks;
   recovery: ReleaseRecovery;
@@ -45,6 +48,7 @@ export class Reconciler {
   async start(): Promise<void> {
     await this.beat();
     await this.reconcileSafely();
+    this.deps.engine?.startBackground(this.deps.heartbeatMs);
     this.timers = [
       setInterval(() => void this.beat(), this.deps.heartbeatMs),
       setInterval(() => void this.reconcileSafely(), this.deps.intervalMs),
@@ -53,6 +57,7 @@ export class Reconciler {
   }
 
   async stop(): Promise<void> {
+    await this.deps.engine?.stopBackground();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.running;
@@ -60,7 +65,7 @@ export class Reconciler {
 
   /** reconcile runs one pass; returns how many releases were repaired and intents closed. */
   async reconcile(): Promise<{ repaired: number; closed: number }> {
-    const { recovery, locks, operations, logger } = this.deps;
+    const { recovery, locks, repair, logger } = this.deps;
     let repaired = 0;
     const now = Date.now();
     for (const p of await recovery.listPending(this.deps.prefix)) {
@@ -75,14 +80,14 @@ export class Reconciler {
         throw err;
       }
       try {
-        if (await operations.repairHeld(p.namespace, p.release, id, SYSTEM)) repaired++;
+        if (await repair.repairHeld(p.namespace, p.release, id, SYSTEM)) repaired++;
       } finally {
         await lease.release();
       }
     }
     // Intents of dead replicas whose release is not pending any more (a pending one is closed
     // by its repair above, once its Lease has expired).
-    const closed = await operations.closeOrphans(
+    const closed = await repair.closeOrphans(
       async (i) => !i.release || !(await recovery.newestRevision(i.namespace, i.release))?.status.startsWith("pending-"),
       undefined,
       "closed from the release's history",

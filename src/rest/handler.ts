@@ -9,6 +9,8 @@ import { sendJson } from "../server/http-routes.ts";
 import { decodeRequest, parseJsonBody, readBody } from "./body.ts";
 import { errorBodyOf, REST_ONLY, RestError, type ErrorBody } from "./rest-errors.ts";
 import { buildRoutes, matchRoute, REST_SERVICES, type RestRoute } from "./routes.ts";
+import { OperationService, OperationState, type Operation } from "../../gen/paas/v1/operation_pb.js";
+import { eventsTarget, serveOperationEvents } from "./operation-events.ts";
 
 type NodeHandler = ReturnType<typeof connectNodeAdapter>;
 type Req = Parameters<NodeHandler>[0];
@@ -32,7 +34,7 @@ export interface RestDeps {
 }
 
 /** Request headers a REST call passes to the RPC besides x-request-id; nothing else crosses. */
-const FORWARDED = ["x-api-key", "idempotency-key", "user-agent"] as const;
+const FORWARDED = ["x-api-key", "idempotency-key", "user-agent", "prefer"] as const;
 
 // The request ids the observability interceptor accepts from callers; others get a fresh one.
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -57,6 +59,7 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
     if (!h) throw new Error(`REST: ${route.method} is not registered on the router`);
     handlerOf.set(route, h);
   }
+  const watchOperation = byPath.get(`/${OperationService.typeName}/${OperationService.method.watchOperation.name}`);
   // The first literal of every template ("api"): other paths go to the fallback untouched.
   const roots = new Set(table.map((r) => r.segments[0]).flatMap((s) => (s && "literal" in s ? [s.literal] : [])));
 
@@ -80,6 +83,13 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
     };
     try {
       const decoded = decodeSegments(segments);
+      const eventsOf = eventsTarget(decoded);
+      if (eventsOf !== undefined && watchOperation && (req.method === "GET" || req.method === "HEAD")) {
+        checkPathValue("id", eventsOf);
+        req.resume();
+        await serveOperationEvents(watchOperation, eventsOf, res, requestHeaders(req, requestId), deps.contextValues(req), requestId);
+        return;
+      }
       const match = matchRoute(table, req.method ?? "GET", decoded);
       if (!match) throw new RestError(REST_ONLY.noRoute, `Not found: ${req.method} ${path.slice(0, 200)}`);
       if (!match.route) {
@@ -97,9 +107,23 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
         if (!res.writableFinished) abort.abort(new ConnectError("the REST caller went away", Code.Canceled));
       });
       const result = await invoke(handlerOf.get(route)!, route, message, requestHeaders(req, requestId), deps.contextValues(req), abort.signal);
+      // Every mutation runs as an operation: its id comes back as a header.
+      const operationId = result.header.get("operation-id");
+      if (operationId) {
+        res.setHeader("Operation-Id", operationId);
+        res.setHeader("x-operation-id", operationId);
+      }
       if ("error" in result) {
         const { status, body: errBody } = errorBodyOf(result.error, route.targetInBody, requestId);
         reply(res, status, errBody);
+      } else if (operationId && acceptedAsync(result.message)) {
+        // Prefer: respond-async (RFC 7240): accepted, follow it at Location.
+        const state = (result.message as unknown as { operation: Operation }).operation.state;
+        reply(res, 202, { operation_id: operationId, status: OPERATION_STATUS[state] ?? "queued" }, {
+          location: `/api/operations/${operationId}`,
+          "retry-after": "2",
+          "preference-applied": "respond-async",
+        });
       } else {
         reply(res, route.status, route.response(result.message as never));
       }
@@ -125,6 +149,19 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
     void serve(req, res, segments);
   };
 }
+
+/** acceptedAsync: the answer of an async mutation carries its operation (and no result). */
+function acceptedAsync(message: Message): boolean {
+  return (message as unknown as { operation?: Operation }).operation !== undefined;
+}
+
+const OPERATION_STATUS: Partial<Record<OperationState, string>> = {
+  [OperationState.QUEUED]: "queued",
+  [OperationState.RUNNING]: "running",
+  [OperationState.SUCCEEDED]: "succeeded",
+  [OperationState.FAILED]: "failed",
+  [OperationState.CANCELLED]: "cancelled",
+};
 
 /** queryOf parses the query string (after the first '?'); '+' is a space, as in forms. */
 function queryOf(url: string): URLSearchParams {
@@ -163,7 +200,7 @@ function requestHeaders(req: Req, requestId: string): Headers {
   return header;
 }
 
-type Outcome = { message: Message } | { error: ConnectError };
+type Outcome = ({ message: Message } | { error: ConnectError }) & { header: Headers };
 
 /** invoke runs one unary RPC through the router's handler: Connect protocol, binary, in memory. */
 async function invoke(h: UniversalHandler, route: RestRoute, message: Message, header: Headers, contextValues: ContextValues, signal: AbortSignal): Promise<Outcome> {
@@ -179,9 +216,10 @@ async function invoke(h: UniversalHandler, route: RestRoute, message: Message, h
   const chunks: Uint8Array[] = [];
   if (res.body) for await (const c of res.body) chunks.push(c);
   const bytes = Buffer.concat(chunks);
-  if (res.status === 200) return { message: fromBinary(route.method.output, bytes) };
+  const answered = new Headers(res.header);
+  if (res.status === 200) return { message: fromBinary(route.method.output, bytes), header: answered };
   const fallback = new ConnectError(`HTTP ${res.status}`, codeFromHttpStatus(res.status));
-  return { error: errorFromJsonBytes(bytes, new Headers(res.header), fallback) };
+  return { error: errorFromJsonBytes(bytes, answered, fallback), header: answered };
 }
 
 async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {

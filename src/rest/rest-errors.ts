@@ -58,6 +58,10 @@ export const REST_STATUS_BY_REASON: Readonly<Record<ErrorReason, RestStatus>> = 
   IDEMPOTENCY_KEY_REUSED: { status: 422, errorType: "idempotency_key_reused" },
   // The first request with this key is still running: retry later for its result.
   IDEMPOTENCY_KEY_IN_USE: { status: 409, errorType: "idempotency_key_in_use" },
+  // The replica running the operation stopped before it finished: retry.
+  REPLICA_LOST: { status: 503, errorType: "service_unavailable" },
+  // CancelOperation stopped the operation a synchronous call was waiting for.
+  OPERATION_CANCELLED: { status: 409, errorType: "cancelled" },
 };
 
 /** Failures the REST layer finds itself, before any RPC runs. */

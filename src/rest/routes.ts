@@ -4,8 +4,9 @@ import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { AuditService } from "../../gen/paas/v1/audit_pb.js";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
+import { OperationService } from "../../gen/paas/v1/operation_pb.js";
 import { assertQuerySupported, queryNamesOf } from "./query.ts";
-import { orNull, restAuditEvent, restNamespace, restPod, restRelease, restRevision } from "./shapes.ts";
+import { orNull, restAuditEvent, restJob, restNamespace, restOperation, restPod, restRelease, restRevision } from "./shapes.ts";
 
 /** Verb is an HTTP method the route table can bind. */
 export type Verb = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -47,6 +48,8 @@ interface Override<O extends DescMessage> {
   status?: number;
   required?: string[];
   response: (message: MessageShape<O>) => JsonValue;
+  /** Another shape for one binding (by its template), e.g. an additional binding for older callers. */
+  byTemplate?: Record<string, (message: MessageShape<O>) => JsonValue>;
 }
 
 type AnyOverride = Override<DescMessage>;
@@ -58,6 +61,7 @@ function override<M extends DescMethod>(method: M, o: Override<M["output"]>): [D
 const R = ReleaseService.method;
 const N = NamespaceService.method;
 const A = AuditService.method;
+const O = OperationService.method;
 
 /**
  * Per-RPC adaptations to the old operator. Paths, verbs and body mapping come from the
@@ -86,10 +90,15 @@ export const OVERRIDES = new Map<DescMethod, AnyOverride>([
   override(N.deleteNamespace, { response: (m) => ({ message: m.message }) }),
   // No old shape: the response message's JSON with proto field names (restAuditEvent).
   override(A.listAuditEvents, { response: (m) => ({ events: m.events.map(restAuditEvent), next_page_token: m.nextPageToken }) }),
+  // No old shape either (restOperation), except the ops API's job shape at /ops/jobs/{id}.
+  override(O.getOperation, { response: (m) => restOperation(m.operation), byTemplate: { "/ops/jobs/{id}": (m) => restJob(m.operation) } }),
+  override(O.listOperations, { response: (m) => ({ operations: m.operations.map((o) => restOperation(o)), next_page_token: m.nextPageToken }) }),
+  override(O.waitOperation, { response: (m) => restOperation(m.operation) }),
+  override(O.cancelOperation, { response: (m) => restOperation(m.operation) }),
 ]);
 
 /** The services whose annotated RPCs are served as REST. */
-export const REST_SERVICES: DescService[] = [ReleaseService, NamespaceService, AuditService];
+export const REST_SERVICES: DescService[] = [ReleaseService, NamespaceService, OperationService, AuditService];
 
 /**
  * buildRoutes reads the google.api.http annotations of the services and returns the route
@@ -148,7 +157,7 @@ function toRoute(method: DescMethod, rule: HttpRule, o: AnyOverride): RestRoute 
     required,
     status: o.status ?? 200,
     targetInBody: hasBody && pathFields.size === 0,
-    response: o.response as (message: never) => JsonValue,
+    response: (o.byTemplate?.[template] ?? o.response) as (message: never) => JsonValue,
   };
 }
 

@@ -1,9 +1,10 @@
 import { toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuditEventSchema, type AuditEvent } from "../../gen/paas/v1/audit_pb.js";
+import { OperationSchema, OperationState, StepState, type Operation } from "../../gen/paas/v1/operation_pb.js";
 import type { PodStatus, Release, Revision } from "../../gen/paas/v1/release_pb.js";
 import type { Namespace } from "../../gen/paas/v1/namespace_pb.js";
-import { helmStatus } from "../services/release-mapping.ts";
+import { helmStatus } from "../mapping/release-mapping.ts";
 
 // The JSON the old FastAPI operator returned: snake_case keys, Helm's own lowercase status
 // strings, ISO 8601 times. Fields it did not have come after its own (extras are fine for
@@ -91,4 +92,68 @@ export function restAuditEvent(e: AuditEvent): JsonObject {
 /** orNull turns the proto3 empty string ("not set") into the null pydantic's Optional[str] gave. */
 export function orNull(s: string): JsonValue {
   return s === "" ? null : s;
+}
+
+/**
+ * restOperation is an operation as /api/operations answers it: the message's proto3 JSON
+ * with proto field names and every field present, times as ISO 8601 (null when absent).
+ */
+export function restOperation(o: Operation | undefined): JsonObject | null {
+  if (!o) return null;
+  const json = toJson(OperationSchema, o, { useProtoFieldName: true, alwaysEmitImplicit: true }) as JsonObject;
+  return {
+    ...json,
+    created_at: iso(o.createdAt),
+    started_at: iso(o.startedAt),
+    finished_at: iso(o.finishedAt),
+    steps: o.steps.map((s, i) => ({ ...((json.steps as JsonObject[])[i] ?? {}), started_at: iso(s.startedAt), finished_at: iso(s.finishedAt) })),
+  };
+}
+
+const JOB_STATUS: Record<OperationState, string> = {
+  [OperationState.UNSPECIFIED]: "pending",
+  [OperationState.QUEUED]: "pending",
+  [OperationState.RUNNING]: "running",
+  [OperationState.SUCCEEDED]: "success",
+  [OperationState.FAILED]: "failed",
+  [OperationState.CANCELLED]: "failed",
+};
+
+const JOB_STEP_STATUS: Record<StepState, string> = {
+  [StepState.UNSPECIFIED]: "pending",
+  [StepState.RUNNING]: "running",
+  [StepState.SUCCEEDED]: "success",
+  [StepState.FAILED]: "failed",
+  [StepState.CANCELLED]: "failed",
+};
+
+/**
+ * restJob is an operation in the ops API's job shape (GET /ops/jobs/{job_id}), for the pollers
+ * of that API: {job_id, type, status (pending|running|success|failed), created_at,
+ * finished_at, params, steps[{name, order, status, detail, started_at, finished_at}]}. A
+ * cancelled operation is "failed" there, with the reason in `error`; params hold the values
+ * only as their SHA-256.
+ */
+export function restJob(o: Operation | undefined): JsonObject | null {
+  if (!o) return null;
+  return {
+    job_id: o.id,
+    type: o.kind,
+    status: JOB_STATUS[o.state],
+    created_at: iso(o.createdAt),
+    finished_at: iso(o.finishedAt),
+    params: o.params ?? {},
+    steps: o.steps.map((s) => ({
+      name: s.name,
+      order: s.order,
+      status: JOB_STEP_STATUS[s.state],
+      detail: s.detail,
+      started_at: iso(s.startedAt),
+      finished_at: iso(s.finishedAt),
+    })),
+    // Extras.
+    error: o.error ? { code: o.error.code, message: o.error.message, reason: o.error.reason } : null,
+    namespace: o.namespace,
+    release: o.release,
+  };
 }

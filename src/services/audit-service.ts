@@ -6,7 +6,7 @@ import type { AuditQuery, AuditStore, AuditVisibility } from "../audit/audit-sto
 import { scopeKey, type Scope } from "../auth/scopes.ts";
 import { PaasError } from "../errors.ts";
 import { printable } from "../domain/validation.ts";
-import { toAuditEvent } from "./audit-mapping.ts";
+import { toAuditEvent } from "../mapping/audit-mapping.ts";
 
 /** Page size when the request names none (page_size 0). */
 export const DEFAULT_AUDIT_PAGE_SIZE = 100;

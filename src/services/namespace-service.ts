@@ -1,103 +1,27 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { create } from "@bufbuild/protobuf";
-import {
-  CreateNamespaceRequestSchema,
-  CreateNamespaceResponseSchema,
-  DeleteNamespaceRequestSchema,
-  DeleteNamespaceResponseSchema,
-  NamespaceService,
-} from "../../gen/paas/v1/namespace_pb.js";
-import { PaasError } from "../errors.ts";
-import type { KubeClient, NamespaceOptions, QuotaSpec } from "../kube/kube-types.ts";
-import { OperationQueue } from "../operations/operation-queue.ts";
-import type { Operations } from "../operations/operations.ts";
-import { validateQuantity } from "../domain/validation.ts";
-import { toNamespace } from "./release-mapping.ts";
+import { CreateNamespaceResponseSchema, DeleteNamespaceResponseSchema, NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
+import type { KubeClient } from "../kube/kube-types.ts";
+import type { OperationEngine } from "../operations/engine.ts";
+import type { Verbs } from "../operations/verbs/all-verbs.ts";
+import { toNamespace } from "../mapping/release-mapping.ts";
 import { scopeKey } from "../auth/scopes.ts";
-
-/** DEFAULT_QUOTA is what a namespace gets when the caller names no limits. */
-export const DEFAULT_QUOTA: QuotaSpec = { cpu: "2", memory: "4Gi", storage: "20Gi" };
-
-/** NamespaceManager is the namespace logic shared by both services. */
-export class NamespaceManager {
-  private readonly kube: KubeClient;
-  // Its own queue: namespace calls are short API calls and must not wait for helm slots
-  // (an install that creates its namespace holds one already).
-  private readonly queue = new OperationQueue(16);
-
-  constructor(kube: KubeClient) {
-    this.kube = kube;
-  }
-
-  /** ensure creates the namespace with its quota, or updates the quota; serialized per namespace. */
-  ensure(name: string, quota: QuotaSpec, options: NamespaceOptions = {}) {
-    return this.queue.run(`namespace:${name}`, () => this.kube.ensureNamespace(name, quota, options));
-  }
-
-  /** ensureDefault creates the namespace with the default quota unless it exists already. */
-  async ensureDefault(name: string): Promise<void> {
-    await this.queue.run(`namespace:${name}`, async () => {
-      try {
-        await this.kube.getNamespace(name);
-      } catch (err) {
-        if ((err as { kind?: string }).kind !== "not_found") throw err;
-        await this.kube.ensureNamespace(name, DEFAULT_QUOTA);
-      }
-    });
-  }
-
-  /** requireManaged fails with NOT_FOUND unless the namespace exists and is managed by this service. */
-  async requireManaged(name: string): Promise<void> {
-    await this.kube.getNamespace(name);
-  }
-}
+import { answerOf } from "./submitted.ts";
 
 /** NamespaceServiceDeps are what the namespace handlers need. */
 export interface NamespaceServiceDeps {
   kube: KubeClient;
-  manager: NamespaceManager;
-  /** Orders, locks and records every mutation (src/operations/). */
-  operations: Operations;
+  /** Runs every mutation as an operation (src/operations/). */
+  engine: OperationEngine;
+  verbs: Pick<Verbs, "createNamespace" | "deleteNamespace">;
   prefix: string;
 }
 
-const M = (name: string) => `${NamespaceService.typeName}/${name}`;
-
 /** createNamespaceService implements paas.v1.NamespaceService. */
 export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<typeof NamespaceService> {
-  const { kube, manager, operations, prefix } = deps;
+  const { kube, engine, verbs, prefix } = deps;
   return {
     async createNamespace(req, ctx) {
-      const quota: QuotaSpec = {
-        cpu: req.cpuLimit || DEFAULT_QUOTA.cpu,
-        memory: req.memoryLimit || DEFAULT_QUOTA.memory,
-        storage: req.storageLimit || DEFAULT_QUOTA.storage,
-      };
-      validateQuantity(quota.cpu, "cpu_limit");
-      validateQuantity(quota.memory, "memory_limit");
-      validateQuantity(quota.storage, "storage_limit");
-      const options: NamespaceOptions = {};
-      if (req.podSecurity !== "") {
-        if (req.podSecurity !== "restricted" && req.podSecurity !== "baseline") {
-          throw new PaasError("invalid_argument", 'pod_security must be "restricted" or "baseline"');
-        }
-        options.podSecurity = req.podSecurity;
-      }
-      return operations.mutate({
-        method: M("CreateNamespace"),
-        namespace: req.name,
-        release: "",
-        request: { schema: CreateNamespaceRequestSchema, message: req },
-        response: CreateNamespaceResponseSchema,
-        run: async () => {
-          const { created, namespace } = await manager.ensure(req.name, quota, options);
-          return create(CreateNamespaceResponseSchema, {
-            namespace: toNamespace(namespace),
-            created,
-            message: created ? `Namespace ${req.name} created` : `Namespace ${req.name} already exists; quota updated`,
-          });
-        },
-      }, ctx);
+      return answerOf(CreateNamespaceResponseSchema, await engine.submit(verbs.createNamespace, req, ctx));
     },
 
     async getNamespace(req) {
@@ -112,17 +36,7 @@ export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<
     },
 
     async deleteNamespace(req, ctx) {
-      return operations.mutate({
-        method: M("DeleteNamespace"),
-        namespace: req.name,
-        release: "",
-        request: { schema: DeleteNamespaceRequestSchema, message: req },
-        response: DeleteNamespaceResponseSchema,
-        run: async () => {
-          await kube.deleteNamespace(req.name);
-          return create(DeleteNamespaceResponseSchema, { message: `Namespace ${req.name} deleted` });
-        },
-      }, ctx);
+      return answerOf(DeleteNamespaceResponseSchema, await engine.submit(verbs.deleteNamespace, req, ctx));
     },
   };
 }

@@ -1,6 +1,7 @@
 import { PaasError } from "../../src/errors.ts";
 import type { CommonOptions, HelmClient, InstallOptions, RollbackOptions, UpgradeOptions } from "../../src/helm/helm-client.ts";
 import type { ReleaseInfo, RevisionInfo } from "../../src/domain/release.ts";
+import type { WorkloadReplicas } from "../../src/kube/watch/workload-replicas.ts";
 import type { HeldLease, LeaseHolder, LeaseTarget, PendingRevision, PendingStatus, ReleaseLocks, ReleaseRecovery } from "../../src/operations/ports.ts";
 import type { KubeClient, NamespaceInfo, NamespaceOptions, PodInfo, QuotaSpec, ReleaseWatchEvent, StoredRelease } from "../../src/kube/kube-types.ts";
 
@@ -33,17 +34,39 @@ export class FakeHelm implements HelmClient {
 
   private async enter(verb: Verb, args: unknown): Promise<void> {
     this.calls.push({ verb, args });
+    // Steps as the real adapter reports them (src/helm/cli.ts): a write pulls, then applies.
+    const { steps, signal } = (typeof args === "object" && args !== null ? args : {}) as { steps?: CommonOptions["steps"]; signal?: AbortSignal };
+    if (verb === "install" || verb === "upgrade") {
+      steps?.begin("pull");
+      steps?.end("pull", "fake 1.0.0");
+    }
+    const writes = verb === "install" || verb === "upgrade" || verb === "rollback" || verb === "uninstall";
+    if (writes) steps?.begin("apply");
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     try {
       const delay = this.delayMs[verb];
-      if (delay) await new Promise((r) => setTimeout(r, delay));
+      if (delay) {
+        // Like helm on SIGTERM: stop and fail.
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(resolve, delay);
+          signal?.addEventListener("abort", () => {
+            clearTimeout(t);
+            this.terminated.push(verb);
+            reject(new PaasError("internal", `helm ${verb} was interrupted`));
+          }, { once: true });
+        });
+      }
       const err = this.errors[verb];
       if (err) throw err;
     } finally {
       this.running--;
     }
+    if (writes) steps?.end("apply");
   }
+
+  /** Verbs whose run was stopped through its signal (helm got SIGTERM). */
+  terminated: Verb[] = [];
 
   verbs(): Verb[] {
     return this.calls.map((c) => c.verb);
@@ -155,6 +178,10 @@ export class FakeKube implements KubeClient {
     this.calls.push(`ensureNamespace ${name}${options.podSecurity ? ` ${options.podSecurity}` : ""}`);
     const existing = this.cluster.namespaces.get(name);
     if (existing && !existing.managed) throw new PaasError("permission_denied", `namespace ${name} is not managed by this service`);
+    for (const step of ["namespace", "limit-range", "quota", "network-policy", "deployer-identity", "ready"]) {
+      options.steps?.begin(step);
+      options.steps?.end(step);
+    }
     this.cluster.namespaces.set(name, { quota, managed: true });
     return { created: !existing, namespace: this.info(name) };
   }
@@ -180,6 +207,14 @@ export class FakeKube implements KubeClient {
     this.calls.push(`listReleasePods ${namespace}/${release}`);
     if (this.podsError) throw this.podsError;
     return this.cluster.pods.get(`${namespace}/${release}`) ?? [];
+  }
+
+  /** Workloads per "namespace/release", as releaseWorkloads reports them. */
+  workloads = new Map<string, WorkloadReplicas[]>();
+
+  async releaseWorkloads(namespace: string, release: string): Promise<WorkloadReplicas[]> {
+    this.calls.push(`releaseWorkloads ${namespace}/${release}`);
+    return this.workloads.get(`${namespace}/${release}`) ?? [];
   }
 
   async getStoredRelease(namespace: string, release: string): Promise<StoredRelease | undefined> {

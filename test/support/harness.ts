@@ -6,6 +6,7 @@ import { Lifecycle } from "../../src/operations/lifecycle.ts";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { OperationService } from "../../gen/paas/v1/operation_pb.js";
 import { FakeCluster, FakeHelm, FakeKube, FakeLocks, FakeRecovery } from "./fakes.ts";
 import { SqliteAuditStore } from "../../src/audit/sqlite-store.ts";
 
@@ -74,7 +75,7 @@ export async function createHarness(overrides: Partial<AppDeps> = {}) {
     });
   const clients = (apiKey: string | null = API_KEY) => {
     const t = transport(apiKey);
-    return { releases: createClient(ReleaseService, t), namespaces: createClient(NamespaceService, t), health: createClient(Health, t) };
+    return { releases: createClient(ReleaseService, t), namespaces: createClient(NamespaceService, t), operations: createClient(OperationService, t), health: createClient(Health, t) };
   };
   return { app, cluster, helm, kube, lifecycle, monitor, logs, audit, locks, recovery, clients, ...clients() };
 }

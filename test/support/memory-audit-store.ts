@@ -69,6 +69,39 @@ export class MemoryAuditStore implements AuditStore {
   purgeExpired(): Promise<number> {
     return notUsed();
   }
+  createOperation(): Promise<never> {
+    return notUsed();
+  }
+  getOperation(): Promise<never> {
+    return notUsed();
+  }
+  listOperations(): Promise<never> {
+    return notUsed();
+  }
+  startOperation(): Promise<never> {
+    return notUsed();
+  }
+  saveProgress(): Promise<never> {
+    return notUsed();
+  }
+  finishOperation(): Promise<never> {
+    return notUsed();
+  }
+  requestCancel(): Promise<never> {
+    return notUsed();
+  }
+  cancelRequested(): Promise<never> {
+    return notUsed();
+  }
+  adoptQueued(): Promise<never> {
+    return notUsed();
+  }
+  orphanedRunning(): Promise<never> {
+    return notUsed();
+  }
+  purgeOperations(): Promise<never> {
+    return notUsed();
+  }
   async close(): Promise<void> {}
 }
 

@@ -5,6 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Operation } from "./operation_pb.js";
 
 /**
  * Describes the file paas/v1/namespace.proto.
@@ -135,6 +136,14 @@ export declare type CreateNamespaceRequest = Message<"paas.v1.CreateNamespaceReq
    * @generated from field: string idempotency_key = 6;
    */
   idempotencyKey: string;
+
+  /**
+   * Return as soon as the operation is queued (durably), with the operation and no result yet;
+   * follow it with OperationService. REST: the `Prefer: respond-async` header.
+   *
+   * @generated from field: bool async = 7;
+   */
+  async: boolean;
 };
 
 /**
@@ -163,6 +172,20 @@ export declare type CreateNamespaceResponse = Message<"paas.v1.CreateNamespaceRe
    * @generated from field: string message = 3;
    */
   message: string;
+
+  /**
+   * The operation this call ran as (its id is also in the audit log and the release labels).
+   *
+   * @generated from field: string operation_id = 4;
+   */
+  operationId: string;
+
+  /**
+   * With async: the queued operation (the other fields are empty). Otherwise unset.
+   *
+   * @generated from field: paas.v1.Operation operation = 5;
+   */
+  operation?: Operation | undefined;
 };
 
 /**
@@ -247,6 +270,14 @@ export declare type DeleteNamespaceRequest = Message<"paas.v1.DeleteNamespaceReq
    * @generated from field: string idempotency_key = 2;
    */
   idempotencyKey: string;
+
+  /**
+   * Return as soon as the operation is queued (durably), with the operation and no result yet;
+   * follow it with OperationService. REST: the `Prefer: respond-async` header.
+   *
+   * @generated from field: bool async = 3;
+   */
+  async: boolean;
 };
 
 /**
@@ -263,6 +294,20 @@ export declare type DeleteNamespaceResponse = Message<"paas.v1.DeleteNamespaceRe
    * @generated from field: string message = 1;
    */
   message: string;
+
+  /**
+   * The operation this call ran as (its id is also in the audit log and the release labels).
+   *
+   * @generated from field: string operation_id = 2;
+   */
+  operationId: string;
+
+  /**
+   * With async: the queued operation (the other fields are empty). Otherwise unset.
+   *
+   * @generated from field: paas.v1.Operation operation = 3;
+   */
+  operation?: Operation | undefined;
 };
 
 /**

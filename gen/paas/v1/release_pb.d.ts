@@ -5,6 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Operation } from "./operation_pb.js";
 
 /**
  * Describes the file paas/v1/release.proto.
@@ -323,6 +324,14 @@ export declare type InstallReleaseRequest = Message<"paas.v1.InstallReleaseReque
    * @generated from field: string idempotency_key = 10;
    */
   idempotencyKey: string;
+
+  /**
+   * Return as soon as the operation is queued (durably), with the operation and no result yet;
+   * follow it with OperationService. REST: the `Prefer: respond-async` header.
+   *
+   * @generated from field: bool async = 11;
+   */
+  async: boolean;
 };
 
 /**
@@ -339,6 +348,20 @@ export declare type InstallReleaseResponse = Message<"paas.v1.InstallReleaseResp
    * @generated from field: paas.v1.Release release = 1;
    */
   release?: Release | undefined;
+
+  /**
+   * The operation this call ran as (its id is also in the audit log and the release labels).
+   *
+   * @generated from field: string operation_id = 2;
+   */
+  operationId: string;
+
+  /**
+   * With async: the queued operation (the other fields are empty). Otherwise unset.
+   *
+   * @generated from field: paas.v1.Operation operation = 3;
+   */
+  operation?: Operation | undefined;
 };
 
 /**
@@ -449,6 +472,14 @@ export declare type UpgradeReleaseRequest = Message<"paas.v1.UpgradeReleaseReque
    * @generated from field: string idempotency_key = 11;
    */
   idempotencyKey: string;
+
+  /**
+   * Return as soon as the operation is queued (durably), with the operation and no result yet;
+   * follow it with OperationService. REST: the `Prefer: respond-async` header.
+   *
+   * @generated from field: bool async = 12;
+   */
+  async: boolean;
 };
 
 /**
@@ -465,6 +496,20 @@ export declare type UpgradeReleaseResponse = Message<"paas.v1.UpgradeReleaseResp
    * @generated from field: paas.v1.Release release = 1;
    */
   release?: Release | undefined;
+
+  /**
+   * The operation this call ran as (its id is also in the audit log and the release labels).
+   *
+   * @generated from field: string operation_id = 2;
+   */
+  operationId: string;
+
+  /**
+   * With async: the queued operation (the other fields are empty). Otherwise unset.
+   *
+   * @generated from field: paas.v1.Operation operation = 3;
+   */
+  operation?: Operation | undefined;
 };
 
 /**
@@ -494,6 +539,14 @@ export declare type UninstallReleaseRequest = Message<"paas.v1.UninstallReleaseR
    * @generated from field: string idempotency_key = 3;
    */
   idempotencyKey: string;
+
+  /**
+   * Return as soon as the operation is queued (durably), with the operation and no result yet;
+   * follow it with OperationService. REST: the `Prefer: respond-async` header.
+   *
+   * @generated from field: bool async = 4;
+   */
+  async: boolean;
 };
 
 /**
@@ -510,6 +563,20 @@ export declare type UninstallReleaseResponse = Message<"paas.v1.UninstallRelease
    * @generated from field: string message = 1;
    */
   message: string;
+
+  /**
+   * The operation this call ran as (its id is also in the audit log and the release labels).
+   *
+   * @generated from field: string operation_id = 2;
+   */
+  operationId: string;
+
+  /**
+   * With async: the queued operation (the other fields are empty). Otherwise unset.
+   *
+   * @generated from field: paas.v1.Operation operation = 3;
+   */
+  operation?: Operation | undefined;
 };
 
 /**
@@ -546,6 +613,14 @@ export declare type RollbackReleaseRequest = Message<"paas.v1.RollbackReleaseReq
    * @generated from field: string idempotency_key = 4;
    */
   idempotencyKey: string;
+
+  /**
+   * Return as soon as the operation is queued (durably), with the operation and no result yet;
+   * follow it with OperationService. REST: the `Prefer: respond-async` header.
+   *
+   * @generated from field: bool async = 5;
+   */
+  async: boolean;
 };
 
 /**
@@ -567,6 +642,20 @@ export declare type RollbackReleaseResponse = Message<"paas.v1.RollbackReleaseRe
    * @generated from field: string message = 2;
    */
   message: string;
+
+  /**
+   * The operation this call ran as (its id is also in the audit log and the release labels).
+   *
+   * @generated from field: string operation_id = 3;
+   */
+  operationId: string;
+
+  /**
+   * With async: the queued operation (the other fields are empty). Otherwise unset.
+   *
+   * @generated from field: paas.v1.Operation operation = 4;
+   */
+  operation?: Operation | undefined;
 };
 
 /**
@@ -588,6 +677,14 @@ export declare type RecoverReleaseRequest = Message<"paas.v1.RecoverReleaseReque
    * @generated from field: string name = 2;
    */
   name: string;
+
+  /**
+   * Return as soon as the operation is queued (durably), with the operation and no result yet;
+   * follow it with OperationService. REST: the `Prefer: respond-async` header.
+   *
+   * @generated from field: bool async = 3;
+   */
+  async: boolean;
 };
 
 /**
@@ -616,6 +713,20 @@ export declare type RecoverReleaseResponse = Message<"paas.v1.RecoverReleaseResp
    * @generated from field: string message = 3;
    */
   message: string;
+
+  /**
+   * The operation this call ran as (its id is also in the audit log and the release labels).
+   *
+   * @generated from field: string operation_id = 4;
+   */
+  operationId: string;
+
+  /**
+   * With async: the queued operation (the other fields are empty). Otherwise unset.
+   *
+   * @generated from field: paas.v1.Operation operation = 5;
+   */
+  operation?: Operation | undefined;
 };
 
 /**

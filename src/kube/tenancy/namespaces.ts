@@ -40,6 +40,7 @@ import {
   type TenantRoles,
 } from "./tenant-objects.ts";
 import type { NamespaceInfo, NamespaceOptions, QuotaSpec } from "../kube-types.ts";
+import type { StepSink } from "../../domain/steps.ts";
 
 /** FIELD_MANAGER names this service in server-side apply's managedFields. */
 export const FIELD_MANAGER = "paas-operator";
@@ -372,20 +373,28 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
   }
 
   /** provision applies every object of a tenant namespace, in order, then marks it ready. */
-  async function provision(name: string, quota: QuotaSpec, level: PodSecurityLevel, wasReady: boolean): Promise<{ ns: V1Namespace; rq: V1ResourceQuota }> {
+  async function provision(name: string, quota: QuotaSpec, level: PodSecurityLevel, wasReady: boolean, steps?: StepSink): Promise<{ ns: V1Namespace; rq: V1ResourceQuota }> {
     const nsLabels = { ...labels, ...podSecurityLabels(level, await podSecurityVersion()) };
     // The ready label is kept while a ready namespace is repaired (concurrent installs go
     // on); a namespace that never was ready only becomes so at the very end.
     await applyNamespaceLabels(name, wasReady ? { ...nsLabels, [READY_LABEL]: "true" } : nsLabels);
+    steps?.end("namespace", `Pod Security level ${level}`);
+    steps?.begin("limit-range");
     await step(`apply LimitRange to namespace "${name}"`, () =>
       api.patchNamespacedLimitRange({ ...common(name), name: LIMIT_RANGE_NAME, body: limitRangeManifest(name, quota, labels) }, APPLY),
     );
+    steps?.end("limit-range");
+    steps?.begin("quota", `cpu ${quota.cpu}, memory ${quota.memory}, storage ${quota.storage}`);
     const rq = await step(`apply quota to namespace "${name}"`, () =>
       api.patchNamespacedResourceQuota({ ...common(name), name: QUOTA_NAME, body: quotaManifest(name, quota, labels) }, APPLY),
     );
+    steps?.end("quota");
+    steps?.begin("network-policy");
     await step(`apply NetworkPolicy to namespace "${name}"`, () =>
       networking.patchNamespacedNetworkPolicy({ ...common(name), name: NETWORK_POLICY_NAME, body: tenantNetworkPolicy(name, labels, ingressFrom) }, APPLY),
     );
+    steps?.end("network-policy");
+    steps?.begin("deployer-identity", `ServiceAccount ${DEPLOYER_SERVICE_ACCOUNT} and its RoleBindings`);
     await step(`apply ServiceAccount ${DEPLOYER_SERVICE_ACCOUNT} to namespace "${name}"`, () =>
       api.patchNamespacedServiceAccount({ ...common(name), name: DEPLOYER_SERVICE_ACCOUNT, body: deployerServiceAccountManifest(name, labels) }, APPLY),
     );
@@ -404,7 +413,10 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
       ),
     );
     await waitForRbac(name);
+    steps?.end("deployer-identity");
+    steps?.begin("ready");
     const ns = await applyNamespaceLabels(name, { ...nsLabels, [READY_LABEL]: "true" });
+    steps?.end("ready");
     return { ns, rq };
   }
 
@@ -421,6 +433,8 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
         throw new PaasError("failed_precondition", `the ingress namespace selector (INGRESS_NAMESPACE_SELECTOR) matches the tenant namespace "${name}"; it must select only the ingress controller's namespace`);
       }
       await requireClusterRoles();
+      const steps = options?.steps;
+      steps?.begin("namespace");
       let ns: V1Namespace;
       let created = false;
       try {
@@ -448,7 +462,7 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
       // helm refuses to write into it, and calling ensureNamespace again repairs it.
       let result: { ns: V1Namespace; rq: V1ResourceQuota };
       try {
-        result = await provision(name, quota, level, !created && isReady(ns));
+        result = await provision(name, quota, level, !created && isReady(ns), steps);
       } catch (err) {
         logger.warn({ err, namespace: name, created }, "namespace provisioning failed; it stays not ready until CreateNamespace succeeds");
         throw err;

@@ -119,7 +119,9 @@ describe("audit log", () => {
     const h = await harness();
     await h.releases.installRelease({ namespace: NS, name: "web", chart: CHART });
     const append = h.audit.append.bind(h.audit);
-    h.audit.append = async () => {
+    const createOperation = h.audit.createOperation.bind(h.audit);
+    // The intent is written with the operation, in one transaction.
+    h.audit.append = h.audit.createOperation = async () => {
       throw new PaasError("unavailable", "audit store unavailable: connection refused");
     };
     const err = await failure(h.releases.upgradeRelease({ namespace: NS, name: "web" }));
@@ -128,6 +130,7 @@ describe("audit log", () => {
     expect(h.helm.verbs().filter((v) => v === "upgrade")).toHaveLength(0);
     expect((await h.releases.getRelease({ namespace: NS, name: "web" })).release?.revision).toBe(1);
     h.audit.append = append;
+    h.audit.createOperation = createOperation;
     await h.releases.upgradeRelease({ namespace: NS, name: "web" });
     expect(h.cluster.history(NS, "web")).toHaveLength(2);
   });
@@ -341,7 +344,7 @@ describe("stuck releases", () => {
     await h.audit.append(intent({ operationId: "liveop1", release: "api", replica: "live-replica" }));
 
     const reconciler = new Reconciler({
-      operations: h.app.operations,
+      repair: h.app.repair,
       audit: h.audit,
       locks: h.locks,
       recovery: h.recovery,

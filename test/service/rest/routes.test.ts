@@ -24,6 +24,11 @@ describe("the REST route table comes from the protos' google.api.http annotation
       ["GET", "/api/namespaces/{name}", "NamespaceService.GetNamespace", 200, false],
       ["GET", "/api/namespaces", "NamespaceService.ListNamespaces", 200, false],
       ["DELETE", "/api/namespaces/{name}", "NamespaceService.DeleteNamespace", 200, false],
+      ["GET", "/api/operations/{id}", "OperationService.GetOperation", 200, false],
+      ["GET", "/ops/jobs/{id}", "OperationService.GetOperation", 200, false],
+      ["GET", "/api/operations", "OperationService.ListOperations", 200, false],
+      ["POST", "/api/operations/{id}/wait", "OperationService.WaitOperation", 200, true],
+      ["POST", "/api/operations/{id}/cancel", "OperationService.CancelOperation", 200, true],
       ["GET", "/api/audit", "AuditService.ListAuditEvents", 200, false],
     ]);
   });
@@ -34,7 +39,7 @@ describe("the REST route table comes from the protos' google.api.http annotation
 
   it("reads every non-path field from the body: path variables win", () => {
     const upgrade = routes.find((r) => r.method.name === "UpgradeRelease")!;
-    expect(upgrade.bodyFields.map((f) => f.name)).toEqual(["chart", "version", "values", "reset_values", "reuse_values", "repo_url", "wait", "timeout", "idempotency_key"]);
+    expect(upgrade.bodyFields.map((f) => f.name)).toEqual(["chart", "version", "values", "reset_values", "reuse_values", "repo_url", "wait", "timeout", "idempotency_key", "async"]);
     const m = matchRoute(routes, "PATCH", ["api", "releases", "paas-ws-a", "web"])!;
     const msg = decodeRequest(m.route!, m.params, { namespace: "kube-system", name: "evil", version: "1.2.3" }) as unknown as Record<string, unknown>;
     expect(msg).toMatchObject({ namespace: "paas-ws-a", name: "web", version: "1.2.3" });

@@ -103,7 +103,7 @@ describe("Reflection", () => {
     for await (const res of client.serverReflectionInfo(requests())) out.push(res);
     expect(out[0]?.messageResponse.case).toBe("listServicesResponse");
     const names = out[0]?.messageResponse.case === "listServicesResponse" ? out[0].messageResponse.value.service.map((s) => s.name) : [];
-    expect(names).toEqual(["paas.v1.ReleaseService", "paas.v1.NamespaceService", "paas.v1.AuditService", "grpc.health.v1.Health"]);
+    expect(names).toEqual(["paas.v1.ReleaseService", "paas.v1.NamespaceService", "paas.v1.OperationService", "paas.v1.AuditService", "grpc.health.v1.Health"]);
     expect(out[1]?.messageResponse.case).toBe("fileDescriptorResponse");
     const files = out[1]?.messageResponse.case === "fileDescriptorResponse" ? out[1].messageResponse.value.fileDescriptorProto.length : 0;
     expect(files).toBeGreaterThanOrEqual(5); // release.proto + annotations, http, descriptor, duration, struct, timestamp

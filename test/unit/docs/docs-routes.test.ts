@@ -182,18 +182,18 @@ describe("gen/openapi/openapi.json", () => {
     expect(jsonBody(install.responses["201"])).toEqual({ $ref: "#/components/schemas/rest.Release" });
     const installBody = resolve(install.requestBody.content["application/json"].schema.$ref);
     expect(installBody.required).toEqual(["namespace", "name", "chart"]);
-    expect(Object.keys(installBody.properties)).toEqual(["namespace", "name", "chart", "version", "values", "create_namespace", "repo_url", "wait", "timeout", "idempotency_key"]);
+    expect(Object.keys(installBody.properties)).toEqual(["namespace", "name", "chart", "version", "values", "create_namespace", "repo_url", "wait", "timeout", "idempotency_key", "async"]);
     expect(installBody.properties.timeout.type).toBe("number");
 
     const upgrade = op("patch", "/api/releases/{namespace}/{name}");
     const upgradeBody = upgrade.requestBody.content["application/json"].schema;
-    expect(Object.keys(upgradeBody.properties)).toEqual(["chart", "version", "values", "reset_values", "reuse_values", "repo_url", "wait", "timeout", "idempotency_key"]);
+    expect(Object.keys(upgradeBody.properties)).toEqual(["chart", "version", "values", "reset_values", "reuse_values", "repo_url", "wait", "timeout", "idempotency_key", "async"]);
     expect(jsonBody(upgrade.responses["200"])).toEqual({ $ref: "#/components/schemas/rest.Release" });
     expect(jsonBody(op("get", "/api/releases/{namespace}/{name}").responses["200"])).toEqual({ $ref: "#/components/schemas/rest.Release" });
 
     expect(resolve(jsonBody(op("delete", "/api/releases/{namespace}/{name}").responses["200"]).$ref).properties).toHaveProperty("message");
     const rollback = op("post", "/api/releases/{namespace}/{name}/rollback");
-    expect(Object.keys(rollback.requestBody.content["application/json"].schema.properties)).toEqual(["revision", "idempotency_key"]);
+    expect(Object.keys(rollback.requestBody.content["application/json"].schema.properties)).toEqual(["revision", "idempotency_key", "async"]);
     expect(resolve(jsonBody(rollback.responses["200"]).$ref).properties).toHaveProperty("message");
 
     const revisions = resolve(jsonBody(op("get", "/api/releases/{namespace}/{name}/revisions").responses["200"]).$ref);
@@ -225,7 +225,7 @@ describe("gen/openapi/openapi.json", () => {
     expect(error.required).toEqual(["detail", "error_type"]);
     expect(error.properties.detail.type).toBe("string");
     expect(error.properties.error_type.type).toBe("string");
-    expect(restOperations.length).toBe(14);
+    expect(restOperations.length).toBe(18);
     for (const { method, path, op } of restOperations) {
       const errors = Object.keys(op.responses).filter((s) => !s.startsWith("2"));
       for (const s of ["400", "401", "403", "404", "405", "422", "500", "503", "504"]) expect(errors, `${method} ${path}`).toContain(s);

@@ -106,7 +106,7 @@ describe("decodeQuery", () => {
     const routes = buildRoutes();
     const names = (name: string) => [...new Set(routes.find((r) => r.method.name === name)!.queryFields.values())].map((f) => f.name);
     expect(names("GetRelease")).toEqual([]);
-    expect(names("UninstallRelease")).toEqual(["idempotency_key"]);
+    expect(names("UninstallRelease")).toEqual(["idempotency_key", "async"]);
     expect(names("UpgradeRelease")).toEqual([]);
     expect(names("ListAuditEvents")).toEqual(["namespace", "release", "caller", "since", "until", "page_size", "page_token", "operation_id"]);
   });

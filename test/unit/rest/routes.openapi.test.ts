@@ -96,7 +96,7 @@ describe("the REST layer and the document", () => {
   it("list the same operations", () => {
     const served = routes.map((r) => `${r.verb} ${r.template}`).sort();
     const documented = Object.entries(doc.paths as Obj)
-      .filter(([path]) => path.startsWith("/api/"))
+      .filter(([path]) => path.startsWith("/api/") || path.startsWith("/ops/"))
       .flatMap(([path, item]) => Object.keys(item as Obj).map((verb) => `${verb.toUpperCase()} ${path}`))
       .sort();
     expect(served).toEqual(documented);

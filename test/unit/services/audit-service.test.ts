@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { AuditOutcome, AuditStage } from "../../../gen/paas/v1/audit_pb.js";
 import { Scope } from "../../../src/auth/scopes.ts";
 import { PaasError } from "../../../src/errors.ts";
-import { toAuditEvent } from "../../../src/services/audit-mapping.ts";
+import { toAuditEvent } from "../../../src/mapping/audit-mapping.ts";
 import { visibilityOf } from "../../../src/services/audit-service.ts";
 import { failure } from "../../support/failure.ts";
 import { auditRecord, createAuditTestApp, MemoryAuditStore } from "../../support/memory-audit-store.ts";

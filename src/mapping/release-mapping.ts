@@ -13,7 +13,7 @@ import { NamespaceSchema, type Namespace } from "../../gen/paas/v1/namespace_pb.
 import { digestFromLabels } from "../helm/chart-labels.ts";
 import type { ChartSource, HelmStatus, ReleaseInfo, RevisionInfo } from "../domain/release.ts";
 import { formatAge } from "../kube/watch/pod-status.ts";
-import { CALLER_LABEL, OPERATION_LABEL } from "../operations/operation-labels.ts";
+import { CALLER_LABEL, OPERATION_LABEL } from "../helm/release-labels.ts";
 import type { NamespaceInfo, PodInfo } from "../kube/kube-types.ts";
 
 const statusByHelm: Record<HelmStatus, ReleaseStatus> = {

@@ -1,0 +1,38 @@
+import type { AnyVerb } from "../verb.ts";
+import { createNamespace } from "./create-namespace.ts";
+import { deleteNamespace } from "./delete-namespace.ts";
+import { installRelease } from "./install-release.ts";
+import { recoverRelease } from "./recover-release.ts";
+import { rollbackRelease } from "./rollback-release.ts";
+import { uninstallRelease } from "./uninstall-release.ts";
+import { upgradeRelease } from "./upgrade-release.ts";
+import type { VerbDeps } from "./verb-deps.ts";
+
+/** Verbs are every mutation the service runs, one file each. */
+export interface Verbs {
+  install: ReturnType<typeof installRelease>;
+  upgrade: ReturnType<typeof upgradeRelease>;
+  rollback: ReturnType<typeof rollbackRelease>;
+  uninstall: ReturnType<typeof uninstallRelease>;
+  recover: ReturnType<typeof recoverRelease>;
+  createNamespace: ReturnType<typeof createNamespace>;
+  deleteNamespace: ReturnType<typeof deleteNamespace>;
+}
+
+/** createVerbs builds every verb on the shared dependencies. */
+export function createVerbs(deps: VerbDeps): Verbs {
+  return {
+    install: installRelease(deps),
+    upgrade: upgradeRelease(deps),
+    rollback: rollbackRelease(deps),
+    uninstall: uninstallRelease(deps),
+    recover: recoverRelease(deps),
+    createNamespace: createNamespace(deps),
+    deleteNamespace: deleteNamespace(deps),
+  };
+}
+
+/** allVerbs lists them for the engine's registry. */
+export function allVerbs(v: Verbs): AnyVerb[] {
+  return Object.values(v);
+}

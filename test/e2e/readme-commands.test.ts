@@ -357,6 +357,7 @@ describe("README commands against the testbed", () => {
   it("npm run dev stops on SIGTERM with exit code 0", { timeout: 120_000 }, async () => {
     expect(dev?.exitCode, `npm run dev ended early:\n${devLog.slice(-3000)}`).toBeNull();
     const [code, signal] = await stopDev();
+    if (process.env.README_COMMANDS_DEBUG) console.log(devLog.split("\n").filter((l) => /"level":(40|50|60)/.test(l)).join("\n"));
     expect({ code, signal }, devLog.slice(-3000)).toEqual({ code: 0, signal: null });
   });
 });

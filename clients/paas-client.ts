@@ -2,10 +2,13 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { ReleaseService } from "../gen/paas/v1/release_pb.js";
 import { NamespaceService } from "../gen/paas/v1/namespace_pb.js";
+import { OperationService } from "../gen/paas/v1/operation_pb.js";
+import { AuditService } from "../gen/paas/v1/audit_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 
 export * from "../gen/paas/v1/release_pb.js";
 export * from "../gen/paas/v1/namespace_pb.js";
+export * from "../gen/paas/v1/operation_pb.js";
 
 /** Protocol is the wire protocol a client speaks; the server answers all three on one port. */
 export type Protocol = "connect" | "grpc" | "grpc-web";
@@ -28,6 +31,8 @@ export interface PaasClientOptions {
 export interface PaasClient {
   releases: Client<typeof ReleaseService>;
   namespaces: Client<typeof NamespaceService>;
+  operations: Client<typeof OperationService>;
+  audit: Client<typeof AuditService>;
   health: Client<typeof Health>;
   transport: Transport;
 }
@@ -50,6 +55,8 @@ export function createPaasClient(options: PaasClientOptions): PaasClient {
   return {
     releases: createClient(ReleaseService, transport),
     namespaces: createClient(NamespaceService, transport),
+    operations: createClient(OperationService, transport),
+    audit: createClient(AuditService, transport),
     health: createClient(Health, transport),
     transport,
   };

@@ -1,5 +1,5 @@
 import { fromJsonString, toJson, toJsonString, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { valuesDigest } from "../audit/fingerprint.ts";
 import { newAuditId, newOperationId } from "../audit/ids.ts";
@@ -373,7 +373,7 @@ export class OperationEngine {
       errorMessage: message,
     };
     const responseJson = res ? JSON.stringify(withoutValues(toJson(verb.response, res))) : "";
-    const error = f ? { code: codeName(codeOf(f.kind)).toUpperCase(), message, reason: f.reason ?? "" } : undefined;
+    const error = f ? { code: grpcCodeName(f.kind), message, reason: f.reason ?? "" } : undefined;
     try {
       const written = await this.deps.store.finishOperation(
         op.id,
@@ -567,7 +567,7 @@ export class OperationEngine {
         plan = await verb.prepare(fromJsonString(verb.request, op.request));
       } catch (err) {
         const f = describeError(err);
-        await this.deps.store.finishOperation(op.id, { state: "failed", finishedAt: new Date(), steps: op.steps, error: { code: codeName(codeOf(f.kind)).toUpperCase(), message: f.message, reason: f.reason ?? "" } }, undefined, ["queued"]);
+        await this.deps.store.finishOperation(op.id, { state: "failed", finishedAt: new Date(), steps: op.steps, error: { code: grpcCodeName(f.kind), message: f.message, reason: f.reason ?? "" } }, undefined, ["queued"]);
         continue;
       }
       const work = this.start(op, verb, plan, call, false);
@@ -651,6 +651,12 @@ function withoutValues(json: JsonValue): JsonValue {
   if (Array.isArray(json)) return json.map(withoutValues);
   if (json === null || typeof json !== "object") return json;
   return Object.fromEntries(Object.entries(json).filter(([k, v]) => !(k === "values" && typeof v === "object")).map(([k, v]) => [k, withoutValues(v)]));
+}
+
+/** grpcCodeName is the canonical gRPC name of a kind's code, as operations report it: "FAILED_PRECONDITION", "CANCELLED". */
+function grpcCodeName(kind: ErrorKind): string {
+  const code = codeOf(kind);
+  return code === Code.Canceled ? "CANCELLED" : codeName(code).toUpperCase();
 }
 
 /** fingerprint tells two versions of an operation apart (state, steps, progress). */

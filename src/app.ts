@@ -31,6 +31,7 @@ import { createReleaseService } from "./services/release-service.ts";
 import { createRestHandler } from "./rest/handler.ts";
 import { contextValuesOf } from "./server/request-context.ts";
 import { bodyLimits } from "./server/body-limit.ts";
+import { reclassifyUndecodableRequests } from "./server/request-gate.ts";
 import { createRpcHandler, type NodeHandler } from "./server/rpc-handler.ts";
 
 /** AppDeps are the adapters and settings the request path is built from. */
@@ -167,6 +168,8 @@ export function createApp(deps: AppDeps): App {
     // Unknown JSON fields are a caller's mistake worth reporting, not something to ignore.
     // (REST bodies ignore them, as the old operator's pydantic models did: src/rest/body.ts.)
     jsonOptions: { ignoreUnknownFields: false },
+    // A request message that cannot be decoded is the caller's INVALID_ARGUMENT.
+    requestGate: reclassifyUndecodableRequests,
     fallback: rest,
     contextValues: contextValuesOf,
     logger: deps.logger,

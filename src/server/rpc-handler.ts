@@ -83,6 +83,13 @@ class RequestBody implements AsyncIterable<Uint8Array> {
     this.state = "reading";
     try {
       for await (const chunk of this.req.iterator({ destroyOnReturn: false })) yield chunk as Uint8Array;
+      if ("stream" in this.req) {
+        // Node ends the body of an HTTP/2 stream the caller reset (RST_STREAM CANCEL: grpcurl or
+        // a client stopping a stream) just before it reports the reset; wait for that report so
+        // that a cancelled request stream does not look like one the caller closed.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.req.aborted) throw new ConnectError("the caller cancelled the call", Code.Canceled);
+      }
       this.state = "ended";
     } finally {
       if (this.state === "reading") this.state = "stopped";

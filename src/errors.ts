@@ -26,7 +26,9 @@ export type ErrorReason =
   // An idempotency key reused with a different request.
   | "IDEMPOTENCY_KEY_REUSED"
   // The first request with this idempotency key is still running.
-  | "IDEMPOTENCY_KEY_IN_USE";
+  | "IDEMPOTENCY_KEY_IN_USE"
+  // The chart ships CustomResourceDefinitions (crds/), which tenants cannot install.
+  | "CHART_HAS_CRDS";
 
 /** ERROR_DOMAIN is the ErrorInfo domain of this service's reasons. */
 export const ERROR_DOMAIN = "paas.io";

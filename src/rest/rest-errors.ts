@@ -58,6 +58,8 @@ export const REST_STATUS_BY_REASON: Readonly<Record<ErrorReason, RestStatus>> = 
   IDEMPOTENCY_KEY_REUSED: { status: 422, errorType: "idempotency_key_reused" },
   // The first request with this key is still running: retry later for its result.
   IDEMPOTENCY_KEY_IN_USE: { status: 409, errorType: "idempotency_key_in_use" },
+  // The chart ships CRDs (crds/), which a tenant cannot install: the chart, not the request, must change.
+  CHART_HAS_CRDS: { status: 400, errorType: "chart_has_crds" },
 };
 
 /** Failures the REST layer finds itself, before any RPC runs. */

@@ -447,6 +447,27 @@ describe.concurrent("chart archives", () => {
     expect((await readChartArchive(prefixed)).name).toBe("web");
   });
 
+  it("lists the CRD files of crds/, its subcharts' (directories and archives) too, with their kinds", async (t) => {
+    const crd = (kind: string, plural: string) =>
+      `apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: ${plural}.example.com\nspec:\n  group: example.com\n  names:\n    kind: ${kind}\n    plural: ${plural}\n`;
+    const sub = gzipSync(Buffer.concat([tarFile("db/Chart.yaml", "name: db\nversion: 1.0.0\n"), tarFile("db/crds/backups.yaml", crd("Backup", "backups")), Buffer.alloc(1024)]));
+    const subTar = Buffer.concat([tarHeader("web/charts/db-1.0.0.tgz", sub.length), sub, Buffer.alloc((512 - (sub.length % 512)) % 512)]);
+    const path = await archive(
+      t,
+      tarFile("web/Chart.yaml", CHART_YAML),
+      tarFile("web/crds/widgets.yaml", `${crd("Widget", "widgets")}---\n${crd("Gadget", "gadgets")}`),
+      tarFile("web/crds/README.md", "not a manifest"),
+      tarFile("web/charts/cache/crds/keys.json", "{not yaml"),
+      tarFile("web/templates/crds/note.yaml", crd("Nope", "nopes")),
+      subTar,
+    );
+    expect(await readChartArchive(path)).toEqual({
+      name: "web",
+      version: "1.10",
+      crds: ["crds/widgets.yaml (Widget.example.com, Gadget.example.com)", "charts/cache/crds/keys.json", "charts/db-1.0.0/crds/backups.yaml (Backup.example.com)"],
+    });
+  });
+
   it("refuses what is not a chart archive", async (t) => {
     const noChart = await archive(t, tarFile("web/values.yaml", "a: 1\n"));
     await expect(readChartArchive(noChart)).rejects.toMatchObject({ kind: "invalid_argument", message: "The chart archive cannot be read: it has no Chart.yaml" });

@@ -10,7 +10,9 @@
  *    does not (its post-renderer sees the manifests only);
  *  - RBAC, since helm runs as the namespace's paas-deployer ServiceAccount: PERMISSION_DENIED
  *    (v3 hooks, RBAC escalation, kinds the deployer has no rights on, lookup elsewhere);
- *  - Pod Security Admission (bare pods, v3 hook pods): FAILED_PRECONDITION.
+ *  - Pod Security Admission (bare pods, v3 hook pods): FAILED_PRECONDITION;
+ *  - the service itself, after the pull and before helm installs: a chart with crds/
+ *    (FAILED_PRECONDITION, reason CHART_HAS_CRDS).
  * A refused install whose first revision was recorded as failed is uninstalled by the
  * service (src/helm/cli.ts), so nothing of it stays, not even a failed release.
  */

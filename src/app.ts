@@ -1,5 +1,4 @@
 import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { ReleaseService } from "../gen/paas/v1/release_pb.js";
 import { NamespaceService } from "../gen/paas/v1/namespace_pb.js";
@@ -36,6 +35,9 @@ import { createReflectionService } from "./services/reflection-service.ts";
 import { createReleaseService } from "./services/release-service.ts";
 import { createRestHandler } from "./rest/handler.ts";
 import { contextValuesOf } from "./server/request-context.ts";
+import { bodyLimits } from "./server/body-limit.ts";
+import { reclassifyUndecodableRequests } from "./server/request-gate.ts";
+import { createRpcHandler, type NodeHandler } from "./server/rpc-handler.ts";
 
 /** AppDeps are the adapters and settings the request path is built from. */
 export interface AppDeps {
@@ -88,7 +90,7 @@ export interface App {
   routes: (router: ConnectRouter) => void;
   /** interceptors, outermost first; the in-memory test transport uses the same list. */
   interceptors: ReturnType<typeof observabilityInterceptor>[];
-  handler: ReturnType<typeof connectNodeAdapter>;
+  handler: NodeHandler;
   queue: OperationQueue;
   /** Runs every mutation as an operation: idempotency, audit, queue, Lease, repair, steps. */
   engine: OperationEngine;
@@ -174,15 +176,18 @@ export function createApp(deps: AppDeps): App {
     contextValues: contextValuesOf,
     fallback: (req, res) => docs(req, res) || plain(req, res),
   });
-  const handler = connectNodeAdapter({
+  const handler = createRpcHandler({
     routes,
     interceptors,
-    readMaxBytes: deps.maxBodyBytes,
+    body: bodyLimits(deps.maxBodyBytes),
     // Unknown JSON fields are a caller's mistake worth reporting, not something to ignore.
     // (REST bodies ignore them, as the old operator's pydantic models did: src/rest/body.ts.)
     jsonOptions: { ignoreUnknownFields: false },
+    // A request message that cannot be decoded is the caller's INVALID_ARGUMENT.
+    requestGate: reclassifyUndecodableRequests,
     fallback: rest,
     contextValues: contextValuesOf,
+    logger: deps.logger,
   });
   return { routes, interceptors, handler, queue, engine, repair, keys };
 }

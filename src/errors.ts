@@ -31,7 +31,9 @@ export type ErrorReason =
   // The replica running the operation stopped before it finished (the operation failed).
   | "REPLICA_LOST"
   // CancelOperation stopped the operation.
-  | "OPERATION_CANCELLED";
+  | "OPERATION_CANCELLED"
+  // The chart ships CustomResourceDefinitions (crds/), which tenants cannot install.
+  | "CHART_HAS_CRDS";
 
 /** ERROR_DOMAIN is the ErrorInfo domain of this service's reasons. */
 export const ERROR_DOMAIN = "paas.io";
@@ -81,12 +83,31 @@ export function codeOf(kind: ErrorKind): Code {
  * anything else becomes INTERNAL without its text.
  */
 export function toConnectError(err: unknown): ConnectError {
-  if (err instanceof ConnectError) return err;
+  if (err instanceof ConnectError) return isUndecodableRequest(err) ? new ConnectError(err.rawMessage, Code.InvalidArgument, err.metadata, undefined, err) : err;
   if (err instanceof PaasError) {
     const details = err.reason ? [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: err.reason, domain: ERROR_DOMAIN }) }] : [];
     return new ConnectError(err.message, codeOf(err.kind), undefined, details);
   }
   return new ConnectError("internal error", Code.Internal);
+}
+
+/**
+ * connect-es reports a request it cannot decode with codes that blame the server: INTERNAL for
+ * binary that does not parse ("parse binary: premature EOF"), a compressed envelope without an
+ * encoding, a body that does not decompress; UNIMPLEMENTED for a unary or server-streaming call
+ * that does not carry exactly one message. All of them are the caller's bad input (malformed
+ * JSON already is INVALID_ARGUMENT there).
+ */
+const UNDECODABLE: ReadonlyArray<readonly [Code, RegExp]> = [
+  [Code.Internal, /^parse binary: /],
+  [Code.Internal, /^received compressed envelope, but do not know how to decompress$/],
+  [Code.Internal, /^decompression failed$/],
+  [Code.Unimplemented, /^protocol error: (missing input message|received extra input message) for /],
+];
+
+/** isUndecodableRequest tells whether connect-es raised `err` for a request message it could not decode. */
+export function isUndecodableRequest(err: ConnectError): boolean {
+  return UNDECODABLE.some(([code, message]) => err.code === code && message.test(err.rawMessage));
 }
 
 /** reasonOf reads the ErrorInfo reason of this service from a ConnectError, if any. */

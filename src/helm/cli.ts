@@ -183,6 +183,9 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
         fetchingRun(ready, async (env, charts) => {
           o.steps?.begin("pull");
           const pulled = await pullChart(ready.run, ctx, o.chart, chartOptions, charts, { ...runOptions, env });
+          // Tenant mode installs with --skip-crds: a chart that ships CRDs would install without
+          // them and be broken. Refused before helm installs anything.
+          if (policy && ready.guard && pulled.crds) throw chartHasCrds(ctx, pulled.crds);
           o.steps?.end("pull", `${pulled.name} ${pulled.version}${pulled.digest ? ` ${pulled.digest}` : ""}`);
           if (o.chart.ref.trim().startsWith("oci://") && !pulled.digest) {
             options.logger.warn({ namespace: o.namespace, release: o.name, chart: ctx.chart }, "helm pull reported no digest for an OCI chart; none is recorded");
@@ -287,4 +290,14 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
       if (done) await removeHelmHome(done.home);
     },
   };
+}
+
+/** chartHasCrds refuses a chart that ships CustomResourceDefinitions (crds/ of it or of a subchart), naming them. */
+function chartHasCrds(ctx: ClassifyContext, crds: string[]): PaasError {
+  const shown = crds.slice(0, 10).join("; ") + (crds.length > 10 ? `; and ${crds.length - 10} more` : "");
+  return new PaasError(
+    "failed_precondition",
+    `${`Chart ${ctx.chart ?? ""}`.trim()} ships CustomResourceDefinitions, which a tenant cannot install (they are cluster-wide: the platform installs them): ${shown}`,
+    { reason: "CHART_HAS_CRDS" },
+  );
 }

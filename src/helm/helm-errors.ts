@@ -1,4 +1,5 @@
 import { type ErrorKind, PaasError } from "../errors.ts";
+import { APPLY_CONFLICT, applyConflict, existingObject, invalidObject, modifiedObject, OBJECT_ALREADY_EXISTS, OBJECT_INVALID, OBJECT_MODIFIED } from "./api-refusals.ts";
 import { sanitizeStderr } from "./sanitize.ts";
 
 /** HelmVerb names a helm run in messages and logs. */
@@ -63,6 +64,15 @@ const RULES: readonly Rule[] = [
   { test: /because it is being terminated/, kind: "failed_precondition", message: (c) => `Namespace ${c.namespace} is being deleted` },
   { test: /exists and cannot be imported into the current release/, kind: "failed_precondition", message: (c) => `Resources of release ${c.name} already exist and belong to something else` },
   { test: /field is immutable/, kind: "failed_precondition", message: (c) => `The ${c.verb} of release ${c.name} would change an immutable field` },
+  // The API server refuses an object of the chart as invalid (validation, or a field of the
+  // wrong type: SSA's typed patch in v4, decoding in v3): the values made it so. Named: the
+  // object and the fields, never the values (src/helm/api-refusals.ts).
+  { test: OBJECT_INVALID, kind: "invalid_argument", message: (c, m) => `The ${c.verb} ${what(c)}${invalidObject(m.input)}` },
+  { test: OBJECT_ALREADY_EXISTS, kind: "already_exists", message: (c, m) => `The ${c.verb} ${what(c)}${existingObject(m)} in ${ns(c)}` },
+  // Server-side apply (v4): fields another writer manages; it persists until that is settled.
+  { test: APPLY_CONFLICT, kind: "failed_precondition", message: (c, m) => `The ${c.verb} ${what(c)}${applyConflict(m.input)}` },
+  // Optimistic concurrency: the object changed under helm; the caller may simply retry.
+  { test: OBJECT_MODIFIED, kind: "conflict", message: (c, m) => `The ${c.verb} ${what(c)}${modifiedObject(m)}` },
   // "…cluster unreachable: …: context deadline exceeded" is an outage, not a slow rollout.
   { test: /kubernetes cluster unreachable/i, kind: "unavailable", message: () => "The Kubernetes API is unreachable" },
   { test: /context deadline exceeded|timed out waiting for the condition/, kind: "timeout", message: (c) => `helm ${c.verb} ${what(c)}timed out` },

@@ -15,6 +15,8 @@ export interface PulledChart extends ResolvedChart {
   archive: string;
   /** Chart name from the archive's Chart.yaml. */
   name: string;
+  /** The CRD files the chart (or a subchart) ships in crds/; absent when none (src/helm/chart-archive.ts). */
+  crds?: string[];
 }
 
 // "Digest: sha256:…" as helm v3 and v4 print it after pulling from a registry
@@ -49,5 +51,5 @@ export async function pullChart(
   const archive = join(dir, archives[0]!);
   const chart = await readChartArchive(archive);
   const digest = source.ref.trim().startsWith("oci://") ? DIGEST_LINE.exec(`${stdout}\n${stderr}`)?.[1] : undefined;
-  return { archive, name: chart.name, version: chart.version, ...(digest ? { digest } : {}) };
+  return { archive, name: chart.name, version: chart.version, ...(digest ? { digest } : {}), ...(chart.crds ? { crds: chart.crds } : {}) };
 }

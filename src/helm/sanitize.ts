@@ -7,7 +7,7 @@ export const MAX_STDERR_CHARS = 4096;
 const REDACTIONS: ReadonlyArray<[RegExp, string]> = [
   // ANSI colour codes: helm v4 colours some output.
   [/\u001b\[[0-9;]*[A-Za-z]/g, ""],
-  [/(Invalid value:\s*)("(?:[^"\\]|\\.)*"|\S+)/g, "$1<redacted>"],
+  [/((?:Invalid|Unsupported|Duplicate) value:\s*)("(?:[^"\\]|\\.)*"|\S+)/g, "$1<redacted>"],
   [/(\/\/)[^/\s:@]+:[^/\s@]+@/g, "$1<redacted>@"],
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>"],
   [/\b(password|passwd|token|secret|api[_-]?key|authorization)(["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|\S+)/gi, "$1$2<redacted>"],

@@ -34,11 +34,19 @@ export function observabilityInterceptor(logger: Logger): Interceptor {
       else if (code === Code.Internal || code === Code.Unknown) logger.error(line, "rpc");
       else logger.warn(line, "rpc");
     };
+    // A call its caller gave up on (the stream reset, the connection gone, the deadline passed)
+    // failed because of that, whatever broke inside it as a result (a request stream that
+    // errors, a write to a closed socket): it is Canceled (or DeadlineExceeded), not ours.
+    const failure = (err: unknown): ConnectError => {
+      const mapped = toConnectError(err);
+      const own = mapped.code !== Code.Internal && mapped.code !== Code.Unknown;
+      return own || !req.signal.aborted ? mapped : ConnectError.from(req.signal.reason, Code.Canceled);
+    };
     let res;
     try {
       res = await next(req);
     } catch (err) {
-      const mapped = toConnectError(err);
+      const mapped = failure(err);
       log(mapped.code, err);
       throw mapped;
     }
@@ -51,9 +59,11 @@ export function observabilityInterceptor(logger: Logger): Interceptor {
     async function* logged() {
       try {
         yield* messages;
-        log();
+        // A stream that ended because its caller went away was cancelled, not completed.
+        if (req.signal.aborted) log(ConnectError.from(req.signal.reason, Code.Canceled).code);
+        else log();
       } catch (err) {
-        const mapped = toConnectError(err);
+        const mapped = failure(err);
         log(mapped.code, err);
         throw mapped;
       }

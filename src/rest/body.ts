@@ -1,64 +1,40 @@
 import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
-import type { Readable } from "node:stream";
+import { declaredLength, drainBody, type BodyLimits, type BodyRequest } from "../server/body-limit.ts";
 import { REST_ONLY, RestError, type FieldError } from "./rest-errors.ts";
 import { decodeQuery } from "./query.ts";
 import type { RestRoute } from "./routes.ts";
 
-/** BodyLimits bound what a request body may cost. */
-export interface BodyLimits {
-  /** Largest body accepted (MAX_BODY_BYTES). */
-  maxBytes: number;
-  /**
-   * An oversized body is still read (and discarded) up to this many bytes, so that clients
-   * that read the answer only after sending everything (Python's http.client, requests)
-   * get the 413 instead of a broken pipe. Beyond it, or after `drainMs`, HTTP/1.1 closes.
-   */
-  drainBytes: number;
-  drainMs: number;
-}
-
 /**
- * readBody reads a request body of at most `maxBytes`. Past the limit it rejects with a 413
- * whose `close` says whether the connection must be closed (the rest of the body unread).
- * It never destroys the request itself: that would reset the connection before the answer.
+ * readBody reads a request body of at most `limits.maxBytes`. Past the limit the rest is drained
+ * (src/server/body-limit.ts) and it rejects with a 413 whose `close` says whether the connection
+ * must be closed (the rest of the body unread).
  */
-export function readBody(req: Readable & { headers: Record<string, string | string[] | undefined> }, limits: BodyLimits): Promise<Buffer> {
-  const { maxBytes, drainBytes, drainMs } = limits;
+export function readBody(req: BodyRequest, limits: BodyLimits): Promise<Buffer> {
+  const { maxBytes } = limits;
   const tooLarge = (close: boolean) => new RestError(REST_ONLY.payloadTooLarge, `Request body larger than ${maxBytes} bytes`, close ? { headers: { connection: "close" } } : {});
-  const declared = Number(req.headers["content-length"]);
+  const gone = () => new RestError(REST_ONLY.callerGone, "The caller went away while sending the body");
+  const overLimit = (read: number) =>
+    drainBody(req, limits, read).then((how) => {
+      throw how === "gone" ? gone() : tooLarge(how === "cut");
+    });
+  if (declaredLength(req) > maxBytes) return overLimit(0);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let over = false;
-    let timer: NodeJS.Timeout | undefined;
     const finish = (settle: () => void) => {
-      clearTimeout(timer);
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onGone);
       req.off("close", onGone);
       settle();
     };
-    const startDraining = () => {
-      over = true;
-      chunks.length = 0;
-      timer = setTimeout(() => finish(() => reject(tooLarge(true))), drainMs);
-    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (!over && size > maxBytes) startDraining();
-      if (over) {
-        if (size > drainBytes) finish(() => reject(tooLarge(true)));
-        return;
-      }
+      if (size > maxBytes) return finish(() => overLimit(size).catch(reject));
       chunks.push(chunk);
     };
-    const onEnd = () => finish(() => (over ? reject(tooLarge(false)) : resolve(Buffer.concat(chunks, size))));
-    const onGone = () => finish(() => reject(new RestError(REST_ONLY.callerGone, "The caller went away while sending the body")));
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      if (declared > drainBytes) return reject(tooLarge(true));
-      startDraining();
-    }
+    const onEnd = () => finish(() => resolve(Buffer.concat(chunks, size)));
+    const onGone = () => finish(() => reject(gone()));
     req.on("data", onData);
     req.on("end", onEnd);
     req.on("error", onGone);

@@ -5,6 +5,7 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import { bodyLimits } from "../server/body-limit.ts";
 import { sendJson } from "../server/http-routes.ts";
 import { decodeRequest, parseJsonBody, readBody } from "./body.ts";
 import { errorBodyOf, REST_ONLY, RestError, type ErrorBody } from "./rest-errors.ts";
@@ -63,7 +64,7 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
   // The first literal of every template ("api"): other paths go to the fallback untouched.
   const roots = new Set(table.map((r) => r.segments[0]).flatMap((s) => (s && "literal" in s ? [s.literal] : [])));
 
-  const limits = { maxBytes: deps.maxBodyBytes, drainBytes: Math.max(16 * deps.maxBodyBytes, 16 * 1024 * 1024), drainMs: deps.drainMs ?? 30_000 };
+  const limits = bodyLimits(deps.maxBodyBytes, deps.drainMs);
 
   const serve = async (req: Req, res: Res, segments: string[]) => {
     const path = (req.url ?? "/").split("?")[0]!;

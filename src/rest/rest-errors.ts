@@ -62,6 +62,8 @@ export const REST_STATUS_BY_REASON: Readonly<Record<ErrorReason, RestStatus>> = 
   REPLICA_LOST: { status: 503, errorType: "service_unavailable" },
   // CancelOperation stopped the operation a synchronous call was waiting for.
   OPERATION_CANCELLED: { status: 409, errorType: "cancelled" },
+  // The chart ships CRDs (crds/), which a tenant cannot install: the chart, not the request, must change.
+  CHART_HAS_CRDS: { status: 400, errorType: "chart_has_crds" },
 };
 
 /** Failures the REST layer finds itself, before any RPC runs. */

@@ -10,7 +10,9 @@
  *    does not (its post-renderer sees the manifests only);
  *  - RBAC, since helm runs as the namespace's paas-deployer ServiceAccount: PERMISSION_DENIED
  *    (v3 hooks, RBAC escalation, kinds the deployer has no rights on, lookup elsewhere);
- *  - Pod Security Admission (bare pods, v3 hook pods): FAILED_PRECONDITION.
+ *  - Pod Security Admission (bare pods, v3 hook pods): FAILED_PRECONDITION;
+ *  - the service itself, after the pull and before helm installs: a chart with crds/
+ *    (FAILED_PRECONDITION, reason CHART_HAS_CRDS).
  * A refused install whose first revision was recorded as failed is uninstalled by the
  * service (src/helm/cli.ts), so nothing of it stays, not even a failed release.
  */
@@ -24,6 +26,7 @@ import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
 import { publishHostileCharts } from "../fixtures/hostile-charts/publish.ts";
 import { startServer, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
 import { failure } from "../support/failure.ts";
+import { reasonOf } from "../../src/errors.ts";
 
 const tb = testbedEnv();
 const kc = new k8s.KubeConfig();
@@ -129,15 +132,20 @@ describe.each([
     }
   });
 
-  it("a CRD in crds/ is never installed (--skip-crds); a resource of it is refused as not served", async () => {
-    const err = await refusedInstall("crd", "crd");
-    expect(err.code).toBe(Code.FailedPrecondition);
-    expect(err.rawMessage).toContain('Widget "crd-widget": the cluster does not serve kind Widget in hostile.example.com/v1');
-    // Only the CRD, no resource of it: the release installs, without the CRD.
-    const ok = await paas.releases.installRelease({ namespace: ns, name: "crdonly", chart: charts["crd"]!, version: "0.1.0", values: { withResource: false } });
-    expect(ok.release?.status).toBe(ReleaseStatus.DEPLOYED);
-    expect(await absent(() => apiext.readCustomResourceDefinition({ name: "widgets.hostile.example.com" }))).toBe(true);
-    await paas.releases.uninstallRelease({ namespace: ns, name: "crdonly" });
+  it("a chart that ships a CRD in crds/ is refused before anything runs (CHART_HAS_CRDS), with or without a resource of it", async () => {
+    for (const [release, withResource] of [["crd", true], ["crdonly", false]] as const) {
+      const err = await refusedInstall(release, "crd", { withResource });
+      expect(err.code).toBe(Code.FailedPrecondition);
+      expect(reasonOf(err)).toBe("CHART_HAS_CRDS");
+      expect(err.rawMessage).toBe(
+        `Chart ${charts["crd"]} 0.1.0 ships CustomResourceDefinitions, which a tenant cannot install (they are cluster-wide: the platform installs them): crds/widgets.yaml (Widget.hostile.example.com)`,
+      );
+      expect(await absent(() => apiext.readCustomResourceDefinition({ name: "widgets.hostile.example.com" }))).toBe(true);
+    }
+    // Refused after the pull, before helm install ran: no helm install or upgrade was started.
+    const started = server.logs.filter((l) => l.msg === "helm install started" && Array.isArray(l.helm) && ["crd", "crdonly"].includes(String(l.helm[1])));
+    expect(started).toEqual([]);
+    expect(server.logs.some((l) => l.msg === "helm pull" || l.msg === "helm install started")).toBe(true);
     // A CRD in templates/ is refused.
     const tpl = await refusedInstall("crdtpl", "crd-template");
     expect(tpl.code).toBe(Code.FailedPrecondition);

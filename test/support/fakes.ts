@@ -163,6 +163,8 @@ export class FakeKube implements KubeClient {
   pingError: unknown;
   podsError: unknown;
   watchEvents: ReleaseWatchEvent[] = [];
+  /** watchHold: after watchEvents, the watch stays open until its signal aborts (as a real one). */
+  watchHold = false;
   readonly cluster: FakeCluster;
 
   constructor(cluster: FakeCluster) {
@@ -229,6 +231,7 @@ export class FakeKube implements KubeClient {
       if (signal.aborted) return;
       yield e;
     }
+    if (this.watchHold && !signal.aborted) await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
   }
 
   private info(name: string): NamespaceInfo {

@@ -298,7 +298,8 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
       { verb: "get metadata", stderr: "Error: release: not found\n", exitCode: 1 },
       { verb: "install", stderr: `Error: INSTALLATION FAILED: cannot ${major === 3 ? "re-use" : "reuse"} a name that is still in use\n`, exitCode: 1 },
       { verb: "upgrade", stderr: "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n", exitCode: 1 },
-      { verb: "rollback", stderr: 'Error: Secret "x" is invalid: Invalid value: "hunter2"\n', exitCode: 1 },
+      // Unclassified (no object named: an invalid object is INVALID_ARGUMENT), with a value echoed.
+      { verb: "rollback", stderr: 'Error: something unexpected: Invalid value: "hunter2"\n', exitCode: 1 },
     ]);
     expect(await rejection(f.cli.get("ws-a", "web"))).toMatchObject({ kind: "not_found", message: "Release web not found in namespace ws-a" });
     expect(await rejection(f.cli.install(installOpts()))).toMatchObject({ kind: "already_exists" });
@@ -444,6 +445,27 @@ describe.concurrent("chart archives", () => {
     expect((await readChartArchive(pax)).name).toBe("web");
     const prefixed = await archive(t, tarFile("Chart.yaml", CHART_YAML, "0", "web"));
     expect((await readChartArchive(prefixed)).name).toBe("web");
+  });
+
+  it("lists the CRD files of crds/, its subcharts' (directories and archives) too, with their kinds", async (t) => {
+    const crd = (kind: string, plural: string) =>
+      `apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: ${plural}.example.com\nspec:\n  group: example.com\n  names:\n    kind: ${kind}\n    plural: ${plural}\n`;
+    const sub = gzipSync(Buffer.concat([tarFile("db/Chart.yaml", "name: db\nversion: 1.0.0\n"), tarFile("db/crds/backups.yaml", crd("Backup", "backups")), Buffer.alloc(1024)]));
+    const subTar = Buffer.concat([tarHeader("web/charts/db-1.0.0.tgz", sub.length), sub, Buffer.alloc((512 - (sub.length % 512)) % 512)]);
+    const path = await archive(
+      t,
+      tarFile("web/Chart.yaml", CHART_YAML),
+      tarFile("web/crds/widgets.yaml", `${crd("Widget", "widgets")}---\n${crd("Gadget", "gadgets")}`),
+      tarFile("web/crds/README.md", "not a manifest"),
+      tarFile("web/charts/cache/crds/keys.json", "{not yaml"),
+      tarFile("web/templates/crds/note.yaml", crd("Nope", "nopes")),
+      subTar,
+    );
+    expect(await readChartArchive(path)).toEqual({
+      name: "web",
+      version: "1.10",
+      crds: ["crds/widgets.yaml (Widget.example.com, Gadget.example.com)", "charts/cache/crds/keys.json", "charts/db-1.0.0/crds/backups.yaml (Backup.example.com)"],
+    });
   });
 
   it("refuses what is not a chart archive", async (t) => {

@@ -131,6 +131,52 @@ describe.each([3, 4] as const)("classify recorded helm v%i stderr", (major) => {
   });
 });
 
+// The API server's refusals of a chart's objects (record.sh refusals): the kind by their
+// meaning, the message naming the object and the fields, never a value.
+const refusals: Array<[3 | 4, string, ClassifyContext, ErrorKind, string]> = [
+  [4, "invalid-object.txt", install, "invalid_argument", 'The install of release web creates an invalid Deployment "r1-podinfo": spec.template.annotations: invalid value'],
+  [3, "invalid-object.txt", install, "invalid_argument", 'The install of release web creates an invalid Deployment "r1-podinfo": spec.template.annotations: invalid value'],
+  [4, "wrong-type.txt", install, "invalid_argument", 'The install of release web creates an invalid Deployment "r2-podinfo": spec.replicas: wrong type'],
+  [3, "wrong-type.txt", install, "invalid_argument", "The install of release web creates an invalid Deployment: spec.replicas: wrong type"],
+  [3, "already-exists.txt", install, "already_exists", 'The install of release web creates configmaps "r3-cm", which already exists in namespace ws-a'],
+  [4, "apply-conflict.txt", upgrade, "failed_precondition", 'The upgrade of release web changes fields of ConfigMap "r4-cm" that another writer ("someone-else") manages: data.a'],
+  [4, "quota-exceeded.txt", install, "resource_exhausted", "Resource quota of namespace ws-a exceeded"],
+  [3, "quota-exceeded.txt", install, "resource_exhausted", "Resource quota of namespace ws-a exceeded"],
+];
+
+describe("classify the API server's refusals of a chart's objects (recorded)", () => {
+  it.each(refusals)("helm v%i %s", (major, file, ctx, kind, message) => {
+    const stderr = stderrOf(major, file);
+    const err = classify(failed(stderr), ctx);
+    expect(err.kind).toBe(kind);
+    expect(err.message).toBe(message);
+    // The refused value (an annotation key here) stays out of the message, and out of the log.
+    expect(err.message).not.toContain("bad key!");
+    expect(String((err.cause as Error).message)).not.toContain("bad key!");
+  });
+
+  it("drops values, keeps several fields, and does not let a value pose as a field", () => {
+    const stderr =
+      'Error: INSTALLATION FAILED: 1 error occurred:\n\t* Secret.v1 "db" is invalid: [data[pass word]: Invalid value: "s3cr3t x.y: Forbidden", type: Unsupported value: "s3cr3t-type": supported values: "Opaque", metadata.labels: Required value]\n';
+    const err = classify(failed(stderr), install);
+    expect(err.kind).toBe("invalid_argument");
+    expect(err.message).toBe('The install of release web creates an invalid Secret "db": data[…]: invalid value; type: unsupported value; metadata.labels: required value');
+    expect(err.message).not.toContain("s3cr3t");
+    expect(String((err.cause as Error).message)).not.toContain("s3cr3t");
+  });
+
+  it("an object changed under helm is a conflict (ABORTED): the caller may retry", () => {
+    const stderr = 'Error: UPGRADE FAILED: cannot patch "web" with kind Deployment: Operation cannot be fulfilled on deployments.apps "web": the object has been modified; please apply your changes to the latest version and try again\n';
+    expect(classify(failed(stderr), upgrade)).toMatchObject({ kind: "conflict", message: 'The upgrade of release web raced with another change of deployments.apps "web": retry' });
+  });
+
+  it("an immutable field stays FAILED_PRECONDITION, a forbidden object PERMISSION_DENIED", () => {
+    const immutable = 'Error: UPGRADE FAILED: cannot patch "web" with kind Deployment: Deployment.apps "web" is invalid: spec.selector: Invalid value: {"matchLabels":{"a":"b"}}: field is immutable\n';
+    expect(classify(failed(immutable), upgrade).kind).toBe("failed_precondition");
+    expect(classify(failed(stderrOf(4, "forbidden-install.txt")), install).kind).toBe("permission_denied");
+  });
+});
+
 describe("classify", () => {
   it.each(cases)("%s", (_label, ctx, stderr, kind, message) => {
     const err = classify(failed(stderr), ctx);

@@ -10,3 +10,4 @@ source .testbed/env
 set +a
 node bench/get-release.ts
 node bench/upgrade.ts
+node bench/operations.ts

@@ -69,8 +69,11 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
-/** startServer runs `node src/main.ts` on a free loopback port and waits until it listens. */
-export async function startServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+/**
+ * startServer runs `node src/main.ts` on a free loopback port and waits until it listens;
+ * `cwd` runs another checkout's server (a benchmark's baseline).
+ */
+export async function startServer(env: Record<string, string> = {}, cwd?: string): Promise<ServerProcess> {
   const tb = testbedEnv();
   // CreateNamespace binds these ClusterRoles (k8s/rbac.yaml); an administrator applies them.
   await ensureTenantRoles(tb.KUBECONFIG);
@@ -78,6 +81,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
   // Each server gets its own audit file unless the test shares one (a restart) or a database.
   const auditPath = env.AUDIT_SQLITE_PATH ?? join(mkdtempSync(join(tmpdir(), "paas-audit-")), "audit.db");
   const proc = spawn(process.execPath, ["src/main.ts"], {
+    ...(cwd ? { cwd } : {}),
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "/tmp",

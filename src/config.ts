@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { KeyFileError, keyProblem, parseKeyFile, sha256, type NamedKey } from "./auth/key-file.ts";
 import { CatalogError, ChartCatalog, parseCatalog, type CatalogSource } from "./catalog/catalog.ts";
+import { isPodSecurityLevel, POD_SECURITY_LEVELS, type PodSecurityLevel } from "./domain/pod-security-levels.ts";
 import { DEFAULT_VALUES_LIMITS, type ValuesLimits } from "./domain/validation.ts";
 import { DEFAULT_INGRESS_NAMESPACE_SELECTOR, parseNamespaceSelector } from "./kube/tenancy/namespaces.ts";
 
@@ -41,7 +42,7 @@ export interface Config {
   /** Limits on a request's values (VALUES_MAX_BYTES, VALUES_MAX_DEPTH, VALUES_MAX_KEYS). */
   valuesLimits: ValuesLimits;
   /** POD_SECURITY_LEVEL: the Pod Security Standard enforced in namespaces CreateNamespace makes (restricted, baseline). */
-  podSecurityLevel: "restricted" | "baseline";
+  podSecurityLevel: PodSecurityLevel;
   /** INGRESS_NAMESPACE_SELECTOR: namespaces (the ingress controller's) whose pods tenant NetworkPolicies admit; "" none. */
   ingressNamespaceSelector: string;
   /** AUDIT_DATABASE_URL: PostgreSQL for the audit log and idempotency keys (several replicas). */
@@ -157,11 +158,11 @@ function auditDatabaseUrl(env: Env): string | undefined {
 }
 
 /** podSecurityLevel reads POD_SECURITY_LEVEL: restricted (default) or baseline; "privileged" is not offered. */
-function podSecurityLevel(env: Env): "restricted" | "baseline" {
+function podSecurityLevel(env: Env): PodSecurityLevel {
   const raw = (env.POD_SECURITY_LEVEL ?? "").trim().toLowerCase();
-  if (raw === "" || raw === "restricted") return "restricted";
-  if (raw === "baseline") return "baseline";
-  throw new ConfigError("POD_SECURITY_LEVEL must be restricted or baseline");
+  if (raw === "") return POD_SECURITY_LEVELS[0]!;
+  if (isPodSecurityLevel(raw)) return raw;
+  throw new ConfigError(`POD_SECURITY_LEVEL must be ${POD_SECURITY_LEVELS.join(" or ")}`);
 }
 
 /** readNamedKeys reads API_KEYS_FILE at start: a broken file stops the process (later, a reload keeps the old keys). */

@@ -47,6 +47,12 @@ export class PaasError extends Error {
   }
 }
 
+/** printable shortens a caller's string and escapes what could break a log line or a message. */
+export function printable(s: string): string {
+  const short = s.length > 80 ? `${s.slice(0, 80)}…` : s;
+  return JSON.stringify(short).slice(1, -1);
+}
+
 // The only place where domain failures become gRPC codes.
 const codeByKind: Record<ErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,

@@ -1,3 +1,4 @@
+import type { PodSecurityLevel } from "../domain/pod-security-levels.ts";
 import type { ReleaseInfo } from "../domain/release.ts";
 
 /** PodInfo summarises one pod of a release. */
@@ -49,7 +50,7 @@ export interface NamespaceInfo {
 /** NamespaceOptions are per-namespace choices of ensureNamespace. */
 export interface NamespaceOptions {
   /** Pod Security level to enforce; default: the client's (POD_SECURITY_LEVEL). */
-  podSecurity?: "restricted" | "baseline";
+  podSecurity?: PodSecurityLevel;
 }
 
 /** StoredRelease is a release revision read from Helm's storage Secret, with its labels. */

@@ -1,4 +1,5 @@
-import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { create, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import type { JsonObject, JsonValue } from "../domain/release.ts";
 import type { Readable } from "node:stream";
 import { REST_ONLY, RestError, type FieldError } from "./rest-errors.ts";
 import { decodeQuery } from "./query.ts";

@@ -12,6 +12,7 @@ import type { KubeClient, NamespaceOptions, QuotaSpec } from "../kube/kube-types
 import { OperationQueue } from "../operations/operation-queue.ts";
 import type { Operations } from "../operations/operations.ts";
 import { validateQuantity } from "../domain/validation.ts";
+import { isPodSecurityLevel } from "../domain/pod-security-levels.ts";
 import { toNamespace } from "./release-mapping.ts";
 import { scopeKey } from "../auth/scopes.ts";
 
@@ -78,7 +79,7 @@ export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<
       validateQuantity(quota.storage, "storage_limit");
       const options: NamespaceOptions = {};
       if (req.podSecurity !== "") {
-        if (req.podSecurity !== "restricted" && req.podSecurity !== "baseline") {
+        if (!isPodSecurityLevel(req.podSecurity)) {
           throw new PaasError("invalid_argument", 'pod_security must be "restricted" or "baseline"');
         }
         options.podSecurity = req.podSecurity;

@@ -92,8 +92,3 @@ export function toConnectError(err: unknown): ConnectError {
 export function reasonOf(err: ConnectError): string | undefined {
   return err.findDetails(ErrorInfoSchema).find((d) => d.domain === ERROR_DOMAIN)?.reason;
 }
-
-/** codeName is a gRPC code as the audit log writes it: "permission_denied", "unavailable". */
-export function codeName(code: Code): string {
-  return (Code[code] ?? "unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
-}

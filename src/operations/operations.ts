@@ -5,7 +5,8 @@ import { canonicalJson, sha256Hex, valuesDigest } from "../audit/fingerprint.ts"
 import { newAuditId, newOperationId } from "../audit/ids.ts";
 import type { AuditOutcome, AuditRecord, AuditStore, StoredResult } from "../audit/audit-store.ts";
 import { callerKey, operationKey, peerKey, requestIdKey } from "../server/request-context.ts";
-import { codeName, codeOf, PaasError, type ErrorKind, type ErrorReason } from "../errors.ts";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { codeOf, PaasError, type ErrorKind, type ErrorReason } from "../errors.ts";
 import type { JsonObject } from "../domain/release.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import type { OperationQueue } from "./operation-queue.ts";
@@ -179,7 +180,7 @@ export class Operations {
         revisionBefore: before,
         revisionAfter: after,
         durationMs: Date.now() - started,
-        errorCode: failure ? codeName(codeOf(failure.kind)) : "",
+        errorCode: failure ? codeToString(codeOf(failure.kind)) : "",
         errorMessage: failure?.message ?? "",
       };
       await this.quietly(async () => {

@@ -41,7 +41,7 @@ export class NamespaceManager {
       try {
         await this.kube.getNamespace(name);
       } catch (err) {
-        if ((err as { kind?: string }).kind !== "not_found") throw err;
+        if (!(err instanceof PaasError) || err.kind !== "not_found") throw err;
         await this.kube.ensureNamespace(name, DEFAULT_QUOTA);
       }
     });

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { KeyFileError, keyProblem, parseKeyFile, sha256, type NamedKey } from "./auth/key-file.ts";
 import { CatalogError, ChartCatalog, parseCatalog, type CatalogSource } from "./catalog/catalog.ts";
+import { isDnsLabelPrefix } from "./domain/names.ts";
 import { isPodSecurityLevel, POD_SECURITY_LEVELS, type PodSecurityLevel } from "./domain/pod-security-levels.ts";
 import { DEFAULT_VALUES_LIMITS, type ValuesLimits } from "./domain/validation.ts";
 import { DEFAULT_INGRESS_NAMESPACE_SELECTOR, parseNamespaceSelector } from "./kube/tenancy/namespaces.ts";
@@ -85,7 +86,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("API_KEY, API_KEY_FILE or API_KEYS_FILE must be set (or ALLOW_UNAUTHENTICATED=true for development)");
   }
   const prefix = env.NAMESPACE_PREFIX ?? "paas-ws-";
-  if (!/^[a-z0-9]([-a-z0-9]*)$/.test(prefix) || prefix.length > 40) {
+  if (!isDnsLabelPrefix(prefix) || prefix.length > 40) {
     throw new ConfigError(`NAMESPACE_PREFIX "${prefix}" must be lowercase letters, digits and '-', start alphanumeric, at most 40 characters`);
   }
   const namedKeys = readNamedKeys(env, prefix, apiKeys);

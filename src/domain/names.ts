@@ -7,6 +7,8 @@ import { PaasError, printable } from "../errors.ts";
 
 /** A DNS-1123 label: namespaces and most object names (and each part of a host name). */
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** The start of a DNS-1123 label: a namespace prefix such as "paas-ws-". */
+const DNS1123_LABEL_START = /^[a-z0-9][-a-z0-9]*$/;
 /**
  * A DNS-1123 subdomain: labels joined by "." (Kubernetes' object-name pattern). Helm's release
  * names follow it too (helm pkg/chartutil ValidateReleaseName: `validName`, releaseNameMaxLen).
@@ -25,6 +27,11 @@ export const RELEASE_NAME_MAX = 53;
 /** isDnsLabel: lowercase letters, digits and "-", alphanumeric at both ends, at most 63 characters. */
 export function isDnsLabel(s: string): boolean {
   return s.length <= DNS1123_LABEL_MAX && DNS1123_LABEL.test(s);
+}
+
+/** isDnsLabelPrefix: what a DNS-1123 label may start with (alphanumeric, then a-z 0-9 '-'), e.g. "paas-ws-". */
+export function isDnsLabelPrefix(s: string): boolean {
+  return s.length <= DNS1123_LABEL_MAX && DNS1123_LABEL_START.test(s);
 }
 
 /** isDnsSubdomain: DNS-1123 labels joined by ".", at most 253 characters. */

@@ -4,6 +4,7 @@ import {
   assertNamespaceName,
   assertReleaseName,
   isDnsLabel,
+  isDnsLabelPrefix,
   isDnsSubdomain,
   isLabelKey,
   isLabelValue,
@@ -25,6 +26,8 @@ describe("Kubernetes and Helm names", () => {
   it("DNS-1123 labels and subdomains", () => {
     for (const ok of ["a", "0", "paas-ws-a", "a--b", "x".repeat(63)]) expect(isDnsLabel(ok), ok).toBe(true);
     for (const bad of ["", "A", "-a", "a-", "a.b", "a_b", "x".repeat(64)]) expect(isDnsLabel(bad), bad).toBe(false);
+    for (const ok of ["paas-ws-", "a", "a-b", "0-"]) expect(isDnsLabelPrefix(ok), ok).toBe(true);
+    for (const bad of ["", "-a", "A-", "a.b-", "a_", "x".repeat(64)]) expect(isDnsLabelPrefix(bad), bad).toBe(false);
     for (const ok of ["a", "a.b", "my-app.v2", `${"x".repeat(63)}.${"y".repeat(63)}`]) expect(isDnsSubdomain(ok), ok).toBe(true);
     for (const bad of ["", ".a", "a.", "a..b", "a.-b", "A.b", `${"x.".repeat(126)}xy`]) expect(isDnsSubdomain(bad), bad).toBe(false);
   });

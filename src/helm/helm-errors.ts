@@ -63,6 +63,15 @@ const RULES: readonly Rule[] = [
   { test: /because it is being terminated/, kind: "failed_precondition", message: (c) => `Namespace ${c.namespace} is being deleted` },
   { test: /exists and cannot be imported into the current release/, kind: "failed_precondition", message: (c) => `Resources of release ${c.name} already exist and belong to something else` },
   { test: /field is immutable/, kind: "failed_precondition", message: (c) => `The ${c.verb} of release ${c.name} would change an immutable field` },
+  // The API server's validation of an object's name, e.g. a Service named after a dotted
+  // release name ("my-app.v2-podinfo": Service names are DNS-1035 labels, without dots).
+  {
+    test: /\b([A-Z][A-Za-z0-9]*) "[^"]*" is invalid: metadata\.name: Invalid value/,
+    kind: "invalid_argument",
+    message: (c, m) =>
+      `The ${c.verb} ${what(c)}creates a ${m[1]} whose name Kubernetes refuses` +
+      (c.name.includes(".") ? `; charts derive names from the release name, and a ${m[1]} name may not contain "." (set the chart's fullnameOverride)` : ""),
+  },
   // "…cluster unreachable: …: context deadline exceeded" is an outage, not a slow rollout.
   { test: /kubernetes cluster unreachable/i, kind: "unavailable", message: () => "The Kubernetes API is unreachable" },
   { test: /context deadline exceeded|timed out waiting for the condition/, kind: "timeout", message: (c) => `helm ${c.verb} ${what(c)}timed out` },

@@ -281,7 +281,7 @@ function repositories(raw: string): Record<string, string> {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, eq);
     const url = entry.slice(eq + 1);
-    if (eq <= 0 || !/^[a-z0-9][a-z0-9-]*$/.test(name)) throw new ConfigError(`HELM_REPOSITORIES entry "${entry}" must be name=url`);
+    if (eq <= 0 || !isDnsLabelPrefix(name)) throw new ConfigError(`HELM_REPOSITORIES entry "${entry}" must be name=url`);
     let parsed: URL;
     try {
       parsed = new URL(url);

@@ -3,6 +3,8 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { KeyFileError, keyProblem, parseKeyFile, sha256, type NamedKey } from "./auth/key-file.ts";
 import { CatalogError, ChartCatalog, parseCatalog, type CatalogSource } from "./catalog/catalog.ts";
+import { isDnsLabelPrefix } from "./domain/names.ts";
+import { isPodSecurityLevel, POD_SECURITY_LEVELS, type PodSecurityLevel } from "./domain/pod-security-levels.ts";
 import { DEFAULT_VALUES_LIMITS, type ValuesLimits } from "./domain/validation.ts";
 import { DEFAULT_INGRESS_NAMESPACE_SELECTOR, parseNamespaceSelector } from "./kube/tenancy/namespaces.ts";
 
@@ -41,7 +43,7 @@ export interface Config {
   /** Limits on a request's values (VALUES_MAX_BYTES, VALUES_MAX_DEPTH, VALUES_MAX_KEYS). */
   valuesLimits: ValuesLimits;
   /** POD_SECURITY_LEVEL: the Pod Security Standard enforced in namespaces CreateNamespace makes (restricted, baseline). */
-  podSecurityLevel: "restricted" | "baseline";
+  podSecurityLevel: PodSecurityLevel;
   /** INGRESS_NAMESPACE_SELECTOR: namespaces (the ingress controller's) whose pods tenant NetworkPolicies admit; "" none. */
   ingressNamespaceSelector: string;
   /** AUDIT_DATABASE_URL: PostgreSQL for the audit log and idempotency keys (several replicas). */
@@ -86,7 +88,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("API_KEY, API_KEY_FILE or API_KEYS_FILE must be set (or ALLOW_UNAUTHENTICATED=true for development)");
   }
   const prefix = env.NAMESPACE_PREFIX ?? "paas-ws-";
-  if (!/^[a-z0-9]([-a-z0-9]*)$/.test(prefix) || prefix.length > 40) {
+  if (!isDnsLabelPrefix(prefix) || prefix.length > 40) {
     throw new ConfigError(`NAMESPACE_PREFIX "${prefix}" must be lowercase letters, digits and '-', start alphanumeric, at most 40 characters`);
   }
   const namedKeys = readNamedKeys(env, prefix, apiKeys);
@@ -160,11 +162,11 @@ function auditDatabaseUrl(env: Env): string | undefined {
 }
 
 /** podSecurityLevel reads POD_SECURITY_LEVEL: restricted (default) or baseline; "privileged" is not offered. */
-function podSecurityLevel(env: Env): "restricted" | "baseline" {
+function podSecurityLevel(env: Env): PodSecurityLevel {
   const raw = (env.POD_SECURITY_LEVEL ?? "").trim().toLowerCase();
-  if (raw === "" || raw === "restricted") return "restricted";
-  if (raw === "baseline") return "baseline";
-  throw new ConfigError("POD_SECURITY_LEVEL must be restricted or baseline");
+  if (raw === "") return POD_SECURITY_LEVELS[0]!;
+  if (isPodSecurityLevel(raw)) return raw;
+  throw new ConfigError(`POD_SECURITY_LEVEL must be ${POD_SECURITY_LEVELS.join(" or ")}`);
 }
 
 /** readNamedKeys reads API_KEYS_FILE at start: a broken file stops the process (later, a reload keeps the old keys). */
@@ -282,7 +284,7 @@ function repositories(raw: string): Record<string, string> {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, eq);
     const url = entry.slice(eq + 1);
-    if (eq <= 0 || !/^[a-z0-9][a-z0-9-]*$/.test(name)) throw new ConfigError(`HELM_REPOSITORIES entry "${entry}" must be name=url`);
+    if (eq <= 0 || !isDnsLabelPrefix(name)) throw new ConfigError(`HELM_REPOSITORIES entry "${entry}" must be name=url`);
     let parsed: URL;
     try {
       parsed = new URL(url);

@@ -54,6 +54,12 @@ export class PaasError extends Error {
   }
 }
 
+/** printable shortens a caller's string and escapes what could break a log line or a message. */
+export function printable(s: string): string {
+  const short = s.length > 80 ? `${s.slice(0, 80)}…` : s;
+  return JSON.stringify(short).slice(1, -1);
+}
+
 // The only place where domain failures become gRPC codes.
 const codeByKind: Record<ErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -113,9 +119,4 @@ export function isUndecodableRequest(err: ConnectError): boolean {
 /** reasonOf reads the ErrorInfo reason of this service from a ConnectError, if any. */
 export function reasonOf(err: ConnectError): string | undefined {
   return err.findDetails(ErrorInfoSchema).find((d) => d.domain === ERROR_DOMAIN)?.reason;
-}
-
-/** codeName is a gRPC code as the audit log writes it: "permission_denied", "unavailable". */
-export function codeName(code: Code): string {
-  return (Code[code] ?? "unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }

@@ -1,4 +1,5 @@
 import { createContextKey } from "@connectrpc/connect";
+import { DNS1123_LABEL_MAX, isDnsLabel, isDnsLabelPrefix } from "../domain/names.ts";
 
 /** Verb is what an API key may do; each RPC needs exactly one (RPC_RULES). */
 export type Verb = "read" | "deploy" | "delete" | "namespace-admin";
@@ -93,15 +94,14 @@ export class Scope {
 /** scopeKey carries the caller's scope from the API-key interceptor to the scope check and the list handlers. */
 export const scopeKey = createContextKey<Scope>(Scope.NONE, { description: "API key scope" });
 
-const PATTERN = /^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?|[a-z0-9][-a-z0-9]*\*)$/;
-
 /**
  * patternProblem says what is wrong with a namespace pattern, or undefined: it must be
  * well-formed and able to match some namespace under the prefix. The message does not
  * repeat the pattern (the caller names it, taking care not to log a key pasted there).
  */
 export function patternProblem(pattern: string, prefix: string): string | undefined {
-  if (pattern.length > 63 || !PATTERN.test(pattern)) {
+  const wellFormed = pattern === "*" || isDnsLabel(pattern) || (pattern.endsWith("*") && isDnsLabelPrefix(pattern.slice(0, -1)));
+  if (pattern.length > DNS1123_LABEL_MAX || !wellFormed) {
     return "must be a namespace name, a name prefix ending in '*', or '*'";
   }
   if (pattern === "*") return undefined;

@@ -1,4 +1,5 @@
 import { PaasError } from "../errors.ts";
+import { isDnsLabelPrefix } from "../domain/names.ts";
 import type { ChartSource } from "../domain/release.ts";
 import { forbiddenHost, formatSourceUrl, parseSourceUrl, type SourceUrl } from "./url.ts";
 
@@ -32,7 +33,6 @@ interface Entry {
   name?: string;
 }
 
-const REPO_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const CHART_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 // Exact versions and semver constraints (">=1.2 <2", "~1.2", "^1", "1.x"); never a leading '-'.
 const CHART_VERSION = /^[0-9A-Za-z~^<>=*][0-9A-Za-z.+~^<>=*|, _-]{0,63}$/;
@@ -88,7 +88,8 @@ export class ChartCatalog {
     if (why) throw new CatalogError(`${origin}: ${source.url} points at ${why}`);
     const entry: Entry = { url, text: formatSourceUrl(url), ...(source.name ? { name: source.name } : {}) };
     if (source.name !== undefined) {
-      if (!REPO_NAME.test(source.name)) throw new CatalogError(`${origin}: repository name "${source.name.slice(0, 64)}" must be lowercase letters, digits and '-'`);
+      // Repository names: lowercase letters, digits and '-', alphanumeric first, at most 63 characters.
+      if (!isDnsLabelPrefix(source.name)) throw new CatalogError(`${origin}: repository name "${source.name.slice(0, 64)}" must be lowercase letters, digits and '-'`);
       if (url.scheme === "oci") throw new CatalogError(`${origin}: ${source.url}: only HTTP repositories take a name (oci:// references are used as they are)`);
       const other = this.names.get(source.name);
       if (other && other.text !== entry.text) throw new CatalogError(`${origin}: repository name "${source.name}" is configured twice with different URLs`);

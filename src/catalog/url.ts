@@ -1,4 +1,5 @@
 import { PaasError } from "../errors.ts";
+import { DNS1123_SUBDOMAIN_MAX, isDnsLabel } from "../domain/names.ts";
 
 /**
  * Strict parsing of chart source URLs (http(s) chart repositories and oci:// registries).
@@ -34,7 +35,6 @@ const MAX_URL = 512;
 // scheme://authority path — query and fragment are matched only to be refused with a clear reason.
 const URL_SHAPE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/;
 const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?$/;
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 // RFC 3986 pchar minus '%': percent-encoding is refused outright (see encodedSegment).
 const SEGMENT = /^[A-Za-z0-9._~!$&'()*+,;=:@-]+$/;
 
@@ -83,7 +83,7 @@ function canonicalHost(text: string, field: string): string {
     }
   }
   const host = text.toLowerCase();
-  if (host.length > 253 || !host.split(".").every((label) => DNS_LABEL.test(label))) {
+  if (host.length > DNS1123_SUBDOMAIN_MAX || !host.split(".").every(isDnsLabel)) {
     throw invalid(`${field} does not name a valid host`);
   }
   let parsed: string;

@@ -1,9 +1,13 @@
 // The types every layer shares: a values tree, a chart's source, and a release as Helm
 // reports it. Adapters (helm/, kube/) produce them, services map them to protos.
 
-/** JsonObject is a values tree as it arrives from a google.protobuf.Struct. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
-export type JsonObject = { [key: string]: JsonValue };
+/**
+ * JsonValue and JsonObject are protobuf-es's own JSON types (what toJson gives and
+ * google.protobuf.Struct holds): a values tree, a REST body. Imported from here, not redefined.
+ */
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+
+export type { JsonObject, JsonValue };
 
 /** HelmStatus is Helm's own lowercase release status string. */
 export type HelmStatus =

@@ -1,49 +1,30 @@
-import { ChartCatalog } from "../catalog/catalog.ts";
-import { PaasError } from "../errors.ts";
-import type { ChartSource, JsonObject, JsonValue } from "./release.ts";
+import { PaasError, printable } from "../errors.ts";
+import { DNS1123_LABEL_MAX, isDnsLabel, isReleaseName, RELEASE_NAME_MAX } from "./names.ts";
+import type { JsonObject, JsonValue } from "./release.ts";
 
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-// Helm's own release-name rule (pkg/chartutil / pkg/release/util): DNS-1123 subdomain, at most 53 characters.
-const RELEASE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+// The front door: what callers may send. Names follow the rules of names.ts (what Kubernetes
+// and Helm accept), plus this service's own: the namespace prefix, and no "--".
 
 /** validateNamespace accepts a DNS-1123 label that starts with the prefix and is longer than it. */
 export function validateNamespace(name: string, prefix: string, field = "namespace"): void {
-  checkName(name, field, 63, DNS1123_LABEL, "a DNS-1123 label (lowercase letters, digits and '-')");
+  checkName(name, field, DNS1123_LABEL_MAX, isDnsLabel, "a DNS-1123 label (lowercase letters, digits and '-')");
   if (!name.startsWith(prefix) || name.length === prefix.length) {
     throw new PaasError("permission_denied", `${field} "${name}" is outside the managed prefix "${prefix}"`);
   }
 }
 
-/** validateReleaseName applies Helm's release-name rule. */
+/** validateReleaseName applies Helm's release-name rule (names.ts isReleaseName): "my-app.v2" is one. */
 export function validateReleaseName(name: string, field = "name"): void {
-  checkName(name, field, 53, RELEASE_NAME, "a valid Helm release name (lowercase letters, digits, '-' and '.')");
+  checkName(name, field, RELEASE_NAME_MAX, isReleaseName, "a valid Helm release name (lowercase letters, digits, '-' and '.')");
 }
 
-function checkName(name: string, field: string, max: number, pattern: RegExp, what: string): void {
+function checkName(name: string, field: string, max: number, valid: (s: string) => boolean, what: string): void {
   if (name === "") throw new PaasError("invalid_argument", `${field} is required`);
   if (name.length > max) throw new PaasError("invalid_argument", `${field} must be at most ${max} characters`);
   // "--" is legal in DNS labels but reads like a flag and is never needed; refuse it outright.
-  if (!pattern.test(name) || name.includes("--")) {
+  if (!valid(name) || name.includes("--")) {
     throw new PaasError("invalid_argument", `${field} "${printable(name)}" is not ${what}`);
   }
-}
-
-/**
- * validateChartSource checks a chart reference without touching the network or the file
- * system: oci://host/path/chart, repo/chart for a configured repository, or a chart name
- * with an http(s) repository URL, against the server's chart catalogue (src/catalog/).
- * Local paths, file:// and malformed references are INVALID_ARGUMENT; well-formed sources
- * the catalogue does not allow (and link-local / metadata addresses) PERMISSION_DENIED.
- * Passing the old name → URL map instead of a catalogue allows every well-formed source.
- */
-export function validateChartSource(
-  ref: string,
-  version: string,
-  repoUrl: string,
-  catalog: ChartCatalog | Record<string, string>,
-): ChartSource {
-  const c = catalog instanceof ChartCatalog ? catalog : ChartCatalog.allowAll(catalog);
-  return c.resolve(ref, version, repoUrl);
 }
 
 /** ValuesLimits bound a request's values (a google.protobuf.Struct) before anything runs. */
@@ -98,10 +79,4 @@ export function validateQuantity(value: string, field: string): void {
   if (value.length > 32 || !QUANTITY.test(value) || Number.parseFloat(value.replace(/^\+/, "")) <= 0) {
     throw new PaasError("invalid_argument", `${field} "${printable(value)}" is not a positive Kubernetes quantity (e.g. 500m, 2, 4Gi)`);
   }
-}
-
-/** printable shortens a caller's string and escapes what could break a log line or a message. */
-export function printable(s: string): string {
-  const short = s.length > 80 ? `${s.slice(0, 80)}…` : s;
-  return JSON.stringify(short).slice(1, -1);
 }

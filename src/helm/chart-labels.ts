@@ -1,3 +1,4 @@
+import { isLabelValue } from "../domain/names.ts";
 import type { ChartSource } from "../domain/release.ts";
 
 // Helm stores --labels on its storage Secret, so they must be valid Kubernetes label values:
@@ -17,7 +18,6 @@ const MAX_CHUNKS = 20;
 // A rollback copies the target revision's labels (Helm does), digest included.
 const VERSION = "paas-chart-version";
 const SHA256 = ["paas-chart-sha256-0", "paas-chart-sha256-1"] as const;
-const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/;
 const DIGEST = /^sha256:([0-9a-f]{32})([0-9a-f]{32})$/;
 
 /** ResolvedChart is what a chart reference resolved to when it was pulled for an install or upgrade. */
@@ -49,15 +49,10 @@ export function resolvedChartLabels(resolved: ResolvedChart): Record<string, str
   const version = resolved.version.replaceAll("+", "_");
   const m = DIGEST.exec(resolved.digest ?? "");
   return {
-    [VERSION]: LABEL_VALUE.test(version) ? version : "",
+    [VERSION]: isLabelValue(version) ? version : "",
     [SHA256[0]]: m?.[1] ?? "",
     [SHA256[1]]: m?.[2] ?? "",
   };
-}
-
-/** versionFromLabels is the recorded resolved version ("" when none was recorded). */
-export function versionFromLabels(labels: Record<string, string>): string {
-  return (labels[VERSION] ?? "").replaceAll("_", "+");
 }
 
 /** digestFromLabels is the recorded digest, "sha256:<64 hex>", or undefined. */

@@ -64,6 +64,15 @@ const RULES: readonly Rule[] = [
   { test: /because it is being terminated/, kind: "failed_precondition", message: (c) => `Namespace ${c.namespace} is being deleted` },
   { test: /exists and cannot be imported into the current release/, kind: "failed_precondition", message: (c) => `Resources of release ${c.name} already exist and belong to something else` },
   { test: /field is immutable/, kind: "failed_precondition", message: (c) => `The ${c.verb} of release ${c.name} would change an immutable field` },
+  // The API server's validation of an object's name, e.g. a Service named after a dotted
+  // release name ("my-app.v2-podinfo": Service names are DNS-1035 labels, without dots).
+  {
+    test: /\b([A-Z][A-Za-z0-9]*) "[^"]*" is invalid: metadata\.name: Invalid value/,
+    kind: "invalid_argument",
+    message: (c, m) =>
+      `The ${c.verb} ${what(c)}creates a ${m[1]} whose name Kubernetes refuses` +
+      (c.name.includes(".") ? `; charts derive names from the release name, and a ${m[1]} name may not contain "." (set the chart's fullnameOverride)` : ""),
+  },
   // The API server refuses an object of the chart as invalid (validation, or a field of the
   // wrong type: SSA's typed patch in v4, decoding in v3): the values made it so. Named: the
   // object and the fields, never the values (src/helm/api-refusals.ts).

@@ -10,8 +10,10 @@
 // (volume types, sysctls, SELinux types): a pod it lets through is still judged by
 // admission, while a pod it refused wrongly could not be installed at all.
 
+import type { EnforcedLevel } from "../domain/pod-security-levels.ts";
+
 /** PssLevel is an enforced Pod Security level; "privileged" (or none) checks nothing. */
-export type PssLevel = "restricted" | "baseline" | "privileged" | "";
+export type PssLevel = EnforcedLevel;
 
 type Obj = Record<string, unknown>;
 

@@ -1,4 +1,5 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
+import { PaasError } from "../errors.ts";
 import { callerKey } from "../server/request-context.ts";
 import type { KeyStore } from "../auth/key-store.ts";
 import { RPC_RULES, Scope, scopeKey, type RpcRule } from "../auth/scopes.ts";
@@ -23,9 +24,9 @@ export function apiKeyInterceptor(keys: KeyStore): Interceptor {
       return next(req);
     }
     const presented = req.header.get("x-api-key");
-    if (!presented) throw new ConnectError("missing API key (x-api-key header)", Code.Unauthenticated);
+    if (!presented) throw new PaasError("unauthenticated", "missing API key (x-api-key header)");
     const identity = keys.identify(presented);
-    if (identity === undefined) throw new ConnectError("invalid API key", Code.Unauthenticated);
+    if (identity === undefined) throw new PaasError("unauthenticated", "invalid API key");
     req.contextValues.set(callerKey, { id: identity.id });
     req.contextValues.set(scopeKey, identity.scope);
     const rule = ruleOf(req.service.typeName, req.method.name);
@@ -36,7 +37,7 @@ export function apiKeyInterceptor(keys: KeyStore): Interceptor {
     }
     for (const verb of needs) {
       if (!identity.scope.allowsVerb(verb)) {
-        throw new ConnectError(`API key "${identity.id}" may not call ${req.method.name}: it lacks the "${verb}" verb`, Code.PermissionDenied);
+        throw new PaasError("permission_denied", `API key "${identity.id}" may not call ${req.method.name}: it lacks the "${verb}" verb`);
       }
     }
     return next(req);
@@ -59,7 +60,7 @@ export function scopeInterceptor(): Interceptor {
     const check = (message: object) => {
       const ns = (message as Record<string, unknown>)[field];
       if (typeof ns !== "string" || !scope.allowsNamespace(ns)) {
-        throw new ConnectError(`namespace "${typeof ns === "string" ? ns : ""}" is outside this API key's scope`, Code.PermissionDenied);
+        throw new PaasError("permission_denied", `namespace "${typeof ns === "string" ? ns : ""}" is outside this API key's scope`);
       }
     };
     return next(withCheckedMessages(req, check));
@@ -69,6 +70,6 @@ export function scopeInterceptor(): Interceptor {
 // An RPC missing from the table is refused, whatever the key (fail closed).
 function ruleOf(service: string, method: string): RpcRule {
   const rule = RPC_RULES[`${service}/${method}`];
-  if (rule === undefined) throw new ConnectError(`${service}/${method} has no access rule`, Code.PermissionDenied);
+  if (rule === undefined) throw new PaasError("permission_denied", `${service}/${method} has no access rule`);
   return rule;
 }

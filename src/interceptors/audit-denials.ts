@@ -4,7 +4,8 @@ import { newAuditId, newOperationId } from "../audit/ids.ts";
 import type { AuditStore } from "../audit/audit-store.ts";
 import { RPC_RULES } from "../auth/scopes.ts";
 import { callerKey, operationKey, peerKey, requestIdKey } from "../server/request-context.ts";
-import { codeName, toConnectError } from "../errors.ts";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { toConnectError } from "../errors.ts";
 import { emptyRecord } from "../operations/audit-records.ts";
 
 // The RPCs that change something: every verb but "read".
@@ -46,7 +47,7 @@ export function auditDenialsInterceptor(audit: AuditStore, replica: string, logg
             namespace: text(isNamespaceService ? message.name : message.namespace),
             release: isNamespaceService ? "" : text(message.name),
             idempotencyKey: text(message.idempotencyKey) || (req.header.get("idempotency-key") ?? "").slice(0, 255),
-            errorCode: codeName(e.code),
+            errorCode: codeToString(e.code),
             errorMessage: e.rawMessage.slice(0, 500),
             replica,
           });

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { toConnectError } from "../errors.ts";
+import { PaasError, toConnectError } from "../errors.ts";
 import { callerKey, peerKey, requestIdKey } from "../server/request-context.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -86,11 +86,7 @@ function errorFields(err: unknown): Record<string, unknown> {
   if (err instanceof ConnectError) return { error: err.rawMessage };
   if (err instanceof Error) {
     const cause = err.cause instanceof Error ? err.cause.message : err.cause;
-    return { error: err.message, ...(cause === undefined ? {} : { cause }), ...(isDomain(err) ? {} : { stack: err.stack }) };
+    return { error: err.message, ...(cause === undefined ? {} : { cause }), ...(err instanceof PaasError ? {} : { stack: err.stack }) };
   }
   return { error: String(err) };
-}
-
-function isDomain(err: Error): boolean {
-  return err.name === "PaasError";
 }

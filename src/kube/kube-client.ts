@@ -5,8 +5,10 @@ import { kubeError } from "./api/api-errors.ts";
 import { decodeStorageSecret, newestStorageSecret, storedReleaseFromSecret } from "./storage/helm-storage.ts";
 import { createCoreApi, getJson } from "./api/api-http.ts";
 import type { Backoff, WatchSource } from "./watch/list-watch.ts";
-import { assertDnsLabel, createNamespaceOps, type ManagedLabel } from "./tenancy/namespaces.ts";
-import type { PodSecurityLevel, TenantRoles } from "./tenancy/tenant-objects.ts";
+import { assertNamespaceName, assertReleaseName } from "../domain/names.ts";
+import { createNamespaceOps, type ManagedLabel } from "./tenancy/namespaces.ts";
+import type { TenantRoles } from "./tenancy/tenant-objects.ts";
+import type { PodSecurityLevel } from "../domain/pod-security-levels.ts";
 import { summarizePod } from "./watch/pod-status.ts";
 import { watchReleaseEvents } from "./watch/release-watch.ts";
 import { helmStorageSelector, isReleasePod } from "./watch/release-pods.ts";
@@ -46,13 +48,6 @@ export interface KubeClientOptions {
 
 /** DEFAULT_MANAGED_LABEL is app.kubernetes.io/managed-by=paas-operator. */
 export const DEFAULT_MANAGED_LABEL: ManagedLabel = { key: "app.kubernetes.io/managed-by", value: "paas-operator" };
-
-// Helm release names are at most 53 characters of an RFC 1123 label; checking here
-// also keeps them from smuggling extra terms into a label selector.
-function assertReleaseName(release: string): void {
-  assertDnsLabel(release, "release name");
-  if (release.length > 53) throw new PaasError("invalid_argument", `release name "${release}" is longer than 53 characters`);
-}
 
 /** createKubeClient returns the KubeClient the service uses, talking to the cluster of `kubeConfig`. */
 export function createKubeClient(opts: KubeClientOptions): KubeClient {
@@ -94,7 +89,7 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
     deleteNamespace: (name) => namespaces.deleteNamespace(name),
 
     async listReleasePods(namespace, release): Promise<PodInfo[]> {
-      assertDnsLabel(namespace, "namespace");
+      assertNamespaceName(namespace);
       assertReleaseName(release);
       // The namespace's pods, filtered by isReleasePod: which pods are the release's
       // depends on its manifest too, not only on labels a server-side selector could match.
@@ -115,7 +110,7 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
     },
 
     async releaseWorkloads(namespace, release): Promise<WorkloadReplicas[]> {
-      assertDnsLabel(namespace, "namespace");
+      assertNamespaceName(namespace);
       assertReleaseName(release);
       let newest: V1Secret | undefined;
       try {
@@ -127,7 +122,7 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
     },
 
     async getStoredRelease(namespace, release): Promise<StoredRelease | undefined> {
-      assertDnsLabel(namespace, "namespace");
+      assertNamespaceName(namespace);
       assertReleaseName(release);
       let newest: V1Secret | undefined;
       try {
@@ -154,7 +149,7 @@ async function* watchWithErrors(
   logger: Logger,
   backoff: Backoff | undefined,
 ): AsyncGenerator<ReleaseWatchEvent> {
-  assertDnsLabel(namespace, "namespace");
+  assertNamespaceName(namespace);
   assertReleaseName(release);
   const base = `/api/v1/namespaces/${encodeURIComponent(namespace)}`;
   // One namespace-wide pod watch, filtered by isReleasePod: no label selector expresses

@@ -1,3 +1,4 @@
+import type { PodSecurityLevel } from "../domain/pod-security-levels.ts";
 import type { ReleaseInfo } from "../domain/release.ts";
 import type { StepSink } from "../domain/steps.ts";
 import type { WorkloadReplicas } from "./watch/workload-replicas.ts";
@@ -51,7 +52,7 @@ export interface NamespaceInfo {
 /** NamespaceOptions are per-namespace choices of ensureNamespace. */
 export interface NamespaceOptions {
   /** Pod Security level to enforce; default: the client's (POD_SECURITY_LEVEL). */
-  podSecurity?: "restricted" | "baseline";
+  podSecurity?: PodSecurityLevel;
   /** Told of each provisioning step: namespace, limit-range, quota, network-policy, deployer-identity, ready. */
   steps?: StepSink;
 }

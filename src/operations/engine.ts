@@ -4,7 +4,8 @@ import type { Logger } from "pino";
 import { valuesDigest } from "../audit/fingerprint.ts";
 import { newAuditId, newOperationId } from "../audit/ids.ts";
 import type { AuditRecord, AuditStore } from "../audit/audit-store.ts";
-import { codeName, codeOf, PaasError, type ErrorKind } from "../errors.ts";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { codeOf, PaasError, type ErrorKind } from "../errors.ts";
 import { operationKey } from "../server/request-context.ts";
 import { describeError, emptyRecord, fingerprintOf, replay } from "./audit-records.ts";
 import { callOf, prefersAsync, systemCall, type Call } from "./call.ts";
@@ -369,7 +370,7 @@ export class OperationEngine {
       revisionBefore: before,
       revisionAfter: after,
       durationMs: Date.now() - started,
-      errorCode: f ? codeName(codeOf(f.kind)) : "",
+      errorCode: f ? codeToString(codeOf(f.kind)) : "",
       errorMessage: message,
     };
     const responseJson = res ? JSON.stringify(withoutValues(toJson(verb.response, res))) : "";
@@ -431,7 +432,7 @@ export class OperationEngine {
         release: op.release,
         idempotencyKey: op.idempotencyKey,
         durationMs: finishedAt.getTime() - op.createdAt.getTime(),
-        errorCode: codeName(codeOf("cancelled")),
+        errorCode: codeToString(codeOf("cancelled")),
         errorMessage: message,
         replica: this.deps.replica,
       };
@@ -656,7 +657,7 @@ function withoutValues(json: JsonValue): JsonValue {
 /** grpcCodeName is the canonical gRPC name of a kind's code, as operations report it: "FAILED_PRECONDITION", "CANCELLED". */
 function grpcCodeName(kind: ErrorKind): string {
   const code = codeOf(kind);
-  return code === Code.Canceled ? "CANCELLED" : codeName(code).toUpperCase();
+  return code === Code.Canceled ? "CANCELLED" : codeToString(code).toUpperCase();
 }
 
 /** fingerprint tells two versions of an operation apart (state, steps, progress). */

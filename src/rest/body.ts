@@ -1,4 +1,5 @@
-import { create, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { create, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import type { JsonObject, JsonValue } from "../domain/release.ts";
 import { declaredLength, drainBody, type BodyLimits, type BodyRequest } from "../server/body-limit.ts";
 import { REST_ONLY, RestError, type FieldError } from "./rest-errors.ts";
 import { decodeQuery } from "./query.ts";

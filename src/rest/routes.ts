@@ -1,4 +1,5 @@
-import { getOption, hasOption, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { getOption, hasOption, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import type { JsonValue } from "../domain/release.ts";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { AuditService } from "../../gen/paas/v1/audit_pb.js";

@@ -1,4 +1,5 @@
-import { toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { toJson } from "@bufbuild/protobuf";
+import type { JsonObject, JsonValue } from "../domain/release.ts";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuditEventSchema, type AuditEvent } from "../../gen/paas/v1/audit_pb.js";
 import { OperationSchema, OperationState, StepState, type Operation } from "../../gen/paas/v1/operation_pb.js";

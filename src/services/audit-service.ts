@@ -4,8 +4,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "../../gen/paas/v1/audit_pb.js";
 import type { AuditQuery, AuditStore, AuditVisibility } from "../audit/audit-store.ts";
 import { scopeKey, type Scope } from "../auth/scopes.ts";
-import { PaasError } from "../errors.ts";
-import { printable } from "../domain/validation.ts";
+import { PaasError, printable } from "../errors.ts";
 import { toAuditEvent } from "../mapping/audit-mapping.ts";
 
 /** Page size when the request names none (page_size 0). */

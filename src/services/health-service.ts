@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { PaasError } from "../errors.ts";
 import { create } from "@bufbuild/protobuf";
 import {
   Health,
@@ -22,7 +22,7 @@ export function createHealthService(monitor: HealthMonitor, streamsSignal: Abort
   return {
     check(req) {
       const s = status(req.service);
-      if (s === Status.SERVICE_UNKNOWN) throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
+      if (s === Status.SERVICE_UNKNOWN) throw new PaasError("not_found", `unknown service ${req.service}`);
       return response(s);
     },
     list() {

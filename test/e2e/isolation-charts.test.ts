@@ -16,7 +16,7 @@
  * A namespace's level is its own (pod-security.kubernetes.io/enforce); POD_SECURITY_LEVEL is
  * the default of CreateNamespace, and KubeClient.ensureNamespace takes a per-namespace one.
  */
-import type { JsonObject } from "@bufbuild/protobuf";
+import type { JsonObject } from "../../src/domain/release.ts";
 import { Code } from "@connectrpc/connect";
 import * as k8s from "@kubernetes/client-node";
 import pino from "pino";

@@ -17,7 +17,7 @@
  * service (src/helm/cli.ts), so nothing of it stays, not even a failed release.
  */
 import { randomBytes } from "node:crypto";
-import type { JsonObject } from "@bufbuild/protobuf";
+import type { JsonObject } from "../../src/domain/release.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -16,7 +16,8 @@ import {
 } from "./helm-storage.ts";
 import { createApi, getJson } from "../api/api-http.ts";
 import { impersonating } from "../api/impersonation.ts";
-import { assertDnsLabel, type ManagedLabel } from "../tenancy/namespaces.ts";
+import { assertNamespaceName, assertReleaseName } from "../../domain/names.ts";
+import type { ManagedLabel } from "../tenancy/namespaces.ts";
 import { helmStorageSelector } from "../watch/release-pods.ts";
 import { deployerUser } from "../tenancy/tenant-objects.ts";
 
@@ -125,8 +126,8 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
 
   return {
     async markPendingFailed(namespace, release, description) {
-      assertDnsLabel(namespace, "namespace");
-      assertDnsLabel(release, "release name");
+      assertNamespaceName(namespace);
+      assertReleaseName(release);
       const asWriter = impersonating(kc, writerFor(namespace));
       const api = createApi(asWriter, timeout, CoreV1Api);
       const what = `repair release "${release}" in namespace "${namespace}"`;
@@ -160,8 +161,8 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
     },
 
     async newestRevision(namespace, release) {
-      assertDnsLabel(namespace, "namespace");
-      assertDnsLabel(release, "release name");
+      assertNamespaceName(namespace);
+      assertReleaseName(release);
       let newest: MetaItem | undefined;
       try {
         newest = newestByRelease(await listStorage(kc, namespace, release)).get(release);
@@ -172,8 +173,8 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
     },
 
     async stampRevision(namespace, release, revision, labels) {
-      assertDnsLabel(namespace, "namespace");
-      assertDnsLabel(release, "release name");
+      assertNamespaceName(namespace);
+      assertReleaseName(release);
       const api = createApi(impersonating(kc, writerFor(namespace)), timeout, CoreV1Api);
       const name = `sh.helm.release.v1.${release}.v${revision}`;
       const what = `label revision ${revision} of release "${release}" in namespace "${namespace}"`;

@@ -5,7 +5,9 @@ import type { TenantAccess } from "../../helm/tenant-access.ts";
 import { httpCodeOf, kubeError } from "../api/api-errors.ts";
 import { DiscoveryCache, fetchKindScopes } from "../api/discovery.ts";
 import { createApi } from "../api/api-http.ts";
-import { assertDnsLabel, isReady, type ManagedLabel, podSecurityOf } from "./namespaces.ts";
+import { assertNamespaceName } from "../../domain/names.ts";
+import { enforcedLevel } from "../../domain/pod-security-levels.ts";
+import { isReady, type ManagedLabel, podSecurityOf } from "./namespaces.ts";
 import { LIMIT_RANGE_NAME, QUOTA_NAME } from "./quota.ts";
 import { DEPLOYER_BINDING, DEPLOYER_SERVICE_ACCOUNT, deployerUser, OPERATOR_BINDING } from "./tenant-objects.ts";
 
@@ -49,7 +51,7 @@ export function createTenantAccess(opts: TenantAccessOptions): TenantAccess {
     userFor: deployerUser,
 
     async prepareWrite(namespace): Promise<GuardPolicy> {
-      assertDnsLabel(namespace, "namespace");
+      assertNamespaceName(namespace);
       let ns: V1Namespace;
       try {
         ns = await api.readNamespace({ name: namespace });
@@ -64,11 +66,10 @@ export function createTenantAccess(opts: TenantAccessOptions): TenantAccess {
       if (!isReady(ns)) {
         throw new PaasError("failed_precondition", `namespace ${namespace} is not fully provisioned; call CreateNamespace again`);
       }
-      const level = podSecurityOf(ns);
       return {
         namespace,
         scopes: await discovery.get(),
-        podSecurity: level === "restricted" || level === "baseline" || level === "privileged" ? level : "",
+        podSecurity: enforcedLevel(podSecurityOf(ns)),
         reserved: RESERVED,
         drop: DROPPED,
       };

@@ -7,13 +7,14 @@ import {
   PatchStrategy,
   RbacAuthorizationV1Api,
   setHeaderOptions,
-  type V1LabelSelector,
-  type V1LabelSelectorRequirement,
   type V1Namespace,
   type V1ResourceQuota,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { PaasError } from "../../errors.ts";
+import { assertNamespaceName } from "../../domain/names.ts";
+import { isPodSecurityLevel, POD_SECURITY_LEVELS, type PodSecurityLevel } from "../../domain/pod-security-levels.ts";
+import { type LabelSelector, parseLabelSelector, selectorKeys, selectorMatches, selectsByValue } from "../../domain/selectors.ts";
 import { httpCodeOf, kubeError } from "../api/api-errors.ts";
 import { createApi, getJson } from "../api/api-http.ts";
 import { impersonating } from "../api/impersonation.ts";
@@ -29,8 +30,6 @@ import {
   namespaceApply,
   networkPolicyManifest,
   OPERATOR_BINDING,
-  POD_SECURITY_LEVELS,
-  type PodSecurityLevel,
   podSecurityLabels,
   PSA_ENFORCE,
   READY_LABEL,
@@ -55,15 +54,6 @@ export interface ManagedLabel {
 // client-node picks application/json-patch+json for every patch; the per-call header
 // middleware overrides it (a JSON body is valid YAML, so the apply body needs no conversion).
 const APPLY = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-/** assertDnsLabel rejects names Kubernetes would refuse (namespaces and release names are RFC 1123 labels). */
-export function assertDnsLabel(name: string, what: string): void {
-  if (name.length > 63 || !DNS_LABEL.test(name)) {
-    throw new PaasError("invalid_argument", `${what} "${name}" must be a lowercase RFC 1123 label (a-z, 0-9, '-', at most 63 characters)`);
-  }
-}
 
 /** isReady tells whether every provisioning step of a namespace has succeeded (READY_LABEL, set last). */
 export function isReady(ns: V1Namespace): boolean {
@@ -95,76 +85,28 @@ export function namespaceInfo(ns: V1Namespace, rq: V1ResourceQuota | undefined):
  */
 export const DEFAULT_INGRESS_NAMESPACE_SELECTOR = "kubernetes.io/metadata.name=ingress-nginx";
 
-const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_PREFIX = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 // Labels every tenant namespace carries (this service sets them): a selector on them would
 // admit every tenant into every other tenant's namespace.
 const TENANT_LABEL_KEYS = [READY_LABEL, "pod-security.kubernetes.io/"];
 
 /**
- * parseNamespaceSelector reads a label selector in kubectl's syntax (`k=v`, `k==v`, `k!=v`,
- * `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, comma-separated, all must hold) into a
- * LabelSelector; "" (or only spaces) means none. It must say what namespaces ARE (one `=`,
- * `==` or `in` at least: a selector of only negations would admit every namespace, tenants
- * included) and may not use labels that tenant namespaces carry (`managedKey`, paas.io/ready,
- * Pod Security). Errors are INVALID_ARGUMENT naming the problem.
+ * parseNamespaceSelector reads a label selector in kubectl's syntax (parseLabelSelector) of
+ * the namespaces tenant pods admit; "" (or only spaces) means none. It must say what
+ * namespaces ARE (one `=`, `==` or `in` at least: a selector of only negations would admit
+ * every namespace, tenants included) and may not use labels that tenant namespaces carry
+ * (`managedKey`, paas.io/ready, Pod Security). Errors are INVALID_ARGUMENT naming the problem.
  */
-export function parseNamespaceSelector(raw: string, managedKey = "app.kubernetes.io/managed-by"): V1LabelSelector | undefined {
-  const text = raw.trim();
-  if (text === "") return undefined;
-  const bad = (why: string) => new PaasError("invalid_argument", `namespace selector "${text}": ${why}`);
-  const matchLabels: Record<string, string> = {};
-  const matchExpressions: V1LabelSelectorRequirement[] = [];
-  let positive = false;
-  for (const term of splitTerms(text, bad)) {
-    let m: RegExpExecArray | null;
-    let key: string;
-    if ((m = /^([^\s!=(),]+)\s*(==|=|!=)\s*([^\s!=(),]*)$/.exec(term))) {
-      key = m[1]!;
-      const value = m[3]!;
-      if (!LABEL_VALUE.test(value)) throw bad(`"${value}" is not a label value`);
-      if (m[2] === "!=") matchExpressions.push({ key, operator: "NotIn", values: [value] });
-      else if (key in matchLabels && matchLabels[key] !== value) throw bad(`${key} cannot equal two values`);
-      else matchLabels[key] = value;
-      positive ||= m[2] !== "!=";
-    } else if ((m = /^([^\s!=(),]+)\s+(in|notin)\s*\(([^()]*)\)$/.exec(term))) {
-      key = m[1]!;
-      const values = m[3]!.split(",").map((v) => v.trim());
-      if (values.some((v) => v === "" || !LABEL_VALUE.test(v))) throw bad(`the values of ${key} must be label values`);
-      matchExpressions.push({ key, operator: m[2] === "in" ? "In" : "NotIn", values });
-      positive ||= m[2] === "in";
-    } else if ((m = /^(!?)\s*([^\s!=(),]+)$/.exec(term))) {
-      key = m[2]!;
-      matchExpressions.push({ key, operator: m[1] ? "DoesNotExist" : "Exists" });
-    } else {
-      throw bad(`cannot read "${term}"`);
-    }
-    if (!isLabelKey(key)) throw bad(`"${key}" is not a label key`);
+export function parseNamespaceSelector(raw: string, managedKey = "app.kubernetes.io/managed-by"): LabelSelector | undefined {
+  const selector = parseLabelSelector(raw, "namespace selector");
+  if (selector === undefined) return undefined;
+  const bad = (why: string) => new PaasError("invalid_argument", `namespace selector "${raw.trim()}": ${why}`);
+  for (const key of selectorKeys(selector)) {
     if (key === managedKey || TENANT_LABEL_KEYS.some((k) => (k.endsWith("/") ? key.startsWith(k) : key === k))) {
       throw bad(`${key} is a label of tenant namespaces; select the ingress controller's namespace by its own labels`);
     }
   }
-  if (!positive) throw bad("it must name the namespaces it admits (a key=value or key in (…) term)");
-  return {
-    ...(Object.keys(matchLabels).length > 0 ? { matchLabels } : {}),
-    ...(matchExpressions.length > 0 ? { matchExpressions } : {}),
-  };
-}
-
-/** selectorMatches evaluates a LabelSelector made by parseNamespaceSelector against a label set. */
-export function selectorMatches(selector: V1LabelSelector, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const e of selector.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, e.key);
-    const ok =
-      e.operator === "In" ? has && (e.values ?? []).includes(labels[e.key]!)
-      : e.operator === "NotIn" ? !has || !(e.values ?? []).includes(labels[e.key]!)
-      : e.operator === "Exists" ? has
-      : !has;
-    if (!ok) return false;
-  }
-  return true;
+  if (!selectsByValue(selector)) throw bad("it must name the namespaces it admits (a key=value or key in (…) term)");
+  return selector;
 }
 
 /**
@@ -173,38 +115,10 @@ export function selectorMatches(selector: V1LabelSelector, labels: Record<string
  * pod of the namespaces it selects, on every port: the ingress controller, which reaches a
  * tenant's Services through their pods. Replies need no egress rule (policies are stateful).
  */
-export function tenantNetworkPolicy(namespace: string, labels: Record<string, string>, ingressFrom?: V1LabelSelector): Record<string, unknown> {
+export function tenantNetworkPolicy(namespace: string, labels: Record<string, string>, ingressFrom?: LabelSelector): Record<string, unknown> {
   const policy = networkPolicyManifest(namespace, labels) as { spec: { ingress: unknown[] } };
   if (ingressFrom) policy.spec.ingress.push({ from: [{ namespaceSelector: ingressFrom }] });
   return policy as unknown as Record<string, unknown>;
-}
-
-// Terms are separated by commas outside parentheses.
-function splitTerms(text: string, bad: (why: string) => PaasError): string[] {
-  const terms: string[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let i = 0; i <= text.length; i++) {
-    const c = text[i];
-    if (c === "(") depth++;
-    else if (c === ")") depth--;
-    if (depth < 0 || depth > 1) throw bad("unbalanced parentheses");
-    if ((c === "," && depth === 0) || i === text.length) {
-      const term = text.slice(start, i).trim();
-      if (term === "") throw bad("empty term");
-      terms.push(term);
-      start = i + 1;
-    }
-  }
-  if (depth !== 0) throw bad("unbalanced parentheses");
-  return terms;
-}
-
-function isLabelKey(key: string): boolean {
-  const slash = key.indexOf("/");
-  if (slash < 0) return LABEL_NAME.test(key);
-  const prefix = key.slice(0, slash);
-  return prefix.length <= 253 && LABEL_PREFIX.test(prefix) && LABEL_NAME.test(key.slice(slash + 1));
 }
 
 /** NamespaceOps are the namespace half of KubeClient. */
@@ -259,7 +173,7 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
   let minor: Promise<string> | undefined;
 
   async function readManaged(name: string): Promise<V1Namespace> {
-    assertDnsLabel(name, "namespace");
+    assertNamespaceName(name);
     let ns: V1Namespace;
     try {
       ns = await api.readNamespace({ name });
@@ -422,10 +336,10 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
 
   return {
     async ensureNamespace(name, quota, options) {
-      assertDnsLabel(name, "namespace");
+      assertNamespaceName(name);
       validateQuota(quota);
       const level = options?.podSecurity ?? defaultLevel;
-      if (!POD_SECURITY_LEVELS.includes(level)) {
+      if (!isPodSecurityLevel(level)) {
         throw new PaasError("invalid_argument", `pod security level "${level}" must be one of ${POD_SECURITY_LEVELS.join(", ")}`);
       }
       // The ingress allowance must never admit tenants: refuse before anything is created.

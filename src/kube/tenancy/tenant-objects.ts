@@ -2,6 +2,8 @@
 // identity helm runs as, the Pod Security labels, a default-deny NetworkPolicy and the
 // "ready" label that is set last. Pure manifests and names; namespaces.ts applies them.
 
+import type { PodSecurityLevel } from "../../domain/pod-security-levels.ts";
+
 /** DEPLOYER_SERVICE_ACCOUNT is the ServiceAccount every helm run impersonates in its namespace. */
 export const DEPLOYER_SERVICE_ACCOUNT = "paas-deployer";
 /** DEPLOYER_BINDING binds the deployer to the tenant ClusterRole inside its namespace. */
@@ -23,10 +25,6 @@ export interface TenantRoles {
 
 /** DEFAULT_TENANT_ROLES are the names in k8s/rbac.yaml. */
 export const DEFAULT_TENANT_ROLES: TenantRoles = { deployer: "paas-tenant-deployer", operator: "paas-operator-tenant" };
-
-/** PodSecurityLevel is the Pod Security Standard enforced in a tenant namespace. */
-export type PodSecurityLevel = "restricted" | "baseline";
-export const POD_SECURITY_LEVELS: readonly PodSecurityLevel[] = ["restricted", "baseline"];
 
 /** PSA_ENFORCE is the Pod Security Admission label that decides; the render guard reads it too. */
 export const PSA_ENFORCE = "pod-security.kubernetes.io/enforce";

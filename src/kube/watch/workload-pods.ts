@@ -1,4 +1,5 @@
 import { loadYaml, type V1LabelSelector } from "@kubernetes/client-node";
+import { selectorMatches } from "../../domain/selectors.ts";
 
 // Which pods a release's workloads run. Many charts label pods with
 // app.kubernetes.io/instance=<release>, but not all: podinfo 6.x, for one, labels them
@@ -65,32 +66,6 @@ export function podMatchersFromManifest(manifest: string): PodMatcher[] {
     if (m) out.push(m);
   }
   return out;
-}
-
-/** selectorMatches applies a Kubernetes label selector (matchLabels and matchExpressions) to a pod's labels. */
-export function selectorMatches(sel: V1LabelSelector, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const e of sel.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, e.key);
-    const values = e.values ?? [];
-    switch (e.operator) {
-      case "In":
-        if (!has || !values.includes(labels[e.key]!)) return false;
-        break;
-      case "NotIn":
-        if (has && values.includes(labels[e.key]!)) return false;
-        break;
-      case "Exists":
-        if (!has) return false;
-        break;
-      case "DoesNotExist":
-        if (has) return false;
-        break;
-      default:
-        return false; // an operator we do not know matches nothing, as in Kubernetes
-    }
-  }
-  return true;
 }
 
 /** matchesAny tells whether a pod belongs to one of the workloads. */

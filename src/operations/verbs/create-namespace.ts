@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { CreateNamespaceRequestSchema, CreateNamespaceResponseSchema } from "../../../gen/paas/v1/namespace_pb.js";
 import { validateQuantity } from "../../domain/validation.ts";
+import { isPodSecurityLevel } from "../../domain/pod-security-levels.ts";
 import { PaasError } from "../../errors.ts";
 import type { NamespaceOptions, QuotaSpec } from "../../kube/kube-types.ts";
 import { toNamespace } from "../../mapping/release-mapping.ts";
@@ -27,7 +28,7 @@ export function createNamespace(deps: VerbDeps): Verb<typeof CreateNamespaceRequ
       validateQuantity(quota.storage, "storage_limit");
       const options: NamespaceOptions = {};
       if (req.podSecurity !== "") {
-        if (req.podSecurity !== "restricted" && req.podSecurity !== "baseline") {
+        if (!isPodSecurityLevel(req.podSecurity)) {
           throw new PaasError("invalid_argument", 'pod_security must be "restricted" or "baseline"');
         }
         options.podSecurity = req.podSecurity;

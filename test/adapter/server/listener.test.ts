@@ -69,6 +69,14 @@ describe.each(protocols)("%s over HTTP/%s (binary %s)", (protocol, httpVersion, 
     const res = await createPaasClient({ baseUrl: base, protocol, httpVersion, binary }).health.check({ service: "" });
     expect(res.status).toBe(1);
   });
+
+  it("answers NOT_FOUND for a service the health check does not know", async () => {
+    const err = await createPaasClient({ baseUrl: base, protocol, httpVersion, binary })
+      .health.check({ service: "no.such.Service" })
+      .then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(err?.code).toBe(Code.NotFound);
+    expect(err?.rawMessage).toBe("unknown service no.such.Service");
+  });
 });
 
 describe("@grpc/grpc-js client", () => {

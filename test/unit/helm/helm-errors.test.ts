@@ -80,6 +80,20 @@ const cases: Array<[string, ClassifyContext, string, ErrorKind, string]> = [
     "invalid_argument",
     "Release name web is invalid",
   ],
+  [
+    "v3+v4 object name refused by the API server",
+    install,
+    'Error: INSTALLATION FAILED: 1 error occurred:\n\t* Service "web-podinfo" is invalid: metadata.name: Invalid value: "web-podinfo": must not contain dots\n',
+    "invalid_argument",
+    "The install of release web creates a Service whose name Kubernetes refuses",
+  ],
+  [
+    "v3+v4 object named after a dotted release name",
+    { ...install, name: "web.v2" },
+    'I1204 18:26:19.611267   19714 warnings.go:107] "Warning: would violate PodSecurity \\"restricted:latest\\": …"\nError: INSTALLATION FAILED: 1 error occurred:\n\t* Service "web.v2-podinfo" is invalid: metadata.name: Invalid value: "web.v2-podinfo": must not contain dots\n',
+    "invalid_argument",
+    'The install of release web.v2 creates a Service whose name Kubernetes refuses; charts derive names from the release name, and a Service name may not contain "." (set the chart\'s fullnameOverride)',
+  ],
   ["v3 cluster unreachable", status, 'Error: Kubernetes cluster unreachable: Get "http://localhost:8080/version": dial tcp 127.0.0.1:8080: connect: connection refused\n', "unavailable", "The Kubernetes API is unreachable"],
   [
     "v4 cluster unreachable",

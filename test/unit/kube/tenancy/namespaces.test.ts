@@ -5,9 +5,9 @@ import { createKubeClient } from "../../../../src/kube/kube-client.ts";
 import {
   DEFAULT_INGRESS_NAMESPACE_SELECTOR,
   parseNamespaceSelector,
-  selectorMatches,
   tenantNetworkPolicy,
 } from "../../../../src/kube/tenancy/namespaces.ts";
+import { selectorMatches } from "../../../../src/domain/selectors.ts";
 
 const LABELS = { "app.kubernetes.io/managed-by": "paas-operator" };
 

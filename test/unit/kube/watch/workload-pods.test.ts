@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { isReleasePod } from "../../../../src/kube/watch/release-pods.ts";
-import { matcherOf, matchesAny, podMatchersFromManifest, selectorMatches } from "../../../../src/kube/watch/workload-pods.ts";
+import { matcherOf, matchesAny, podMatchersFromManifest } from "../../../../src/kube/watch/workload-pods.ts";
 
 // `helm template web podinfo --version 6.13.0` from the testbed's chart repository.
 const podinfoManifest = readFileSync(new URL("../../../fixtures/kube/podinfo-6.13.0-manifest.yaml", import.meta.url), "utf8");
@@ -33,22 +33,6 @@ describe("podMatchersFromManifest", () => {
 
   it("ignores hooks", () => {
     expect(matcherOf({ kind: "Pod", metadata: { name: "t", annotations: { "helm.sh/hook": "test" } } })).toBeUndefined();
-  });
-});
-
-describe("selectorMatches", () => {
-  const labels = { app: "db", tier: "data" };
-  it.each([
-    [{ matchLabels: { app: "db" } }, true],
-    [{ matchLabels: { app: "web" } }, false],
-    [{ matchExpressions: [{ key: "tier", operator: "In", values: ["data", "cache"] }] }, true],
-    [{ matchExpressions: [{ key: "tier", operator: "NotIn", values: ["data"] }] }, false],
-    [{ matchExpressions: [{ key: "zone", operator: "NotIn", values: ["a"] }] }, true],
-    [{ matchExpressions: [{ key: "app", operator: "Exists" }] }, true],
-    [{ matchExpressions: [{ key: "app", operator: "DoesNotExist" }] }, false],
-    [{ matchExpressions: [{ key: "app", operator: "Gt", values: ["1"] }] }, false],
-  ])("%j → %s", (sel, want) => {
-    expect(selectorMatches(sel, labels)).toBe(want);
   });
 });
 

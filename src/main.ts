@@ -4,7 +4,7 @@ import { LeaseManager } from "./kube/leases/leases.ts";
 import { createReleaseRecovery } from "./kube/storage/release-recovery.ts";
 import { Reconciler } from "./operations/reconciler.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { HealthMonitor } from "./server/health-monitor.ts";
+import { HealthMonitor } from "./health/health-monitor.ts";
 import { createHelmCli } from "./helm/cli.ts";
 import { createKubeClient, DEFAULT_MANAGED_LABEL, defaultKubeConfig } from "./kube/kube-client.ts";
 import { createTenantAccess } from "./kube/tenancy/kube-tenant-access.ts";

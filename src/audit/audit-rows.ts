@@ -1,6 +1,6 @@
 import { PaasError } from "../errors.ts";
 import { decodePageToken, encodePageToken, type PagePosition } from "./page-token.ts";
-import type { AuditOutcome, AuditQuery, AuditRecord, StoredResult } from "./audit-store.ts";
+import type { AuditOutcome, AuditQuery, AuditRecord, StoredResult } from "../domain/audit.ts";
 
 // What the SQLite and PostgreSQL stores share: argument checks, the unavailable error, the
 // JSON form of stored results, reading a row and cutting a page.

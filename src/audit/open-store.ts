@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { PaasError } from "../errors.ts";
 import { PostgresAuditStore } from "./postgres-store.ts";
 import { SqliteAuditStore } from "./sqlite-store.ts";
-import type { AuditStore } from "./audit-store.ts";
+import type { AuditStore } from "../domain/audit.ts";
 
 export interface OpenAuditStoreOptions {
   /** AUDIT_DATABASE_URL: postgres:// or postgresql://; when set, PostgreSQL is used. */

@@ -1,5 +1,5 @@
 import { PaasError } from "../errors.ts";
-import type { OperationQuery, OperationRecord, OperationState, ProgressRecord, StepRecord } from "../operations/operation-record.ts";
+import type { OperationQuery, OperationRecord, OperationState, ProgressRecord, StepRecord } from "../domain/operation.ts";
 import { MAX_PAGE_SIZE } from "./audit-rows.ts";
 import { decodePageToken, encodePageToken, type PagePosition } from "./page-token.ts";
 

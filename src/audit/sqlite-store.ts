@@ -11,8 +11,8 @@ import type {
   IdempotencyClaim,
   IdempotencyClaimRequest,
   StoredResult,
-} from "./audit-store.ts";
-import type { OperationEnd, OperationPage, OperationQuery, OperationRecord, OperationState, ProgressRecord, StepRecord } from "../operations/operation-record.ts";
+} from "../domain/audit.ts";
+import type { OperationEnd, OperationPage, OperationQuery, OperationRecord, OperationState, ProgressRecord, StepRecord } from "../domain/operation.ts";
 import { checkOperationQuery, operationFromRow, operationPage, progressJson, stepsJson } from "./operation-rows.ts";
 
 /**

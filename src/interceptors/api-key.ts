@@ -1,6 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { PaasError } from "../errors.ts";
-import { callerKey } from "../server/request-context.ts";
+import { callerKey } from "../services/context-keys.ts";
 import type { KeyStore } from "../auth/key-store.ts";
 import { RPC_RULES, Scope, scopeKey, type RpcRule } from "../auth/scopes.ts";
 import { withCheckedMessages } from "./check-messages.ts";

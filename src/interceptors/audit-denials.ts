@@ -1,9 +1,9 @@
 import { Code, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { newAuditId, newOperationId } from "../audit/ids.ts";
-import type { AuditStore } from "../audit/audit-store.ts";
+import type { AuditStore } from "../domain/audit.ts";
 import { RPC_RULES } from "../auth/scopes.ts";
-import { callerKey, operationKey, peerKey, requestIdKey } from "../server/request-context.ts";
+import { callerKey, operationKey, peerKey, requestIdKey } from "../services/context-keys.ts";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { toConnectError } from "../errors.ts";
 import { emptyRecord } from "../operations/audit-records.ts";

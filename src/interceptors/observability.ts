@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { PaasError, toConnectError } from "../errors.ts";
-import { callerKey, peerKey, requestIdKey } from "../server/request-context.ts";
+import { callerKey, peerKey, requestIdKey } from "../services/context-keys.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AuditEventSchema, AuditOutcome, AuditStage, type AuditEvent } from "../../gen/paas/v1/audit_pb.js";
-import type { AuditOutcome as StoredOutcome, AuditRecord, AuditStage as StoredStage } from "../audit/audit-store.ts";
+import type { AuditOutcome as StoredOutcome, AuditRecord, AuditStage as StoredStage } from "../domain/audit.ts";
 
 const stageOf: Record<StoredStage, AuditStage> = {
   intent: AuditStage.INTENT,

@@ -10,7 +10,7 @@ import {
   WorkloadProgressSchema,
   type Operation,
 } from "../../gen/paas/v1/operation_pb.js";
-import type { OperationRecord, OperationState as State, StepState as StepStateName } from "../operations/operation-record.ts";
+import type { OperationRecord, OperationState as State, StepState as StepStateName } from "../domain/operation.ts";
 
 const states: Record<State, OperationState> = {
   queued: OperationState.QUEUED,

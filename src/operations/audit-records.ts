@@ -1,6 +1,6 @@
 import { clone, fromJsonString, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { canonicalJson, sha256Hex } from "../audit/fingerprint.ts";
-import type { AuditRecord, StoredResult } from "../audit/audit-store.ts";
+import type { AuditRecord, StoredResult } from "../domain/audit.ts";
 import { PaasError, type ErrorKind, type ErrorReason } from "../errors.ts";
 
 /** emptyRecord is an audit record with every optional field blank. */

@@ -1,20 +1,19 @@
 import { fromJsonString, toJson, toJsonString, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
-import { Code, type HandlerContext } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { valuesDigest } from "../audit/fingerprint.ts";
 import { newAuditId, newOperationId } from "../audit/ids.ts";
-import type { AuditRecord, AuditStore } from "../audit/audit-store.ts";
+import type { AuditRecord, AuditStore } from "../domain/audit.ts";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { codeOf, PaasError, type ErrorKind } from "../errors.ts";
-import { operationKey } from "../server/request-context.ts";
 import { describeError, emptyRecord, fingerprintOf, replay } from "./audit-records.ts";
-import { callOf, prefersAsync, systemCall, type Call } from "./call.ts";
+import { systemCall, type Call } from "./call.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { OperationBus } from "./operation-bus.ts";
 import { CALLER_LABEL, labelValue, OPERATION_LABEL } from "../helm/release-labels.ts";
 import type { OperationQueue } from "./operation-queue.ts";
-import { TERMINAL, type OperationRecord, type OperationState } from "./operation-record.ts";
-import type { ReleaseLocks } from "./ports.ts";
+import { TERMINAL, type OperationRecord, type OperationState } from "../domain/operation.ts";
+import type { ReleaseLocks } from "../domain/ports.ts";
 import type { ReleaseRepair } from "./release-repair.ts";
 import { snapshot, StepTracker } from "./step-tracker.ts";
 import type { AnyVerb, Plan, Verb, VerbRun } from "./verb.ts";
@@ -43,6 +42,15 @@ export interface EngineDeps {
   /** How long ended operations are kept (default 30 days). */
   retentionMs?: number;
   logger: Logger;
+}
+
+/** SubmitOptions say who asks for a mutation and how it is answered. */
+export interface SubmitOptions {
+  call: Call;
+  /** Answer once the operation is queued instead of when it has ended. */
+  async: boolean;
+  /** Told the operation's id as soon as it has one (and the first one's, on an idempotent retry). */
+  announce?: (operationId: string) => void;
 }
 
 /** Submitted is how a mutation was answered: its response (synchronous), or its queued operation (async). */
@@ -115,18 +123,13 @@ export class OperationEngine {
    * it answers as soon as the operation is durably queued; otherwise when it has ended, with
    * the verb's response or its error — the contract of the synchronous RPCs.
    */
-  async submit<Req extends DescMessage, Res extends DescMessage>(verb: Verb<Req, Res>, req: MessageShape<Req>, ctx: HandlerContext): Promise<Submitted<Res>> {
-    const fields = req as { idempotencyKey?: unknown; async?: unknown };
-    const call = callOf(ctx, typeof fields.idempotencyKey === "string" ? fields.idempotencyKey : "");
-    const async = fields.async === true || prefersAsync(ctx);
+  async submit<Req extends DescMessage, Res extends DescMessage>(verb: Verb<Req, Res>, req: MessageShape<Req>, options: SubmitOptions): Promise<Submitted<Res>> {
+    const { call, async } = options;
     const plan = await verb.prepare(req);
     this.deps.lifecycle.assertAcceptingMutations();
     const { store } = this.deps;
     const id = newOperationId();
-    const named = (operationId: string) => {
-      ctx.values.set(operationKey, operationId);
-      ctx.responseHeader.set("operation-id", operationId);
-    };
+    const named = (operationId: string) => options.announce?.(operationId);
     named(id);
 
     let claimed = false;

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { OperationRecord } from "./operation-record.ts";
+import type { OperationRecord } from "../domain/operation.ts";
 
 /**
  * OperationBus tells this replica's watchers that an operation changed (a step, progress,

@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
 import { newOperationId } from "../audit/ids.ts";
-import type { AuditStore } from "../audit/audit-store.ts";
+import type { AuditStore } from "../domain/audit.ts";
 import { PaasError } from "../errors.ts";
 import type { OperationEngine } from "./engine.ts";
 import type { ReleaseRepair } from "./release-repair.ts";
-import type { ReleaseLocks, ReleaseRecovery } from "./ports.ts";
+import type { ReleaseLocks, ReleaseRecovery } from "../domain/ports.ts";
 
 export interface ReconcilerDeps {
   repair: ReleaseRepair;

@@ -1,9 +1,9 @@
 import type { Logger } from "pino";
 import { newAuditId, newOperationId } from "../audit/ids.ts";
-import type { AuditRecord, AuditStore } from "../audit/audit-store.ts";
+import type { AuditRecord, AuditStore } from "../domain/audit.ts";
 import type { Call } from "./call.ts";
 import { emptyRecord } from "./audit-records.ts";
-import type { PendingRevision, ReleaseRecovery } from "./ports.ts";
+import type { PendingRevision, ReleaseRecovery } from "../domain/ports.ts";
 
 export interface ReleaseRepairDeps {
   audit: AuditStore;

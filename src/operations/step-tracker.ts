@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { OperationBus } from "./operation-bus.ts";
-import type { OperationRecord, OperationStore, ProgressRecord, StepRecord, StepState } from "./operation-record.ts";
+import type { OperationRecord, OperationStore, ProgressRecord, StepRecord, StepState } from "../domain/operation.ts";
 
 /** StepReporter is how adapters (helm, the namespace provisioning) report steps they run. */
 export interface StepReporter {

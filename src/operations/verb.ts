@@ -1,8 +1,8 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import type { JsonObject } from "../domain/release.ts";
-import type { AuditOutcome } from "../audit/audit-store.ts";
+import type { AuditOutcome } from "../domain/audit.ts";
 import type { Call } from "./call.ts";
-import type { ProgressRecord } from "./operation-record.ts";
+import type { ProgressRecord } from "../domain/operation.ts";
 import type { StepReporter } from "./step-tracker.ts";
 
 // A verb is one kind of mutation (install, upgrade, …), in the way Helm's pkg/action has one

@@ -1,6 +1,6 @@
 import type { KubeClient, PodInfo } from "../kube/kube-types.ts";
 import type { WorkloadReplicas } from "../kube/watch/workload-replicas.ts";
-import type { ProgressRecord } from "./operation-record.ts";
+import type { ProgressRecord } from "../domain/operation.ts";
 import type { VerbRun } from "./verb.ts";
 
 /** ReadinessFollower reports an operation's wait-ready step while helm waits for the release. */

@@ -1,5 +1,5 @@
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { HealthMonitor } from "./health-monitor.ts";
+import type { HealthMonitor } from "../health/health-monitor.ts";
 import type { Lifecycle } from "../operations/lifecycle.ts";
 
 type NodeHandler = ReturnType<typeof connectNodeAdapter>;

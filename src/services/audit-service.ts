@@ -2,7 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "../../gen/paas/v1/audit_pb.js";
-import type { AuditQuery, AuditStore, AuditVisibility } from "../audit/audit-store.ts";
+import type { AuditQuery, AuditStore, AuditVisibility } from "../domain/audit.ts";
 import { scopeKey, type Scope } from "../auth/scopes.ts";
 import { PaasError, printable } from "../errors.ts";
 import { toAuditEvent } from "../mapping/audit-mapping.ts";

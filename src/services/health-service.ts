@@ -7,7 +7,7 @@ import {
   HealthCheckResponse_ServingStatus as Status,
   type HealthCheckResponse,
 } from "../../gen/grpc/health/v1/health_pb.js";
-import type { HealthMonitor } from "../server/health-monitor.ts";
+import type { HealthMonitor } from "../health/health-monitor.ts";
 
 /** Services the health service reports on; "" is the server as a whole. */
 export const HEALTH_SERVICES = ["", "paas.v1.ReleaseService", "paas.v1.NamespaceService"];

@@ -6,6 +6,7 @@ import type { Verbs } from "../operations/verbs/all-verbs.ts";
 import { toNamespace } from "../mapping/release-mapping.ts";
 import { scopeKey } from "../auth/scopes.ts";
 import { answerOf } from "./submitted.ts";
+import { submitOptions } from "./submit-options.ts";
 
 /** NamespaceServiceDeps are what the namespace handlers need. */
 export interface NamespaceServiceDeps {
@@ -21,7 +22,7 @@ export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<
   const { kube, engine, verbs, prefix } = deps;
   return {
     async createNamespace(req, ctx) {
-      return answerOf(CreateNamespaceResponseSchema, await engine.submit(verbs.createNamespace, req, ctx));
+      return answerOf(CreateNamespaceResponseSchema, await engine.submit(verbs.createNamespace, req, submitOptions(req, ctx)));
     },
 
     async getNamespace(req) {
@@ -36,7 +37,7 @@ export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<
     },
 
     async deleteNamespace(req, ctx) {
-      return answerOf(DeleteNamespaceResponseSchema, await engine.submit(verbs.deleteNamespace, req, ctx));
+      return answerOf(DeleteNamespaceResponseSchema, await engine.submit(verbs.deleteNamespace, req, submitOptions(req, ctx)));
     },
   };
 }

@@ -3,10 +3,10 @@ import { timestampDate, type Duration, type Timestamp } from "@bufbuild/protobuf
 import { OperationService } from "../../gen/paas/v1/operation_pb.js";
 import { RPC_RULES, scopeKey } from "../auth/scopes.ts";
 import { PaasError, printable } from "../errors.ts";
-import { callerKey } from "../server/request-context.ts";
+import { callerKey } from "./context-keys.ts";
 import { stateFromProto, toOperation } from "../mapping/operation-mapping.ts";
 import type { OperationEngine } from "../operations/engine.ts";
-import type { OperationQuery, OperationRecord, OperationStore } from "../operations/operation-record.ts";
+import type { OperationQuery, OperationRecord, OperationStore } from "../domain/operation.ts";
 import { visibilityOf } from "./audit-service.ts";
 
 export interface OperationServiceDeps {

@@ -16,11 +16,12 @@ import { PaasError } from "../errors.ts";
 import type { HelmClient } from "../helm/helm-client.ts";
 import type { KubeClient, ReleaseWatchEvent, StoredRelease } from "../kube/kube-types.ts";
 import type { OperationEngine } from "../operations/engine.ts";
-import type { ReleaseLocks } from "../operations/ports.ts";
+import type { ReleaseLocks } from "../domain/ports.ts";
 import type { Lifecycle } from "../operations/lifecycle.ts";
 import type { Verbs } from "../operations/verbs/all-verbs.ts";
 import { toPodStatus, toRelease, toRevision } from "../mapping/release-mapping.ts";
 import { answerOf } from "./submitted.ts";
+import { submitOptions } from "./submit-options.ts";
 
 /** ReleaseDeps are what the release handlers need; tests pass fakes. */
 export interface ReleaseDeps {
@@ -55,23 +56,23 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
 
   return {
     async installRelease(req, ctx) {
-      return answerOf(InstallReleaseResponseSchema, await engine.submit(verbs.install, req, ctx));
+      return answerOf(InstallReleaseResponseSchema, await engine.submit(verbs.install, req, submitOptions(req, ctx)));
     },
 
     async upgradeRelease(req, ctx) {
-      return answerOf(UpgradeReleaseResponseSchema, await engine.submit(verbs.upgrade, req, ctx));
+      return answerOf(UpgradeReleaseResponseSchema, await engine.submit(verbs.upgrade, req, submitOptions(req, ctx)));
     },
 
     async rollbackRelease(req, ctx) {
-      return answerOf(RollbackReleaseResponseSchema, await engine.submit(verbs.rollback, req, ctx));
+      return answerOf(RollbackReleaseResponseSchema, await engine.submit(verbs.rollback, req, submitOptions(req, ctx)));
     },
 
     async uninstallRelease(req, ctx) {
-      return answerOf(UninstallReleaseResponseSchema, await engine.submit(verbs.uninstall, req, ctx));
+      return answerOf(UninstallReleaseResponseSchema, await engine.submit(verbs.uninstall, req, submitOptions(req, ctx)));
     },
 
     async recoverRelease(req, ctx) {
-      return answerOf(RecoverReleaseResponseSchema, await engine.submit(verbs.recover, req, ctx));
+      return answerOf(RecoverReleaseResponseSchema, await engine.submit(verbs.recover, req, submitOptions(req, ctx)));
     },
 
     async getRelease(req) {

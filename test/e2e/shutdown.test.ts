@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createPaasClient } from "../../clients/paas-client.ts";
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
 import { SqliteAuditStore } from "../../src/audit/sqlite-store.ts";
-import type { AuditRecord } from "../../src/audit/audit-store.ts";
+import type { AuditRecord } from "../../src/domain/audit.ts";
 import { LeaseManager } from "../../src/kube/leases/leases.ts";
 import { failure } from "../support/failure.ts";
 import { startServer, TEST_LEASE_NAMESPACE, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { newAuditId, newOperationId } from "../../src/audit/ids.ts";
-import type { AuditQuery, AuditRecord, AuditStore, StoredResult } from "../../src/audit/audit-store.ts";
+import type { AuditQuery, AuditRecord, AuditStore, StoredResult } from "../../src/domain/audit.ts";
 import { PaasError } from "../../src/errors.ts";
 
 /** AuditTestDatabase is one empty database (file, schema) for one test. */

@@ -2,7 +2,7 @@ import { PaasError } from "../../src/errors.ts";
 import type { CommonOptions, HelmClient, InstallOptions, RollbackOptions, UpgradeOptions } from "../../src/helm/helm-client.ts";
 import type { ReleaseInfo, RevisionInfo } from "../../src/domain/release.ts";
 import type { WorkloadReplicas } from "../../src/kube/watch/workload-replicas.ts";
-import type { HeldLease, LeaseHolder, LeaseTarget, PendingRevision, PendingStatus, ReleaseLocks, ReleaseRecovery } from "../../src/operations/ports.ts";
+import type { HeldLease, LeaseHolder, LeaseTarget, PendingRevision, PendingStatus, ReleaseLocks, ReleaseRecovery } from "../../src/domain/ports.ts";
 import type { KubeClient, NamespaceInfo, NamespaceOptions, PodInfo, QuotaSpec, ReleaseWatchEvent, StoredRelease } from "../../src/kube/kube-types.ts";
 
 /** FakeCluster is the in-memory state shared by FakeHelm and FakeKube. */

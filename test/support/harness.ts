@@ -1,7 +1,7 @@
 import { createClient, createRouterTransport } from "@connectrpc/connect";
 import pino from "pino";
 import { createApp, type AppDeps } from "../../src/app.ts";
-import { HealthMonitor } from "../../src/server/health-monitor.ts";
+import { HealthMonitor } from "../../src/health/health-monitor.ts";
 import { Lifecycle } from "../../src/operations/lifecycle.ts";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";

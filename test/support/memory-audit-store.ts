@@ -1,7 +1,7 @@
 import { createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import pino from "pino";
 import { AuditService } from "../../gen/paas/v1/audit_pb.js";
-import type { AuditPage, AuditQuery, AuditRecord, AuditStore } from "../../src/audit/audit-store.ts";
+import type { AuditPage, AuditQuery, AuditRecord, AuditStore } from "../../src/domain/audit.ts";
 import { sha256 } from "../../src/auth/key-file.ts";
 import { KeyStore } from "../../src/auth/key-store.ts";
 import { Scope, type Verb } from "../../src/auth/scopes.ts";

@@ -1,4 +1,4 @@
-import type { HeldLease, LeaseHolder, LeaseTarget } from "../../operations/ports.ts";
+import type { HeldLease, LeaseHolder, LeaseTarget } from "../../domain/ports.ts";
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";

@@ -1,4 +1,4 @@
-import type { PendingRevision, ReleaseRecovery } from "../../operations/ports.ts";
+import type { PendingRevision, ReleaseRecovery } from "../../domain/ports.ts";
 import { CoreV1Api, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { PaasError } from "../../errors.ts";

@@ -8,7 +8,7 @@ import { chartSourceFromLabels } from "../../helm/chart-labels.ts";
 import type { HelmClient } from "../../helm/helm-client.ts";
 import type { KubeClient, StoredRelease } from "../../kube/kube-types.ts";
 import type { NamespaceManager } from "../namespace-manager.ts";
-import type { ReleaseRecovery } from "../ports.ts";
+import type { ReleaseRecovery } from "../../domain/ports.ts";
 import type { ReleaseRepair } from "../release-repair.ts";
 
 /** VerbDeps is what every verb shares (Helm's action.Configuration, in spirit). */

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newOperationId } from "../../../src/audit/ids.ts";
 import { openAuditStore } from "../../../src/audit/open-store.ts";
 import { PostgresAuditStore } from "../../../src/audit/postgres-store.ts";
-import type { AuditStore } from "../../../src/audit/audit-store.ts";
+import type { AuditStore } from "../../../src/domain/audit.ts";
 import { PaasError } from "../../../src/errors.ts";
 import { auditStoreContract, record } from "../../support/audit-contract.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../../support/postgres.ts";

@@ -2,7 +2,7 @@ import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { ReleaseService, ReleaseStatus } from "../../../gen/paas/v1/release_pb.js";
 import { ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
-import type { AuditRecord, AuditStore } from "../../../src/audit/audit-store.ts";
+import type { AuditRecord, AuditStore } from "../../../src/domain/audit.ts";
 import { PaasError } from "../../../src/errors.ts";
 import type { InstallOptions, UpgradeOptions } from "../../../src/helm/helm-client.ts";
 import { Reconciler } from "../../../src/operations/reconciler.ts";

@@ -4,7 +4,7 @@ import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_DOCUMENT_PATH } from "../../../src/docs/docs-routes.ts";
-import type { HealthMonitor, HealthSnapshot } from "../../../src/server/health-monitor.ts";
+import type { HealthMonitor, HealthSnapshot } from "../../../src/health/health-monitor.ts";
 import { createHttpRoutes } from "../../../src/server/http-routes.ts";
 import type { Lifecycle } from "../../../src/operations/lifecycle.ts";
 import { errorBodyOf } from "../../../src/rest/rest-errors.ts";

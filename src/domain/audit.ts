@@ -5,7 +5,7 @@
  * with a message that names no credentials.
  */
 
-import type { OperationStore } from "../operations/operation-record.ts";
+import type { OperationStore } from "./operation.ts";
 
 export type AuditStage = "intent" | "outcome";
 export type AuditOutcome = "succeeded" | "failed" | "recovered" | "denied";

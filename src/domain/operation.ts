@@ -1,4 +1,4 @@
-import type { AuditRecord, AuditVisibility } from "../audit/audit-store.ts";
+import type { AuditRecord, AuditVisibility } from "./audit.ts";
 
 // An operation as the store keeps it: every mutation is one, from the moment it is
 // accepted (queued) to its end. The store is the audit store (SQLite or PostgreSQL), so the

@@ -322,7 +322,7 @@ describe("server-side dry run", () => {
         const answer = await admin.create(copy, undefined, "All");
         expect(answer.metadata?.name).toBe(copy.metadata.name);
       } catch (err) {
-        throw new Error(`dry-run create of ${label(copy)} from k8s/${file} failed: ${describeError(err)}`);
+        throw new Error(`dry-run create of ${label(copy)} from k8s/${file} failed: ${describeError(err)}`, { cause: err });
       }
     });
   }
@@ -344,7 +344,7 @@ describe("server-side dry run", () => {
     try {
       await admin.create(pod, undefined, "All");
     } catch (err) {
-      throw new Error(`the operator pod violates the namespace's Pod Security level: ${describeError(err)}`);
+      throw new Error(`the operator pod violates the namespace's Pod Security level: ${describeError(err)}`, { cause: err });
     }
   });
 });

@@ -62,7 +62,7 @@ function setup(opts: { pods?: V1Pod[]; secrets?: V1Secret[]; backoff?: Backoff }
 }
 
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
-let cleanups: (() => Promise<void>)[] = [];
+const cleanups: (() => Promise<void>)[] = [];
 let baselineTimers = 0;
 beforeEach(() => {
   baselineTimers = timers();

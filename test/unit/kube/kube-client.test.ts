@@ -6,8 +6,8 @@ import { HttpStatusError } from "../../../src/kube/api/api-errors.ts";
 import type { KubeClient, ReleaseWatchEvent } from "../../../src/kube/kube-types.ts";
 import { watchStream } from "../../../src/kube/watch/watch-stream.ts";
 import type { ServerResponse } from "node:http";
-import { FakeApiServer, json, type Recorded, startWatch, status } from "../../fixtures/kube/fake-apiserver.ts";
-import { pod } from "../../fixtures/kube/fake-source.ts";
+import { FakeApiServer, json, type Recorded, startWatch, status } from "../../support/fake-apiserver.ts";
+import { pod } from "../../support/fake-source.ts";
 
 // The client against a plain-HTTP fake API server: checks what goes over the wire
 // (server-side apply content type, selectors, preconditions) and that connections close.

@@ -5,7 +5,7 @@ import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { decodeReleaseData, encodeReleaseData, parseReleaseJsonExact, releaseInfoFromJson } from "../../../../src/kube/storage/helm-storage.ts";
 import { createReleaseRecovery, markedFailed, newestByRelease } from "../../../../src/kube/storage/release-recovery.ts";
-import { FakeApiServer, json, type Recorded, status } from "../../../fixtures/kube/fake-apiserver.ts";
+import { FakeApiServer, json, type Recorded, status } from "../../../support/fake-apiserver.ts";
 
 const logger = pino({ level: "silent" });
 

@@ -234,7 +234,7 @@ function requireEnv(name: string): string {
   if (!v) {
     throw new Error(
       `${name} is not set: this e2e test needs the local testbed. Run \`npm run testbed:up\`, then ` +
-        "`set -a; source .testbed/env; set +a` before `npx vitest run --project e2e test/integration/k8s/manifests.test.ts`.",
+        "`set -a; source .testbed/env; set +a` before `npx vitest run --project e2e test/integration/k8s/kustomization.test.ts`.",
     );
   }
   return v;

@@ -4,7 +4,9 @@
 # KUBECONFIG instead when PAAS_USE_KUBECONFIG=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$(bash scripts/node24.sh):$PATH"
+# Two steps, so that a failing node24.sh stops the script (set -e).
+node_bin=$(bash scripts/node24.sh)
+export PATH="$node_bin:$PATH"
 if [ "${PAAS_USE_KUBECONFIG:-0}" != "1" ]; then
   bash scripts/testbed/up.sh
   set -a

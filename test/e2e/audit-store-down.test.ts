@@ -106,7 +106,7 @@ describe("audit store (PostgreSQL) down", () => {
       } catch (err) {
         const e = ConnectError.from(err);
         expect(Code[e.code], e.rawMessage).toBe(Code[Code.Unavailable]);
-        if (Date.now() - t0 > RECOVERS_WITHIN_MS) throw new Error(`mutations still refused ${RECOVERS_WITHIN_MS} ms after PostgreSQL came back: ${e.rawMessage}`);
+        if (Date.now() - t0 > RECOVERS_WITHIN_MS) throw new Error(`mutations still refused ${RECOVERS_WITHIN_MS} ms after PostgreSQL came back: ${e.rawMessage}`, { cause: err });
         await new Promise((r) => setTimeout(r, 250));
       }
     }

@@ -23,7 +23,7 @@ import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts";
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
-import { publishHostileCharts } from "../fixtures/hostile-charts/publish.ts";
+import { publishHostileCharts } from "../support/hostile-charts.ts";
 import { startServer, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
 import { failure } from "../support/failure.ts";
 import { reasonOf } from "../../src/errors.ts";

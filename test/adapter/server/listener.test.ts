@@ -97,7 +97,7 @@ describe("@grpc/grpc-js client", () => {
       { listReleases: method("/paas.v1.ReleaseService/ListReleases", ListReleasesRequestSchema, ListReleasesResponseSchema) },
       "ReleaseService",
     );
-    const client = new Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+    const client = new Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, (...args: unknown[]) => void>;
     const call = (ns: string, key: string) =>
       new Promise<{ err: grpc.ServiceError | null; res?: { releases: { name: string }[] } }>((resolve) => {
         const md = new grpc.Metadata();

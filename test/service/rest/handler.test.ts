@@ -39,7 +39,7 @@ interface Answer {
   status: number;
   headers: Headers;
   text: string;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json: any;
 }
 
 function clientFor(base: string) {
@@ -63,7 +63,7 @@ function clientFor(base: string) {
   /** connect calls the same RPC as Connect JSON. */
   const connect = async (rpc: string, body: unknown) => {
     const res = await fetch(`${base}/paas.v1.${rpc}`, { method: "POST", headers: { "x-api-key": API_KEY, "content-type": "application/json" }, body: JSON.stringify(body) });
-    return { status: res.status, json: (await res.json()) as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    return { status: res.status, json: (await res.json()) as any };
   };
   return { call, connect };
 }
@@ -152,7 +152,7 @@ describe("the table: every row", () => {
       chart_reference: OCI,
       repo_url: "",
     });
-    const install = s.h.helm.calls.find((c) => c.verb === "install")!.args as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const install = s.h.helm.calls.find((c) => c.verb === "install")!.args as Record<string, any>;
     expect(install).toMatchObject({ namespace: NS, name: "db", chart: { ref: OCI, version: "17.1.0" }, values: { auth: { database: "odoo" } }, wait: false, timeoutSeconds: 300 });
     expect(install.chart.repoUrl).toBeUndefined();
   });
@@ -508,7 +508,7 @@ describe("REST and Connect JSON agree", () => {
       { name: "web-1", phase: "Pending", readyContainers: 0, totalContainers: 2, restarts: 1, reasons: ["Unschedulable"], node: "", ready: false },
     ]);
     const target = { namespace: NS, name: "web" };
-    const sameRelease = (rest: any, proto: any) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const sameRelease = (rest: any, proto: any) => {
       expect(rest).toMatchObject({
         name: proto.name,
         namespace: proto.namespace,
@@ -533,15 +533,15 @@ describe("REST and Connect JSON agree", () => {
     const restStatus = await s.call("GET", `/api/releases/${NS}/web/status`);
     const rpcStatus = await s.connect("ReleaseService/GetReleaseStatus", target);
     sameRelease(restStatus.json.release, rpcStatus.json.release);
-    expect(restStatus.json.pods.map((p: any) => [p.name, p.phase, p.ready, p.restarts])).toEqual( // eslint-disable-line @typescript-eslint/no-explicit-any
-      rpcStatus.json.pods.map((p: any) => [p.name, p.phase, p.ready, p.restarts ?? 0]), // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(restStatus.json.pods.map((p: any) => [p.name, p.phase, p.ready, p.restarts])).toEqual(
+      rpcStatus.json.pods.map((p: any) => [p.name, p.phase, p.ready, p.restarts ?? 0]),
     );
     expect(restStatus.json.pods[1]).toMatchObject({ ready: "0/2", phase: "Pending", reasons: ["Unschedulable"] });
 
     const restRevs = await s.call("GET", `/api/releases/${NS}/web/revisions`);
     const rpcRevs = await s.connect("ReleaseService/ListReleaseRevisions", target);
-    expect(restRevs.json.revisions.map((r: any) => [r.revision, r.status, r.chart, r.app_version, r.description, Date.parse(r.updated)])).toEqual( // eslint-disable-line @typescript-eslint/no-explicit-any
-      rpcRevs.json.revisions.map((r: any) => [r.revision, r.status.replace(/^RELEASE_STATUS_/, "").toLowerCase(), r.chart, r.appVersion, r.description, Date.parse(r.updated)]), // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(restRevs.json.revisions.map((r: any) => [r.revision, r.status, r.chart, r.app_version, r.description, Date.parse(r.updated)])).toEqual(
+      rpcRevs.json.revisions.map((r: any) => [r.revision, r.status.replace(/^RELEASE_STATUS_/, "").toLowerCase(), r.chart, r.appVersion, r.description, Date.parse(r.updated)]),
     );
 
     // And the errors: same reason, the REST status and the Connect code.

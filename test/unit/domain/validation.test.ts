@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { chartLabels, chartSourceFromLabels } from "../../../src/helm/chart-labels.ts";
 import { PaasError } from "../../../src/errors.ts";
 import { validateNamespace, validateQuantity, validateReleaseName } from "../../../src/domain/validation.ts";
 
@@ -31,28 +30,5 @@ describe("validators", () => {
   it("quantities", () => {
     for (const ok of ["2", "500m", "4Gi", "0.5", "1e3", "+1"]) expect(kindOf(() => validateQuantity(ok, "f"))).toBe("ok");
     for (const bad of ["", "0", "-1", "4GB", "1.2.3", "Gi", "1 Gi"]) expect(kindOf(() => validateQuantity(bad, "f"))).toBe("invalid_argument");
-  });
-});
-
-describe("chart labels", () => {
-  it("round-trip long references as valid label values", () => {
-    const source = { ref: `oci://registry.example.test:5000/${"deep/".repeat(20)}chart`, repoUrl: "" };
-    const labels = chartLabels(source);
-    for (const [k, v] of Object.entries(labels)) {
-      expect(k.length).toBeLessThanOrEqual(63);
-      expect(v).toMatch(/^([0-9a-f]{1,63})?$/);
-    }
-    expect(chartSourceFromLabels(labels)).toEqual({ ref: source.ref });
-  });
-
-  it("a shorter reference recorded later wins over a longer earlier one (labels merge)", () => {
-    const long = chartLabels({ ref: `oci://r.example/${"x".repeat(100)}` });
-    const short = chartLabels({ ref: "podinfo", repoUrl: "http://127.0.0.1:8879" });
-    const merged = { ...long, ...short };
-    expect(chartSourceFromLabels(merged)).toEqual({ ref: "podinfo", repoUrl: "http://127.0.0.1:8879" });
-  });
-
-  it("is undefined for releases installed elsewhere", () => {
-    expect(chartSourceFromLabels({ owner: "helm", name: "x" })).toBeUndefined();
   });
 });

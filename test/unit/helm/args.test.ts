@@ -2,10 +2,12 @@ import { describe, expect, it } from "vitest";
 import { PaasError } from "../../../src/errors.ts";
 import {
   historyArgs,
+  impersonationArgs,
   installArgs,
   LIST_TIME_FORMAT,
   listArgs,
   metadataArgs,
+  renderGuardArgs,
   rollbackArgs,
   statusArgs,
   uninstallArgs,
@@ -149,5 +151,17 @@ describe("other verbs", () => {
   it("list needs --all on v3 only (v4 lists every status and has no --all)", () => {
     expect(listArgs("ws-a", 3)).toEqual(["list", "--namespace", "ws-a", "--output", "json", "--time-format", LIST_TIME_FORMAT, "--all"]);
     expect(listArgs("ws-a", 4)).toEqual(["list", "--namespace", "ws-a", "--output", "json", "--time-format", LIST_TIME_FORMAT]);
+  });
+});
+
+describe("impersonation and render guard args", () => {
+  it("impersonate with --kube-as-user only (the API server adds a ServiceAccount's groups)", () => {
+    expect(impersonationArgs("system:serviceaccount:paas-ws-a:paas-deployer")).toEqual(["--kube-as-user", "system:serviceaccount:paas-ws-a:paas-deployer"]);
+    expect(impersonationArgs(undefined)).toEqual([]);
+    expect(() => impersonationArgs("--kubeconfig=/x")).toThrow(PaasError);
+  });
+
+  it("skip crds/ whenever the guard runs", () => {
+    expect(renderGuardArgs(["--post-renderer", "x"])).toEqual(["--skip-crds", "--post-renderer", "x"]);
   });
 });

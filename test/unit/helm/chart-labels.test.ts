@@ -53,3 +53,26 @@ describe("chart labels", () => {
     expect(digestFromLabels({ "paas-chart-sha256-0": "g".repeat(32), "paas-chart-sha256-1": "a".repeat(32) })).toBeUndefined();
   });
 });
+
+describe("chart labels of long and merged references", () => {
+  it("round-trip long references as valid label values", () => {
+    const source = { ref: `oci://registry.example.test:5000/${"deep/".repeat(20)}chart`, repoUrl: "" };
+    const labels = chartLabels(source);
+    for (const [k, v] of Object.entries(labels)) {
+      expect(k.length).toBeLessThanOrEqual(63);
+      expect(v).toMatch(/^([0-9a-f]{1,63})?$/);
+    }
+    expect(chartSourceFromLabels(labels)).toEqual({ ref: source.ref });
+  });
+
+  it("a shorter reference recorded later wins over a longer earlier one (labels merge)", () => {
+    const long = chartLabels({ ref: `oci://r.example/${"x".repeat(100)}` });
+    const short = chartLabels({ ref: "podinfo", repoUrl: "http://127.0.0.1:8879" });
+    const merged = { ...long, ...short };
+    expect(chartSourceFromLabels(merged)).toEqual({ ref: "podinfo", repoUrl: "http://127.0.0.1:8879" });
+  });
+
+  it("is undefined for releases installed elsewhere", () => {
+    expect(chartSourceFromLabels({ owner: "helm", name: "x" })).toBeUndefined();
+  });
+});

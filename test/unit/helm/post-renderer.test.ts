@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PaasError } from "../../../src/errors.ts";
-import { impersonationArgs, renderGuardArgs } from "../../../src/helm/args.ts";
 import { createHelmHome, type HelmHome, removeHelmHome } from "../../../src/helm/env.ts";
 import { GUARD_NAME, guardScript, installRenderGuard, withRenderGuard } from "../../../src/helm/post-renderer.ts";
 import type { GuardPolicy } from "../../../src/helm/render-guard.ts";
@@ -44,18 +43,6 @@ function runScript(script: string, args: string[], stdin: string): Promise<{ cod
     p.stdin.end(stdin);
   });
 }
-
-describe("args", () => {
-  it("impersonate with --kube-as-user only (the API server adds a ServiceAccount's groups)", () => {
-    expect(impersonationArgs("system:serviceaccount:paas-ws-a:paas-deployer")).toEqual(["--kube-as-user", "system:serviceaccount:paas-ws-a:paas-deployer"]);
-    expect(impersonationArgs(undefined)).toEqual([]);
-    expect(() => impersonationArgs("--kubeconfig=/x")).toThrow(PaasError);
-  });
-
-  it("skip crds/ whenever the guard runs", () => {
-    expect(renderGuardArgs(["--post-renderer", "x"])).toEqual(["--skip-crds", "--post-renderer", "x"]);
-  });
-});
 
 describe("installRenderGuard", () => {
   it("v3: an executable script in the private home; --post-renderer is its path", async () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DiscoveryCache, fetchKindScopes, scopesFromAggregated, scopesFromResourceList } from "../../../../src/kube/api/discovery.ts";
-import { FakeApiServer, json, status } from "../../../fixtures/kube/fake-apiserver.ts";
+import { FakeApiServer, json, status } from "../../../support/fake-apiserver.ts";
 
 // Which kinds are namespaced, read from the API server's discovery (aggregated v2, and the
 // legacy per-group-version lists for older servers), cached with a TTL.

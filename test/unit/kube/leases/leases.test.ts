@@ -5,7 +5,7 @@ import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PaasError } from "../../../../src/errors.ts";
 import { type HeldLease, isLive, LeaseManager, type LeaseManagerOptions, leaseRecord, lostMarginMs } from "../../../../src/kube/leases/leases.ts";
-import { FakeApiServer, json, type Recorded, status } from "../../../fixtures/kube/fake-apiserver.ts";
+import { FakeApiServer, json, type Recorded, status } from "../../../support/fake-apiserver.ts";
 
 // LeaseManager against a plain-HTTP fake coordination.k8s.io API that keeps Leases in
 // memory with the API server's concurrency rules (resourceVersion on update, preconditions

@@ -6,8 +6,10 @@ import { PaasError } from "../../../../src/errors.ts";
 import {
   decodeReleaseData,
   decodeStorageSecret,
+  encodeReleaseData,
   HELM_SECRET_TYPE,
   newestStorageSecret,
+  parseReleaseJsonExact,
   releaseInfoFromJson,
   secretRevision,
   storedReleaseFromSecret,
@@ -15,6 +17,7 @@ import {
 import { summarizePod } from "../../../../src/kube/watch/pod-status.ts";
 import { isReleasePod } from "../../../../src/kube/watch/release-pods.ts";
 import { podMatchersFromManifest } from "../../../../src/kube/watch/workload-pods.ts";
+import { helmJson, helmText } from "../../../support/helm-release-data.ts";
 
 // Encodes like Helm's encodeRelease (pkg/storage/driver/util.go): gzip at best compression,
 // then base64; the Secret's JSON form base64-encodes the data value once more.
@@ -183,5 +186,34 @@ describe("secrets recorded from the testbed cluster", () => {
     const stored = await storedReleaseFromSecret(newestStorageSecret(load("helm3-legacy-secrets.json").items)!);
     expect(stored.release).toMatchObject({ name: "legacy", revision: 1, status: "deployed", chartVersion: "6.13.0", values: {}, description: "Install complete" });
     expect(stored.release.updated).toBeInstanceOf(Date);
+  });
+});
+
+describe("pendingSince (releaseInfoFromJson)", () => {
+  it("is last_deployed for a pending revision, first_deployed when that is unset, absent otherwise", () => {
+    const upgrade = releaseInfoFromJson(JSON.parse(helmJson(2, "pending-upgrade")));
+    expect(upgrade.pendingSince).toEqual(new Date("2026-01-12T09:30:00.5Z"));
+    const install = releaseInfoFromJson({ name: "web", info: { status: "pending-install", first_deployed: "2026-01-10T08:00:00Z", last_deployed: "" } });
+    expect(install.pendingSince).toEqual(new Date("2026-01-10T08:00:00Z"));
+    const rollback = releaseInfoFromJson({ name: "web", info: { status: "pending-rollback" } });
+    expect(rollback.status).toBe("pending-rollback");
+    expect(rollback.pendingSince).toBeUndefined();
+    const deployed = releaseInfoFromJson(JSON.parse(helmJson(2, "deployed")));
+    expect("pendingSince" in deployed).toBe(false);
+  });
+});
+
+describe("encodeReleaseData / parseReleaseJsonExact", () => {
+  it("round-trips Helm's JSON, numbers written back as stored", async () => {
+    const text = helmJson(3, "deployed");
+    const again = JSON.stringify(parseReleaseJsonExact(text));
+    expect(again).toContain('"replicas":12345678901234567890');
+    expect(again).toContain('"ratio":1.50');
+    expect(again).toContain('"tiny":1e-7');
+    const data = await encodeReleaseData(again);
+    expect(helmText(data)).toBe(again);
+    // gzip magic inside the inner base64, as Helm writes it.
+    expect(Buffer.from(Buffer.from(data, "base64").toString("latin1"), "base64").subarray(0, 3)).toEqual(Buffer.from([0x1f, 0x8b, 0x08]));
+    expect(await decodeReleaseData(data)).toEqual(JSON.parse(text));
   });
 });

@@ -1,29 +1,13 @@
 import type { ServerResponse } from "node:http";
-import { gunzipSync, gzipSync } from "node:zlib";
 import type { V1Secret } from "@kubernetes/client-node";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { decodeReleaseData, encodeReleaseData, parseReleaseJsonExact, releaseInfoFromJson } from "../../../../src/kube/storage/helm-storage.ts";
+import { decodeReleaseData, releaseInfoFromJson } from "../../../../src/kube/storage/helm-storage.ts";
 import { createReleaseRecovery, markedFailed, newestByRelease } from "../../../../src/kube/storage/release-recovery.ts";
-import { FakeApiServer, json, type Recorded, status } from "../../../fixtures/kube/fake-apiserver.ts";
+import { FakeApiServer, json, type Recorded, status } from "../../../support/fake-apiserver.ts";
+import { helmData, helmJson, helmText } from "../../../support/helm-release-data.ts";
 
 const logger = pino({ level: "silent" });
-
-// Helm's JSON as Go writes it: HTML characters escaped, a big integer in the values that a
-// float64 round trip would change, keys in Go's order.
-function helmJson(version: number, status: string, info: Record<string, string> = {}): string {
-  return (
-    `{"name":"web","info":{"first_deployed":"2026-01-10T08:00:00.123456789Z","last_deployed":"2026-01-12T09:30:00.5Z","deleted":"",` +
-    `"description":"Preparing upgrade","status":"${status}","notes":"\\u003cb\\u003ehi\\u003c/b\\u003e"${Object.entries(info)
-      .map(([k, v]) => `,"${k}":"${v}"`)
-      .join("")}},"chart":{"metadata":{"name":"podinfo","version":"6.14.1"},"templates":[{"name":"t.yaml","data":"YQ=="}]},` +
-    `"config":{"replicas":12345678901234567890,"ratio":1.50,"tiny":1e-7},"manifest":"---\\n","version":${version},"namespace":"paas-ws-acme"}`
-  );
-}
-
-/** helmData encodes like Helm: gzip, base64, and base64 again in the Secret's JSON. */
-const helmData = (text: string) => Buffer.from(gzipSync(Buffer.from(text), { level: 9 }).toString("base64")).toString("base64");
-const helmText = (data: string) => gunzipSync(Buffer.from(Buffer.from(data, "base64").toString("latin1"), "base64")).toString("utf8");
 
 function storageSecret(version: number, st: string, text = helmJson(version, st), name = "web"): V1Secret {
   return {
@@ -40,35 +24,6 @@ function storageSecret(version: number, st: string, text = helmJson(version, st)
     data: { release: helmData(text), extra: "eA==" },
   };
 }
-
-describe("pendingSince (releaseInfoFromJson)", () => {
-  it("is last_deployed for a pending revision, first_deployed when that is unset, absent otherwise", () => {
-    const upgrade = releaseInfoFromJson(JSON.parse(helmJson(2, "pending-upgrade")));
-    expect(upgrade.pendingSince).toEqual(new Date("2026-01-12T09:30:00.5Z"));
-    const install = releaseInfoFromJson({ name: "web", info: { status: "pending-install", first_deployed: "2026-01-10T08:00:00Z", last_deployed: "" } });
-    expect(install.pendingSince).toEqual(new Date("2026-01-10T08:00:00Z"));
-    const rollback = releaseInfoFromJson({ name: "web", info: { status: "pending-rollback" } });
-    expect(rollback.status).toBe("pending-rollback");
-    expect(rollback.pendingSince).toBeUndefined();
-    const deployed = releaseInfoFromJson(JSON.parse(helmJson(2, "deployed")));
-    expect("pendingSince" in deployed).toBe(false);
-  });
-});
-
-describe("encodeReleaseData / parseReleaseJsonExact", () => {
-  it("round-trips Helm's JSON, numbers written back as stored", async () => {
-    const text = helmJson(3, "deployed");
-    const again = JSON.stringify(parseReleaseJsonExact(text));
-    expect(again).toContain('"replicas":12345678901234567890');
-    expect(again).toContain('"ratio":1.50');
-    expect(again).toContain('"tiny":1e-7');
-    const data = await encodeReleaseData(again);
-    expect(helmText(data)).toBe(again);
-    // gzip magic inside the inner base64, as Helm writes it.
-    expect(Buffer.from(Buffer.from(data, "base64").toString("latin1"), "base64").subarray(0, 3)).toEqual(Buffer.from([0x1f, 0x8b, 0x08]));
-    expect(await decodeReleaseData(data)).toEqual(JSON.parse(text));
-  });
-});
 
 describe("markedFailed", () => {
   const now = new Date("2026-01-12T10:00:00Z");

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { HttpStatusError } from "../../../../src/kube/api/api-errors.ts";
 import { backoffDelay, DEFAULT_BACKOFF, runListWatch, sleep } from "../../../../src/kube/watch/list-watch.ts";
-import { FakeSource } from "../../../fixtures/kube/fake-source.ts";
+import { FakeSource } from "../../../support/fake-source.ts";
 
 describe("backoffDelay", () => {
   it("doubles from the initial delay up to the cap, with ±20% jitter", () => {

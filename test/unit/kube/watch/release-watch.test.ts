@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Backoff } from "../../../../src/kube/watch/list-watch.ts";
 import { watchReleaseEvents } from "../../../../src/kube/watch/release-watch.ts";
 import type { ReleaseWatchEvent } from "../../../../src/kube/kube-types.ts";
-import { decodeFromLabels, FakeSource, pod, secret } from "../../../fixtures/kube/fake-source.ts";
+import { decodeFromLabels, FakeSource, pod, secret } from "../../../support/fake-source.ts";
 
 const quiet = { debug: () => {}, warn: () => {} };
 const fast: Backoff = { initialMs: 1, maxMs: 5, maxFailures: 3 };
@@ -62,7 +62,7 @@ function setup(opts: { pods?: V1Pod[]; secrets?: V1Secret[]; backoff?: Backoff }
 }
 
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
-let cleanups: (() => Promise<void>)[] = [];
+const cleanups: (() => Promise<void>)[] = [];
 let baselineTimers = 0;
 beforeEach(() => {
   baselineTimers = timers();

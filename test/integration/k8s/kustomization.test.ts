@@ -234,7 +234,7 @@ function requireEnv(name: string): string {
   if (!v) {
     throw new Error(
       `${name} is not set: this e2e test needs the local testbed. Run \`npm run testbed:up\`, then ` +
-        "`set -a; source .testbed/env; set +a` before `npx vitest run --project e2e test/integration/k8s/manifests.test.ts`.",
+        "`set -a; source .testbed/env; set +a` before `npx vitest run --project e2e test/integration/k8s/kustomization.test.ts`.",
     );
   }
   return v;
@@ -322,7 +322,7 @@ describe("server-side dry run", () => {
         const answer = await admin.create(copy, undefined, "All");
         expect(answer.metadata?.name).toBe(copy.metadata.name);
       } catch (err) {
-        throw new Error(`dry-run create of ${label(copy)} from k8s/${file} failed: ${describeError(err)}`);
+        throw new Error(`dry-run create of ${label(copy)} from k8s/${file} failed: ${describeError(err)}`, { cause: err });
       }
     });
   }
@@ -344,7 +344,7 @@ describe("server-side dry run", () => {
     try {
       await admin.create(pod, undefined, "All");
     } catch (err) {
-      throw new Error(`the operator pod violates the namespace's Pod Security level: ${describeError(err)}`);
+      throw new Error(`the operator pod violates the namespace's Pod Security level: ${describeError(err)}`, { cause: err });
     }
   });
 });

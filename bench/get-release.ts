@@ -29,9 +29,11 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 async function parallel(total: number, concurrency: number, fn: () => Promise<unknown>): Promise<number> {
   let next = 0;
   const t = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next++ < total) await fn();
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < total) await fn();
+    }),
+  );
   return (total / (performance.now() - t)) * 1000;
 }
 
@@ -43,17 +45,30 @@ const ns = uniqueNamespace("bench");
 const kc = new k8s.KubeConfig();
 kc.loadFromFile(tb.KUBECONFIG);
 try {
-  const paas = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "connect", httpVersion: "1.1" });
+  const paas = createPaasClient({
+    baseUrl: server.baseUrl,
+    apiKey: server.apiKey,
+    protocol: "connect",
+    httpVersion: "1.1",
+  });
   const grpc = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "grpc" });
   await paas.namespaces.createNamespace({ name: ns });
-  await paas.releases.installRelease({ namespace: ns, name: "web", chart: "podinfo", repoUrl: tb.CHART_REPO_URL, version: "6.13.0", values: { replicaCount: 1 } });
+  await paas.releases.installRelease({
+    namespace: ns,
+    name: "web",
+    chart: "podinfo",
+    repoUrl: tb.CHART_REPO_URL,
+    version: "6.13.0",
+    values: { replicaCount: 1 },
+  });
 
   const helmEnv = { ...process.env, KUBECONFIG: tb.KUBECONFIG };
   // What a hand-rolled wrapper does for "get release": status (metadata, notes) and the values.
-  const helmGet = () => Promise.all([
-    run(tb.HELM_BINARY, ["status", "web", "-n", ns, "-o", "json"], { env: helmEnv }),
-    run(tb.HELM_BINARY, ["get", "values", "web", "-n", ns, "-o", "json"], { env: helmEnv }),
-  ]);
+  const helmGet = () =>
+    Promise.all([
+      run(tb.HELM_BINARY, ["status", "web", "-n", ns, "-o", "json"], { env: helmEnv }),
+      run(tb.HELM_BINARY, ["get", "values", "web", "-n", ns, "-o", "json"], { env: helmEnv }),
+    ]);
   const serviceGet = () => paas.releases.getRelease({ namespace: ns, name: "web" });
   const grpcGet = () => grpc.releases.getRelease({ namespace: ns, name: "web" });
 
@@ -78,12 +93,23 @@ try {
   const tHelm = await parallel(Math.max(CONCURRENCY * 4, 32), CONCURRENCY, helmGet);
 
   console.log(`GetRelease, one release (podinfo), testbed cluster, ${CONCURRENCY}-way concurrency for throughput`);
-  console.log(`  service Connect JSON/HTTP1.1 serial : p50 ${fmt(sJson.p50)} ms  p95 ${fmt(sJson.p95)} ms  (n=${sJson.n})`);
-  console.log(`  service gRPC/h2c serial             : p50 ${fmt(sGrpc.p50)} ms  p95 ${fmt(sGrpc.p95)} ms  (n=${sGrpc.n})`);
-  console.log(`  helm status + get values serial     : p50 ${fmt(sHelm.p50)} ms  p95 ${fmt(sHelm.p95)} ms  (n=${sHelm.n})`);
+  console.log(
+    `  service Connect JSON/HTTP1.1 serial : p50 ${fmt(sJson.p50)} ms  p95 ${fmt(sJson.p95)} ms  (n=${sJson.n})`,
+  );
+  console.log(
+    `  service gRPC/h2c serial             : p50 ${fmt(sGrpc.p50)} ms  p95 ${fmt(sGrpc.p95)} ms  (n=${sGrpc.n})`,
+  );
+  console.log(
+    `  helm status + get values serial     : p50 ${fmt(sHelm.p50)} ms  p95 ${fmt(sHelm.p95)} ms  (n=${sHelm.n})`,
+  );
   console.log(`  throughput: service ${fmt(tService)} req/s, helm wrapper ${fmt(tHelm)} req/s`);
-  console.log(`  ratio (helm wrapper / service): p50 latency ${fmt(sHelm.p50 / sJson.p50)}x, throughput ${fmt(tService / tHelm)}x`);
+  console.log(
+    `  ratio (helm wrapper / service): p50 latency ${fmt(sHelm.p50 / sJson.p50)}x, throughput ${fmt(tService / tHelm)}x`,
+  );
 } finally {
-  await kc.makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
+  await kc
+    .makeApiClient(k8s.CoreV1Api)
+    .deleteNamespace({ name: ns })
+    .catch(() => undefined);
   await server.stop();
 }

@@ -22,7 +22,8 @@ const ASYNC_RELEASES = Number(process.env.BENCH_ASYNC_RELEASES ?? 50);
 const CONCURRENCY = 4;
 const BASELINE_REV = process.env.BENCH_BASELINE_REV ?? "15e93b5";
 
-const p = (ms: number[], q: number) => [...ms].sort((a, b) => a - b)[Math.min(ms.length - 1, Math.floor(q * ms.length))]!;
+const p = (ms: number[], q: number) =>
+  [...ms].sort((a, b) => a - b)[Math.min(ms.length - 1, Math.floor(q * ms.length))]!;
 const fmt = (n: number) => n.toFixed(0);
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
@@ -39,7 +40,8 @@ const chart = { chart: "podinfo", repoUrl: tb.CHART_REPO_URL, version: "6.13.0" 
 function baselineCheckout(): string {
   const dir = mkdtempSync(join(tmpdir(), "paas-bench-baseline-"));
   execFileSync("git", ["worktree", "add", "--detach", "--force", dir, BASELINE_REV], { stdio: "ignore" });
-  if (!existsSync(join(dir, "node_modules"))) symlinkSync(join(process.cwd(), "node_modules"), join(dir, "node_modules"));
+  if (!existsSync(join(dir, "node_modules")))
+    symlinkSync(join(process.cwd(), "node_modules"), join(dir, "node_modules"));
   return dir;
 }
 
@@ -57,7 +59,8 @@ async function engineCost(): Promise<void> {
     await now.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
     await now.releases.installRelease({ namespace: ns, name: "engine", ...chart });
     await before.releases.installRelease({ namespace: ns, name: "before", ...chart });
-    const up = (c: typeof now, name: string, i: number) => c.releases.upgradeRelease({ namespace: ns, name, values: { podAnnotations: { bench: `n${i}` } } });
+    const up = (c: typeof now, name: string, i: number) =>
+      c.releases.upgradeRelease({ namespace: ns, name, values: { podAnnotations: { bench: `n${i}` } } });
     await up(now, "engine", 0);
     await up(before, "before", 0);
     const engine: number[] = [];
@@ -66,12 +69,18 @@ async function engineCost(): Promise<void> {
       engine.push(await timed(() => up(now, "engine", i)));
       old.push(await timed(() => up(before, "before", i)));
     }
-    const steps = (await now.operations.listOperations({ namespace: ns, release: "engine", pageSize: 1 })).operations[0]?.steps.map((s) => s.name).join(", ");
+    const steps = (
+      await now.operations.listOperations({ namespace: ns, release: "engine", pageSize: 1 })
+    ).operations[0]?.steps
+      .map((s) => s.name)
+      .join(", ");
     console.log(`Synchronous UpgradeRelease, podinfo, ${UPGRADES} each, interleaved`);
     console.log(`  operation engine (steps: ${steps})`);
     console.log(`    p50 ${fmt(p(engine, 0.5))} ms  p95 ${fmt(p(engine, 0.95))} ms`);
     console.log(`  before the engine (${BASELINE_REV}): p50 ${fmt(p(old, 0.5))} ms  p95 ${fmt(p(old, 0.95))} ms`);
-    console.log(`  added per mutation (p50): ${fmt(p(engine, 0.5) - p(old, 0.5))} ms (${(p(engine, 0.5) / p(old, 0.5)).toFixed(2)}x)`);
+    console.log(
+      `  added per mutation (p50): ${fmt(p(engine, 0.5) - p(old, 0.5))} ms (${(p(engine, 0.5) / p(old, 0.5)).toFixed(2)}x)`,
+    );
   } finally {
     for (const s of servers) await s.stop().catch(() => undefined);
     await core.deleteNamespace({ name: ns }).catch(() => undefined);
@@ -85,7 +94,8 @@ function maxOverlap(logs: Array<Record<string, unknown>>): number {
   const events: Array<[number, number]> = [];
   for (const l of logs) {
     if (l.msg === "helm upgrade started") events.push([Number(l.time), +1]);
-    else if ((l.msg === "helm upgrade" || l.msg === "helm upgrade failed") && typeof l.durationMs === "number") events.push([Number(l.time), -1]);
+    else if ((l.msg === "helm upgrade" || l.msg === "helm upgrade failed") && typeof l.durationMs === "number")
+      events.push([Number(l.time), -1]);
   }
   events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let now = 0;
@@ -102,14 +112,22 @@ async function asyncDrain(): Promise<void> {
     await c.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
     const names = Array.from({ length: ASYNC_RELEASES }, (_, i) => `q${i}`);
     // Installed async too, then waited for: the drain below starts from deployed releases.
-    const installs = await Promise.all(names.map((name) => c.releases.installRelease({ namespace: ns, name, ...chart, async: true })));
-    for (const i of installs) await c.operations.waitOperation({ id: i.operationId, timeout: { seconds: 600n, nanos: 0 } });
+    const installs = await Promise.all(
+      names.map((name) => c.releases.installRelease({ namespace: ns, name, ...chart, async: true })),
+    );
+    for (const i of installs)
+      await c.operations.waitOperation({ id: i.operationId, timeout: { seconds: 600n, nanos: 0 } });
     const startedAt = performance.now();
     const accepted: number[] = [];
     const ids: string[] = [];
     for (let i = 0; i < ASYNC_OPS; i++) {
       const t = performance.now();
-      const res = await c.releases.upgradeRelease({ namespace: ns, name: names[i % names.length]!, values: { podAnnotations: { bench: `n${i}` } }, async: true });
+      const res = await c.releases.upgradeRelease({
+        namespace: ns,
+        name: names[i % names.length]!,
+        values: { podAnnotations: { bench: `n${i}` } },
+        async: true,
+      });
       accepted.push(performance.now() - t);
       ids.push(res.operationId);
     }
@@ -121,8 +139,12 @@ async function asyncDrain(): Promise<void> {
     }
     const drained = performance.now() - startedAt;
     console.log(`${ASYNC_OPS} async UpgradeRelease over ${ASYNC_RELEASES} releases, HELM_CONCURRENCY=${CONCURRENCY}`);
-    console.log(`  accepted (durably queued) p50 ${fmt(p(accepted, 0.5))} ms  p95 ${fmt(p(accepted, 0.95))} ms; all queued in ${fmt(queuedIn)} ms`);
-    console.log(`  drained in ${(drained / 1000).toFixed(1)} s (${((ASYNC_OPS / drained) * 1000).toFixed(2)} ops/s); succeeded ${states.get(OperationState.SUCCEEDED) ?? 0}, other ${ASYNC_OPS - (states.get(OperationState.SUCCEEDED) ?? 0)}`);
+    console.log(
+      `  accepted (durably queued) p50 ${fmt(p(accepted, 0.5))} ms  p95 ${fmt(p(accepted, 0.95))} ms; all queued in ${fmt(queuedIn)} ms`,
+    );
+    console.log(
+      `  drained in ${(drained / 1000).toFixed(1)} s (${((ASYNC_OPS / drained) * 1000).toFixed(2)} ops/s); succeeded ${states.get(OperationState.SUCCEEDED) ?? 0}, other ${ASYNC_OPS - (states.get(OperationState.SUCCEEDED) ?? 0)}`,
+    );
     console.log(`  most helm upgrades at once: ${maxOverlap(server.logs)} (bound ${CONCURRENCY})`);
   } finally {
     await server.stop();

@@ -41,8 +41,28 @@ try {
   const helmEnv = { ...process.env, KUBECONFIG: tb.KUBECONFIG };
   // What a hand-rolled wrapper does: helm upgrade with the repository URL, as cluster admin.
   const rawUpgrade = (i: number) =>
-    run(tb.HELM_BINARY, ["upgrade", "raw", "podinfo", "--repo", tb.CHART_REPO_URL, "--version", "6.13.0", "-n", ns, "--reuse-values", "--set", `podAnnotations.bench=n${i}`, "-o", "json"], { env: helmEnv });
-  const serviceUpgrade = (i: number) => paas.releases.upgradeRelease({ namespace: ns, name: "svc", values: { podAnnotations: { bench: `n${i}` } } });
+    run(
+      tb.HELM_BINARY,
+      [
+        "upgrade",
+        "raw",
+        "podinfo",
+        "--repo",
+        tb.CHART_REPO_URL,
+        "--version",
+        "6.13.0",
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        `podAnnotations.bench=n${i}`,
+        "-o",
+        "json",
+      ],
+      { env: helmEnv },
+    );
+  const serviceUpgrade = (i: number) =>
+    paas.releases.upgradeRelease({ namespace: ns, name: "svc", values: { podAnnotations: { bench: `n${i}` } } });
 
   await serviceUpgrade(0);
   await rawUpgrade(0);
@@ -54,10 +74,19 @@ try {
     raw.push(await timed(() => rawUpgrade(i)));
   }
   console.log(`UpgradeRelease, podinfo from the HTTP chart repository, testbed cluster, ${UPGRADES} each, serial`);
-  console.log(`  service (audit, Lease, pull, guard, impersonation): p50 ${fmt(p(service, 0.5))} ms  p95 ${fmt(p(service, 0.95))} ms`);
-  console.log(`  helm upgrade as cluster admin (wrapper)           : p50 ${fmt(p(raw, 0.5))} ms  p95 ${fmt(p(raw, 0.95))} ms`);
-  console.log(`  cost of the safety (service - wrapper, p50): ${fmt(p(service, 0.5) - p(raw, 0.5))} ms (${(p(service, 0.5) / p(raw, 0.5)).toFixed(2)}x)`);
+  console.log(
+    `  service (audit, Lease, pull, guard, impersonation): p50 ${fmt(p(service, 0.5))} ms  p95 ${fmt(p(service, 0.95))} ms`,
+  );
+  console.log(
+    `  helm upgrade as cluster admin (wrapper)           : p50 ${fmt(p(raw, 0.5))} ms  p95 ${fmt(p(raw, 0.95))} ms`,
+  );
+  console.log(
+    `  cost of the safety (service - wrapper, p50): ${fmt(p(service, 0.5) - p(raw, 0.5))} ms (${(p(service, 0.5) / p(raw, 0.5)).toFixed(2)}x)`,
+  );
 } finally {
-  await kc.makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
+  await kc
+    .makeApiClient(k8s.CoreV1Api)
+    .deleteNamespace({ name: ns })
+    .catch(() => undefined);
   await server.stop();
 }

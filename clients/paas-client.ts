@@ -50,8 +50,18 @@ export function createPaasClient(options: PaasClientOptions): PaasClient {
     protocol === "grpc"
       ? createGrpcTransport({ baseUrl: options.baseUrl, interceptors })
       : protocol === "grpc-web"
-        ? createGrpcWebTransport({ baseUrl: options.baseUrl, httpVersion: options.httpVersion ?? "1.1", useBinaryFormat: options.binary ?? false, interceptors })
-        : createConnectTransport({ baseUrl: options.baseUrl, httpVersion: options.httpVersion ?? "1.1", useBinaryFormat: options.binary ?? false, interceptors });
+        ? createGrpcWebTransport({
+            baseUrl: options.baseUrl,
+            httpVersion: options.httpVersion ?? "1.1",
+            useBinaryFormat: options.binary ?? false,
+            interceptors,
+          })
+        : createConnectTransport({
+            baseUrl: options.baseUrl,
+            httpVersion: options.httpVersion ?? "1.1",
+            useBinaryFormat: options.binary ?? false,
+            interceptors,
+          });
   return {
     releases: createClient(ReleaseService, transport),
     namespaces: createClient(NamespaceService, transport),

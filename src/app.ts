@@ -103,7 +103,13 @@ export interface App {
 /** createApp wires services, interceptors and HTTP routes; it opens no port. */
 export function createApp(deps: AppDeps): App {
   const queue = new OperationQueue(deps.helmConcurrency);
-  const repair = new ReleaseRepair({ audit: deps.audit, recovery: deps.recovery, replica: deps.replica, replicaTtlMs: deps.replicaTtlMs, logger: deps.logger });
+  const repair = new ReleaseRepair({
+    audit: deps.audit,
+    recovery: deps.recovery,
+    replica: deps.replica,
+    replicaTtlMs: deps.replicaTtlMs,
+    logger: deps.logger,
+  });
   const engine = new OperationEngine({
     queue,
     // Namespace calls are short API calls: they must not wait for helm slots.
@@ -133,12 +139,25 @@ export function createApp(deps: AppDeps): App {
     maxHelmTimeoutSeconds: deps.maxHelmTimeoutSeconds,
   });
   engine.register(...allVerbs(verbs));
-  const release = createReleaseService({ helm: deps.helm, kube: deps.kube, engine, verbs, locks: deps.locks, lifecycle: deps.lifecycle });
+  const release = createReleaseService({
+    helm: deps.helm,
+    kube: deps.kube,
+    engine,
+    verbs,
+    locks: deps.locks,
+    lifecycle: deps.lifecycle,
+  });
   const namespace = createNamespaceService({ kube: deps.kube, engine, verbs, prefix: deps.namespacePrefix });
   const operationService = createOperationService({ engine, store: deps.audit, namespacePrefix: deps.namespacePrefix });
   const health = createHealthService(deps.monitor, deps.lifecycle.streamsSignal);
   const auditService = createAuditService({ store: deps.audit, namespacePrefix: deps.namespacePrefix });
-  const reflection = createReflectionService([ReleaseService, NamespaceService, OperationService, AuditService, Health]);
+  const reflection = createReflectionService([
+    ReleaseService,
+    NamespaceService,
+    OperationService,
+    AuditService,
+    Health,
+  ]);
 
   const keys = new KeyStore({
     staticKeys: deps.apiKeys,

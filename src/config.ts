@@ -85,11 +85,15 @@ export function loadConfig(env: Env = process.env): Config {
   const allowUnauthenticated = bool(env, "ALLOW_UNAUTHENTICATED", false);
   const apiKeys = readApiKeys(env);
   if (apiKeys.length === 0 && !env.API_KEYS_FILE && !allowUnauthenticated) {
-    throw new ConfigError("API_KEY, API_KEY_FILE or API_KEYS_FILE must be set (or ALLOW_UNAUTHENTICATED=true for development)");
+    throw new ConfigError(
+      "API_KEY, API_KEY_FILE or API_KEYS_FILE must be set (or ALLOW_UNAUTHENTICATED=true for development)",
+    );
   }
   const prefix = env.NAMESPACE_PREFIX ?? "paas-ws-";
   if (!isDnsLabelPrefix(prefix) || prefix.length > 40) {
-    throw new ConfigError(`NAMESPACE_PREFIX "${prefix}" must be lowercase letters, digits and '-', start alphanumeric, at most 40 characters`);
+    throw new ConfigError(
+      `NAMESPACE_PREFIX "${prefix}" must be lowercase letters, digits and '-', start alphanumeric, at most 40 characters`,
+    );
   }
   const namedKeys = readNamedKeys(env, prefix, apiKeys);
   const repos = repositories(env.HELM_REPOSITORIES ?? "");
@@ -157,7 +161,8 @@ function auditDatabaseUrl(env: Env): string | undefined {
   } catch {
     throw new ConfigError("AUDIT_DATABASE_URL is not a URL (postgresql://user:password@host:port/database)");
   }
-  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") throw new ConfigError("AUDIT_DATABASE_URL must be a postgresql:// URL");
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:")
+    throw new ConfigError("AUDIT_DATABASE_URL must be a postgresql:// URL");
   return raw;
 }
 
@@ -182,7 +187,8 @@ function readNamedKeys(env: Env, prefix: string, staticKeys: string[]): NamedKey
   try {
     const keys = parseKeyFile(text, prefix);
     for (const k of keys) {
-      if (staticKeys.some((s) => keyMatches(s, k))) throw new KeyFileError(`key "${k.id}" is also configured as an unscoped key (API_KEY or API_KEY_FILE)`);
+      if (staticKeys.some((s) => keyMatches(s, k)))
+        throw new KeyFileError(`key "${k.id}" is also configured as an unscoped key (API_KEY or API_KEY_FILE)`);
     }
     return keys;
   } catch (err) {
@@ -269,12 +275,18 @@ function duration(env: Env, name: string, fallbackSeconds: number, maxSeconds = 
   const m = /^(\d+)(s|m|h)?$/.exec(raw.trim());
   if (!m) throw new ConfigError(`${name} must be a duration such as 300, 300s, 5m or 1h`);
   const n = Number(m[1]) * (m[2] === "h" ? 3600 : m[2] === "m" ? 60 : 1);
-  if (n < 1 || n > maxSeconds) throw new ConfigError(`${name} must be between 1s and ${maxSeconds % 3600 === 0 ? `${maxSeconds / 3600}h` : `${maxSeconds}s`}`);
+  if (n < 1 || n > maxSeconds)
+    throw new ConfigError(
+      `${name} must be between 1s and ${maxSeconds % 3600 === 0 ? `${maxSeconds / 3600}h` : `${maxSeconds}s`}`,
+    );
   return n;
 }
 
 function list(raw: string): string[] {
-  return raw.split(",").map((s) => s.trim()).filter(Boolean);
+  return raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** repositories parses "name=url,name2=url2". */
@@ -284,14 +296,16 @@ function repositories(raw: string): Record<string, string> {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, eq);
     const url = entry.slice(eq + 1);
-    if (eq <= 0 || !isDnsLabelPrefix(name)) throw new ConfigError(`HELM_REPOSITORIES entry "${entry}" must be name=url`);
+    if (eq <= 0 || !isDnsLabelPrefix(name))
+      throw new ConfigError(`HELM_REPOSITORIES entry "${entry}" must be name=url`);
     let parsed: URL;
     try {
       parsed = new URL(url);
     } catch {
       throw new ConfigError(`HELM_REPOSITORIES URL for ${name} is not a URL`);
     }
-    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new ConfigError(`HELM_REPOSITORIES URL for ${name} must be http or https`);
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+      throw new ConfigError(`HELM_REPOSITORIES URL for ${name} must be http or https`);
     out[name] = url;
   }
   return out;

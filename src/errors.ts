@@ -89,9 +89,14 @@ export function codeOf(kind: ErrorKind): Code {
  * anything else becomes INTERNAL without its text.
  */
 export function toConnectError(err: unknown): ConnectError {
-  if (err instanceof ConnectError) return isUndecodableRequest(err) ? new ConnectError(err.rawMessage, Code.InvalidArgument, err.metadata, undefined, err) : err;
+  if (err instanceof ConnectError)
+    return isUndecodableRequest(err)
+      ? new ConnectError(err.rawMessage, Code.InvalidArgument, err.metadata, undefined, err)
+      : err;
   if (err instanceof PaasError) {
-    const details = err.reason ? [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: err.reason, domain: ERROR_DOMAIN }) }] : [];
+    const details = err.reason
+      ? [{ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: err.reason, domain: ERROR_DOMAIN }) }]
+      : [];
     return new ConnectError(err.message, codeOf(err.kind), undefined, details);
   }
   return new ConnectError("internal error", Code.Internal);

@@ -7,7 +7,10 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       base: { service: "paas-operator" },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ["*.headers['x-api-key']", "*.headers.authorization", "apiKey", "*.apiKey"], censor: "[redacted]" },
+      redact: {
+        paths: ["*.headers['x-api-key']", "*.headers.authorization", "apiKey", "*.apiKey"],
+        censor: "[redacted]",
+      },
     },
     destination,
   );

@@ -29,8 +29,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  if (config.apiKeys.length === 0 && !config.apiKeysFile) logger.warn("ALLOW_UNAUTHENTICATED is set: every caller is accepted without an API key");
-  if (!config.catalog.restricted) logger.warn("no chart catalogue (CHART_CATALOG_FILE, CHART_CATALOG): every well-formed http(s) and oci:// chart source is allowed; configure one");
+  if (config.apiKeys.length === 0 && !config.apiKeysFile)
+    logger.warn("ALLOW_UNAUTHENTICATED is set: every caller is accepted without an API key");
+  if (!config.catalog.restricted)
+    logger.warn(
+      "no chart catalogue (CHART_CATALOG_FILE, CHART_CATALOG): every well-formed http(s) and oci:// chart source is allowed; configure one",
+    );
   else logger.info({ sources: config.catalog.sources }, "chart catalogue");
 
   const lifecycle = new Lifecycle();
@@ -44,7 +48,12 @@ async function main(): Promise<void> {
     logger,
     tenant: createTenantAccess({ kubeConfig, managedLabel: DEFAULT_MANAGED_LABEL }),
   });
-  const kube = createKubeClient({ logger, kubeConfig, podSecurity: config.podSecurityLevel, ingressNamespaceSelector: config.ingressNamespaceSelector });
+  const kube = createKubeClient({
+    logger,
+    kubeConfig,
+    podSecurity: config.podSecurityLevel,
+    ingressNamespaceSelector: config.ingressNamespaceSelector,
+  });
   const monitor = new HealthMonitor({ helm, kube, lifecycle, logger, intervalMs: config.healthIntervalMs });
 
   // The audit log must be writable before any mutation is accepted: a store that cannot be
@@ -56,7 +65,13 @@ async function main(): Promise<void> {
     process.stderr.write(`paas-operator: audit store: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
-  const locks = new LeaseManager({ kubeConfig, namespace: config.leaseNamespace, durationSeconds: config.leaseDurationSeconds, replica: config.replica, logger });
+  const locks = new LeaseManager({
+    kubeConfig,
+    namespace: config.leaseNamespace,
+    durationSeconds: config.leaseDurationSeconds,
+    replica: config.replica,
+    logger,
+  });
   await ensureLeaseNamespace(locks, logger);
   locks.watchHolders();
   const recovery = createReleaseRecovery({ kubeConfig, logger });
@@ -80,14 +95,28 @@ async function main(): Promise<void> {
   await reconciler.start();
   const listener = await listen(app.handler, config.host, config.port);
   const health = monitor.current();
-  logger.info({ host: config.host, port: listener.port, helmVersion: health.helmVersion, serving: health.serving, prefix: config.namespacePrefix, replica: config.replica, audit: audit.kind }, "listening");
+  logger.info(
+    {
+      host: config.host,
+      port: listener.port,
+      helmVersion: health.helmVersion,
+      serving: health.serving,
+      prefix: config.namespacePrefix,
+      replica: config.replica,
+      audit: audit.kind,
+    },
+    "listening",
+  );
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     const started = Date.now();
-    logger.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down: refusing new mutations, finishing running calls");
+    logger.info(
+      { signal, graceMs: config.shutdownGraceMs },
+      "shutting down: refusing new mutations, finishing running calls",
+    );
     lifecycle.startDraining();
     monitor.notify();
     listener.stopAccepting();
@@ -127,7 +156,10 @@ async function ensureLeaseNamespace(locks: LeaseManager, logger: ReturnType<type
       return;
     } catch (err) {
       if (attempt >= 5) {
-        logger.error({ err: err instanceof Error ? err.message : String(err) }, "the Lease namespace could not be ensured; mutations will fail until it exists");
+        logger.error(
+          { err: err instanceof Error ? err.message : String(err) },
+          "the Lease namespace could not be ensured; mutations will fail until it exists",
+        );
         return;
       }
       await sleep(1000 * attempt);

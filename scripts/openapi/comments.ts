@@ -2,7 +2,9 @@ import type { DescEnum, DescEnumValue, DescField, DescMessage, DescMethod, DescS
 import { getComments } from "@bufbuild/protoplugin";
 
 /** describe is the leading comment of a proto element as Markdown, or undefined when it has none. */
-export function describe(desc: DescMessage | DescField | DescEnum | DescEnumValue | DescService | DescMethod): string | undefined {
+export function describe(
+  desc: DescMessage | DescField | DescEnum | DescEnumValue | DescService | DescMethod,
+): string | undefined {
   const leading = getComments(desc).leading;
   if (leading === undefined) return undefined;
   // protoc keeps the space after "//" on every line; drop it so Markdown sees no indentation.

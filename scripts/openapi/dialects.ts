@@ -56,9 +56,18 @@ export function scalarSchema(scalar: ScalarType): JsonObject {
 export function wellKnownSchema(desc: DescMessage): JsonObject | undefined {
   switch (desc.typeName) {
     case "google.protobuf.Timestamp":
-      return { type: "string", format: "date-time", description: "RFC 3339 timestamp in UTC, e.g. `2025-01-02T03:04:05Z`." };
+      return {
+        type: "string",
+        format: "date-time",
+        description: "RFC 3339 timestamp in UTC, e.g. `2025-01-02T03:04:05Z`.",
+      };
     case "google.protobuf.Duration":
-      return { type: "string", pattern: "^-?[0-9]+(\\.[0-9]{1,9})?s$", description: 'Seconds with the suffix "s", e.g. `"300s"`.', examples: ["300s"] };
+      return {
+        type: "string",
+        pattern: "^-?[0-9]+(\\.[0-9]{1,9})?s$",
+        description: 'Seconds with the suffix "s", e.g. `"300s"`.',
+        examples: ["300s"],
+      };
     case "google.protobuf.Struct":
       return { type: "object", additionalProperties: true, description: "Any JSON object." };
     case "google.protobuf.Value":
@@ -70,7 +79,12 @@ export function wellKnownSchema(desc: DescMessage): JsonObject | undefined {
     case "google.protobuf.FieldMask":
       return { type: "string", description: "Comma-separated lowerCamelCase field paths." };
     case "google.protobuf.Any":
-      return { type: "object", properties: { "@type": { type: "string" } }, required: ["@type"], additionalProperties: true };
+      return {
+        type: "object",
+        properties: { "@type": { type: "string" } },
+        required: ["@type"],
+        additionalProperties: true,
+      };
   }
   // Wrappers (google.protobuf.Int64Value, …) are written as the value they wrap, or null.
   if (desc.file.proto.package === "google.protobuf" && desc.name.endsWith("Value") && desc.fields.length === 1) {
@@ -85,8 +99,12 @@ export function wellKnownSchema(desc: DescMessage): JsonObject | undefined {
 
 /** enumNames is an enum written as the names of its values, the values' comments listed. */
 function enumNames(values: [name: string, text: string | undefined][], intro: string | undefined): JsonObject {
-  const documented = values.filter(([, text]) => text !== undefined).map(([name, text]) => `- \`${name}\`: ${text!.replace(/\s+/g, " ")}`);
-  const description = [intro, ...(documented.length > 0 ? [documented.join("\n")] : [])].filter((s) => s !== undefined).join("\n\n");
+  const documented = values
+    .filter(([, text]) => text !== undefined)
+    .map(([name, text]) => `- \`${name}\`: ${text!.replace(/\s+/g, " ")}`);
+  const description = [intro, ...(documented.length > 0 ? [documented.join("\n")] : [])]
+    .filter((s) => s !== undefined)
+    .join("\n\n");
   return {
     type: "string",
     enum: values.map(([name]) => name),

@@ -4,7 +4,16 @@ import { describe, summarize } from "./comments.ts";
 import { connectDialect, restDialect, wellKnownSchema } from "./dialects.ts";
 import { httpBindings, type HttpBinding } from "./http-rule.ts";
 import type { JsonObject } from "./json.ts";
-import { PLAIN_HTTP_PATHS, REST_ENUMS, REST_ERROR_SCHEMA, REST_ERROR_STATUSES, REST_METHODS, REST_NULLABLE, REST_REQUIRED, restErrorStatuses } from "./rest-contract.ts";
+import {
+  PLAIN_HTTP_PATHS,
+  REST_ENUMS,
+  REST_ERROR_SCHEMA,
+  REST_ERROR_STATUSES,
+  REST_METHODS,
+  REST_NULLABLE,
+  REST_REQUIRED,
+  restErrorStatuses,
+} from "./rest-contract.ts";
 import { SchemaSet } from "./schema-set.ts";
 
 /** TITLE is the document's info.title. */
@@ -18,9 +27,22 @@ const CONNECT_ERROR_SCHEMA: JsonObject = {
     code: {
       type: "string",
       enum: [
-        "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists", "permission_denied",
-        "resource_exhausted", "failed_precondition", "aborted", "out_of_range", "unimplemented", "internal", "unavailable",
-        "data_loss", "unauthenticated",
+        "canceled",
+        "unknown",
+        "invalid_argument",
+        "deadline_exceeded",
+        "not_found",
+        "already_exists",
+        "permission_denied",
+        "resource_exhausted",
+        "failed_precondition",
+        "aborted",
+        "out_of_range",
+        "unimplemented",
+        "internal",
+        "unavailable",
+        "data_loss",
+        "unauthenticated",
       ],
     },
     message: { type: "string", description: "Human-readable reason; never Helm's raw output." },
@@ -81,7 +103,8 @@ export function buildDocument(registry: Registry, files: DescFile[]): JsonObject
     restTags.push(tag(`${service.name} (REST)`, service));
     for (const [method, binding, index] of bound) {
       const item = (paths[binding.path] ??= {});
-      if (binding.method in item) throw new Error(`openapi: ${binding.method.toUpperCase()} ${binding.path} is bound twice`);
+      if (binding.method in item)
+        throw new Error(`openapi: ${binding.method.toUpperCase()} ${binding.path} is bound twice`);
       item[binding.method] = restOperation(rest, method, binding, index);
     }
   }
@@ -93,9 +116,15 @@ export function buildDocument(registry: Registry, files: DescFile[]): JsonObject
 
   const restErrors: JsonObject = {};
   for (const [status, description] of Object.entries(REST_ERROR_STATUSES)) {
-    restErrors[`rest.Error${status}`] = { description, content: { "application/json": { schema: { $ref: "#/components/schemas/rest.Error" } } } };
+    restErrors[`rest.Error${status}`] = {
+      description,
+      content: { "application/json": { schema: { $ref: "#/components/schemas/rest.Error" } } },
+    };
   }
-  for (const [name, schema] of [["rest.Error", REST_ERROR_SCHEMA], ["connect.Error", CONNECT_ERROR_SCHEMA]] as const) {
+  for (const [name, schema] of [
+    ["rest.Error", REST_ERROR_SCHEMA],
+    ["connect.Error", CONNECT_ERROR_SCHEMA],
+  ] as const) {
     if (name in schemas) throw new Error(`openapi: a proto message takes the component name ${name}`);
     schemas[name] = schema;
   }
@@ -118,10 +147,18 @@ export function buildDocument(registry: Registry, files: DescFile[]): JsonObject
       schemas: sortKeys(schemas),
       responses: {
         ...restErrors,
-        "connect.Error": { description: CONNECT_ERROR_DESCRIPTION, content: { "application/json": { schema: { $ref: "#/components/schemas/connect.Error" } } } },
+        "connect.Error": {
+          description: CONNECT_ERROR_DESCRIPTION,
+          content: { "application/json": { schema: { $ref: "#/components/schemas/connect.Error" } } },
+        },
       },
       securitySchemes: {
-        ApiKey: { type: "apiKey", in: "header", name: "X-API-Key", description: "One of the server's API keys (`API_KEY`, `API_KEY_FILE`)." },
+        ApiKey: {
+          type: "apiKey",
+          in: "header",
+          name: "X-API-Key",
+          description: "One of the server's API keys (`API_KEY`, `API_KEY_FILE`).",
+        },
       },
     },
     security: [{ ApiKey: [] }],
@@ -137,15 +174,21 @@ function assertContractNamesExist(registry: Registry, packages: string[]): void 
   const ours = (name: string) => packages.some((p) => name.startsWith(`${p}.`));
   for (const name of Object.keys(REST_METHODS).filter(ours)) {
     const service = registry.getService(name.slice(0, name.lastIndexOf(".")));
-    if (!service?.methods.some((m) => m.name === name.slice(name.lastIndexOf(".") + 1))) throw new Error(`openapi: rest-contract.ts names the unknown RPC ${name}`);
+    if (!service?.methods.some((m) => m.name === name.slice(name.lastIndexOf(".") + 1)))
+      throw new Error(`openapi: rest-contract.ts names the unknown RPC ${name}`);
   }
-  for (const [message, fields] of [...Object.entries(REST_REQUIRED), ...Object.entries(REST_NULLABLE)].filter(([m]) => ours(m))) {
+  for (const [message, fields] of [...Object.entries(REST_REQUIRED), ...Object.entries(REST_NULLABLE)].filter(([m]) =>
+    ours(m),
+  )) {
     const desc = registry.getMessage(message);
     if (desc === undefined) throw new Error(`openapi: rest-contract.ts names the unknown message ${message}`);
-    for (const f of fields) if (!desc.fields.some((d) => d.name === f)) throw new Error(`openapi: rest-contract.ts names the unknown field ${message}.${f}`);
+    for (const f of fields)
+      if (!desc.fields.some((d) => d.name === f))
+        throw new Error(`openapi: rest-contract.ts names the unknown field ${message}.${f}`);
   }
   for (const name of Object.keys(REST_ENUMS).filter(ours)) {
-    if (registry.getEnum(name) === undefined) throw new Error(`openapi: rest-contract.ts names the unknown enum ${name}`);
+    if (registry.getEnum(name) === undefined)
+      throw new Error(`openapi: rest-contract.ts names the unknown enum ${name}`);
   }
 }
 
@@ -158,7 +201,8 @@ function tag(name: string, service: DescService, prefix?: string): JsonObject {
 /** restOperation is one google.api.http binding of an RPC, in the REST layer's JSON. */
 function restOperation(schemas: SchemaSet, method: DescMethod, binding: HttpBinding, index: number): JsonObject {
   const fullName = `${method.parent.typeName}.${method.name}`;
-  if (method.methodKind !== "unary") throw new Error(`openapi: ${fullName} is ${method.methodKind}; only unary RPCs have REST bindings`);
+  if (method.methodKind !== "unary")
+    throw new Error(`openapi: ${fullName} is ${method.methodKind}; only unary RPCs have REST bindings`);
   const override = REST_METHODS[fullName] ?? {};
   const input = method.input;
   const description = describe(method);
@@ -173,9 +217,15 @@ function restOperation(schemas: SchemaSet, method: DescMethod, binding: HttpBind
   }));
   let requestBody: JsonObject | undefined;
   if (binding.body === "*") {
-    requestBody = { required: true, content: { "application/json": { schema: bodySchema(schemas, input, { omit: topLevelPathFields }) } } };
+    requestBody = {
+      required: true,
+      content: { "application/json": { schema: bodySchema(schemas, input, { omit: topLevelPathFields }) } },
+    };
   } else if (binding.body !== "") {
-    requestBody = { required: true, content: { "application/json": { schema: schemas.field(fieldAt(input, binding.body)) } } };
+    requestBody = {
+      required: true,
+      content: { "application/json": { schema: schemas.field(fieldAt(input, binding.body)) } },
+    };
   }
   if (binding.body !== "*") {
     // gRPC transcoding: fields in neither the path nor the body are query parameters.
@@ -183,7 +233,12 @@ function restOperation(schemas: SchemaSet, method: DescMethod, binding: HttpBind
       if (topLevelPathFields.includes(field.name) || field.name === binding.body) continue;
       // A well-known type written as a JSON string (Timestamp, Duration) is a query parameter too.
       const stringLike = field.fieldKind === "message" && wellKnownSchema(field.message)?.type === "string";
-      if (!stringLike && (field.fieldKind === "message" || field.fieldKind === "map" || (field.fieldKind === "list" && field.listKind === "message"))) {
+      if (
+        !stringLike &&
+        (field.fieldKind === "message" ||
+          field.fieldKind === "map" ||
+          (field.fieldKind === "list" && field.listKind === "message"))
+      ) {
         throw new Error(`openapi: ${fullName}: query parameter ${field.name} of a message type is not supported`);
       }
       parameters.push({ name: field.name, in: "query", ...parameterSchema(schemas, field) });
@@ -193,10 +248,15 @@ function restOperation(schemas: SchemaSet, method: DescMethod, binding: HttpBind
   const responseBody = override.responseBody ?? binding.responseBody;
   const responseSchema =
     override.bindingSchemas?.[binding.path] ??
-    (responseBody !== "" ? schemas.field(fieldAt(method.output, responseBody), { nullable: false }) : schemas.ref(method.output));
+    (responseBody !== ""
+      ? schemas.field(fieldAt(method.output, responseBody), { nullable: false })
+      : schemas.ref(method.output));
   const success = String(override.successStatus ?? 200);
   const responses: JsonObject = {
-    [success]: { description: success === "201" ? "Created." : "OK.", content: { "application/json": { schema: responseSchema } } },
+    [success]: {
+      description: success === "201" ? "Created." : "OK.",
+      content: { "application/json": { schema: responseSchema } },
+    },
   };
   for (const status of restErrorStatuses(binding.method, requestBody !== undefined)) {
     responses[status] = { $ref: `#/components/responses/rest.Error${status}` };
@@ -233,7 +293,8 @@ function connectOperation(schemas: SchemaSet, method: DescMethod): JsonObject {
       },
     };
   }
-  if (method.methodKind !== "server_streaming") throw new Error(`openapi: ${method.methodKind} RPC ${method.name} is not supported`);
+  if (method.methodKind !== "server_streaming")
+    throw new Error(`openapi: ${method.methodKind} RPC ${method.name} is not supported`);
   const streaming = [
     "**Server streaming**: not callable from this page. Every message in both directions is an envelope:",
     "one flags byte, a 4-byte big-endian length, then the JSON message shown here. The request is one",
@@ -242,11 +303,17 @@ function connectOperation(schemas: SchemaSet, method: DescMethod): JsonObject {
   ].join(" ");
   return {
     ...common,
-    ...summaryAndDescription([description, streaming, ...notes].filter((s) => s !== undefined).join("\n\n"), description),
+    ...summaryAndDescription(
+      [description, streaming, ...notes].filter((s) => s !== undefined).join("\n\n"),
+      description,
+    ),
     "x-connect-stream-type": "server",
     requestBody: { required: true, content: { "application/connect+json": { schema: schemas.ref(method.input) } } },
     responses: {
-      "200": { description: "A stream of enveloped messages.", content: { "application/connect+json": { schema: schemas.ref(method.output) } } },
+      "200": {
+        description: "A stream of enveloped messages.",
+        content: { "application/connect+json": { schema: schemas.ref(method.output) } },
+      },
       // Errors of a Connect stream come in its end-of-stream envelope with HTTP 200; other
       // statuses are protocol errors (a wrong content type, say).
       default: { description: "A protocol error; errors of the call itself end the stream with HTTP 200." },
@@ -262,7 +329,8 @@ function summaryAndDescription(description: string | undefined, from = descripti
   const summary = summarize(from);
   const out: JsonObject = {};
   if (summary !== undefined) out.summary = summary;
-  if (description !== undefined && description !== "" && description.replace(/\s+/g, " ") !== summary) out.description = description;
+  if (description !== undefined && description !== "" && description.replace(/\s+/g, " ") !== summary)
+    out.description = description;
   return out;
 }
 
@@ -283,7 +351,8 @@ function fieldAt(message: DescMessage, path: string): DescField {
     const field = current.fields.find((f) => f.name === part);
     if (field === undefined) throw new Error(`openapi: ${message.typeName} has no field ${path}`);
     if (i === parts.length - 1) return field;
-    if (field.fieldKind !== "message") throw new Error(`openapi: ${path} of ${message.typeName} is not a message field`);
+    if (field.fieldKind !== "message")
+      throw new Error(`openapi: ${path} of ${message.typeName} is not a message field`);
     current = field.message;
   }
   throw new Error(`openapi: empty field path in ${message.typeName}`);

@@ -18,7 +18,10 @@ export interface HttpBinding {
 
 /** The fields of google.api.HttpRule this plugin reads, as protobuf-es decodes them. */
 interface HttpRule {
-  pattern: { case: "get" | "put" | "post" | "delete" | "patch"; value: string } | { case: "custom"; value: { kind: string; path: string } } | { case: undefined };
+  pattern:
+    | { case: "get" | "put" | "post" | "delete" | "patch"; value: string }
+    | { case: "custom"; value: { kind: string; path: string } }
+    | { case: undefined };
   body: string;
   responseBody: string;
   additionalBindings: HttpRule[];

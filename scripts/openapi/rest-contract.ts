@@ -42,11 +42,23 @@ const JOB_SCHEMA: JsonObject = {
   description: "An operation in the ops API's job shape.",
   properties: {
     job_id: { type: "string", description: "The operation id." },
-    type: { type: "string", description: "The operation's kind: install, upgrade, rollback, uninstall, recover, create-namespace, delete-namespace." },
-    status: { type: "string", enum: ["pending", "running", "success", "failed"], description: "A cancelled operation is failed, with the reason in error." },
+    type: {
+      type: "string",
+      description:
+        "The operation's kind: install, upgrade, rollback, uninstall, recover, create-namespace, delete-namespace.",
+    },
+    status: {
+      type: "string",
+      enum: ["pending", "running", "success", "failed"],
+      description: "A cancelled operation is failed, with the reason in error.",
+    },
     created_at: nullableTime,
     finished_at: nullableTime,
-    params: { type: "object", additionalProperties: true, description: "The request's parameters; values only as their SHA-256." },
+    params: {
+      type: "object",
+      additionalProperties: true,
+      description: "The request's parameters; values only as their SHA-256.",
+    },
     steps: {
       type: "array",
       items: {
@@ -81,7 +93,10 @@ export const REST_METHODS: Record<string, RestMethodOverride> = {
   "paas.v1.NamespaceService.CreateNamespace": { successStatus: 201 },
   "paas.v1.NamespaceService.GetNamespace": { responseBody: "namespace" },
   // Operations answer the operation itself; /ops/jobs/{id} answers it in the ops API's job shape.
-  "paas.v1.OperationService.GetOperation": { responseBody: "operation", bindingSchemas: { "/ops/jobs/{id}": JOB_SCHEMA } },
+  "paas.v1.OperationService.GetOperation": {
+    responseBody: "operation",
+    bindingSchemas: { "/ops/jobs/{id}": JOB_SCHEMA },
+  },
   "paas.v1.OperationService.WaitOperation": { responseBody: "operation" },
   "paas.v1.OperationService.CancelOperation": { responseBody: "operation" },
 };
@@ -91,7 +106,17 @@ export const REST_METHODS: Record<string, RestMethodOverride> = {
  * bodies), keyed by message name. Proto3 has no required fields, so the Connect schemas have none.
  */
 export const REST_REQUIRED: Record<string, string[]> = {
-  "paas.v1.Release": ["name", "namespace", "revision", "status", "chart", "app_version", "updated", "description", "values"],
+  "paas.v1.Release": [
+    "name",
+    "namespace",
+    "revision",
+    "status",
+    "chart",
+    "app_version",
+    "updated",
+    "description",
+    "values",
+  ],
   "paas.v1.Revision": ["revision", "updated", "status", "chart", "app_version", "description"],
   "paas.v1.PodStatus": ["name", "phase", "ready", "restarts", "age"],
   "paas.v1.InstallReleaseRequest": ["namespace", "name", "chart"],
@@ -101,7 +126,11 @@ export const REST_REQUIRED: Record<string, string[]> = {
 /** REST_TYPES: message types the REST layer renders as something else than proto-JSON does. */
 export const REST_TYPES: Record<string, JsonObject> = {
   // An absent timestamp is null, as pydantic's Optional[datetime] gave.
-  "google.protobuf.Timestamp": { type: ["string", "null"], format: "date-time", description: "ISO 8601 in UTC, e.g. `2025-01-02T03:04:05.000Z`; null when unknown." },
+  "google.protobuf.Timestamp": {
+    type: ["string", "null"],
+    format: "date-time",
+    description: "ISO 8601 in UTC, e.g. `2025-01-02T03:04:05.000Z`; null when unknown.",
+  },
   // The old operator took Helm's timeout as a number of seconds; proto-JSON would say "300s".
   "google.protobuf.Duration": { type: "number", minimum: 0, description: "Seconds, e.g. 300.", examples: [300] },
 };
@@ -126,7 +155,13 @@ export const REST_ENUMS: Record<string, RestEnum> = {
   // Helm's own status strings, as `helm status` prints them: RELEASE_STATUS_PENDING_INSTALL is
   // "pending-install". UNSPECIFIED never reaches a caller.
   "paas.v1.ReleaseStatus": {
-    value: (name) => (name === "RELEASE_STATUS_UNSPECIFIED" ? undefined : name.replace(/^RELEASE_STATUS_/, "").toLowerCase().replaceAll("_", "-")),
+    value: (name) =>
+      name === "RELEASE_STATUS_UNSPECIFIED"
+        ? undefined
+        : name
+            .replace(/^RELEASE_STATUS_/, "")
+            .toLowerCase()
+            .replaceAll("_", "-"),
     description: "The status Helm records for a release revision, as Helm writes it.",
   },
 };
@@ -139,7 +174,8 @@ export const REST_ERROR_SCHEMA: JsonObject = {
     detail: { type: "string", description: "Human-readable reason; never Helm's raw output." },
     error_type: {
       type: "string",
-      description: "Machine-readable kind of error: `validation_error`, `unprocessable_entity`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `timeout`, ….",
+      description:
+        "Machine-readable kind of error: `validation_error`, `unprocessable_entity`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `timeout`, ….",
       examples: ["not_found"],
     },
     request_id: { type: "string", description: "The request's id in the server's log." },
@@ -149,7 +185,11 @@ export const REST_ERROR_SCHEMA: JsonObject = {
       items: {
         type: "object",
         properties: {
-          loc: { type: "array", items: { type: ["string", "integer"] }, description: 'Where, e.g. `["body", "name"]`.' },
+          loc: {
+            type: "array",
+            items: { type: ["string", "integer"] },
+            description: 'Where, e.g. `["body", "name"]`.',
+          },
           msg: { type: "string" },
           type: { type: "string" },
         },
@@ -162,14 +202,18 @@ export const REST_ERROR_SCHEMA: JsonObject = {
 
 /** REST_ERROR_STATUSES: the HTTP statuses of REST errors and when they happen. */
 export const REST_ERROR_STATUSES: Record<string, string> = {
-  "400": "Malformed request: bad namespace or release name, a namespace in the body outside the prefix, bad chart reference, no deployed revision.",
+  "400":
+    "Malformed request: bad namespace or release name, a namespace in the body outside the prefix, bad chart reference, no deployed revision.",
   "401": "Missing or wrong API key.",
-  "403": "The namespace in the path does not start with the server's namespace prefix or is outside the API key's scope, the key lacks the verb, or a quota is exceeded.",
+  "403":
+    "The namespace in the path does not start with the server's namespace prefix or is outside the API key's scope, the key lacks the verb, or a quota is exceeded.",
   "404": "Release, namespace or route not found.",
   "405": "Method not allowed on this path.",
-  "409": "Release name in use, another operation on the release in progress (error_type conflict), or the first request with this Idempotency-Key still running (idempotency_key_in_use).",
+  "409":
+    "Release name in use, another operation on the release in progress (error_type conflict), or the first request with this Idempotency-Key still running (idempotency_key_in_use).",
   "413": "Request body larger than the server's limit, or values over the size, depth or key-count limits.",
-  "422": "Request body or parameters fail validation (wrong type, missing field), or an Idempotency-Key reused with a different request (idempotency_key_reused).",
+  "422":
+    "Request body or parameters fail validation (wrong type, missing field), or an Idempotency-Key reused with a different request (idempotency_key_reused).",
   "500": "Internal error.",
   "503": "Shutting down, or the Kubernetes API is unreachable.",
   "504": "Helm's timeout ran out.",
@@ -209,7 +253,10 @@ export const PLAIN_HTTP_PATHS: Record<string, JsonObject> = {
           properties: {
             status: { type: "string", enum: ["healthy", "degraded"] },
             timestamp: { type: "string", format: "date-time" },
-            helm_version: { type: "string", description: "Version of the Helm binary, e.g. `v4.3.1`; empty before the first check." },
+            helm_version: {
+              type: "string",
+              description: "Version of the Helm binary, e.g. `v4.3.1`; empty before the first check.",
+            },
             reasons: healthReasons,
           },
           required: ["status", "timestamp", "helm_version"],
@@ -224,7 +271,11 @@ export const PLAIN_HTTP_PATHS: Record<string, JsonObject> = {
       summary: "Liveness: the process answers.",
       security: [],
       responses: {
-        "200": plainJson("The process is alive.", { type: "object", properties: { status: { const: "ok" } }, required: ["status"] }),
+        "200": plainJson("The process is alive.", {
+          type: "object",
+          properties: { status: { const: "ok" } },
+          required: ["status"],
+        }),
       },
     },
   },
@@ -235,7 +286,11 @@ export const PLAIN_HTTP_PATHS: Record<string, JsonObject> = {
       summary: "Readiness: Helm and the Kubernetes API are reachable and the process is not draining.",
       security: [],
       responses: {
-        "200": plainJson("Ready.", { type: "object", properties: { status: { const: "ready" } }, required: ["status"] }),
+        "200": plainJson("Ready.", {
+          type: "object",
+          properties: { status: { const: "ready" } },
+          required: ["status"],
+        }),
         "503": plainJson("Not ready.", {
           type: "object",
           properties: { status: { const: "not ready" }, reasons: healthReasons },

@@ -52,13 +52,15 @@ export class SchemaSet {
     const properties: JsonObject = {};
     for (const field of fields) {
       const name = this.dialect.propertyName(field);
-      if (name === "" || name in properties) throw new Error(`openapi: ${desc.typeName}.${field.name} has the JSON name "${name}" of another field`);
+      if (name === "" || name in properties)
+        throw new Error(`openapi: ${desc.typeName}.${field.name} has the JSON name "${name}" of another field`);
       properties[name] = this.field(field);
     }
     const names = new Set(fields.map((f) => f.name));
     const required = this.dialect.required(desc).filter((name) => names.has(name));
     for (const name of this.dialect.required(desc)) {
-      if (!desc.fields.some((f) => f.name === name)) throw new Error(`openapi: required field ${name} is not a field of ${desc.typeName}`);
+      if (!desc.fields.some((f) => f.name === name))
+        throw new Error(`openapi: required field ${name} is not a field of ${desc.typeName}`);
     }
     const description = describe(desc);
     return {
@@ -67,7 +69,9 @@ export class SchemaSet {
       ...((options.omit ?? []).length > 0 ? { title: desc.name } : {}),
       ...(description !== undefined ? { description } : {}),
       properties,
-      ...(required.length > 0 ? { required: required.map((name) => this.dialect.propertyName(desc.fields.find((f) => f.name === name)!)) } : {}),
+      ...(required.length > 0
+        ? { required: required.map((name) => this.dialect.propertyName(desc.fields.find((f) => f.name === name)!)) }
+        : {}),
     };
   }
 
@@ -80,7 +84,8 @@ export class SchemaSet {
     if ((options.nullable ?? true) && this.dialect.nullable(field)) schema = orNull(schema);
     const comment = describe(field);
     if (comment !== undefined) {
-      const typeNote = typeof schema.description === "string" && schema.$ref === undefined ? schema.description : undefined;
+      const typeNote =
+        typeof schema.description === "string" && schema.$ref === undefined ? schema.description : undefined;
       schema.description = typeNote !== undefined ? `${comment}\n\n${typeNote}` : comment;
     }
     return schema;
@@ -97,13 +102,23 @@ export class SchemaSet {
       case "list":
         return {
           type: "array",
-          items: field.listKind === "scalar" ? scalarSchema(field.scalar) : field.listKind === "enum" ? this.ref(field.enum) : this.ref(field.message),
+          items:
+            field.listKind === "scalar"
+              ? scalarSchema(field.scalar)
+              : field.listKind === "enum"
+                ? this.ref(field.enum)
+                : this.ref(field.message),
         };
       case "map":
         // JSON object keys are strings whatever the proto key type.
         return {
           type: "object",
-          additionalProperties: field.mapKind === "scalar" ? scalarSchema(field.scalar) : field.mapKind === "enum" ? this.ref(field.enum) : this.ref(field.message),
+          additionalProperties:
+            field.mapKind === "scalar"
+              ? scalarSchema(field.scalar)
+              : field.mapKind === "enum"
+                ? this.ref(field.enum)
+                : this.ref(field.message),
         };
     }
   }

@@ -23,20 +23,28 @@ export function checkQuery(query: AuditQuery): CheckedQuery {
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
     throw new PaasError("invalid_argument", `page_size must be between 1 and ${MAX_PAGE_SIZE}`);
   }
-  for (const [name, d] of [["since", query.since], ["until", query.until]] as const) {
-    if (d !== undefined && !Number.isFinite(d.getTime())) throw new PaasError("invalid_argument", `${name} is not a valid time`);
+  for (const [name, d] of [
+    ["since", query.since],
+    ["until", query.until],
+  ] as const) {
+    if (d !== undefined && !Number.isFinite(d.getTime()))
+      throw new PaasError("invalid_argument", `${name} is not a valid time`);
   }
   return { ...query, after: query.pageToken ? decodePageToken(query.pageToken) : undefined };
 }
 
 /** checkRecord refuses records the schema would store wrongly (a programming error of the caller). */
 export function checkRecord(r: AuditRecord): void {
-  if (!(r.time instanceof Date) || !Number.isFinite(r.time.getTime())) throw new PaasError("invalid_argument", "audit record time is not a valid time");
+  if (!(r.time instanceof Date) || !Number.isFinite(r.time.getTime()))
+    throw new PaasError("invalid_argument", "audit record time is not a valid time");
   if (!r.id || !r.operationId) throw new PaasError("invalid_argument", "audit record needs an id and an operation id");
-  if (r.stage !== "intent" && r.stage !== "outcome") throw new PaasError("invalid_argument", `audit record stage "${String(r.stage)}" is unknown`);
-  if (r.outcome !== undefined && !OUTCOMES.includes(r.outcome)) throw new PaasError("invalid_argument", `audit record outcome "${String(r.outcome)}" is unknown`);
+  if (r.stage !== "intent" && r.stage !== "outcome")
+    throw new PaasError("invalid_argument", `audit record stage "${String(r.stage)}" is unknown`);
+  if (r.outcome !== undefined && !OUTCOMES.includes(r.outcome))
+    throw new PaasError("invalid_argument", `audit record outcome "${String(r.outcome)}" is unknown`);
   for (const n of [r.revisionBefore, r.revisionAfter, r.durationMs]) {
-    if (!Number.isFinite(n)) throw new PaasError("invalid_argument", "audit record revisions and duration must be finite numbers");
+    if (!Number.isFinite(n))
+      throw new PaasError("invalid_argument", "audit record revisions and duration must be finite numbers");
   }
 }
 
@@ -74,7 +82,11 @@ export function decodeResult(text: string | null | undefined): StoredResult {
 export function pageOf(records: AuditRecord[], pageSize: number): { records: AuditRecord[]; nextPageToken: string } {
   const page = records.slice(0, pageSize);
   const last = page.at(-1);
-  return { records: page, nextPageToken: records.length > pageSize && last ? encodePageToken({ timeMs: last.time.getTime(), id: last.id }) : "" };
+  return {
+    records: page,
+    nextPageToken:
+      records.length > pageSize && last ? encodePageToken({ timeMs: last.time.getTime(), id: last.id }) : "",
+  };
 }
 
 /** recordFromRow reads an audit_events row (snake_case columns, the same in both stores); `time` is decoded by the store. */

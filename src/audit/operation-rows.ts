@@ -1,5 +1,11 @@
 import { PaasError } from "../errors.ts";
-import type { OperationQuery, OperationRecord, OperationState, ProgressRecord, StepRecord } from "../domain/operation.ts";
+import type {
+  OperationQuery,
+  OperationRecord,
+  OperationState,
+  ProgressRecord,
+  StepRecord,
+} from "../domain/operation.ts";
 import { MAX_PAGE_SIZE } from "./audit-rows.ts";
 import { decodePageToken, encodePageToken, type PagePosition } from "./page-token.ts";
 
@@ -18,8 +24,10 @@ export function checkOperationQuery(query: OperationQuery): CheckedOperationQuer
   if (!Number.isInteger(query.pageSize) || query.pageSize < 1 || query.pageSize > MAX_PAGE_SIZE) {
     throw new PaasError("invalid_argument", `page_size must be between 1 and ${MAX_PAGE_SIZE}`);
   }
-  if (query.state !== undefined && !OPERATION_STATES.includes(query.state)) throw new PaasError("invalid_argument", `state "${String(query.state)}" is unknown`);
-  if (query.since !== undefined && !Number.isFinite(query.since.getTime())) throw new PaasError("invalid_argument", "since is not a valid time");
+  if (query.state !== undefined && !OPERATION_STATES.includes(query.state))
+    throw new PaasError("invalid_argument", `state "${String(query.state)}" is unknown`);
+  if (query.since !== undefined && !Number.isFinite(query.since.getTime()))
+    throw new PaasError("invalid_argument", "since is not a valid time");
   return { ...query, after: query.pageToken ? decodePageToken(query.pageToken) : undefined };
 }
 
@@ -34,9 +42,13 @@ export function progressJson(progress: ProgressRecord | undefined): string | nul
 
 function parseSteps(text: unknown): StepRecord[] {
   if (typeof text !== "string" || text === "") return [];
-  return (JSON.parse(text) as Array<Omit<StepRecord, "startedAt" | "finishedAt"> & { startedAt: string; finishedAt?: string }>).map(
-    ({ startedAt, finishedAt, ...rest }) => ({ ...rest, startedAt: new Date(startedAt), ...(finishedAt ? { finishedAt: new Date(finishedAt) } : {}) }),
-  );
+  return (
+    JSON.parse(text) as Array<Omit<StepRecord, "startedAt" | "finishedAt"> & { startedAt: string; finishedAt?: string }>
+  ).map(({ startedAt, finishedAt, ...rest }) => ({
+    ...rest,
+    startedAt: new Date(startedAt),
+    ...(finishedAt ? { finishedAt: new Date(finishedAt) } : {}),
+  }));
 }
 
 /** Times is how a store decodes the time columns of one row. */
@@ -71,16 +83,25 @@ export function operationFromRow(r: Record<string, unknown>, times: RowTimes): O
   if (times.startedAt) op.startedAt = times.startedAt;
   if (times.finishedAt) op.finishedAt = times.finishedAt;
   if (typeof r.progress === "string" && r.progress) op.progress = JSON.parse(r.progress) as ProgressRecord;
-  if (r.error_code) op.error = { code: String(r.error_code), message: String(r.error_message ?? ""), reason: String(r.error_reason ?? "") };
+  if (r.error_code)
+    op.error = {
+      code: String(r.error_code),
+      message: String(r.error_message ?? ""),
+      reason: String(r.error_reason ?? ""),
+    };
   return op;
 }
 
 /** operationPage cuts up to pageSize + 1 operations, newest first, into a page. */
-export function operationPage(ops: OperationRecord[], pageSize: number): { operations: OperationRecord[]; nextPageToken: string } {
+export function operationPage(
+  ops: OperationRecord[],
+  pageSize: number,
+): { operations: OperationRecord[]; nextPageToken: string } {
   const page = ops.slice(0, pageSize);
   const last = page.at(-1);
   return {
     operations: page,
-    nextPageToken: ops.length > pageSize && last ? encodePageToken({ timeMs: last.createdAt.getTime(), id: last.id }) : "",
+    nextPageToken:
+      ops.length > pageSize && last ? encodePageToken({ timeMs: last.createdAt.getTime(), id: last.id }) : "",
   };
 }

@@ -16,7 +16,8 @@ export function encodePageToken(pos: PagePosition): string {
 
 /** decodePageToken reads a token made by encodePageToken; anything else is PaasError("invalid_argument"). */
 export function decodePageToken(token: string): PagePosition {
-  const bad = () => new PaasError("invalid_argument", "page_token is malformed; pass the next_page_token of a previous page unchanged");
+  const bad = () =>
+    new PaasError("invalid_argument", "page_token is malformed; pass the next_page_token of a previous page unchanged");
   if (token.length > MAX_TOKEN_LENGTH || !/^[A-Za-z0-9_-]+$/.test(token)) throw bad();
   let parsed: unknown;
   try {

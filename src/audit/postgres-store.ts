@@ -1,7 +1,18 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { PaasError } from "../errors.ts";
-import { checkQuery, checkRecord, decodeResult, encodeResult, likePrefix, pageOf, recordFromRow, unavailable, visibleNothing, whole } from "./audit-rows.ts";
+import {
+  checkQuery,
+  checkRecord,
+  decodeResult,
+  encodeResult,
+  likePrefix,
+  pageOf,
+  recordFromRow,
+  unavailable,
+  visibleNothing,
+  whole,
+} from "./audit-rows.ts";
 import type {
   AuditPage,
   AuditQuery,
@@ -11,7 +22,15 @@ import type {
   IdempotencyClaimRequest,
   StoredResult,
 } from "../domain/audit.ts";
-import type { OperationEnd, OperationPage, OperationQuery, OperationRecord, OperationState, ProgressRecord, StepRecord } from "../domain/operation.ts";
+import type {
+  OperationEnd,
+  OperationPage,
+  OperationQuery,
+  OperationRecord,
+  OperationState,
+  ProgressRecord,
+  StepRecord,
+} from "../domain/operation.ts";
 import { checkOperationQuery, operationFromRow, operationPage, progressJson, stepsJson } from "./operation-rows.ts";
 
 /**
@@ -201,7 +220,10 @@ export class PostgresAuditStore implements AuditStore {
   constructor(opts: PostgresAuditStoreOptions) {
     if (!/^postgres(ql)?:\/\//i.test(opts.connectionString) || !URL.canParse(opts.connectionString)) {
       // No cause: URL's own error carries the input, password included.
-      throw new PaasError("invalid_argument", "the audit database URL is malformed (postgres://user:password@host:port/database)");
+      throw new PaasError(
+        "invalid_argument",
+        "the audit database URL is malformed (postgres://user:password@host:port/database)",
+      );
     }
     if (opts.schema !== undefined && !SCHEMA_NAME.test(opts.schema)) {
       throw new PaasError("invalid_argument", "the audit database schema must be lowercase letters, digits and '_'");
@@ -226,20 +248,28 @@ export class PostgresAuditStore implements AuditStore {
     // An idle connection that fails (server restarted, network cut) is dropped by the pool;
     // without a listener the 'error' event would crash the process.
     this.pool.on("error", (err) => {
-      this.logger?.warn({ reason: reasonOf(err), code: codeOf(err) }, "audit store: an idle database connection failed; it is replaced on next use");
+      this.logger?.warn(
+        { reason: reasonOf(err), code: codeOf(err) },
+        "audit store: an idle database connection failed; it is replaced on next use",
+      );
     });
   }
 
   async migrate(): Promise<void> {
     return this.run(() =>
       this.transaction(async (c) => {
-        const q = (text: string, values: unknown[] = []) => c.query({ text, values, query_timeout: MIGRATE_TIMEOUT_MS } as pg.QueryConfig);
+        const q = (text: string, values: unknown[] = []) =>
+          c.query({ text, values, query_timeout: MIGRATE_TIMEOUT_MS } as pg.QueryConfig);
         await q(`SET LOCAL statement_timeout = ${MIGRATE_TIMEOUT_MS}`);
         // Replicas that start at once migrate one after the other; the lock ends with the transaction.
         await q("SELECT pg_advisory_xact_lock(hashtext($1))", [`paas-operator/audit-schema/${this.schema ?? ""}`]);
         if (this.schema) await q(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
-        await q(`CREATE TABLE IF NOT EXISTS ${this.s}schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
-        const current = Number((await q(`SELECT coalesce(max(version), 0) AS v FROM ${this.s}schema_migrations`)).rows[0].v);
+        await q(
+          `CREATE TABLE IF NOT EXISTS ${this.s}schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+        );
+        const current = Number(
+          (await q(`SELECT coalesce(max(version), 0) AS v FROM ${this.s}schema_migrations`)).rows[0].v,
+        );
         // A newer schema (written by a newer replica) is used as it is: migrations only add.
         for (const m of MIGRATIONS) {
           if (m.version <= current) continue;
@@ -356,11 +386,14 @@ export class PostgresAuditStore implements AuditStore {
 
   async liveReplicas(ttlMs: number): Promise<Set<string>> {
     const sql = `SELECT id FROM ${this.s}replicas WHERE heartbeat_at > now() - make_interval(secs => $1::double precision / 1000)`;
-    return this.run(async () => new Set(((await this.pool.query(sql, [ttlMs])).rows as Row[]).map((r) => String(r.id))));
+    return this.run(
+      async () => new Set(((await this.pool.query(sql, [ttlMs])).rows as Row[]).map((r) => String(r.id))),
+    );
   }
 
   async claimIdempotency(req: IdempotencyClaimRequest): Promise<IdempotencyClaim> {
-    if (!Number.isFinite(req.ttlMs) || req.ttlMs <= 0) throw new PaasError("invalid_argument", "idempotency ttl must be positive");
+    if (!Number.isFinite(req.ttlMs) || req.ttlMs <= 0)
+      throw new PaasError("invalid_argument", "idempotency ttl must be positive");
     // Atomic across replicas: the insert takes a free key or replaces an expired one (the row
     // lock of ON CONFLICT orders concurrent claims); a live key is then read as it is.
     const claim = `
@@ -373,7 +406,14 @@ export class PostgresAuditStore implements AuditStore {
       WHERE k.expires_at <= now()
       RETURNING k.operation_id`;
     const read = `SELECT fingerprint, operation_id, state, result FROM ${this.s}idempotency_keys WHERE caller = $1 AND idempotency_key = $2 AND expires_at > now()`;
-    const args = [text(req.caller), text(req.key), text(req.fingerprint), text(req.operationId), text(req.method), req.ttlMs];
+    const args = [
+      text(req.caller),
+      text(req.key),
+      text(req.fingerprint),
+      text(req.operationId),
+      text(req.method),
+      req.ttlMs,
+    ];
     return this.run(async (): Promise<IdempotencyClaim> => {
       // The live key read after a lost claim may be gone again (abandoned, expired): claim anew.
       for (let attempt = 0; ; attempt++) {
@@ -394,7 +434,9 @@ export class PostgresAuditStore implements AuditStore {
     const sql =
       `UPDATE ${this.s}idempotency_keys SET state = 'done', result = $4 ` +
       "WHERE caller = $1 AND idempotency_key = $2 AND operation_id = $3 AND state = 'running'";
-    await this.run(() => this.pool.query(sql, [text(caller), text(key), text(operationId), text(encodeResult(result))]));
+    await this.run(() =>
+      this.pool.query(sql, [text(caller), text(key), text(operationId), text(encodeResult(result))]),
+    );
   }
 
   async abandonIdempotency(caller: string, key: string, operationId: string): Promise<void> {
@@ -403,7 +445,10 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   async purgeExpired(): Promise<number> {
-    return this.run(async () => (await this.pool.query(`DELETE FROM ${this.s}idempotency_keys WHERE expires_at <= now()`)).rowCount ?? 0);
+    return this.run(
+      async () =>
+        (await this.pool.query(`DELETE FROM ${this.s}idempotency_keys WHERE expires_at <= now()`)).rowCount ?? 0,
+    );
   }
 
   // ---------------------------------------------------------------- operations
@@ -454,7 +499,8 @@ export class PostgresAuditStore implements AuditStore {
 
   async listOperations(query: OperationQuery): Promise<OperationPage> {
     const q = checkOperationQuery(query);
-    if (q.visibility && q.visibility.exact.length === 0 && q.visibility.prefixes.length === 0) return { operations: [], nextPageToken: "" };
+    if (q.visibility && q.visibility.exact.length === 0 && q.visibility.prefixes.length === 0)
+      return { operations: [], nextPageToken: "" };
     const where: string[] = [];
     const values: unknown[] = [];
     const param = (v: unknown) => {
@@ -480,7 +526,9 @@ export class PostgresAuditStore implements AuditStore {
       `SELECT ${OP_COLUMNS.join(", ")} FROM ${this.s}operations` +
       (where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "") +
       ` ORDER BY created_at DESC, id DESC LIMIT ${param(q.pageSize + 1)}`;
-    return this.run(async () => operationPage(((await this.pool.query(sql, values)).rows as Row[]).map(toOperation), q.pageSize));
+    return this.run(async () =>
+      operationPage(((await this.pool.query(sql, values)).rows as Row[]).map(toOperation), q.pageSize),
+    );
   }
 
   async startOperation(id: string, replica: string, at: Date): Promise<boolean> {
@@ -493,7 +541,12 @@ export class PostgresAuditStore implements AuditStore {
     await this.run(() => this.pool.query(sql, [text(id), text(stepsJson(steps)), progressJson(progress)]));
   }
 
-  async finishOperation(id: string, end: OperationEnd, outcome: AuditRecord | undefined, from: OperationState[] = ["queued", "running"]): Promise<boolean> {
+  async finishOperation(
+    id: string,
+    end: OperationEnd,
+    outcome: AuditRecord | undefined,
+    from: OperationState[] = ["queued", "running"],
+  ): Promise<boolean> {
     const sql =
       `UPDATE ${this.s}operations SET state = $2, finished_at = $3, updated_at = now(), steps = $4, progress = $5, response = $6, ` +
       "error_code = $7, error_message = $8, error_reason = $9, request = '' WHERE id = $1 AND state = ANY($10::text[])";
@@ -585,7 +638,11 @@ export class PostgresAuditStore implements AuditStore {
   private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     // Between two queries of ours a checked-out client has no pool listener: keep its 'error' from crashing us.
-    const onError = (err: Error) => this.logger?.warn({ reason: reasonOf(err), code: codeOf(err) }, "audit store: database connection failed during a transaction");
+    const onError = (err: Error) =>
+      this.logger?.warn(
+        { reason: reasonOf(err), code: codeOf(err) },
+        "audit store: database connection failed during a transaction",
+      );
     client.on("error", onError);
     let failed = false;
     try {
@@ -658,7 +715,12 @@ function reasonOf(err: unknown): string {
 
 function toOperation(r: Row): OperationRecord {
   const at = (v: unknown) => (v instanceof Date ? v : undefined);
-  return operationFromRow(r, { createdAt: r.created_at as Date, startedAt: at(r.started_at), finishedAt: at(r.finished_at), updatedAt: r.updated_at as Date });
+  return operationFromRow(r, {
+    createdAt: r.created_at as Date,
+    startedAt: at(r.started_at),
+    finishedAt: at(r.finished_at),
+    updatedAt: r.updated_at as Date,
+  });
 }
 
 function toRecord(r: Row): AuditRecord {

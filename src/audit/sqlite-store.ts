@@ -2,7 +2,17 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { PaasError } from "../errors.ts";
-import { checkQuery, checkRecord, decodeResult, encodeResult, pageOf, recordFromRow, unavailable, visibleNothing, whole } from "./audit-rows.ts";
+import {
+  checkQuery,
+  checkRecord,
+  decodeResult,
+  encodeResult,
+  pageOf,
+  recordFromRow,
+  unavailable,
+  visibleNothing,
+  whole,
+} from "./audit-rows.ts";
 import type {
   AuditPage,
   AuditQuery,
@@ -12,7 +22,15 @@ import type {
   IdempotencyClaimRequest,
   StoredResult,
 } from "../domain/audit.ts";
-import type { OperationEnd, OperationPage, OperationQuery, OperationRecord, OperationState, ProgressRecord, StepRecord } from "../domain/operation.ts";
+import type {
+  OperationEnd,
+  OperationPage,
+  OperationQuery,
+  OperationRecord,
+  OperationState,
+  ProgressRecord,
+  StepRecord,
+} from "../domain/operation.ts";
 import { checkOperationQuery, operationFromRow, operationPage, progressJson, stepsJson } from "./operation-rows.ts";
 
 /**
@@ -160,7 +178,9 @@ export class SqliteAuditStore implements AuditStore {
   async migrate(): Promise<void> {
     return this.run((db) =>
       this.transaction(db, () => {
-        db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT");
+        db.exec(
+          "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT",
+        );
         const current = Number(this.stmt("SELECT coalesce(max(version), 0) AS v FROM schema_migrations").get()!.v);
         // A newer schema (written by a newer replica) is used as it is: migrations only add.
         for (const m of MIGRATIONS) {
@@ -179,7 +199,11 @@ export class SqliteAuditStore implements AuditStore {
 
   /** appendIn writes one record inside the caller's transaction. */
   private appendIn(record: AuditRecord): "written" | "duplicate" {
-    const inserted = this.stmt(`INSERT INTO audit_events (${COLUMNS}) VALUES (${COLUMNS.split(",").map(() => "?").join(", ")}) ON CONFLICT DO NOTHING`).run(
+    const inserted = this.stmt(
+      `INSERT INTO audit_events (${COLUMNS}) VALUES (${COLUMNS.split(",")
+        .map(() => "?")
+        .join(", ")}) ON CONFLICT DO NOTHING`,
+    ).run(
       record.id,
       record.time.getTime(),
       record.stage,
@@ -206,8 +230,13 @@ export class SqliteAuditStore implements AuditStore {
     if (inserted.changes === 0) return "duplicate";
     if (record.stage === "outcome") {
       this.stmt("DELETE FROM open_intents WHERE operation_id = ?").run(record.operationId);
-    } else if (!this.stmt("SELECT 1 AS x FROM audit_events WHERE operation_id = ? AND stage = 'outcome'").get(record.operationId)) {
-      this.stmt("INSERT INTO open_intents (operation_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING").run(record.operationId, record.id);
+    } else if (
+      !this.stmt("SELECT 1 AS x FROM audit_events WHERE operation_id = ? AND stage = 'outcome'").get(record.operationId)
+    ) {
+      this.stmt("INSERT INTO open_intents (operation_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING").run(
+        record.operationId,
+        record.id,
+      );
     }
     return "written";
   }
@@ -261,7 +290,9 @@ export class SqliteAuditStore implements AuditStore {
     return this.run(() =>
       (
         this.stmt(
-          `SELECT ${COLUMNS.split(", ").map((c) => `e.${c}`).join(", ")} FROM open_intents o JOIN audit_events e ON e.id = o.event_id ORDER BY e.time_ms, e.id`,
+          `SELECT ${COLUMNS.split(", ")
+            .map((c) => `e.${c}`)
+            .join(", ")} FROM open_intents o JOIN audit_events e ON e.id = o.event_id ORDER BY e.time_ms, e.id`,
         ).all() as Row[]
       ).map(toRecord),
     );
@@ -270,7 +301,9 @@ export class SqliteAuditStore implements AuditStore {
   async heartbeat(replica: string): Promise<void> {
     return this.run(() => {
       const now = Date.now();
-      this.stmt("INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at").run(replica, now);
+      this.stmt(
+        "INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+      ).run(replica, now);
       this.stmt("DELETE FROM replicas WHERE heartbeat_at < ?").run(now - FORGET_REPLICA_MS);
     });
   }
@@ -317,16 +350,16 @@ export class SqliteAuditStore implements AuditStore {
 
   async abandonIdempotency(caller: string, key: string, operationId: string): Promise<void> {
     return this.run(() => {
-      this.stmt("DELETE FROM idempotency_keys WHERE caller = ? AND idempotency_key = ? AND operation_id = ? AND state = 'running'").run(
-        caller,
-        key,
-        operationId,
-      );
+      this.stmt(
+        "DELETE FROM idempotency_keys WHERE caller = ? AND idempotency_key = ? AND operation_id = ? AND state = 'running'",
+      ).run(caller, key, operationId);
     });
   }
 
   async purgeExpired(): Promise<number> {
-    return this.run(() => Number(this.stmt("DELETE FROM idempotency_keys WHERE expires_at <= ?").run(Date.now()).changes));
+    return this.run(() =>
+      Number(this.stmt("DELETE FROM idempotency_keys WHERE expires_at <= ?").run(Date.now()).changes),
+    );
   }
 
   // ---------------------------------------------------------------- operations
@@ -335,7 +368,11 @@ export class SqliteAuditStore implements AuditStore {
     checkRecord(intent);
     return this.run((db) =>
       this.transaction(db, () => {
-        this.stmt(`INSERT INTO operations (${OP_COLUMNS}) VALUES (${OP_COLUMNS.split(",").map(() => "?").join(", ")})`).run(
+        this.stmt(
+          `INSERT INTO operations (${OP_COLUMNS}) VALUES (${OP_COLUMNS.split(",")
+            .map(() => "?")
+            .join(", ")})`,
+        ).run(
           op.id,
           op.kind,
           op.method,
@@ -374,7 +411,8 @@ export class SqliteAuditStore implements AuditStore {
 
   async listOperations(query: OperationQuery): Promise<OperationPage> {
     const q = checkOperationQuery(query);
-    if (q.visibility && q.visibility.exact.length === 0 && q.visibility.prefixes.length === 0) return { operations: [], nextPageToken: "" };
+    if (q.visibility && q.visibility.exact.length === 0 && q.visibility.prefixes.length === 0)
+      return { operations: [], nextPageToken: "" };
     const where: string[] = [];
     const params: SQLInputValue[] = [];
     for (const [column, value] of [
@@ -393,7 +431,9 @@ export class SqliteAuditStore implements AuditStore {
       params.push(q.since.getTime());
     }
     if (q.visibility) {
-      where.push("(namespace IN (SELECT value FROM json_each(?)) OR EXISTS (SELECT 1 FROM json_each(?) p WHERE instr(namespace, p.value) = 1))");
+      where.push(
+        "(namespace IN (SELECT value FROM json_each(?)) OR EXISTS (SELECT 1 FROM json_each(?) p WHERE instr(namespace, p.value) = 1))",
+      );
       params.push(JSON.stringify(q.visibility.exact), JSON.stringify(q.visibility.prefixes));
     }
     if (q.after) {
@@ -409,28 +449,27 @@ export class SqliteAuditStore implements AuditStore {
     return this.run(
       () =>
         Number(
-          this.stmt("UPDATE operations SET state = 'running', started_at = ?, updated_at = ? WHERE id = ? AND state = 'queued' AND replica = ?").run(
-            at.getTime(),
-            Date.now(),
-            id,
-            replica,
-          ).changes,
+          this.stmt(
+            "UPDATE operations SET state = 'running', started_at = ?, updated_at = ? WHERE id = ? AND state = 'queued' AND replica = ?",
+          ).run(at.getTime(), Date.now(), id, replica).changes,
         ) === 1,
     );
   }
 
   async saveProgress(id: string, steps: StepRecord[], progress: ProgressRecord | undefined): Promise<void> {
     return this.run(() => {
-      this.stmt("UPDATE operations SET steps = ?, progress = ?, updated_at = ? WHERE id = ? AND state IN ('queued', 'running')").run(
-        stepsJson(steps),
-        progressJson(progress),
-        Date.now(),
-        id,
-      );
+      this.stmt(
+        "UPDATE operations SET steps = ?, progress = ?, updated_at = ? WHERE id = ? AND state IN ('queued', 'running')",
+      ).run(stepsJson(steps), progressJson(progress), Date.now(), id);
     });
   }
 
-  async finishOperation(id: string, end: OperationEnd, outcome: AuditRecord | undefined, from: OperationState[] = ["queued", "running"]): Promise<boolean> {
+  async finishOperation(
+    id: string,
+    end: OperationEnd,
+    outcome: AuditRecord | undefined,
+    from: OperationState[] = ["queued", "running"],
+  ): Promise<boolean> {
     if (outcome) checkRecord(outcome);
     return this.run((db) =>
       this.transaction(db, () => {
@@ -459,16 +498,20 @@ export class SqliteAuditStore implements AuditStore {
 
   async requestCancel(id: string): Promise<void> {
     return this.run(() => {
-      this.stmt("UPDATE operations SET cancel_requested = 1, updated_at = ? WHERE id = ? AND state IN ('queued', 'running')").run(Date.now(), id);
+      this.stmt(
+        "UPDATE operations SET cancel_requested = 1, updated_at = ? WHERE id = ? AND state IN ('queued', 'running')",
+      ).run(Date.now(), id);
     });
   }
 
   async cancelRequested(ids: string[]): Promise<string[]> {
     if (ids.length === 0) return [];
     return this.run(() =>
-      (this.stmt("SELECT id FROM operations WHERE cancel_requested = 1 AND id IN (SELECT value FROM json_each(?))").all(JSON.stringify(ids)) as Row[]).map((r) =>
-        String(r.id),
-      ),
+      (
+        this.stmt(
+          "SELECT id FROM operations WHERE cancel_requested = 1 AND id IN (SELECT value FROM json_each(?))",
+        ).all(JSON.stringify(ids)) as Row[]
+      ).map((r) => String(r.id)),
     );
   }
 
@@ -480,7 +523,12 @@ export class SqliteAuditStore implements AuditStore {
           `SELECT ${OP_COLUMNS} FROM operations WHERE state = 'queued' AND replica <> ? AND replica NOT IN (${live}) ORDER BY created_at, id LIMIT ?`,
         ).all(replica, Date.now() - replicaTtlMs, limit) as Row[];
         const now = Date.now();
-        for (const r of rows) this.stmt("UPDATE operations SET replica = ?, updated_at = ? WHERE id = ? AND state = 'queued'").run(replica, now, String(r.id));
+        for (const r of rows)
+          this.stmt("UPDATE operations SET replica = ?, updated_at = ? WHERE id = ? AND state = 'queued'").run(
+            replica,
+            now,
+            String(r.id),
+          );
         return rows.map((r) => toOperation({ ...r, replica, updated_at: now }));
       }),
     );
@@ -497,7 +545,12 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async purgeOperations(before: Date): Promise<number> {
-    return this.run(() => Number(this.stmt("DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ?").run(before.getTime()).changes));
+    return this.run(() =>
+      Number(
+        this.stmt("DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ?").run(before.getTime())
+          .changes,
+      ),
+    );
   }
 
   async close(): Promise<void> {
@@ -556,7 +609,12 @@ export class SqliteAuditStore implements AuditStore {
       // A broken handle (I/O error, file replaced or gone) is reopened on the next call; an
       // in-memory database cannot be, it would come back empty.
       if (e.errcode !== undefined && REOPEN_ON.has(e.errcode & 0xff) && !this.inMemory) this.drop();
-      const reason = e.errcode !== undefined ? (e.message ?? "database error") : e.code ? `cannot open the database file (${e.code})` : "database error";
+      const reason =
+        e.errcode !== undefined
+          ? (e.message ?? "database error")
+          : e.code
+            ? `cannot open the database file (${e.code})`
+            : "database error";
       throw unavailable(reason.slice(0, 200), err);
     }
   }
@@ -574,12 +632,18 @@ export class SqliteAuditStore implements AuditStore {
 }
 
 function checkTtl(ttlMs: number): void {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new PaasError("invalid_argument", "idempotency ttl must be positive");
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0)
+    throw new PaasError("invalid_argument", "idempotency ttl must be positive");
 }
 
 function toOperation(r: Row): OperationRecord {
   const at = (v: unknown) => (v === null || v === undefined ? undefined : new Date(Number(v)));
-  return operationFromRow(r, { createdAt: at(r.created_at)!, startedAt: at(r.started_at), finishedAt: at(r.finished_at), updatedAt: at(r.updated_at)! });
+  return operationFromRow(r, {
+    createdAt: at(r.created_at)!,
+    startedAt: at(r.started_at),
+    finishedAt: at(r.finished_at),
+    updatedAt: at(r.updated_at)!,
+  });
 }
 
 function toRecord(r: Row): AuditRecord {

@@ -59,7 +59,8 @@ export function parseKeyFile(text: string, prefix: string): NamedKey[] {
   }
   if (doc !== null && typeof doc === "object" && !Array.isArray(doc)) {
     const extra = Object.keys(doc).filter((k) => k !== "keys");
-    if (extra.length > 0) throw new KeyFileError(`unknown top-level field(s) ${extra.map(shown).join(", ")}; expected {"keys": [...]}`);
+    if (extra.length > 0)
+      throw new KeyFileError(`unknown top-level field(s) ${extra.map(shown).join(", ")}; expected {"keys": [...]}`);
     doc = (doc as { keys?: unknown }).keys;
   }
   if (!Array.isArray(doc)) throw new KeyFileError('must be {"keys": [...]} or an array of keys');
@@ -78,17 +79,21 @@ export function parseKeyFile(text: string, prefix: string): NamedKey[] {
 }
 
 function parseEntry(entry: unknown, i: number, prefix: string): NamedKey {
-  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) throw new KeyFileError(`entry ${i} must be an object`);
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry))
+    throw new KeyFileError(`entry ${i} must be an object`);
   const o = entry as Record<string, unknown>;
   const unknown = Object.keys(o).filter((k) => !FIELDS.has(k));
   if (unknown.length > 0) throw new KeyFileError(`entry ${i}: unknown field(s) ${unknown.map(shown).join(", ")}`);
   if (typeof o.id !== "string" || !ID.test(o.id)) {
-    throw new KeyFileError(`entry ${i}: "id" must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    throw new KeyFileError(
+      `entry ${i}: "id" must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
   }
   const id = o.id;
   const at = `entry ${i} ("${id}")`;
   if (id === "anonymous" || /^key-[0-9a-f]{8}$/.test(id)) throw new KeyFileError(`${at}: the id is reserved`);
-  if ((o.key === undefined) === (o.key_sha256 === undefined)) throw new KeyFileError(`${at}: give exactly one of "key" and "key_sha256"`);
+  if ((o.key === undefined) === (o.key_sha256 === undefined))
+    throw new KeyFileError(`${at}: give exactly one of "key" and "key_sha256"`);
   let digest: Buffer;
   if (o.key !== undefined) {
     if (typeof o.key !== "string") throw new KeyFileError(`${at}: "key" must be a string`);

@@ -118,13 +118,19 @@ export class KeyStore {
       try {
         this.watcher = watch(dir, { persistent: false }, () => this.schedule(logger, debounceMs));
         this.watcher.on("error", (err) => {
-          logger.error({ dir, error: (err as NodeJS.ErrnoException).code ?? "error" }, "watching API_KEYS_FILE's directory failed; retrying");
+          logger.error(
+            { dir, error: (err as NodeJS.ErrnoException).code ?? "error" },
+            "watching API_KEYS_FILE's directory failed; retrying",
+          );
           this.watcher?.close();
           this.watcher = undefined;
           setTimeout(start, Math.max(1000, debounceMs)).unref();
         });
       } catch (err) {
-        logger.error({ dir, error: (err as NodeJS.ErrnoException).code ?? "error" }, "cannot watch API_KEYS_FILE's directory; retrying");
+        logger.error(
+          { dir, error: (err as NodeJS.ErrnoException).code ?? "error" },
+          "cannot watch API_KEYS_FILE's directory; retrying",
+        );
         setTimeout(start, Math.max(1000, debounceMs)).unref();
         return;
       }
@@ -168,6 +174,7 @@ export class KeyStore {
 // What the keys are, so that an event that changed nothing does not log a reload.
 function digestOf(keys: readonly NamedKey[]): string {
   const h = createHash("sha256");
-  for (const k of keys) h.update(JSON.stringify([k.id, k.digest.toString("hex"), k.scope.namespaces, [...k.scope.verbs].sort()]));
+  for (const k of keys)
+    h.update(JSON.stringify([k.id, k.digest.toString("hex"), k.scope.namespaces, [...k.scope.verbs].sort()]));
   return h.digest("hex");
 }

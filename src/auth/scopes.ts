@@ -100,7 +100,8 @@ export const scopeKey = createContextKey<Scope>(Scope.NONE, { description: "API 
  * repeat the pattern (the caller names it, taking care not to log a key pasted there).
  */
 export function patternProblem(pattern: string, prefix: string): string | undefined {
-  const wellFormed = pattern === "*" || isDnsLabel(pattern) || (pattern.endsWith("*") && isDnsLabelPrefix(pattern.slice(0, -1)));
+  const wellFormed =
+    pattern === "*" || isDnsLabel(pattern) || (pattern.endsWith("*") && isDnsLabelPrefix(pattern.slice(0, -1)));
   if (pattern.length > DNS1123_LABEL_MAX || !wellFormed) {
     return "must be a namespace name, a name prefix ending in '*', or '*'";
   }

@@ -80,7 +80,11 @@ export class ChartCatalog {
   private add(source: CatalogSource, origin: string): void {
     let url: SourceUrl;
     try {
-      url = parseSourceUrl(source.url, "URL", source.url.toLowerCase().startsWith("oci:") ? ["oci"] : ["http", "https"]);
+      url = parseSourceUrl(
+        source.url,
+        "URL",
+        source.url.toLowerCase().startsWith("oci:") ? ["oci"] : ["http", "https"],
+      );
     } catch (err) {
       throw new CatalogError(`${origin}: ${JSON.stringify(source.url.slice(0, 200))}: ${(err as Error).message}`);
     }
@@ -89,10 +93,17 @@ export class ChartCatalog {
     const entry: Entry = { url, text: formatSourceUrl(url), ...(source.name ? { name: source.name } : {}) };
     if (source.name !== undefined) {
       // Repository names: lowercase letters, digits and '-', alphanumeric first, at most 63 characters.
-      if (!isDnsLabelPrefix(source.name)) throw new CatalogError(`${origin}: repository name "${source.name.slice(0, 64)}" must be lowercase letters, digits and '-'`);
-      if (url.scheme === "oci") throw new CatalogError(`${origin}: ${source.url}: only HTTP repositories take a name (oci:// references are used as they are)`);
+      if (!isDnsLabelPrefix(source.name))
+        throw new CatalogError(
+          `${origin}: repository name "${source.name.slice(0, 64)}" must be lowercase letters, digits and '-'`,
+        );
+      if (url.scheme === "oci")
+        throw new CatalogError(
+          `${origin}: ${source.url}: only HTTP repositories take a name (oci:// references are used as they are)`,
+        );
       const other = this.names.get(source.name);
-      if (other && other.text !== entry.text) throw new CatalogError(`${origin}: repository name "${source.name}" is configured twice with different URLs`);
+      if (other && other.text !== entry.text)
+        throw new CatalogError(`${origin}: repository name "${source.name}" is configured twice with different URLs`);
       this.names.set(source.name, entry);
     }
     this.entries.push(entry);
@@ -112,7 +123,9 @@ export class ChartCatalog {
     const withVersion = (s: ChartSource): ChartSource => (version ? { ...s, version } : s);
     if (/^[a-z][a-z0-9+.-]*:/i.test(ref)) {
       if (!/^oci:/i.test(ref)) {
-        throw invalid("chart must be an oci:// reference, repo/chart, or a chart name with repo_url; other schemes such as file:// are refused");
+        throw invalid(
+          "chart must be an oci:// reference, repo/chart, or a chart name with repo_url; other schemes such as file:// are refused",
+        );
       }
       if (repoUrl) throw invalid("repo_url cannot be combined with an oci:// chart");
       const url = parseSourceUrl(ref, "chart", ["oci"]);
@@ -123,7 +136,14 @@ export class ChartCatalog {
       this.allow(url, "chart");
       return withVersion({ ref: formatSourceUrl(url) });
     }
-    if (ref.startsWith("/") || ref.startsWith(".") || ref.startsWith("~") || ref.includes("\\") || ref.includes("..") || ref.includes("%")) {
+    if (
+      ref.startsWith("/") ||
+      ref.startsWith(".") ||
+      ref.startsWith("~") ||
+      ref.includes("\\") ||
+      ref.includes("..") ||
+      ref.includes("%")
+    ) {
       throw invalid("local chart paths are refused: name an oci:// reference, repo/chart, or a chart with repo_url");
     }
     const parts = ref.split("/");
@@ -190,18 +210,23 @@ export function parseCatalog(text: string, origin: string): CatalogSource[] {
   }
   if (doc !== null && typeof doc === "object" && !Array.isArray(doc)) {
     const keys = Object.keys(doc);
-    if (keys.some((k) => k !== "sources")) throw new CatalogError(`${origin}: unknown field(s) ${keys.filter((k) => k !== "sources").join(", ")}; expected {"sources": [...]}`);
+    if (keys.some((k) => k !== "sources"))
+      throw new CatalogError(
+        `${origin}: unknown field(s) ${keys.filter((k) => k !== "sources").join(", ")}; expected {"sources": [...]}`,
+      );
     doc = (doc as { sources?: unknown }).sources;
   }
   if (!Array.isArray(doc)) throw new CatalogError(`${origin} must be {"sources": [...]} or an array of sources`);
   return doc.map((item: unknown, i): CatalogSource => {
     if (typeof item === "string") return { url: item };
-    if (item === null || typeof item !== "object" || Array.isArray(item)) throw new CatalogError(`${origin}: source ${i} must be a URL or {"url", "name"}`);
+    if (item === null || typeof item !== "object" || Array.isArray(item))
+      throw new CatalogError(`${origin}: source ${i} must be a URL or {"url", "name"}`);
     const o = item as Record<string, unknown>;
     const unknown = Object.keys(o).filter((k) => k !== "url" && k !== "name");
     if (unknown.length > 0) throw new CatalogError(`${origin}: source ${i} has unknown field(s) ${unknown.join(", ")}`);
     if (typeof o.url !== "string") throw new CatalogError(`${origin}: source ${i} needs "url" (a string)`);
-    if (o.name !== undefined && typeof o.name !== "string") throw new CatalogError(`${origin}: source ${i}: "name" must be a string`);
+    if (o.name !== undefined && typeof o.name !== "string")
+      throw new CatalogError(`${origin}: source ${i}: "name" must be a string`);
     return o.name === undefined ? { url: o.url } : { url: o.url, name: o.name };
   });
 }

@@ -47,10 +47,18 @@ export function parseSourceUrl(raw: string, field: string, schemes: readonly Sch
   if (raw.includes("\\")) throw invalid(`${field} must not contain a backslash`);
   const m = URL_SHAPE.exec(raw);
   if (!m) throw invalid(`${field} is not a URL of the form ${schemes.map((s) => `${s}://host/path`).join(" or ")}`);
-  const [, schemeText, authority, pathText, query, fragment] = m as unknown as [string, string, string, string, string?, string?];
+  const [, schemeText, authority, pathText, query, fragment] = m as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string?,
+    string?,
+  ];
   const scheme = schemeText.toLowerCase();
   if (scheme === "file") throw invalid(`${field} must not be a file:// URL: local files are refused`);
-  if (!(schemes as readonly string[]).includes(scheme)) throw invalid(`${field} must use ${schemes.map((s) => `${s}://`).join(" or ")}`);
+  if (!(schemes as readonly string[]).includes(scheme))
+    throw invalid(`${field} must use ${schemes.map((s) => `${s}://`).join(" or ")}`);
   if (query !== undefined || fragment !== undefined) throw invalid(`${field} must not have a query or fragment`);
   if (authority.includes("@")) throw invalid(`${field} must not carry credentials (user:password@)`);
   const a = AUTHORITY.exec(authority);
@@ -95,7 +103,8 @@ function canonicalHost(text: string, field: string): string {
   // WHATWG turns 2852039166, 0xA9FEA9FE, 0251.0376.0251.0376 or 169.254.43518 into
   // 169.254.169.254, and C resolvers (helm with cgo) accept such spellings too: only the
   // canonical spelling is accepted, so that every parser sees the same address.
-  if (parsed !== host) throw invalid(`${field} must spell its host canonically (an IPv4 address as four decimal numbers)`);
+  if (parsed !== host)
+    throw invalid(`${field} must spell its host canonically (an IPv4 address as four decimal numbers)`);
   return host;
 }
 

@@ -53,11 +53,13 @@ export function createDocsRoutes(options: DocsOptions = {}): DocsRoutes {
   const uiDir = options.swaggerUiDir ?? dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
 
   const assets = new Map<string, Asset>();
-  const add = (path: string, body: Buffer, type: string) => assets.set(path, { body, type, etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"` });
+  const add = (path: string, body: Buffer, type: string) =>
+    assets.set(path, { body, type, etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"` });
   add("/openapi.json", documentText, "application/json");
   add("/docs", Buffer.from(docsHtml(document.info?.title ?? "API")), "text/html; charset=utf-8");
   add("/docs/swagger-initializer.js", Buffer.from(INITIALIZER_JS), "text/javascript; charset=utf-8");
-  for (const [name, type] of Object.entries(SWAGGER_UI_FILES)) add(`/docs/${name}`, readFileSync(join(uiDir, name)), type);
+  for (const [name, type] of Object.entries(SWAGGER_UI_FILES))
+    add(`/docs/${name}`, readFileSync(join(uiDir, name)), type);
 
   return (req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;
@@ -86,7 +88,10 @@ export function createDocsRoutes(options: DocsOptions = {}): DocsRoutes {
 
 /** send writes an asset, gzipped when the client takes it, 304 when the client has it. */
 function send(req: Req, res: Res, asset: Asset): void {
-  const gzip = asset.body.length > 1024 && asset.type !== "image/png" && /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+  const gzip =
+    asset.body.length > 1024 &&
+    asset.type !== "image/png" &&
+    /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
   const etag = gzip ? `${asset.etag.slice(0, -1)}-gz"` : asset.etag;
   res.setHeader("content-type", asset.type);
   res.setHeader("etag", etag);

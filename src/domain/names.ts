@@ -66,7 +66,10 @@ export function isLabelKey(key: string): boolean {
 /** assertNamespaceName refuses (INVALID_ARGUMENT) a namespace name Kubernetes would refuse. */
 export function assertNamespaceName(name: string): void {
   if (!isDnsLabel(name)) {
-    throw new PaasError("invalid_argument", `namespace "${printable(name)}" must be a lowercase RFC 1123 label (a-z, 0-9, '-', at most 63 characters)`);
+    throw new PaasError(
+      "invalid_argument",
+      `namespace "${printable(name)}" must be a lowercase RFC 1123 label (a-z, 0-9, '-', at most 63 characters)`,
+    );
   }
 }
 

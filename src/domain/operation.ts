@@ -131,7 +131,12 @@ export interface OperationStore {
    * Ends the operation (if it is in one of `from`, default queued or running) and appends its
    * audit outcome, in one transaction; false when it had ended already (nothing written).
    */
-  finishOperation(id: string, end: OperationEnd, outcome: AuditRecord | undefined, from?: OperationState[]): Promise<boolean>;
+  finishOperation(
+    id: string,
+    end: OperationEnd,
+    outcome: AuditRecord | undefined,
+    from?: OperationState[],
+  ): Promise<boolean>;
   /** Marks a running operation to be stopped by the replica that runs it. */
   requestCancel(id: string): Promise<void>;
   /** Of these ids, those whose cancellation was requested. */

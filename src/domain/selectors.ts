@@ -68,7 +68,10 @@ export function selectorKeys(selector: LabelSelector): string[] {
  * term. One of only negations and existence tests admits every object without the labels.
  */
 export function selectsByValue(selector: LabelSelector): boolean {
-  return Object.keys(selector.matchLabels ?? {}).length > 0 || (selector.matchExpressions ?? []).some((e) => e.operator === "In");
+  return (
+    Object.keys(selector.matchLabels ?? {}).length > 0 ||
+    (selector.matchExpressions ?? []).some((e) => e.operator === "In")
+  );
 }
 
 /** selectorMatches applies a label selector (matchLabels and matchExpressions) to a label set. */

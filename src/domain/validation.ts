@@ -15,7 +15,13 @@ export function validateNamespace(name: string, prefix: string, field = "namespa
 
 /** validateReleaseName applies Helm's release-name rule (names.ts isReleaseName): "my-app.v2" is one. */
 export function validateReleaseName(name: string, field = "name"): void {
-  checkName(name, field, RELEASE_NAME_MAX, isReleaseName, "a valid Helm release name (lowercase letters, digits, '-' and '.')");
+  checkName(
+    name,
+    field,
+    RELEASE_NAME_MAX,
+    isReleaseName,
+    "a valid Helm release name (lowercase letters, digits, '-' and '.')",
+  );
 }
 
 function checkName(name: string, field: string, max: number, valid: (s: string) => boolean, what: string): void {
@@ -60,13 +66,20 @@ export function validateValues(values: JsonObject | undefined, limits: ValuesLim
       continue;
     }
     for (const key in node) {
-      if (++keys > limits.maxKeys) throw new PaasError("resource_exhausted", `values have more than ${limits.maxKeys} keys`, { reason: "VALUES_TOO_LARGE" });
+      if (++keys > limits.maxKeys)
+        throw new PaasError("resource_exhausted", `values have more than ${limits.maxKeys} keys`, {
+          reason: "VALUES_TOO_LARGE",
+        });
       stack.push([node[key]!, depth + 1]);
     }
   }
   const bytes = Buffer.byteLength(JSON.stringify(values), "utf8");
   if (bytes > limits.maxBytes) {
-    throw new PaasError("resource_exhausted", `values are ${bytes} bytes serialized; at most ${limits.maxBytes} are accepted`, { reason: "VALUES_TOO_LARGE" });
+    throw new PaasError(
+      "resource_exhausted",
+      `values are ${bytes} bytes serialized; at most ${limits.maxBytes} are accepted`,
+      { reason: "VALUES_TOO_LARGE" },
+    );
   }
 }
 
@@ -77,6 +90,9 @@ const QUANTITY = /^[+]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[
 /** validateQuantity accepts a positive Kubernetes quantity such as "500m", "2", "4Gi". */
 export function validateQuantity(value: string, field: string): void {
   if (value.length > 32 || !QUANTITY.test(value) || Number.parseFloat(value.replace(/^\+/, "")) <= 0) {
-    throw new PaasError("invalid_argument", `${field} "${printable(value)}" is not a positive Kubernetes quantity (e.g. 500m, 2, 4Gi)`);
+    throw new PaasError(
+      "invalid_argument",
+      `${field} "${printable(value)}" is not a positive Kubernetes quantity (e.g. 500m, 2, 4Gi)`,
+    );
   }
 }

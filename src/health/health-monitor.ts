@@ -17,10 +17,21 @@ export interface HealthSnapshot {
  * that probes answer from memory and never start processes or API calls themselves.
  */
 export class HealthMonitor {
-  private snapshot: HealthSnapshot = { serving: false, helmVersion: "", checkedAt: new Date(0), helmError: "not checked yet" };
+  private snapshot: HealthSnapshot = {
+    serving: false,
+    helmVersion: "",
+    checkedAt: new Date(0),
+    helmError: "not checked yet",
+  };
   private readonly listeners = new Set<() => void>();
   private timer: NodeJS.Timeout | undefined;
-  private readonly deps: { helm: HelmClient; kube: KubeClient; lifecycle: Lifecycle; logger: Logger; intervalMs: number };
+  private readonly deps: {
+    helm: HelmClient;
+    kube: KubeClient;
+    lifecycle: Lifecycle;
+    logger: Logger;
+    intervalMs: number;
+  };
 
   constructor(deps: { helm: HelmClient; kube: KubeClient; lifecycle: Lifecycle; logger: Logger; intervalMs: number }) {
     this.deps = deps;
@@ -70,7 +81,10 @@ export class HealthMonitor {
     };
     if (next.serving !== this.snapshot.serving) {
       const { helmError, kubeError } = next;
-      this.deps.logger[next.serving ? "info" : "warn"]({ serving: next.serving, helmError, kubeError }, "health changed");
+      this.deps.logger[next.serving ? "info" : "warn"](
+        { serving: next.serving, helmError, kubeError },
+        "health changed",
+      );
     }
     this.snapshot = next;
     this.notify();

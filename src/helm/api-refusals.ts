@@ -10,16 +10,19 @@
  *  - v4 server-side apply: `failed to create typed patch object (ns/web; apps/v1, Kind=Deployment): .spec.replicas: expected numeric (int or float), got string`;
  *  - v3 decoding: `Deployment in version "v1" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32`.
  */
-export const OBJECT_INVALID = /\b[A-Z]\w*(?:\.[\w.-]+)? "[^"\n]*" is invalid: |failed to create typed patch object \(|\b[A-Z]\w* in version "[^"\n]*" cannot be handled as a /;
+export const OBJECT_INVALID =
+  /\b[A-Z]\w*(?:\.[\w.-]+)? "[^"\n]*" is invalid: |failed to create typed patch object \(|\b[A-Z]\w* in version "[^"\n]*" cannot be handled as a /;
 /** `configmaps "web-cm" already exists` (v3 creating an object twice). */
 export const OBJECT_ALREADY_EXISTS = /\b([a-z][\w.-]*) "([^"\n]{1,253})" already exists/;
 /** v4: `conflict occurred while applying object ns/web-cm /v1, Kind=ConfigMap: Apply failed with 1 conflict: conflict with "kubectl": .data.a`. */
 export const APPLY_CONFLICT = /Apply failed with \d+ conflicts?: /;
 /** `Operation cannot be fulfilled on deployments.apps "web": the object has been modified; please apply your changes to the latest version and try again`. */
-export const OBJECT_MODIFIED = /Operation cannot be fulfilled on ([\w.-]+) "([^"\n]{1,253})": the object has been modified/;
+export const OBJECT_MODIFIED =
+  /Operation cannot be fulfilled on ([\w.-]+) "([^"\n]{1,253})": the object has been modified/;
 
 // The field-error types of k8s.io/apimachinery/pkg/util/validation/field.
-const FIELD_ERROR = /(?:^|[\s[,])([A-Za-z][\w./-]{0,200}(?:\[[^\]\n]{0,253}\][\w./-]{0,200})*): (Invalid value|Unsupported value|Required value|Duplicate value|Forbidden|Too long|Too many|Not found|Internal error)\b/g;
+const FIELD_ERROR =
+  /(?:^|[\s[,])([A-Za-z][\w./-]{0,200}(?:\[[^\]\n]{0,253}\][\w./-]{0,200})*): (Invalid value|Unsupported value|Required value|Duplicate value|Forbidden|Too long|Too many|Not found|Internal error)\b/g;
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 const SAFE_KIND = /^[A-Z]\w{0,62}$/;
 
@@ -49,9 +52,16 @@ export function invalidObject(stderr: string): string {
     const fields = [...rest.matchAll(FIELD_ERROR)].map((f) => `${fieldPath(f[1]!)}: ${f[2]!.toLowerCase()}`);
     return `creates an invalid ${kindOf(validation[1]!)}${quoted(validation[2]!)}${fields.length > 0 ? `: ${list(fields)}` : ""}`;
   }
-  const typed = /failed to create typed patch object \([^/;\n]*\/([^;\n]*); [^\n]*?Kind=(\w+)\): (\.[\w.[\]/-]+): (expected \w+|[^\n]*)/.exec(stderr);
-  if (typed) return `creates an invalid ${kindOf(typed[2]!)}${quoted(typed[1]!)}: ${fieldPath(typed[3]!)}: ${typed[4]!.startsWith("expected ") ? "wrong type" : "invalid value"}`;
-  const decoded = /\b([A-Z]\w*) in version "[^"\n]*" cannot be handled as a \w+: [^\n]*?(?:Go struct field \w+\.([\w.]+) of type)?/.exec(stderr);
+  const typed =
+    /failed to create typed patch object \([^/;\n]*\/([^;\n]*); [^\n]*?Kind=(\w+)\): (\.[\w.[\]/-]+): (expected \w+|[^\n]*)/.exec(
+      stderr,
+    );
+  if (typed)
+    return `creates an invalid ${kindOf(typed[2]!)}${quoted(typed[1]!)}: ${fieldPath(typed[3]!)}: ${typed[4]!.startsWith("expected ") ? "wrong type" : "invalid value"}`;
+  const decoded =
+    /\b([A-Z]\w*) in version "[^"\n]*" cannot be handled as a \w+: [^\n]*?(?:Go struct field \w+\.([\w.]+) of type)?/.exec(
+      stderr,
+    );
   const field = decoded?.[2] ?? /Go struct field \w+\.([\w.]+) of type/.exec(stderr)?.[1];
   return `creates an invalid ${kindOf(decoded?.[1] ?? "object")}${field ? `: ${fieldPath(field)}: wrong type` : ""}`;
 }

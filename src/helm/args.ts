@@ -82,7 +82,13 @@ export function rollbackArgs(o: RollbackOptions, _major: HelmMajor): string[] {
 
 /** uninstallArgs builds `helm uninstall NAME` (history is purged, as helm does by default). */
 export function uninstallArgs(o: CommonOptions, _major: HelmMajor): string[] {
-  return ["uninstall", assertArg("release name", o.name), ...scope(o.namespace), "--timeout", `${assertTimeout(o.timeoutSeconds)}s`];
+  return [
+    "uninstall",
+    assertArg("release name", o.name),
+    ...scope(o.namespace),
+    "--timeout",
+    `${assertTimeout(o.timeoutSeconds)}s`,
+  ];
 }
 
 /** statusArgs builds `helm status NAME -o json`: info, notes and user values, but no chart. */

@@ -9,7 +9,8 @@ export function assertArg(what: string, value: string): string {
   if (value.length === 0) throw new PaasError("invalid_argument", `${what} must not be empty`);
   if (value.startsWith("-")) throw new PaasError("invalid_argument", `${what} must not start with "-"`);
   // Control characters have no business in names or URLs and would garble the log.
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new PaasError("invalid_argument", `${what} contains control characters`);
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    throw new PaasError("invalid_argument", `${what} contains control characters`);
   return value;
 }
 

@@ -71,7 +71,12 @@ const SUBCHART_ARCHIVE = /^(?:charts\/[^/]+\/)*charts\/[^/]+\.tgz$/;
  * files, descending into packaged subcharts (`within` prefixes their paths, as
  * "charts/<subchart>/").
  */
-async function scanChart(gzipped: Readable, budget: { left: number }, within: string, depth: number): Promise<{ chartYaml?: string; crds: string[] }> {
+async function scanChart(
+  gzipped: Readable,
+  budget: { left: number },
+  within: string,
+  depth: number,
+): Promise<{ chartYaml?: string; crds: string[] }> {
   let chartYaml: string | undefined;
   const crds: string[] = [];
   await walkTar(gzipped, budget, async (name, size, data) => {
@@ -110,11 +115,19 @@ async function scanChart(gzipped: Readable, budget: { left: number }, within: st
 function crdKinds(text: string): string[] {
   const out: string[] = [];
   try {
-    loadAll(text, (doc) => {
-      const o = (typeof doc === "object" && doc !== null ? doc : {}) as { kind?: unknown; spec?: { group?: unknown; names?: { kind?: unknown } } };
-      const kind = o.spec?.names?.kind;
-      if (o.kind === "CustomResourceDefinition" && typeof kind === "string") out.push(typeof o.spec?.group === "string" ? `${kind}.${o.spec.group}` : kind);
-    }, { schema: FAILSAFE_SCHEMA });
+    loadAll(
+      text,
+      (doc) => {
+        const o = (typeof doc === "object" && doc !== null ? doc : {}) as {
+          kind?: unknown;
+          spec?: { group?: unknown; names?: { kind?: unknown } };
+        };
+        const kind = o.spec?.names?.kind;
+        if (o.kind === "CustomResourceDefinition" && typeof kind === "string")
+          out.push(typeof o.spec?.group === "string" ? `${kind}.${o.spec.group}` : kind);
+      },
+      { schema: FAILSAFE_SCHEMA },
+    );
   } catch {
     // Not YAML helm could apply either; the file is named all the same.
   }
@@ -170,7 +183,7 @@ async function walkTar(
           if (size > 64 * 1024) throw invalid("a tar header is too large");
           if (buffered.length < BLOCK + padded) break;
           const data = buffered.subarray(BLOCK, BLOCK + size).toString("utf8");
-          longName = type === "L" ? data.replace(/\0.*$/s, "") : paxPath(data) ?? longName;
+          longName = type === "L" ? data.replace(/\0.*$/s, "") : (paxPath(data) ?? longName);
           buffered = buffered.subarray(BLOCK + padded);
           continue;
         }
@@ -195,7 +208,10 @@ async function walkTar(
 
 /** chartPath is an entry's path inside the chart (the top directory stripped, as Helm's loader normalises it). */
 function chartPath(name: string): string | undefined {
-  const parts = name.replaceAll("\\", "/").replace(/^(\.\/)+/, "").split("/");
+  const parts = name
+    .replaceAll("\\", "/")
+    .replace(/^(\.\/)+/, "")
+    .split("/");
   if (parts.length < 2 || parts[0] === "") return undefined;
   return parts.slice(1).join("/");
 }
@@ -231,5 +247,9 @@ function octal(b: Buffer): number {
 }
 
 function invalid(why: string, cause?: unknown): PaasError {
-  return new PaasError("invalid_argument", `The chart archive cannot be read: ${why}`, cause === undefined ? undefined : { cause });
+  return new PaasError(
+    "invalid_argument",
+    `The chart archive cannot be read: ${why}`,
+    cause === undefined ? undefined : { cause },
+  );
 }

@@ -29,17 +29,23 @@ export function chartArgs(source: ChartSource, options: ChartArgOptions): string
   }
   if (ref.startsWith("oci://")) {
     if (source.repoUrl) throw new PaasError("invalid_argument", "an oci:// chart reference takes no repository URL");
-    if (!isOciRef(ref)) throw new PaasError("invalid_argument", `chart reference ${ref} is not a valid oci:// reference`);
-    if (options.plainHttp || isLoopbackOci(ref) || isListed(ref, options.plainHttpRegistries ?? [])) flags.push("--plain-http");
+    if (!isOciRef(ref))
+      throw new PaasError("invalid_argument", `chart reference ${ref} is not a valid oci:// reference`);
+    if (options.plainHttp || isLoopbackOci(ref) || isListed(ref, options.plainHttpRegistries ?? []))
+      flags.push("--plain-http");
     return [ref, ...flags];
   }
   if (source.repoUrl) {
-    if (!CHART_NAME.test(ref)) throw new PaasError("invalid_argument", "with a repository URL the chart reference must be a bare chart name");
+    if (!CHART_NAME.test(ref))
+      throw new PaasError("invalid_argument", "with a repository URL the chart reference must be a bare chart name");
     flags.push("--repo", assertRepoUrl(source.repoUrl.trim()));
     return [ref, ...flags];
   }
   if (!REPO_CHART.test(ref)) {
-    throw new PaasError("invalid_argument", "chart reference must be oci://…, repo/chart, or a chart name with a repository URL");
+    throw new PaasError(
+      "invalid_argument",
+      "chart reference must be oci://…, repo/chart, or a chart name with a repository URL",
+    );
   }
   return [ref, ...flags];
 }
@@ -103,6 +109,7 @@ function assertRepoUrl(raw: string): string {
     throw new PaasError("invalid_argument", "repository URL must use http or https");
   }
   // Credentials on a command line are readable by every local user (/proc) and end up in logs.
-  if (url.username || url.password) throw new PaasError("invalid_argument", "repository URL must not contain credentials");
+  if (url.username || url.password)
+    throw new PaasError("invalid_argument", "repository URL must not contain credentials");
   return raw;
 }

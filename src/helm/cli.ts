@@ -96,7 +96,8 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
       const tenant = options.tenant;
       // In tenant mode every run about a namespace impersonates that namespace's deployer.
       const run: HelmRunner = tenant
-        ? (args, ctx, o) => base(ctx.namespace ? [...args, ...impersonationArgs(tenant.userFor(ctx.namespace))] : args, ctx, o)
+        ? (args, ctx, o) =>
+            base(ctx.namespace ? [...args, ...impersonationArgs(tenant.userFor(ctx.namespace))] : args, ctx, o)
         : base;
       try {
         const out = await run(versionArgs(), { verb: "version", namespace: "", name: "" }, { deadlineSeconds: 30 });
@@ -116,11 +117,20 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
   };
 
   const timeoutOf = (o: CommonOptions) => (o.timeoutSeconds > 0 ? o.timeoutSeconds : defaultTimeout);
-  const ctxOf = (verb: ClassifyContext["verb"], namespace: string, name: string, chart?: string): ClassifyContext => ({ verb, namespace, name, chart });
+  const ctxOf = (verb: ClassifyContext["verb"], namespace: string, name: string, chart?: string): ClassifyContext => ({
+    verb,
+    namespace,
+    name,
+    chart,
+  });
   const read = { deadlineSeconds: defaultTimeout + grace };
-  const chartOptions = { plainHttp: options.plainHttp ?? false, plainHttpRegistries: options.plainHttpRegistries ?? [] };
+  const chartOptions = {
+    plainHttp: options.plainHttp ?? false,
+    plainHttpRegistries: options.plainHttpRegistries ?? [],
+  };
 
-  const get = async (namespace: string, name: string): Promise<ReleaseInfo> => getRelease((await init()).run, namespace, name, read);
+  const get = async (namespace: string, name: string): Promise<ReleaseInfo> =>
+    getRelease((await init()).run, namespace, name, read);
 
   // Tenant mode: the namespace must be ready before helm writes into it.
   const prepare = (namespace: string): Promise<GuardPolicy | undefined> =>
@@ -144,7 +154,10 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
       onUnknownKind: () => options.tenant?.refreshDiscovery(),
       onVerdict: (r) => {
         if (r.refused.length > 0) return;
-        steps?.end("render-guard", r.dropped.length > 0 ? `passed; dropped ${r.dropped.map((o) => `${o.kind}/${o.name}`).join(", ")}` : "passed");
+        steps?.end(
+          "render-guard",
+          r.dropped.length > 0 ? `passed; dropped ${r.dropped.map((o) => `${o.kind}/${o.name}`).join(", ")}` : "passed",
+        );
         steps?.begin("apply");
       },
     });
@@ -188,13 +201,28 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
           if (policy && ready.guard && pulled.crds) throw chartHasCrds(ctx, pulled.crds);
           o.steps?.end("pull", `${pulled.name} ${pulled.version}${pulled.digest ? ` ${pulled.digest}` : ""}`);
           if (o.chart.ref.trim().startsWith("oci://") && !pulled.digest) {
-            options.logger.warn({ namespace: o.namespace, release: o.name, chart: ctx.chart }, "helm pull reported no digest for an OCI chart; none is recorded");
+            options.logger.warn(
+              { namespace: o.namespace, release: o.name, chart: ctx.chart },
+              "helm pull reported no digest for an OCI chart; none is recorded",
+            );
           }
           const labels = { ...o.labels, ...resolvedChartLabels(pulled) };
-          const stdout = await guarded(ready, policy, ctx, (extra) => {
-            const args = [...build({ ...o, labels, timeoutSeconds: timeout }, { valuesFile, archive: pulled.archive, ...chartOptions }), ...extra];
-            return ready.run(args, ctx, { ...runOptions, env });
-          }, o.steps);
+          const stdout = await guarded(
+            ready,
+            policy,
+            ctx,
+            (extra) => {
+              const args = [
+                ...build(
+                  { ...o, labels, timeoutSeconds: timeout },
+                  { valuesFile, archive: pulled.archive, ...chartOptions },
+                ),
+                ...extra,
+              ];
+              return ready.run(args, ctx, { ...runOptions, env });
+            },
+            o.steps,
+          );
           o.steps?.end("apply");
           return { stdout, pulled };
         }),
@@ -203,23 +231,39 @@ export function createHelmCli(options: HelmCliOptions): HelmCli {
     const info = await released(stdout, o.namespace, o.name);
     if (info.chartVersion && info.chartVersion !== pulled.version) {
       // Only a malformed archive (two Chart.yaml files) could get here; the labels are then wrong.
-      options.logger.error({ namespace: o.namespace, release: o.name, recorded: pulled.version, installed: info.chartVersion }, "the chart version recorded in the release labels is not the one helm installed");
+      options.logger.error(
+        { namespace: o.namespace, release: o.name, recorded: pulled.version, installed: info.chartVersion },
+        "the chart version recorded in the release labels is not the one helm installed",
+      );
     }
     return pulled.digest ? { ...info, chartDigest: pulled.digest } : info;
   };
 
   // After a refused install: uninstall the release if it is the failed first revision.
-  const cleanupFailedInstall = async (run: HelmRunner, major: HelmMajor, o: CommonOptions, err: unknown): Promise<void> => {
+  const cleanupFailedInstall = async (
+    run: HelmRunner,
+    major: HelmMajor,
+    o: CommonOptions,
+    err: unknown,
+  ): Promise<void> => {
     if (!options.tenant || !(err instanceof PaasError) || !CLEANUP_KINDS.has(err.kind)) return;
     try {
-      const status = parseRelease(await run(statusArgs(o.namespace, o.name), ctxOf("status", o.namespace, o.name), read));
+      const status = parseRelease(
+        await run(statusArgs(o.namespace, o.name), ctxOf("status", o.namespace, o.name), read),
+      );
       if (status.status !== "failed" || status.revision !== 1) return;
       const args = uninstallArgs({ ...o, timeoutSeconds: timeoutOf(o) }, major);
       await run(args, ctxOf("uninstall", o.namespace, o.name), { deadlineSeconds: timeoutOf(o) + grace });
-      options.logger.info({ namespace: o.namespace, release: o.name, reason: err.kind }, "refused install uninstalled: nothing of it stays in the cluster");
+      options.logger.info(
+        { namespace: o.namespace, release: o.name, reason: err.kind },
+        "refused install uninstalled: nothing of it stays in the cluster",
+      );
     } catch (cleanupErr) {
       if (cleanupErr instanceof PaasError && cleanupErr.kind === "not_found") return;
-      options.logger.warn({ err: cleanupErr, namespace: o.namespace, release: o.name }, "could not uninstall the refused install; it stays as a failed release");
+      options.logger.warn(
+        { err: cleanupErr, namespace: o.namespace, release: o.name },
+        "could not uninstall the refused install; it stays as a failed release",
+      );
     }
   };
 

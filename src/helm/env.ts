@@ -20,7 +20,13 @@ export interface HelmHome {
  */
 export async function createHelmHome(parentDir = tmpdir()): Promise<HelmHome> {
   const root = await mkdtemp(join(parentDir, "paas-helm-home-"));
-  const home = { root, cache: join(root, "cache"), config: join(root, "config"), data: join(root, "data"), work: join(root, "work") };
+  const home = {
+    root,
+    cache: join(root, "cache"),
+    config: join(root, "config"),
+    data: join(root, "data"),
+    work: join(root, "work"),
+  };
   await Promise.all([home.cache, home.config, home.data, home.work].map((dir) => mkdir(dir, { mode: 0o700 })));
   // A server that exits without closing its client should not leave the tree behind;
   // one process-wide "exit" listener serves every home.
@@ -52,7 +58,11 @@ export async function removeHelmHome(home: HelmHome): Promise<void> {
  * Everything else (PATH, HOME, proxies, KUBERNETES_SERVICE_*, cloud credentials used by
  * kubeconfig exec plugins) passes through.
  */
-export function helmEnv(parent: NodeJS.ProcessEnv, home: HelmHome, extra: Record<string, string> = {}): Record<string, string> {
+export function helmEnv(
+  parent: NodeJS.ProcessEnv,
+  home: HelmHome,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(parent)) {
     if (value !== undefined && !key.toUpperCase().startsWith("HELM_")) env[key] = value;
@@ -81,7 +91,11 @@ export async function withRunHome<T>(
 ): Promise<T> {
   const root = await mkdtemp(join(parentDir ?? tmpdir(), "paas-helm-run-"));
   try {
-    const dirs = { HELM_CACHE_HOME: join(root, "cache"), HELM_CONFIG_HOME: join(root, "config"), HELM_DATA_HOME: join(root, "data") };
+    const dirs = {
+      HELM_CACHE_HOME: join(root, "cache"),
+      HELM_CONFIG_HOME: join(root, "config"),
+      HELM_DATA_HOME: join(root, "data"),
+    };
     const charts = join(root, "charts");
     await Promise.all([...Object.values(dirs), charts].map((dir) => mkdir(dir, { mode: 0o700 })));
     return await fn({ ...dirs, HELM_PLUGINS: plugins }, charts);

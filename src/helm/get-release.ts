@@ -11,7 +11,12 @@ import type { ReleaseInfo } from "../domain/release.ts";
  * status of the revision the metadata describes is read again, so the result is never a
  * mix of two revisions.
  */
-export async function getRelease(run: HelmRunner, namespace: string, name: string, options: HelmRunOptions): Promise<ReleaseInfo> {
+export async function getRelease(
+  run: HelmRunner,
+  namespace: string,
+  name: string,
+  options: HelmRunOptions,
+): Promise<ReleaseInfo> {
   const [statusOut, metaOut] = await Promise.all([
     run(statusArgs(namespace, name), { verb: "status", namespace, name }, options),
     run(metadataArgs(namespace, name), { verb: "get metadata", namespace, name }, options),
@@ -19,7 +24,9 @@ export async function getRelease(run: HelmRunner, namespace: string, name: strin
   let release = parseRelease(statusOut);
   const meta = parseMetadata(metaOut);
   if (meta.revision !== release.revision) {
-    release = parseRelease(await run(statusArgs(namespace, name, meta.revision), { verb: "status", namespace, name }, options));
+    release = parseRelease(
+      await run(statusArgs(namespace, name, meta.revision), { verb: "status", namespace, name }, options),
+    );
   }
   return withMetadata(release, meta);
 }

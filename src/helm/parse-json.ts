@@ -23,7 +23,9 @@ export function parseJsonOutput(stdout: string): unknown {
     }
   }
   // The output may hold values or rendered Secrets: keep it out of the message.
-  throw new PaasError("internal", "helm printed unexpected output", { cause: new Error(`unparsable helm output (${text.length} chars)`) });
+  throw new PaasError("internal", "helm printed unexpected output", {
+    cause: new Error(`unparsable helm output (${text.length} chars)`),
+  });
 }
 
 /** asObject returns a JSON object, or an empty one for anything else (absent or null). */

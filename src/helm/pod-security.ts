@@ -76,10 +76,18 @@ interface Container {
 
 function containersOf(spec: Obj): Container[] {
   const out: Container[] = [];
-  for (const [field, label] of [["initContainers", "init container"], ["containers", "container"], ["ephemeralContainers", "ephemeral container"]] as const) {
+  for (const [field, label] of [
+    ["initContainers", "init container"],
+    ["containers", "container"],
+    ["ephemeralContainers", "ephemeral container"],
+  ] as const) {
     for (const c of arr(spec[field])) {
       const co = obj(c);
-      out.push({ what: `${label} ${JSON.stringify(String(co["name"] ?? "?"))}`, c: co, sc: obj(co["securityContext"]) });
+      out.push({
+        what: `${label} ${JSON.stringify(String(co["name"] ?? "?"))}`,
+        c: co,
+        sc: obj(co["securityContext"]),
+      });
     }
   }
   return out;
@@ -107,28 +115,36 @@ export function podSecurityViolations(spec: Obj, meta: Obj, level: PssLevel): st
   const seLinux = (sc: Obj, where: string) => {
     const o = sc["seLinuxOptions"];
     if (!isObj(o)) return;
-    if (!SELINUX_TYPES.has(String(o["type"] ?? ""))) out.push(`${where}securityContext.seLinuxOptions.type ${JSON.stringify(o["type"])}`);
+    if (!SELINUX_TYPES.has(String(o["type"] ?? "")))
+      out.push(`${where}securityContext.seLinuxOptions.type ${JSON.stringify(o["type"])}`);
     if (o["user"] || o["role"]) out.push(`${where}securityContext.seLinuxOptions.user/role set`);
   };
   const appArmor = (sc: Obj, where: string) => {
     const t = obj(sc["appArmorProfile"])["type"];
-    if (t !== undefined && t !== "RuntimeDefault" && t !== "Localhost") out.push(`${where}securityContext.appArmorProfile.type=${String(t)}`);
+    if (t !== undefined && t !== "RuntimeDefault" && t !== "Localhost")
+      out.push(`${where}securityContext.appArmorProfile.type=${String(t)}`);
   };
   const seccompUnconfined = (sc: Obj, where: string) => {
-    if (obj(sc["seccompProfile"])["type"] === "Unconfined") out.push(`${where}securityContext.seccompProfile.type=Unconfined`);
+    if (obj(sc["seccompProfile"])["type"] === "Unconfined")
+      out.push(`${where}securityContext.seccompProfile.type=Unconfined`);
   };
   seLinux(psc, "");
   appArmor(psc, "");
   seccompUnconfined(psc, "");
   for (const [key, value] of Object.entries(obj(meta["annotations"]))) {
-    if (key.startsWith("container.apparmor.security.beta.kubernetes.io/") && value !== "runtime/default" && !String(value).startsWith("localhost/")) {
+    if (
+      key.startsWith("container.apparmor.security.beta.kubernetes.io/") &&
+      value !== "runtime/default" &&
+      !String(value).startsWith("localhost/")
+    ) {
       out.push(`annotation ${key}=${String(value)}`);
     }
   }
   for (const { what, c, sc } of containers) {
     const where = `${what}: `;
     if (sc["privileged"] === true) out.push(`${where}securityContext.privileged=true`);
-    if (obj(sc["windowsOptions"])["hostProcess"] === true) out.push(`${where}securityContext.windowsOptions.hostProcess=true`);
+    if (obj(sc["windowsOptions"])["hostProcess"] === true)
+      out.push(`${where}securityContext.windowsOptions.hostProcess=true`);
     for (const cap of arr(obj(sc["capabilities"])["add"])) {
       if (!BASELINE_CAPS.has(String(cap))) out.push(`${where}capability ${String(cap)} added`);
     }
@@ -136,7 +152,8 @@ export function podSecurityViolations(spec: Obj, meta: Obj, level: PssLevel): st
       const hp = obj(p)["hostPort"];
       if (hp !== undefined && hp !== 0) out.push(`${where}hostPort ${String(hp)}`);
     }
-    if (sc["procMount"] !== undefined && sc["procMount"] !== "Default") out.push(`${where}securityContext.procMount=${String(sc["procMount"])}`);
+    if (sc["procMount"] !== undefined && sc["procMount"] !== "Default")
+      out.push(`${where}securityContext.procMount=${String(sc["procMount"])}`);
     seLinux(sc, where);
     appArmor(sc, where);
     seccompUnconfined(sc, where);
@@ -156,15 +173,20 @@ export function podSecurityViolations(spec: Obj, meta: Obj, level: PssLevel): st
   const seccompOk = (t: unknown) => t === "RuntimeDefault" || t === "Localhost";
   for (const { what, sc } of containers) {
     const where = `${what}: `;
-    if (sc["allowPrivilegeEscalation"] !== false) out.push(`${where}securityContext.allowPrivilegeEscalation must be false`);
+    if (sc["allowPrivilegeEscalation"] !== false)
+      out.push(`${where}securityContext.allowPrivilegeEscalation must be false`);
     const nonRoot = sc["runAsNonRoot"] ?? podNonRoot;
     if (nonRoot !== true) out.push(`${where}securityContext.runAsNonRoot must be true (pod or container)`);
     if (sc["runAsUser"] === 0) out.push(`${where}securityContext.runAsUser=0`);
     const seccomp = obj(sc["seccompProfile"])["type"] ?? podSeccomp;
-    if (!seccompOk(seccomp)) out.push(`${where}securityContext.seccompProfile.type must be RuntimeDefault or Localhost (pod or container)`);
+    if (!seccompOk(seccomp))
+      out.push(`${where}securityContext.seccompProfile.type must be RuntimeDefault or Localhost (pod or container)`);
     const caps = obj(sc["capabilities"]);
-    if (!arr(caps["drop"]).some((d) => d === "ALL")) out.push(`${where}securityContext.capabilities.drop must include ALL`);
-    for (const cap of arr(caps["add"])) if (cap !== "NET_BIND_SERVICE" && BASELINE_CAPS.has(String(cap))) out.push(`${where}capability ${String(cap)} added`);
+    if (!arr(caps["drop"]).some((d) => d === "ALL"))
+      out.push(`${where}securityContext.capabilities.drop must include ALL`);
+    for (const cap of arr(caps["add"]))
+      if (cap !== "NET_BIND_SERVICE" && BASELINE_CAPS.has(String(cap)))
+        out.push(`${where}capability ${String(cap)} added`);
   }
   return out;
 }

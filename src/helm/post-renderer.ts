@@ -128,7 +128,11 @@ export async function withRenderGuard<T>(
       const report = await readReport();
       if (report?.unknownKind) opts.onUnknownKind?.();
       if (report && report.refused.length > 0) {
-        throw new PaasError("failed_precondition", `The chart was refused before anything was applied: ${describeRefusal(report.refused)}`, { cause: err });
+        throw new PaasError(
+          "failed_precondition",
+          `The chart was refused before anything was applied: ${describeRefusal(report.refused)}`,
+          { cause: err },
+        );
       }
       throw err;
     }

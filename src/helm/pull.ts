@@ -41,15 +41,29 @@ export async function pullChart(
   options: HelmRunOptions,
 ): Promise<PulledChart> {
   let stderr = "";
-  const stdout = await run(pullArgs(source, dir, chartOptions), { ...ctx, verb: "pull" }, { ...options, onStderr: (s) => (stderr = s) });
+  const stdout = await run(
+    pullArgs(source, dir, chartOptions),
+    { ...ctx, verb: "pull" },
+    { ...options, onStderr: (s) => (stderr = s) },
+  );
   // One file: helm names it after the archive URL (OCI: <name>-<version>.tgz; an HTTP
   // repository's index may use any name). A provenance file would come only with --prov.
-  const archives = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && !e.name.endsWith(".prov")).map((e) => e.name);
+  const archives = (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isFile() && !e.name.endsWith(".prov"))
+    .map((e) => e.name);
   if (archives.length !== 1) {
-    throw new PaasError("internal", "helm pull did not leave exactly one chart archive", { cause: new Error(`found ${JSON.stringify(archives)}`) });
+    throw new PaasError("internal", "helm pull did not leave exactly one chart archive", {
+      cause: new Error(`found ${JSON.stringify(archives)}`),
+    });
   }
   const archive = join(dir, archives[0]!);
   const chart = await readChartArchive(archive);
   const digest = source.ref.trim().startsWith("oci://") ? DIGEST_LINE.exec(`${stdout}\n${stderr}`)?.[1] : undefined;
-  return { archive, name: chart.name, version: chart.version, ...(digest ? { digest } : {}), ...(chart.crds ? { crds: chart.crds } : {}) };
+  return {
+    archive,
+    name: chart.name,
+    version: chart.version,
+    ...(digest ? { digest } : {}),
+    ...(chart.crds ? { crds: chart.crds } : {}),
+  };
 }

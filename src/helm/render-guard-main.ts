@@ -23,10 +23,14 @@ function main(): number {
   const input = readFileSync(0, "utf8");
   const result = guardManifests(input, run.policy);
   // "wx": the report is fresh for each run; never follow a planted link.
-  writeFileSync(run.report, JSON.stringify({ refused: result.refused, dropped: result.dropped, unknownKind: result.unknownKind }), {
-    mode: 0o600,
-    flag: "wx",
-  });
+  writeFileSync(
+    run.report,
+    JSON.stringify({ refused: result.refused, dropped: result.dropped, unknownKind: result.unknownKind }),
+    {
+      mode: 0o600,
+      flag: "wx",
+    },
+  );
   if (result.refused.length > 0) {
     process.stderr.write(`paas-render-guard: refused: ${describeRefusal(result.refused)}\n`);
     return 1;

@@ -97,7 +97,12 @@ export function guardManifests(stream: string, policy: GuardPolicy): GuardResult
     const o: GuardObject = {
       apiVersion: typeof doc["apiVersion"] === "string" ? doc["apiVersion"] : "",
       kind: typeof doc["kind"] === "string" ? doc["kind"] : "",
-      name: typeof meta["name"] === "string" ? meta["name"] : typeof meta["generateName"] === "string" ? `${meta["generateName"]}*` : "",
+      name:
+        typeof meta["name"] === "string"
+          ? meta["name"]
+          : typeof meta["generateName"] === "string"
+            ? `${meta["generateName"]}*`
+            : "",
       namespace: typeof meta["namespace"] === "string" ? meta["namespace"] : "",
       ...(typeof annotations["helm.sh/hook"] === "string" ? { hook: annotations["helm.sh/hook"] } : {}),
     };
@@ -114,7 +119,8 @@ export function guardManifests(stream: string, policy: GuardPolicy): GuardResult
     if (o.apiVersion === "v1" && o.kind === "List") {
       const items = Array.isArray(doc["items"]) ? doc["items"] : [];
       for (const item of items) {
-        if (check(item, true)) refuse(describeOf(item), "the platform removes this kind from charts, which cannot be done inside a List");
+        if (check(item, true))
+          refuse(describeOf(item), "the platform removes this kind from charts, which cannot be done inside a List");
       }
       return false;
     }
@@ -125,15 +131,24 @@ export function guardManifests(stream: string, policy: GuardPolicy): GuardResult
     const namespaced = policy.scopes[`${o.apiVersion}/${o.kind}`];
     if (namespaced === undefined) {
       unknownKind = true;
-      refuse(o, `the cluster does not serve kind ${o.kind} in ${o.apiVersion} (is its CustomResourceDefinition installed?)`);
+      refuse(
+        o,
+        `the cluster does not serve kind ${o.kind} in ${o.apiVersion} (is its CustomResourceDefinition installed?)`,
+      );
       return false;
     }
     if (!namespaced) {
-      refuse(o, `${o.kind} is cluster-scoped: a release may only create objects in its own namespace "${policy.namespace}"`);
+      refuse(
+        o,
+        `${o.kind} is cluster-scoped: a release may only create objects in its own namespace "${policy.namespace}"`,
+      );
       return false;
     }
     if (o.namespace !== "" && o.namespace !== policy.namespace) {
-      refuse(o, `it is in namespace "${o.namespace}": a release may only create objects in its own namespace "${policy.namespace}"`);
+      refuse(
+        o,
+        `it is in namespace "${o.namespace}": a release may only create objects in its own namespace "${policy.namespace}"`,
+      );
       return false;
     }
     if (drop.has(gk)) {
@@ -151,7 +166,10 @@ export function guardManifests(stream: string, policy: GuardPolicy): GuardResult
       const v = podSecurityViolations(pod.spec, pod.meta, policy.podSecurity!);
       if (v.length > 0) {
         const more = v.length > MAX_VIOLATIONS_SHOWN ? ` (and ${v.length - MAX_VIOLATIONS_SHOWN} more)` : "";
-        refuse(o, `its pods violate the namespace's Pod Security level "${policy.podSecurity}": ${v.slice(0, MAX_VIOLATIONS_SHOWN).join("; ")}${more}`);
+        refuse(
+          o,
+          `its pods violate the namespace's Pod Security level "${policy.podSecurity}": ${v.slice(0, MAX_VIOLATIONS_SHOWN).join("; ")}${more}`,
+        );
       }
     }
     return false;
@@ -174,7 +192,8 @@ export function guardManifests(stream: string, policy: GuardPolicy): GuardResult
     objectsKept += docs.length;
   }
   let output = kept.join("");
-  if (objectsKept === 0) output = output.trim() === "" ? EMPTY_OUTPUT : `${output}${output.endsWith("\n") ? "" : "\n"}${EMPTY_OUTPUT}`;
+  if (objectsKept === 0)
+    output = output.trim() === "" ? EMPTY_OUTPUT : `${output}${output.endsWith("\n") ? "" : "\n"}${EMPTY_OUTPUT}`;
   return { output, refused, dropped, unknownKind };
 }
 

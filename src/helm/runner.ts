@@ -44,7 +44,10 @@ export function createRunner(config: RunnerConfig): HelmRunner {
   return async (args, ctx, options) => {
     const level = WRITES.has(ctx.verb) ? "info" : "debug";
     if (options.signal?.aborted) {
-      throw classify({ exitCode: null, stderr: "", timedOut: false, aborted: true, abortReason: options.signal.reason }, ctx);
+      throw classify(
+        { exitCode: null, stderr: "", timedOut: false, aborted: true, abortReason: options.signal.reason },
+        ctx,
+      );
     }
     // Writes are logged when they start too: an operator reading the log during an incident
     // (or a shutdown) must see which helm runs are in flight.
@@ -64,12 +67,22 @@ export function createRunner(config: RunnerConfig): HelmRunner {
     // An exit code of 0 is success even if a cancel arrived while helm was finishing.
     if (result.exitCode === 0 && !result.failure) {
       options.onStderr?.(result.stderr);
-      config.logger[level](result.stderr.trim() ? { ...fields, stderr: sanitizeStderr(result.stderr) } : fields, `helm ${ctx.verb}`);
+      config.logger[level](
+        result.stderr.trim() ? { ...fields, stderr: sanitizeStderr(result.stderr) } : fields,
+        `helm ${ctx.verb}`,
+      );
       return result.stdout;
     }
     const error = classify({ ...result, abortReason: options.signal?.reason }, ctx);
     config.logger.warn(
-      { ...fields, timedOut: result.timedOut, aborted: result.aborted, failure: result.failure, kind: error.kind, stderr: sanitizeStderr(result.stderr) },
+      {
+        ...fields,
+        timedOut: result.timedOut,
+        aborted: result.aborted,
+        failure: result.failure,
+        kind: error.kind,
+        stderr: sanitizeStderr(result.stderr),
+      },
       `helm ${ctx.verb} failed`,
     );
     throw error;

@@ -10,7 +10,10 @@ const REDACTIONS: ReadonlyArray<[RegExp, string]> = [
   [/((?:Invalid|Unsupported|Duplicate) value:\s*)("(?:[^"\\]|\\.)*"|\S+)/g, "$1<redacted>"],
   [/(\/\/)[^/\s:@]+:[^/\s@]+@/g, "$1<redacted>@"],
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 <redacted>"],
-  [/\b(password|passwd|token|secret|api[_-]?key|authorization)(["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|\S+)/gi, "$1$2<redacted>"],
+  [
+    /\b(password|passwd|token|secret|api[_-]?key|authorization)(["']?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|\S+)/gi,
+    "$1$2<redacted>",
+  ],
   // Long base64 runs are Secret data, certificates or keys far more often than prose.
   [/[A-Za-z0-9+/]{48,}={0,2}/g, "<redacted>"],
 ];
@@ -24,5 +27,7 @@ export function sanitizeStderr(stderr: string): string {
   let text = stderr;
   for (const [pattern, replacement] of REDACTIONS) text = text.replace(pattern, replacement);
   text = text.trim();
-  return text.length > MAX_STDERR_CHARS ? `${text.slice(0, MAX_STDERR_CHARS)}… (${text.length - MAX_STDERR_CHARS} more chars)` : text;
+  return text.length > MAX_STDERR_CHARS
+    ? `${text.slice(0, MAX_STDERR_CHARS)}… (${text.length - MAX_STDERR_CHARS} more chars)`
+    : text;
 }

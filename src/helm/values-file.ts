@@ -9,7 +9,11 @@ import type { JsonObject } from "../domain/release.ts";
  * the directory afterwards, whatever happens. Values may hold secrets: they never go on
  * the command line (visible in /proc and logs), and no other local user can read them.
  */
-export async function withValuesFile<T>(values: JsonObject, fn: (path: string) => Promise<T>, parentDir = tmpdir()): Promise<T> {
+export async function withValuesFile<T>(
+  values: JsonObject,
+  fn: (path: string) => Promise<T>,
+  parentDir = tmpdir(),
+): Promise<T> {
   // Serialise before touching the disk so that a bad value tree leaves nothing behind.
   const content = JSON.stringify(values ?? {});
   // mkdtemp creates the directory with mode 0700.

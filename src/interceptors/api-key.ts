@@ -37,7 +37,10 @@ export function apiKeyInterceptor(keys: KeyStore): Interceptor {
     }
     for (const verb of needs) {
       if (!identity.scope.allowsVerb(verb)) {
-        throw new PaasError("permission_denied", `API key "${identity.id}" may not call ${req.method.name}: it lacks the "${verb}" verb`);
+        throw new PaasError(
+          "permission_denied",
+          `API key "${identity.id}" may not call ${req.method.name}: it lacks the "${verb}" verb`,
+        );
       }
     }
     return next(req);
@@ -60,7 +63,10 @@ export function scopeInterceptor(): Interceptor {
     const check = (message: object) => {
       const ns = (message as Record<string, unknown>)[field];
       if (typeof ns !== "string" || !scope.allowsNamespace(ns)) {
-        throw new PaasError("permission_denied", `namespace "${typeof ns === "string" ? ns : ""}" is outside this API key's scope`);
+        throw new PaasError(
+          "permission_denied",
+          `namespace "${typeof ns === "string" ? ns : ""}" is outside this API key's scope`,
+        );
       }
     };
     return next(withCheckedMessages(req, check));

@@ -9,7 +9,11 @@ import { toConnectError } from "../errors.ts";
 import { emptyRecord } from "../operations/audit-records.ts";
 
 // The RPCs that change something: every verb but "read".
-const MUTATING = new Set(Object.entries(RPC_RULES).filter(([, rule]) => rule.verb !== "read").map(([name]) => name));
+const MUTATING = new Set(
+  Object.entries(RPC_RULES)
+    .filter(([, rule]) => rule.verb !== "read")
+    .map(([name]) => name),
+);
 
 const DENIED = new Set([Code.Unauthenticated, Code.PermissionDenied]);
 
@@ -52,7 +56,10 @@ export function auditDenialsInterceptor(audit: AuditStore, replica: string, logg
             replica,
           });
         } catch (writeErr) {
-          logger.error({ method, err: writeErr instanceof Error ? writeErr.message : String(writeErr) }, "audit: a denial could not be recorded");
+          logger.error(
+            { method, err: writeErr instanceof Error ? writeErr.message : String(writeErr) },
+            "audit: a denial could not be recorded",
+          );
         }
       }
       throw err;

@@ -86,7 +86,11 @@ function errorFields(err: unknown): Record<string, unknown> {
   if (err instanceof ConnectError) return { error: err.rawMessage };
   if (err instanceof Error) {
     const cause = err.cause instanceof Error ? err.cause.message : err.cause;
-    return { error: err.message, ...(cause === undefined ? {} : { cause }), ...(err instanceof PaasError ? {} : { stack: err.stack }) };
+    return {
+      error: err.message,
+      ...(cause === undefined ? {} : { cause }),
+      ...(err instanceof PaasError ? {} : { stack: err.stack }),
+    };
   }
   return { error: String(err) };
 }

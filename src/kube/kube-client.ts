@@ -96,7 +96,10 @@ export function createKubeClient(opts: KubeClientOptions): KubeClient {
       let pods: V1Pod[];
       let newest: V1Secret | undefined;
       try {
-        const [podList, secrets] = await Promise.all([api.listNamespacedPod({ namespace }), listStorage(namespace, release)]);
+        const [podList, secrets] = await Promise.all([
+          api.listNamespacedPod({ namespace }),
+          listStorage(namespace, release),
+        ]);
         pods = podList.items;
         newest = newestStorageSecret(secrets);
       } catch (err) {
@@ -174,7 +177,11 @@ async function* watchWithErrors(
     return { release: d.stored.release, podMatchers: podMatchersFromManifest(d.manifest) };
   };
   try {
-    yield* watchReleaseEvents({ pods, secrets, decode, logger: logger.child({ namespace, release }), backoff }, release, signal);
+    yield* watchReleaseEvents(
+      { pods, secrets, decode, logger: logger.child({ namespace, release }), backoff },
+      release,
+      signal,
+    );
   } catch (err) {
     throw kubeError(err, `watch release "${release}"`);
   }

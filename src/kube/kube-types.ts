@@ -81,7 +81,11 @@ export interface KubeClient {
    * the RoleBindings, then labels it ready; on an existing managed namespace it re-applies
    * all of it (updates the quota, repairs a half-provisioned namespace).
    */
-  ensureNamespace(name: string, quota: QuotaSpec, options?: NamespaceOptions): Promise<{ created: boolean; namespace: NamespaceInfo }>;
+  ensureNamespace(
+    name: string,
+    quota: QuotaSpec,
+    options?: NamespaceOptions,
+  ): Promise<{ created: boolean; namespace: NamespaceInfo }>;
   /** A managed namespace; "not_found" when it is absent or not managed by this service. */
   getNamespace(name: string): Promise<NamespaceInfo>;
   /** Managed namespaces whose name starts with the prefix. */

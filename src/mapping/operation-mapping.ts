@@ -65,10 +65,17 @@ export function toOperation(op: OperationRecord): Operation {
     msg.progress = create(OperationProgressSchema, {
       podsReady: op.progress.podsReady,
       podsDesired: op.progress.podsDesired,
-      workloads: op.progress.workloads.map((w) => create(WorkloadProgressSchema, { kind: w.kind, name: w.name, podsReady: w.ready, podsDesired: w.desired })),
+      workloads: op.progress.workloads.map((w) =>
+        create(WorkloadProgressSchema, { kind: w.kind, name: w.name, podsReady: w.ready, podsDesired: w.desired }),
+      ),
     });
   }
   if (op.response) msg.response = JSON.parse(op.response) as JsonObject;
-  if (op.error) msg.error = create(OperationErrorSchema, { code: op.error.code, message: op.error.message, reason: op.error.reason });
+  if (op.error)
+    msg.error = create(OperationErrorSchema, {
+      code: op.error.code,
+      message: op.error.message,
+      reason: op.error.reason,
+    });
   return msg;
 }

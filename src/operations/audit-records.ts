@@ -35,11 +35,16 @@ export function fingerprintOf<D extends DescMessage>(method: string, schema: D, 
 /** replay answers an idempotent retry with the first execution's stored result. */
 export function replay<D extends DescMessage>(schema: D, result: StoredResult): MessageShape<D> {
   if (result.ok) return fromJsonString(schema, result.response);
-  throw new PaasError(result.kind as ErrorKind, result.message, result.reason ? { reason: result.reason as ErrorReason } : {});
+  throw new PaasError(
+    result.kind as ErrorKind,
+    result.message,
+    result.reason ? { reason: result.reason as ErrorReason } : {},
+  );
 }
 
 /** describeError is a failure as records keep it; anything but a PaasError is INTERNAL, as callers see it. */
 export function describeError(err: unknown): { kind: ErrorKind; message: string; reason?: string } {
-  if (err instanceof PaasError) return { kind: err.kind, message: err.message, ...(err.reason ? { reason: err.reason } : {}) };
+  if (err instanceof PaasError)
+    return { kind: err.kind, message: err.message, ...(err.reason ? { reason: err.reason } : {}) };
   return { kind: "internal", message: "internal error" };
 }

@@ -1,4 +1,3 @@
-
 /** Call is who asks for a mutation and how, read from the request's context. */
 export interface Call {
   caller: string;
@@ -12,5 +11,12 @@ export interface Call {
 
 /** SYSTEM_CALL is the reconciler's and the adopting replica's identity where no request is behind the work. */
 export function systemCall(caller = "system"): Call {
-  return { caller, sourceIp: "", userAgent: "paas-operator", requestId: "", idempotencyKey: "", signal: new AbortController().signal };
+  return {
+    caller,
+    sourceIp: "",
+    userAgent: "paas-operator",
+    requestId: "",
+    idempotencyKey: "",
+    signal: new AbortController().signal,
+  };
 }

@@ -1,4 +1,11 @@
-import { fromJsonString, toJson, toJsonString, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import {
+  fromJsonString,
+  toJson,
+  toJsonString,
+  type DescMessage,
+  type JsonValue,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { valuesDigest } from "../audit/fingerprint.ts";
@@ -54,7 +61,8 @@ export interface SubmitOptions {
 }
 
 /** Submitted is how a mutation was answered: its response (synchronous), or its queued operation (async). */
-export type Submitted<Res extends DescMessage> = { operationId: string; response: MessageShape<Res> } | { operationId: string; accepted: OperationRecord };
+export type Submitted<Res extends DescMessage> =
+  { operationId: string; response: MessageShape<Res> } | { operationId: string; accepted: OperationRecord };
 
 /** Live is an operation this replica runs (or has queued). */
 interface Live {
@@ -123,7 +131,11 @@ export class OperationEngine {
    * it answers as soon as the operation is durably queued; otherwise when it has ended, with
    * the verb's response or its error — the contract of the synchronous RPCs.
    */
-  async submit<Req extends DescMessage, Res extends DescMessage>(verb: Verb<Req, Res>, req: MessageShape<Req>, options: SubmitOptions): Promise<Submitted<Res>> {
+  async submit<Req extends DescMessage, Res extends DescMessage>(
+    verb: Verb<Req, Res>,
+    req: MessageShape<Req>,
+    options: SubmitOptions,
+  ): Promise<Submitted<Res>> {
     const { call, async } = options;
     const plan = await verb.prepare(req);
     this.deps.lifecycle.assertAcceptingMutations();
@@ -143,7 +155,11 @@ export class OperationEngine {
         ttlMs: this.deps.idempotencyTtlMs,
       });
       if (claim.state === "mismatch") {
-        throw new PaasError("failed_precondition", `this idempotency key was used for a different request (operation ${claim.operationId}); use a new key`, { reason: "IDEMPOTENCY_KEY_REUSED" });
+        throw new PaasError(
+          "failed_precondition",
+          `this idempotency key was used for a different request (operation ${claim.operationId}); use a new key`,
+          { reason: "IDEMPOTENCY_KEY_REUSED" },
+        );
       }
       if (claim.state !== "claimed") {
         const first = async ? await store.getOperation(claim.operationId) : undefined;
@@ -152,9 +168,16 @@ export class OperationEngine {
           return { operationId: first.id, accepted: first };
         }
         if (claim.state === "running") {
-          throw new PaasError("conflict", `the first request with this idempotency key is still running (operation ${claim.operationId}); retry later for its result`, { reason: "IDEMPOTENCY_KEY_IN_USE" });
+          throw new PaasError(
+            "conflict",
+            `the first request with this idempotency key is still running (operation ${claim.operationId}); retry later for its result`,
+            { reason: "IDEMPOTENCY_KEY_IN_USE" },
+          );
         }
-        this.deps.logger.info({ operation: claim.operationId, method: verb.method }, "idempotent retry answered from the stored result");
+        this.deps.logger.info(
+          { operation: claim.operationId, method: verb.method },
+          "idempotent retry answered from the stored result",
+        );
         named(claim.operationId);
         return { operationId: claim.operationId, response: replay(verb.response, claim.result) };
       }
@@ -182,10 +205,21 @@ export class OperationEngine {
       updatedAt: now,
     };
     try {
-      await store.createOperation(op, { ...this.baseRecord(verb, plan, call, id), id: newAuditId(), time: now, stage: "intent" });
+      await store.createOperation(op, {
+        ...this.baseRecord(verb, plan, call, id),
+        id: newAuditId(),
+        time: now,
+        stage: "intent",
+      });
     } catch (err) {
-      if (claimed) await this.quietly(() => store.abandonIdempotency(call.caller, call.idempotencyKey, id), "freeing an idempotency key");
-      throw new PaasError("unavailable", "the audit log is unavailable; the mutation was refused (reads still work)", { cause: err });
+      if (claimed)
+        await this.quietly(
+          () => store.abandonIdempotency(call.caller, call.idempotencyKey, id),
+          "freeing an idempotency key",
+        );
+      throw new PaasError("unavailable", "the audit log is unavailable; the mutation was refused (reads still work)", {
+        cause: err,
+      });
     }
     const work = this.start(op, verb as AnyVerb, plan as Plan<DescMessage>, call, !async);
     if (async) {
@@ -200,7 +234,13 @@ export class OperationEngine {
    * error. Synchronous callers are answered early (UNAVAILABLE) when the Lease is lost and
    * helm has not stopped soon after its SIGTERM; the operation is still recorded when it ends.
    */
-  private start(op: OperationRecord, verb: AnyVerb, plan: Plan<DescMessage>, call: Call, sync: boolean): Promise<MessageShape<DescMessage>> {
+  private start(
+    op: OperationRecord,
+    verb: AnyVerb,
+    plan: Plan<DescMessage>,
+    call: Call,
+    sync: boolean,
+  ): Promise<MessageShape<DescMessage>> {
     const { lifecycle, locks, repair, store, logger } = this.deps;
     const tracker = new StepTracker(op, store, this.bus, logger);
     const cancel = new AbortController();
@@ -231,31 +271,51 @@ export class OperationEngine {
         key,
         async () => {
           cancel.signal.throwIfAborted();
-          if (sync && call.signal.aborted) throw new PaasError("unavailable", "the call was cancelled before it started");
+          if (sync && call.signal.aborted)
+            throw new PaasError("unavailable", "the call was cancelled before it started");
           if (!sync && lifecycle.draining) {
             // Shutting down: an async operation that has not started stays queued in the
             // store, and a live replica adopts it once this one's heartbeat has stopped.
             ended = true;
             handedOff = true;
-            throw new PaasError("unavailable", `operation ${op.id} is left queued for another replica (this one is shutting down)`);
+            throw new PaasError(
+              "unavailable",
+              `operation ${op.id} is left queued for another replica (this one is shutting down)`,
+            );
           }
           if (!(await store.startOperation(op.id, this.deps.replica, new Date()))) {
             // Cancelled while queued (its end is written), or adopted by another replica.
             ended = true;
-            throw new PaasError("cancelled", `operation ${op.id} was cancelled before it started`, { reason: "OPERATION_CANCELLED" });
+            throw new PaasError("cancelled", `operation ${op.id} was cancelled before it started`, {
+              reason: "OPERATION_CANCELLED",
+            });
           }
           op.state = "running";
           op.startedAt = new Date();
           tracker.publish();
           const holder = await locks.holderOf(plan.namespace, plan.release).catch(() => undefined);
           if (holder?.live) tracker.detail("wait-for-release", `waiting for the Lease held by ${holder.holder}`);
-          const lease = await locks.acquire(target, op.id, deadline ?? Date.now() + waitMs, sync ? AbortSignal.any([cancel.signal, call.signal]) : cancel.signal);
+          const lease = await locks.acquire(
+            target,
+            op.id,
+            deadline ?? Date.now() + waitMs,
+            sync ? AbortSignal.any([cancel.signal, call.signal]) : cancel.signal,
+          );
           tracker.end("wait-for-release", `holding the Lease ${lease.name}`);
           const lostMessage = `lost the Lease of ${plan.namespace}/${plan.release || "(namespace)"} (Kubernetes API unreachable); helm was sent SIGTERM`;
           lease.lost.addEventListener(
             "abort",
             () => {
-              setTimeout(() => answerLost(new PaasError("unavailable", `${lostMessage} and is still stopping; its outcome will be in the audit log`)), this.deps.lostAnswerGraceMs ?? 5000).unref();
+              setTimeout(
+                () =>
+                  answerLost(
+                    new PaasError(
+                      "unavailable",
+                      `${lostMessage} and is still stopping; its outcome will be in the audit log`,
+                    ),
+                  ),
+                this.deps.lostAnswerGraceMs ?? 5000,
+              ).unref();
             },
             { once: true },
           );
@@ -263,18 +323,29 @@ export class OperationEngine {
             if (plan.release && plan.repairFirst !== false) {
               const at = new Date();
               const fixed = await repair.repairHeld(plan.namespace, plan.release, op.id, call);
-              if (fixed) tracker.add("repair", `revision ${fixed.revision} was ${fixed.status} with no live operation; marked failed`, at);
+              if (fixed)
+                tracker.add(
+                  "repair",
+                  `revision ${fixed.revision} was ${fixed.status} with no live operation; marked failed`,
+                  at,
+                );
             }
             before = await repair.revisionOf(plan.namespace, plan.release);
             cancel.signal.throwIfAborted();
-            const stop = verb.stoppable ? AbortSignal.any([lease.lost, cancel.signal, lifecycle.helmSignal]) : AbortSignal.any([lease.lost, cancel.signal]);
+            const stop = verb.stoppable
+              ? AbortSignal.any([lease.lost, cancel.signal, lifecycle.helmSignal])
+              : AbortSignal.any([lease.lost, cancel.signal]);
             try {
               response = await plan.perform(this.runOf(entry, call, stop));
             } catch (err) {
               if (lease.lost.aborted) throw new PaasError("unavailable", lostMessage, { cause: err });
               // helm stopped by SIGTERM may leave the release pending: mark it failed now, while
               // this operation still holds the release, instead of waiting for recovery.
-              if (plan.release) await this.quietly(() => repair.repairHeld(plan.namespace, plan.release, op.id, call), "repairing after a failed operation");
+              if (plan.release)
+                await this.quietly(
+                  () => repair.repairHeld(plan.namespace, plan.release, op.id, call),
+                  "repairing after a failed operation",
+                );
               throw err;
             }
             return response;
@@ -296,7 +367,11 @@ export class OperationEngine {
         async (result) => {
           if (call.idempotencyKey) {
             await this.quietly(
-              () => store.completeIdempotency(call.caller, call.idempotencyKey, op.id, { ok: true, response: toJsonString(verb.response, result) }),
+              () =>
+                store.completeIdempotency(call.caller, call.idempotencyKey, op.id, {
+                  ok: true,
+                  response: toJsonString(verb.response, result),
+                }),
               "storing an idempotent result",
             );
           }
@@ -308,8 +383,16 @@ export class OperationEngine {
           if (!ended) await this.finish(entry, plan, call, started, undefined, err, 0, 0);
           if (call.idempotencyKey) {
             const f = describeError(err);
-            if (TRANSIENT.has(f.kind)) await this.quietly(() => store.abandonIdempotency(call.caller, call.idempotencyKey, op.id), "freeing an idempotency key");
-            else await this.quietly(() => store.completeIdempotency(call.caller, call.idempotencyKey, op.id, { ok: false, ...f }), "storing an idempotent result");
+            if (TRANSIENT.has(f.kind))
+              await this.quietly(
+                () => store.abandonIdempotency(call.caller, call.idempotencyKey, op.id),
+                "freeing an idempotency key",
+              );
+            else
+              await this.quietly(
+                () => store.completeIdempotency(call.caller, call.idempotencyKey, op.id, { ok: false, ...f }),
+                "storing an idempotent result",
+              );
           }
           throw err;
         },
@@ -340,11 +423,24 @@ export class OperationEngine {
     if (!entry.cancel.signal.aborted) return err;
     if (err instanceof PaasError && err.kind === "cancelled") return err;
     const helm = entry.tracker.has("apply") ? "; helm was sent SIGTERM" : " before helm started";
-    return new PaasError("cancelled", `operation ${entry.op.id} was cancelled by ${entry.cancelledBy || "a caller"}${helm}`, { cause: err, reason: "OPERATION_CANCELLED" });
+    return new PaasError(
+      "cancelled",
+      `operation ${entry.op.id} was cancelled by ${entry.cancelledBy || "a caller"}${helm}`,
+      { cause: err, reason: "OPERATION_CANCELLED" },
+    );
   }
 
   /** finish writes the operation's end and its audit outcome, in one transaction. */
-  private async finish(entry: Live, plan: Plan<DescMessage>, call: Call, started: number, res: MessageShape<DescMessage> | undefined, raw: unknown, before: number, after: number): Promise<void> {
+  private async finish(
+    entry: Live,
+    plan: Plan<DescMessage>,
+    call: Call,
+    started: number,
+    res: MessageShape<DescMessage> | undefined,
+    raw: unknown,
+    before: number,
+    after: number,
+  ): Promise<void> {
     const { op, tracker, verb } = entry;
     if (entry.closed) return;
     entry.closed = true;
@@ -381,12 +477,26 @@ export class OperationEngine {
     try {
       const written = await this.deps.store.finishOperation(
         op.id,
-        { state, finishedAt, steps: op.steps, ...(op.progress ? { progress: op.progress } : {}), response: responseJson, ...(error ? { error } : {}) },
+        {
+          state,
+          finishedAt,
+          steps: op.steps,
+          ...(op.progress ? { progress: op.progress } : {}),
+          response: responseJson,
+          ...(error ? { error } : {}),
+        },
         outcome,
       );
-      if (!written) this.deps.logger.warn({ operation: op.id }, "operations: this operation was already closed (cancelled, or recovered by another replica)");
+      if (!written)
+        this.deps.logger.warn(
+          { operation: op.id },
+          "operations: this operation was already closed (cancelled, or recovered by another replica)",
+        );
     } catch (e) {
-      this.deps.logger.error({ operation: op.id, err: e instanceof Error ? e.message : String(e) }, "operations: failed writing the end of an operation");
+      this.deps.logger.error(
+        { operation: op.id, err: e instanceof Error ? e.message : String(e) },
+        "operations: failed writing the end of an operation",
+      );
     }
     op.state = state;
     op.finishedAt = finishedAt;
@@ -415,11 +525,14 @@ export class OperationEngine {
     if (!found) throw new PaasError("not_found", `operation ${id} not found`);
     const live = this.live.get(id);
     let op: OperationRecord = live ? snapshot(live.op) : found;
-    if (TERMINAL.has(op.state)) throw new PaasError("failed_precondition", `operation ${id} has already ended (${op.state})`);
+    if (TERMINAL.has(op.state))
+      throw new PaasError("failed_precondition", `operation ${id} has already ended (${op.state})`);
     const verb = this.verbs.get(op.method);
     if (op.state === "queued") {
       const finishedAt = new Date();
-      const steps = op.steps.map((s) => (s.state === "running" ? { ...s, state: "cancelled" as const, finishedAt } : s));
+      const steps = op.steps.map((s) =>
+        s.state === "running" ? { ...s, state: "cancelled" as const, finishedAt } : s,
+      );
       const message = `operation ${id} was cancelled by ${by} before it started`;
       const error = { code: "CANCELLED", message, reason: "OPERATION_CANCELLED" };
       const outcome: AuditRecord = {
@@ -449,13 +562,23 @@ export class OperationEngine {
         }
         const { caller, idempotencyKey } = op;
         if (idempotencyKey && !live) {
-          await this.quietly(() => store.completeIdempotency(caller, idempotencyKey, id, { ok: false, kind: "cancelled", message, reason: "OPERATION_CANCELLED" }), "storing an idempotent result");
+          await this.quietly(
+            () =>
+              store.completeIdempotency(caller, idempotencyKey, id, {
+                ok: false,
+                kind: "cancelled",
+                message,
+                reason: "OPERATION_CANCELLED",
+              }),
+            "storing an idempotent result",
+          );
         }
         return (await store.getOperation(id)) ?? op;
       }
       // It started meanwhile: cancel it as a running one.
       op = (live ? snapshot(live.op) : await store.getOperation(id)) ?? op;
-      if (TERMINAL.has(op.state)) throw new PaasError("failed_precondition", `operation ${id} has already ended (${op.state})`);
+      if (TERMINAL.has(op.state))
+        throw new PaasError("failed_precondition", `operation ${id} has already ended (${op.state})`);
     }
     const applying = op.steps.some((s) => s.name === "apply");
     if (applying && verb && !verb.stoppable) {
@@ -466,7 +589,9 @@ export class OperationEngine {
     }
     if (live) {
       live.cancelledBy = by;
-      live.cancel.abort(new PaasError("cancelled", `operation ${id} was cancelled by ${by}`, { reason: "OPERATION_CANCELLED" }));
+      live.cancel.abort(
+        new PaasError("cancelled", `operation ${id} was cancelled by ${by}`, { reason: "OPERATION_CANCELLED" }),
+      );
       await Promise.race([live.done, sleep(CANCEL_ANSWER_MS)]);
     } else {
       await store.requestCancel(id);
@@ -562,7 +687,10 @@ export class OperationEngine {
     if (this.deps.lifecycle.draining) return 0;
     const ops = await this.deps.store.adoptQueued(this.deps.replica, this.deps.replicaTtlMs, ADOPT_BATCH);
     for (const op of ops) {
-      this.deps.logger.info({ operation: op.id, kind: op.kind, namespace: op.namespace, release: op.release }, "adopted a queued operation of a replica that stopped");
+      this.deps.logger.info(
+        { operation: op.id, kind: op.kind, namespace: op.namespace, release: op.release },
+        "adopted a queued operation of a replica that stopped",
+      );
       const verb = this.verbs.get(op.method);
       const call: Call = { ...systemCall(op.caller), idempotencyKey: op.idempotencyKey };
       let plan: Plan<DescMessage>;
@@ -571,7 +699,17 @@ export class OperationEngine {
         plan = await verb.prepare(fromJsonString(verb.request, op.request));
       } catch (err) {
         const f = describeError(err);
-        await this.deps.store.finishOperation(op.id, { state: "failed", finishedAt: new Date(), steps: op.steps, error: { code: grpcCodeName(f.kind), message: f.message, reason: f.reason ?? "" } }, undefined, ["queued"]);
+        await this.deps.store.finishOperation(
+          op.id,
+          {
+            state: "failed",
+            finishedAt: new Date(),
+            steps: op.steps,
+            error: { code: grpcCodeName(f.kind), message: f.message, reason: f.reason ?? "" },
+          },
+          undefined,
+          ["queued"],
+        );
         continue;
       }
       const work = this.start(op, verb, plan, call, false);
@@ -606,12 +744,22 @@ export class OperationEngine {
   private async once(fn: () => Promise<unknown>): Promise<void> {
     if (this.polling) return;
     this.polling = fn()
-      .catch((err: unknown) => this.deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "operations: background pass failed; retrying later"))
+      .catch((err: unknown) =>
+        this.deps.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "operations: background pass failed; retrying later",
+        ),
+      )
       .finally(() => (this.polling = undefined));
     await this.polling;
   }
 
-  private baseRecord(verb: AnyVerb, plan: Plan<DescMessage>, call: Call, id: string): Omit<AuditRecord, "id" | "time" | "stage"> {
+  private baseRecord(
+    verb: AnyVerb,
+    plan: Plan<DescMessage>,
+    call: Call,
+    id: string,
+  ): Omit<AuditRecord, "id" | "time" | "stage"> {
     return {
       ...emptyRecord(),
       operationId: id,
@@ -654,7 +802,11 @@ function labelsOf(caller: string, id: string): Record<string, string> {
 function withoutValues(json: JsonValue): JsonValue {
   if (Array.isArray(json)) return json.map(withoutValues);
   if (json === null || typeof json !== "object") return json;
-  return Object.fromEntries(Object.entries(json).filter(([k, v]) => !(k === "values" && typeof v === "object")).map(([k, v]) => [k, withoutValues(v)]));
+  return Object.fromEntries(
+    Object.entries(json)
+      .filter(([k, v]) => !(k === "values" && typeof v === "object"))
+      .map(([k, v]) => [k, withoutValues(v)]),
+  );
 }
 
 /** grpcCodeName is the canonical gRPC name of a kind's code, as operations report it: "FAILED_PRECONDITION", "CANCELLED". */

@@ -40,7 +40,10 @@ export class OperationQueue {
     try {
       await this.before(previous, options.deadline, () => {
         const holder = this.current.get(key)?.label;
-        return new PaasError("conflict", `${key} is being changed by ${holder ? `operation ${holder}` : "another operation"}; retry later`);
+        return new PaasError(
+          "conflict",
+          `${key} is being changed by ${holder ? `operation ${holder}` : "another operation"}; retry later`,
+        );
       });
       this.current.set(key, { label: options.label ?? "" });
       try {
@@ -83,7 +86,9 @@ export class OperationQueue {
   private async before(p: Promise<void>, deadline: number | undefined, refusal: () => PaasError): Promise<void> {
     if (deadline === undefined) return p;
     let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<"expired">((resolve) => (timer = setTimeout(() => resolve("expired"), Math.max(0, deadline - Date.now()))));
+    const expired = new Promise<"expired">(
+      (resolve) => (timer = setTimeout(() => resolve("expired"), Math.max(0, deadline - Date.now()))),
+    );
     try {
       const won = await Promise.race([p.then(() => "ready" as const), expired]);
       if (won === "expired") throw refusal();
@@ -106,11 +111,14 @@ export class OperationQueue {
       };
       this.waiting.push(take);
       if (deadline !== undefined) {
-        timer = setTimeout(() => {
-          const i = this.waiting.indexOf(take);
-          if (i >= 0) this.waiting.splice(i, 1);
-          reject(new PaasError("unavailable", `all ${this.concurrency} helm slots stayed busy; retry later`));
-        }, Math.max(0, deadline - Date.now()));
+        timer = setTimeout(
+          () => {
+            const i = this.waiting.indexOf(take);
+            if (i >= 0) this.waiting.splice(i, 1);
+            reject(new PaasError("unavailable", `all ${this.concurrency} helm slots stayed busy; retry later`));
+          },
+          Math.max(0, deadline - Date.now()),
+        );
       }
     });
   }

@@ -88,7 +88,8 @@ export class Reconciler {
     // Intents of dead replicas whose release is not pending any more (a pending one is closed
     // by its repair above, once its Lease has expired).
     const closed = await repair.closeOrphans(
-      async (i) => !i.release || !(await recovery.newestRevision(i.namespace, i.release))?.status.startsWith("pending-"),
+      async (i) =>
+        !i.release || !(await recovery.newestRevision(i.namespace, i.release))?.status.startsWith("pending-"),
       undefined,
       "closed from the release's history",
     );
@@ -107,7 +108,12 @@ export class Reconciler {
   private async reconcileSafely(): Promise<void> {
     if (this.running) return;
     this.running = this.reconcile()
-      .catch((err: unknown) => this.deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "reconcile pass failed; retrying later"))
+      .catch((err: unknown) =>
+        this.deps.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "reconcile pass failed; retrying later",
+        ),
+      )
       .finally(() => (this.running = undefined));
     await this.running;
   }

@@ -32,16 +32,28 @@ export class ReleaseRepair {
    * Lease, so no live operation can be running helm on it. Open intents of dead replicas on
    * the release are closed as recovered; a repair with none to close gets its own record.
    */
-  async repairHeld(namespace: string, release: string, operationId: string, call: Pick<Call, "caller" | "sourceIp" | "userAgent" | "requestId">): Promise<PendingRevision | undefined> {
+  async repairHeld(
+    namespace: string,
+    release: string,
+    operationId: string,
+    call: Pick<Call, "caller" | "sourceIp" | "userAgent" | "requestId">,
+  ): Promise<PendingRevision | undefined> {
     const fixed = await this.deps.recovery.markPendingFailed(
       namespace,
       release,
       `Interrupted: the operation that set this revision pending ended without finishing; marked failed by operation ${operationId}`,
     );
     if (!fixed) return undefined;
-    this.deps.logger.warn({ namespace, release, revision: fixed.revision, status: fixed.status, operation: operationId }, "recovered a release left pending by a dead operation");
+    this.deps.logger.warn(
+      { namespace, release, revision: fixed.revision, status: fixed.status, operation: operationId },
+      "recovered a release left pending by a dead operation",
+    );
     const note = `revision ${fixed.revision} was ${fixed.status}${fixed.since ? ` since ${fixed.since.toISOString()}` : ""}; marked failed`;
-    const closed = await this.closeOrphans((i) => i.namespace === namespace && i.release === release, fixed.revision, note);
+    const closed = await this.closeOrphans(
+      (i) => i.namespace === namespace && i.release === release,
+      fixed.revision,
+      note,
+    );
     if (closed === 0) {
       await this.deps.audit.append({
         ...emptyRecord(),
@@ -71,7 +83,11 @@ export class ReleaseRepair {
    * replicaTtlMs) that `which` accepts; `which` is only asked about those. Their operations,
    * if still running, end FAILED naming the step they died in. Returns how many it closed.
    */
-  async closeOrphans(which: (intent: AuditRecord) => boolean | Promise<boolean>, revision: number | undefined, note: string): Promise<number> {
+  async closeOrphans(
+    which: (intent: AuditRecord) => boolean | Promise<boolean>,
+    revision: number | undefined,
+    note: string,
+  ): Promise<number> {
     const { audit } = this.deps;
     const open = await audit.openIntents();
     if (open.length === 0) return 0;
@@ -98,11 +114,19 @@ export class ReleaseRepair {
       if (op && (op.state === "running" || op.state === "queued") && op.replica === intent.replica) {
         // The operation ends with its outcome, in one transaction.
         const step = op.steps.findLast((s) => s.state === "running");
-        const steps = op.steps.map((s) => (s.state === "running" ? { ...s, state: "failed" as const, finishedAt: new Date() } : s));
+        const steps = op.steps.map((s) =>
+          s.state === "running" ? { ...s, state: "failed" as const, finishedAt: new Date() } : s,
+        );
         const died = step ? `; it died in step "${step.name}"` : "";
         const ended = await audit.finishOperation(
           op.id,
-          { state: "failed", finishedAt: new Date(), steps, ...(op.progress ? { progress: op.progress } : {}), error: { code: "ABORTED", message: `${message}${died}`, reason: "REPLICA_LOST" } },
+          {
+            state: "failed",
+            finishedAt: new Date(),
+            steps,
+            ...(op.progress ? { progress: op.progress } : {}),
+            error: { code: "ABORTED", message: `${message}${died}`, reason: "REPLICA_LOST" },
+          },
           outcome,
           [op.state],
         );

@@ -76,7 +76,14 @@ export class StepTracker implements StepReporter {
 
   /** add records a step that ran already (e.g. a repair found to be needed after the fact). */
   add(name: string, detail: string, startedAt: Date): void {
-    this.op.steps.push({ name, order: this.op.steps.length + 1, state: "succeeded", detail, startedAt, finishedAt: new Date() });
+    this.op.steps.push({
+      name,
+      order: this.op.steps.length + 1,
+      state: "succeeded",
+      detail,
+      startedAt,
+      finishedAt: new Date(),
+    });
     this.changed(true);
   }
 
@@ -151,11 +158,20 @@ export class StepTracker implements StepReporter {
     const progress = this.op.progress;
     this.writes = this.writes
       .then(() => this.store.saveProgress(this.op.id, steps, progress))
-      .catch((err: unknown) => this.logger.warn({ operation: this.op.id, err: err instanceof Error ? err.message : String(err) }, "operations: could not save progress"));
+      .catch((err: unknown) =>
+        this.logger.warn(
+          { operation: this.op.id, err: err instanceof Error ? err.message : String(err) },
+          "operations: could not save progress",
+        ),
+      );
   }
 }
 
 /** snapshot copies an operation so that a watcher's copy does not change under it. */
 export function snapshot(op: OperationRecord): OperationRecord {
-  return { ...op, steps: op.steps.map((s) => ({ ...s })), ...(op.progress ? { progress: { ...op.progress, workloads: op.progress.workloads.map((w) => ({ ...w })) } } : {}) };
+  return {
+    ...op,
+    steps: op.steps.map((s) => ({ ...s })),
+    ...(op.progress ? { progress: { ...op.progress, workloads: op.progress.workloads.map((w) => ({ ...w })) } } : {}),
+  };
 }

@@ -16,7 +16,12 @@ export interface ReadinessFollower {
  * manifest's workloads ask for, per workload. Nothing is polled: pods come from the watch,
  * the workloads from one read of the release's storage when the wait begins.
  */
-export function followReadiness(kube: Pick<KubeClient, "watchRelease" | "releaseWorkloads">, namespace: string, release: string, run: VerbRun): ReadinessFollower {
+export function followReadiness(
+  kube: Pick<KubeClient, "watchRelease" | "releaseWorkloads">,
+  namespace: string,
+  release: string,
+  run: VerbRun,
+): ReadinessFollower {
   const abort = new AbortController();
   const pods = new Map<string, PodInfo>();
   let waiting = false;

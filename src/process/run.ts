@@ -78,7 +78,15 @@ export async function runProcess(file: string, args: readonly string[], options:
 
 // A spawn failure or an output overflow is not the child's own verdict, so it is
 // reported separately; execa's message holds the command line, which is safe (no values).
-function describeFailure(result: { failed: boolean; exitCode?: number; signal?: string; isMaxBuffer?: boolean; code?: string; isCanceled?: boolean; timedOut?: boolean }): string | undefined {
+function describeFailure(result: {
+  failed: boolean;
+  exitCode?: number;
+  signal?: string;
+  isMaxBuffer?: boolean;
+  code?: string;
+  isCanceled?: boolean;
+  timedOut?: boolean;
+}): string | undefined {
   if (!result.failed) return undefined;
   if (result.isMaxBuffer) return "output exceeded the buffer limit";
   if (result.exitCode === undefined && result.signal === undefined && !result.isCanceled && !result.timedOut) {

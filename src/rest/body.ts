@@ -12,7 +12,12 @@ import type { RestRoute } from "./routes.ts";
  */
 export function readBody(req: BodyRequest, limits: BodyLimits): Promise<Buffer> {
   const { maxBytes } = limits;
-  const tooLarge = (close: boolean) => new RestError(REST_ONLY.payloadTooLarge, `Request body larger than ${maxBytes} bytes`, close ? { headers: { connection: "close" } } : {});
+  const tooLarge = (close: boolean) =>
+    new RestError(
+      REST_ONLY.payloadTooLarge,
+      `Request body larger than ${maxBytes} bytes`,
+      close ? { headers: { connection: "close" } } : {},
+    );
   const gone = () => new RestError(REST_ONLY.callerGone, "The caller went away while sending the body");
   const overLimit = (read: number) =>
     drainBody(req, limits, read).then((how) => {
@@ -51,7 +56,9 @@ export function parseJsonBody(bytes: Uint8Array): JsonObject {
   try {
     text = utf8.decode(bytes);
   } catch {
-    throw unprocessable("Request body is not valid UTF-8", [{ loc: ["body"], msg: "invalid UTF-8", type: "json_invalid" }]);
+    throw unprocessable("Request body is not valid UTF-8", [
+      { loc: ["body"], msg: "invalid UTF-8", type: "json_invalid" },
+    ]);
   }
   if (text.trim() === "") return {};
   let value: unknown;
@@ -59,10 +66,14 @@ export function parseJsonBody(bytes: Uint8Array): JsonObject {
     value = JSON.parse(text);
   } catch (err) {
     const msg = err instanceof SyntaxError ? err.message : "invalid JSON";
-    throw unprocessable(`Request body is not valid JSON: ${msg.slice(0, 200)}`, [{ loc: ["body"], msg: "JSON decode error", type: "json_invalid" }]);
+    throw unprocessable(`Request body is not valid JSON: ${msg.slice(0, 200)}`, [
+      { loc: ["body"], msg: "JSON decode error", type: "json_invalid" },
+    ]);
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw unprocessable("Request body must be a JSON object", [{ loc: ["body"], msg: "Input should be a valid dictionary", type: "dict_type" }]);
+    throw unprocessable("Request body must be a JSON object", [
+      { loc: ["body"], msg: "Input should be a valid dictionary", type: "dict_type" },
+    ]);
   }
   return value as JsonObject;
 }
@@ -76,7 +87,12 @@ export function parseJsonBody(bytes: Uint8Array): JsonObject {
  * variables win over query parameters of the same name. Values are never echoed back: they
  * may hold secrets.
  */
-export function decodeRequest(route: RestRoute, params: Map<DescField, string>, body: JsonObject, query: URLSearchParams = new URLSearchParams()): Message {
+export function decodeRequest(
+  route: RestRoute,
+  params: Map<DescField, string>,
+  body: JsonObject,
+  query: URLSearchParams = new URLSearchParams(),
+): Message {
   const schema: DescMessage = route.method.input;
   const fromQuery = decodeQuery(route.queryFields, query);
   const init: Record<string, unknown> = { ...fromQuery.init };
@@ -85,7 +101,8 @@ export function decodeRequest(route: RestRoute, params: Map<DescField, string>, 
   for (const field of route.bodyFields) {
     const raw = Object.hasOwn(body, field.name) ? body[field.name] : undefined;
     if (raw === undefined || raw === null) {
-      if (route.required.has(field.name)) errors.push({ loc: ["body", field.name], msg: "Field required", type: "missing" });
+      if (route.required.has(field.name))
+        errors.push({ loc: ["body", field.name], msg: "Field required", type: "missing" });
       continue;
     }
     const decoded = decodeField(field, raw);
@@ -94,7 +111,10 @@ export function decodeRequest(route: RestRoute, params: Map<DescField, string>, 
   }
   const problems = (list: FieldError[]) => list.map((e) => `${e.loc.slice(1).join(".")}: ${e.msg}`).join("; ");
   if (fromQuery.errors.length > 0) {
-    const detail = [`Invalid query parameters: ${problems(fromQuery.errors)}`, ...(errors.length > 0 ? [`invalid request body: ${problems(errors)}`] : [])].join("; ");
+    const detail = [
+      `Invalid query parameters: ${problems(fromQuery.errors)}`,
+      ...(errors.length > 0 ? [`invalid request body: ${problems(errors)}`] : []),
+    ].join("; ");
     throw unprocessable(detail, [...fromQuery.errors, ...errors]);
   }
   if (errors.length > 0) throw unprocessable(`Invalid request body: ${problems(errors)}`, errors);
@@ -113,21 +133,35 @@ const INT32: Partial<Record<ScalarType, [number, number]>> = {
 
 function decodeField(field: DescField, raw: JsonValue): Decoded {
   if (field.fieldKind === "scalar") {
-    if (field.scalar === ScalarType.STRING) return typeof raw === "string" ? { value: raw } : { error: "Input should be a valid string", type: "string_type" };
-    if (field.scalar === ScalarType.BOOL) return typeof raw === "boolean" ? { value: raw } : { error: "Input should be a valid boolean", type: "bool_type" };
+    if (field.scalar === ScalarType.STRING)
+      return typeof raw === "string"
+        ? { value: raw }
+        : { error: "Input should be a valid string", type: "string_type" };
+    if (field.scalar === ScalarType.BOOL)
+      return typeof raw === "boolean"
+        ? { value: raw }
+        : { error: "Input should be a valid boolean", type: "bool_type" };
     const range = INT32[field.scalar];
     if (range) {
       // Like pydantic (and proto3 JSON): an integer, or a string holding one.
-      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^-?\d{1,10}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+      const n =
+        typeof raw === "number"
+          ? raw
+          : typeof raw === "string" && /^-?\d{1,10}$/.test(raw.trim())
+            ? Number(raw.trim())
+            : Number.NaN;
       if (!Number.isInteger(n)) return { error: "Input should be a valid integer", type: "int_type" };
-      if (n < range[0] || n > range[1]) return { error: `Input should be between ${range[0]} and ${range[1]}`, type: "int_range" };
+      if (n < range[0] || n > range[1])
+        return { error: `Input should be between ${range[0]} and ${range[1]}`, type: "int_range" };
       return { value: n };
     }
   }
   if (field.fieldKind === "message") {
     switch (field.message.typeName) {
       case "google.protobuf.Struct":
-        return typeof raw === "object" && !Array.isArray(raw) ? { value: raw } : { error: "Input should be a valid dictionary", type: "dict_type" };
+        return typeof raw === "object" && !Array.isArray(raw)
+          ? { value: raw }
+          : { error: "Input should be a valid dictionary", type: "dict_type" };
       case "google.protobuf.Duration":
         return duration(raw);
     }
@@ -138,9 +172,15 @@ function decodeField(field: DescField, raw: JsonValue): Decoded {
 
 /** duration reads seconds as a JSON number (or a string holding one), as the old operator's `timeout`. */
 function duration(raw: JsonValue): Decoded {
-  const s = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : Number.NaN;
+  const s =
+    typeof raw === "number"
+      ? raw
+      : typeof raw === "string" && /^\s*\d+(\.\d+)?\s*$/.test(raw)
+        ? Number(raw)
+        : Number.NaN;
   if (!Number.isFinite(s)) return { error: "Input should be a number of seconds", type: "float_type" };
-  if (s < 0 || s > 315_576_000_000) return { error: "Input should be a non-negative number of seconds", type: "greater_than_equal" };
+  if (s < 0 || s > 315_576_000_000)
+    return { error: "Input should be a non-negative number of seconds", type: "greater_than_equal" };
   const seconds = Math.trunc(s);
   return { value: { seconds: BigInt(seconds), nanos: Math.round((s - seconds) * 1e9) } };
 }

@@ -1,6 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { fromBinary, toBinary, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createConnectRouter,
+  type ConnectRouter,
+  type ContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -74,12 +81,26 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
     res.setHeader("x-request-id", requestId);
     const refuse = (err: RestError) => {
       deps.logger.warn(
-        { rest: `${req.method} ${path.slice(0, 200)}`, status: err.rest.status, errorType: err.rest.errorType, detail: err.message, requestId, peer: req.socket?.remoteAddress },
+        {
+          rest: `${req.method} ${path.slice(0, 200)}`,
+          status: err.rest.status,
+          errorType: err.rest.errorType,
+          detail: err.message,
+          requestId,
+          peer: req.socket?.remoteAddress,
+        },
         "rest request refused",
       );
-      const body: ErrorBody = { detail: err.message, error_type: err.rest.errorType, request_id: requestId, ...(err.errors.length > 0 ? { errors: err.errors } : {}) };
+      const body: ErrorBody = {
+        detail: err.message,
+        error_type: err.rest.errorType,
+        request_id: requestId,
+        ...(err.errors.length > 0 ? { errors: err.errors } : {}),
+      };
       // "Connection: close" is an HTTP/1.1 header; HTTP/2 refuses it (the stream just ends).
-      const headers = Object.fromEntries(Object.entries(err.headers).filter(([k]) => k !== "connection" || req.httpVersionMajor === 1));
+      const headers = Object.fromEntries(
+        Object.entries(err.headers).filter(([k]) => k !== "connection" || req.httpVersionMajor === 1),
+      );
       reply(res, err.rest.status, body, headers);
     };
     try {
@@ -88,14 +109,25 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
       if (eventsOf !== undefined && watchOperation && (req.method === "GET" || req.method === "HEAD")) {
         checkPathValue("id", eventsOf);
         req.resume();
-        await serveOperationEvents(watchOperation, eventsOf, res, requestHeaders(req, requestId), deps.contextValues(req), requestId);
+        await serveOperationEvents(
+          watchOperation,
+          eventsOf,
+          res,
+          requestHeaders(req, requestId),
+          deps.contextValues(req),
+          requestId,
+        );
         return;
       }
       const match = matchRoute(table, req.method ?? "GET", decoded);
       if (!match) throw new RestError(REST_ONLY.noRoute, `Not found: ${req.method} ${path.slice(0, 200)}`);
       if (!match.route) {
         const allow = match.allowed.flatMap((v) => (v === "GET" ? ["GET", "HEAD"] : [v])).join(", ");
-        throw new RestError(REST_ONLY.methodNotAllowed, `Method ${req.method} not allowed on ${path.slice(0, 200)}; allowed: ${allow}`, { headers: { allow } });
+        throw new RestError(
+          REST_ONLY.methodNotAllowed,
+          `Method ${req.method} not allowed on ${path.slice(0, 200)}; allowed: ${allow}`,
+          { headers: { allow } },
+        );
       }
       const route = match.route;
       for (const [field, value] of match.params) checkPathValue(field.name, value);
@@ -107,7 +139,14 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
       res.once("close", () => {
         if (!res.writableFinished) abort.abort(new ConnectError("the REST caller went away", Code.Canceled));
       });
-      const result = await invoke(handlerOf.get(route)!, route, message, requestHeaders(req, requestId), deps.contextValues(req), abort.signal);
+      const result = await invoke(
+        handlerOf.get(route)!,
+        route,
+        message,
+        requestHeaders(req, requestId),
+        deps.contextValues(req),
+        abort.signal,
+      );
       // Every mutation runs as an operation: its id comes back as a header.
       const operationId = result.header.get("operation-id");
       if (operationId) {
@@ -120,18 +159,28 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
       } else if (operationId && acceptedAsync(result.message)) {
         // Prefer: respond-async (RFC 7240): accepted, follow it at Location.
         const state = (result.message as unknown as { operation: Operation }).operation.state;
-        reply(res, 202, { operation_id: operationId, status: OPERATION_STATUS[state] ?? "queued" }, {
-          location: `/api/operations/${operationId}`,
-          "retry-after": "2",
-          "preference-applied": "respond-async",
-        });
+        reply(
+          res,
+          202,
+          { operation_id: operationId, status: OPERATION_STATUS[state] ?? "queued" },
+          {
+            location: `/api/operations/${operationId}`,
+            "retry-after": "2",
+            "preference-applied": "respond-async",
+          },
+        );
       } else {
         reply(res, route.status, route.response(result.message as never));
       }
     } catch (err) {
       if (err instanceof RestError) return err.rest === REST_ONLY.callerGone ? undefined : refuse(err);
       deps.logger.error(
-        { rest: `${req.method} ${path.slice(0, 200)}`, requestId, error: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined },
+        {
+          rest: `${req.method} ${path.slice(0, 200)}`,
+          requestId,
+          error: err instanceof Error ? err.message : String(err),
+          stack: err instanceof Error ? err.stack : undefined,
+        },
         "rest transcoding failed",
       );
       reply(res, 500, { detail: "internal error", error_type: "internal_error", request_id: requestId });
@@ -188,7 +237,10 @@ function decodeSegments(raw: string[]): string[] {
  */
 function checkPathValue(field: string, value: string): void {
   if (value === "." || value === ".." || /[/\\\x00-\x1f\x7f]/.test(value)) {
-    throw new RestError(REST_ONLY.badPath, `Invalid ${field} in path: "/", "\\", "." and ".." segments and control characters are not allowed`);
+    throw new RestError(
+      REST_ONLY.badPath,
+      `Invalid ${field} in path: "/", "\\", "." and ".." segments and control characters are not allowed`,
+    );
   }
 }
 
@@ -204,7 +256,14 @@ function requestHeaders(req: Req, requestId: string): Headers {
 type Outcome = ({ message: Message } | { error: ConnectError }) & { header: Headers };
 
 /** invoke runs one unary RPC through the router's handler: Connect protocol, binary, in memory. */
-async function invoke(h: UniversalHandler, route: RestRoute, message: Message, header: Headers, contextValues: ContextValues, signal: AbortSignal): Promise<Outcome> {
+async function invoke(
+  h: UniversalHandler,
+  route: RestRoute,
+  message: Message,
+  header: Headers,
+  contextValues: ContextValues,
+  signal: AbortSignal,
+): Promise<Outcome> {
   const res = await h({
     httpVersion: "1.1",
     url: `http://in-process${h.requestPath}`,

@@ -2,7 +2,11 @@ import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
-import { OperationService, WatchOperationRequestSchema, WatchOperationResponseSchema } from "../../gen/paas/v1/operation_pb.js";
+import {
+  OperationService,
+  WatchOperationRequestSchema,
+  WatchOperationResponseSchema,
+} from "../../gen/paas/v1/operation_pb.js";
 import { errorBodyOf } from "./rest-errors.ts";
 import { restOperation } from "./shapes.ts";
 
@@ -10,7 +14,9 @@ type Res = Parameters<ReturnType<typeof connectNodeAdapter>>[1];
 
 /** The path of the Server-Sent Events of one operation: GET /api/operations/{id}/events. */
 export function eventsTarget(segments: readonly string[]): string | undefined {
-  return segments.length === 4 && segments[0] === "api" && segments[1] === "operations" && segments[3] === "events" ? segments[2] : undefined;
+  return segments.length === 4 && segments[0] === "api" && segments[1] === "operations" && segments[3] === "events"
+    ? segments[2]
+    : undefined;
 }
 
 const WATCH_PATH = `/${OperationService.typeName}/${OperationService.method.watchOperation.name}`;
@@ -49,7 +55,12 @@ export async function serveOperationEvents(
   const start = () => {
     if (started) return;
     started = true;
-    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-request-id": requestId, "x-accel-buffering": "no" });
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "x-request-id": requestId,
+      "x-accel-buffering": "no",
+    });
     keepalive = setInterval(() => res.write(": keep-alive\n\n"), KEEPALIVE_MS);
     keepalive.unref();
   };
@@ -80,7 +91,9 @@ export async function serveOperationEvents(
         }
         const msg = fromBinary(WatchOperationResponseSchema, data);
         start();
-        res.write(`event: operation\nid: ${msg.operation?.steps.length ?? 0}\ndata: ${JSON.stringify(restOperation(msg.operation))}\n\n`);
+        res.write(
+          `event: operation\nid: ${msg.operation?.steps.length ?? 0}\ndata: ${JSON.stringify(restOperation(msg.operation))}\n\n`,
+        );
       }
     }
     if (answer.status !== 200 && !started) fail(new ConnectError(`HTTP ${answer.status}`, Code.Internal));

@@ -27,7 +27,14 @@ const INT64_RANGE: Partial<Record<ScalarType, readonly [bigint, bigint]>> = {
 const WELL_KNOWN = new Set(["google.protobuf.Timestamp", "google.protobuf.Duration"]);
 
 function scalarSupported(scalar: ScalarType): boolean {
-  return scalar === ScalarType.STRING || scalar === ScalarType.BOOL || scalar === ScalarType.DOUBLE || scalar === ScalarType.FLOAT || scalar in INT32_RANGE || scalar in INT64_RANGE;
+  return (
+    scalar === ScalarType.STRING ||
+    scalar === ScalarType.BOOL ||
+    scalar === ScalarType.DOUBLE ||
+    scalar === ScalarType.FLOAT ||
+    scalar in INT32_RANGE ||
+    scalar in INT64_RANGE
+  );
 }
 
 /** assertQuerySupported fails at start for a query field the decoder cannot read (bytes, maps, other messages). */
@@ -78,7 +85,8 @@ export function decodeQuery(fields: Map<string, DescField>, search: URLSearchPar
     const decoded: unknown[] = [];
     values.forEach((raw, i) => {
       const one = decodeOne(field, raw);
-      if ("error" in one) errors.push({ loc: field.fieldKind === "list" ? [...loc, i] : loc, msg: one.error, type: one.type });
+      if ("error" in one)
+        errors.push({ loc: field.fieldKind === "list" ? [...loc, i] : loc, msg: one.error, type: one.type });
       else decoded.push(one.value);
     });
     if (decoded.length === values.length) init[field.localName] = field.fieldKind === "list" ? decoded : decoded[0];
@@ -122,21 +130,26 @@ function scalar(type: ScalarType, raw: string): Decoded {
   }
   const range32 = INT32_RANGE[type];
   if (range32) {
-    if (!/^[-+]?\d{1,20}$/.test(s)) return { error: "Input should be a valid integer, unable to parse string as an integer", type: "int_parsing" };
+    if (!/^[-+]?\d{1,20}$/.test(s))
+      return { error: "Input should be a valid integer, unable to parse string as an integer", type: "int_parsing" };
     const n = Number(s);
-    if (n < range32[0] || n > range32[1]) return { error: `Input should be between ${range32[0]} and ${range32[1]}`, type: "int_range" };
+    if (n < range32[0] || n > range32[1])
+      return { error: `Input should be between ${range32[0]} and ${range32[1]}`, type: "int_range" };
     return { value: n };
   }
   const range64 = INT64_RANGE[type];
   if (range64) {
-    if (!/^[-+]?\d{1,40}$/.test(s)) return { error: "Input should be a valid integer, unable to parse string as an integer", type: "int_parsing" };
+    if (!/^[-+]?\d{1,40}$/.test(s))
+      return { error: "Input should be a valid integer, unable to parse string as an integer", type: "int_parsing" };
     const n = BigInt(s);
-    if (n < range64[0] || n > range64[1]) return { error: `Input should be between ${range64[0]} and ${range64[1]}`, type: "int_range" };
+    if (n < range64[0] || n > range64[1])
+      return { error: `Input should be between ${range64[0]} and ${range64[1]}`, type: "int_range" };
     return { value: n };
   }
   // DOUBLE, FLOAT
   const n = s === "" ? Number.NaN : Number(s);
-  if (!Number.isFinite(n)) return { error: "Input should be a valid number, unable to parse string as a number", type: "float_parsing" };
+  if (!Number.isFinite(n))
+    return { error: "Input should be a valid number, unable to parse string as a number", type: "float_parsing" };
   return { value: n };
 }
 
@@ -161,21 +174,43 @@ const MIN_SECONDS = -62_135_596_800;
 const MAX_SECONDS = 253_402_300_799;
 
 function timestamp(raw: string): Decoded {
-  const bad: Decoded = { error: "Input should be a valid RFC 3339 date-time with an offset, e.g. 2026-01-01T00:00:00Z", type: "datetime_parsing" };
+  const bad: Decoded = {
+    error: "Input should be a valid RFC 3339 date-time with an offset, e.g. 2026-01-01T00:00:00Z",
+    type: "datetime_parsing",
+  };
   const m = RFC3339.exec(raw.trim());
   if (!m) return bad;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const fraction = m[7] ?? "";
   const sign = m[8] === "-" ? -1 : 1;
   const offsetHours = Number(m[9] ?? 0);
   const offsetMinutes = Number(m[10] ?? 0);
   const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !isLeap(year) ? 1 : 0);
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59 || offsetHours > 23 || offsetMinutes > 59) return bad;
+  if (
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    day > daysInMonth ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59 ||
+    offsetHours > 23 ||
+    offsetMinutes > 59
+  )
+    return bad;
   const date = new Date(0);
   date.setUTCFullYear(year, month - 1, day);
   date.setUTCHours(hour, minute, second, 0);
   const seconds = date.getTime() / 1000 - sign * (offsetHours * 3600 + offsetMinutes * 60);
-  if (seconds < MIN_SECONDS || seconds > MAX_SECONDS) return { error: "Input should be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z", type: "datetime_range" };
+  if (seconds < MIN_SECONDS || seconds > MAX_SECONDS)
+    return { error: "Input should be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z", type: "datetime_range" };
   return { value: { seconds: BigInt(seconds), nanos: Number(fraction.padEnd(9, "0")) } };
 }
 
@@ -188,8 +223,10 @@ const DURATION = /^(\d{1,12})(?:\.(\d{1,9}))?s?$/;
 
 function duration(raw: string): Decoded {
   const m = DURATION.exec(raw.trim());
-  if (!m) return { error: "Input should be a non-negative number of seconds, e.g. 300 or 1.5s", type: "time_delta_parsing" };
+  if (!m)
+    return { error: "Input should be a non-negative number of seconds, e.g. 300 or 1.5s", type: "time_delta_parsing" };
   const seconds = BigInt(m[1]!);
-  if (seconds > 315_576_000_000n) return { error: "Input should be at most 315576000000 seconds", type: "time_delta_range" };
+  if (seconds > 315_576_000_000n)
+    return { error: "Input should be at most 315576000000 seconds", type: "time_delta_range" };
   return { value: { seconds, nanos: Number((m[2] ?? "").padEnd(9, "0")) } };
 }

@@ -26,7 +26,11 @@ export const REST_STATUS_BY_CODE: Record<Code, RestStatus & { inBody?: RestStatu
   // 400 as in the Connect protocol and Google's HTTP mapping: the caller must change something.
   [Code.FailedPrecondition]: { status: 400, errorType: "failed_precondition" },
   [Code.Unauthenticated]: { status: 401, errorType: "unauthorized" },
-  [Code.PermissionDenied]: { status: 403, errorType: "forbidden", inBody: { status: 400, errorType: "validation_error" } },
+  [Code.PermissionDenied]: {
+    status: 403,
+    errorType: "forbidden",
+    inBody: { status: 400, errorType: "validation_error" },
+  },
   // Only a ResourceQuota refusal yields this here (REST bodies are size-checked before any
   // call). Kubernetes answers 403 for an exceeded quota; 429 would invite blind retries.
   [Code.ResourceExhausted]: { status: 403, errorType: "quota_exceeded" },
@@ -90,7 +94,11 @@ export class RestError extends Error {
   readonly rest: RestStatus;
   readonly errors: FieldError[];
   readonly headers: Record<string, string>;
-  constructor(rest: RestStatus, detail: string, options: { errors?: FieldError[]; headers?: Record<string, string> } = {}) {
+  constructor(
+    rest: RestStatus,
+    detail: string,
+    options: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+  ) {
     super(detail);
     this.name = "RestError";
     this.rest = rest;
@@ -115,9 +123,20 @@ export interface ErrorBody {
 }
 
 /** errorBodyOf renders a ConnectError; its message is already sanitized by the observability interceptor. */
-export function errorBodyOf(err: ConnectError, inBody: boolean, requestId?: string): { status: number; body: ErrorBody } {
+export function errorBodyOf(
+  err: ConnectError,
+  inBody: boolean,
+  requestId?: string,
+): { status: number; body: ErrorBody } {
   const reason = reasonOf(err);
-  const rest = (reason !== undefined && Object.hasOwn(REST_STATUS_BY_REASON, reason) && REST_STATUS_BY_REASON[reason as ErrorReason]) || restStatusOf(err.code, inBody);
+  const rest =
+    (reason !== undefined &&
+      Object.hasOwn(REST_STATUS_BY_REASON, reason) &&
+      REST_STATUS_BY_REASON[reason as ErrorReason]) ||
+    restStatusOf(err.code, inBody);
   const detail = err.rawMessage || Code[err.code] || "error";
-  return { status: rest.status, body: { detail, error_type: rest.errorType, ...(requestId ? { request_id: requestId } : {}) } };
+  return {
+    status: rest.status,
+    body: { detail, error_type: rest.errorType, ...(requestId ? { request_id: requestId } : {}) },
+  };
 }

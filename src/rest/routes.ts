@@ -1,4 +1,13 @@
-import { getOption, hasOption, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import {
+  getOption,
+  hasOption,
+  ScalarType,
+  type DescField,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import type { JsonValue } from "../domain/release.ts";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
@@ -7,7 +16,16 @@ import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
 import { OperationService } from "../../gen/paas/v1/operation_pb.js";
 import { assertQuerySupported, queryNamesOf } from "./query.ts";
-import { orNull, restAuditEvent, restJob, restNamespace, restOperation, restPod, restRelease, restRevision } from "./shapes.ts";
+import {
+  orNull,
+  restAuditEvent,
+  restJob,
+  restNamespace,
+  restOperation,
+  restPod,
+  restRelease,
+  restRevision,
+} from "./shapes.ts";
 
 /** Verb is an HTTP method the route table can bind. */
 export type Verb = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -70,17 +88,27 @@ const O = OperationService.method;
  * the response shape are stated here.
  */
 export const OVERRIDES = new Map<DescMethod, AnyOverride>([
-  override(R.installRelease, { status: 201, required: ["namespace", "name", "chart"], response: (m) => restRelease(m.release) }),
+  override(R.installRelease, {
+    status: 201,
+    required: ["namespace", "name", "chart"],
+    response: (m) => restRelease(m.release),
+  }),
   override(R.getRelease, { response: (m) => restRelease(m.release) }),
   override(R.upgradeRelease, { response: (m) => restRelease(m.release) }),
   override(R.uninstallRelease, { response: (m) => ({ message: m.message }) }),
   override(R.rollbackRelease, { response: (m) => ({ message: m.message, release: restRelease(m.release) }) }),
   override(R.listReleaseRevisions, { response: (m) => ({ revisions: m.revisions.map(restRevision) }) }),
   override(R.getReleaseStatus, {
-    response: (m) => ({ release: restRelease(m.release), pods: m.pods.map(restPod), pod_retrieval_error: orNull(m.podRetrievalError) }),
+    response: (m) => ({
+      release: restRelease(m.release),
+      pods: m.pods.map(restPod),
+      pod_retrieval_error: orNull(m.podRetrievalError),
+    }),
   }),
   override(R.listReleases, { response: (m) => ({ releases: m.releases.map((r) => restRelease(r)) }) }),
-  override(R.recoverRelease, { response: (m) => ({ release: restRelease(m.release), recovered: m.recovered, message: m.message }) }),
+  override(R.recoverRelease, {
+    response: (m) => ({ release: restRelease(m.release), recovered: m.recovered, message: m.message }),
+  }),
   override(N.createNamespace, {
     status: 201,
     required: ["name"],
@@ -90,10 +118,17 @@ export const OVERRIDES = new Map<DescMethod, AnyOverride>([
   override(N.listNamespaces, { response: (m) => ({ namespaces: m.namespaces.map((n) => restNamespace(n)) }) }),
   override(N.deleteNamespace, { response: (m) => ({ message: m.message }) }),
   // No old shape: the response message's JSON with proto field names (restAuditEvent).
-  override(A.listAuditEvents, { response: (m) => ({ events: m.events.map(restAuditEvent), next_page_token: m.nextPageToken }) }),
+  override(A.listAuditEvents, {
+    response: (m) => ({ events: m.events.map(restAuditEvent), next_page_token: m.nextPageToken }),
+  }),
   // No old shape either (restOperation), except the ops API's job shape at /ops/jobs/{id}.
-  override(O.getOperation, { response: (m) => restOperation(m.operation), byTemplate: { "/ops/jobs/{id}": (m) => restJob(m.operation) } }),
-  override(O.listOperations, { response: (m) => ({ operations: m.operations.map((o) => restOperation(o)), next_page_token: m.nextPageToken }) }),
+  override(O.getOperation, {
+    response: (m) => restOperation(m.operation),
+    byTemplate: { "/ops/jobs/{id}": (m) => restJob(m.operation) },
+  }),
+  override(O.listOperations, {
+    response: (m) => ({ operations: m.operations.map((o) => restOperation(o)), next_page_token: m.nextPageToken }),
+  }),
   override(O.waitOperation, { response: (m) => restOperation(m.operation) }),
   override(O.cancelOperation, { response: (m) => restOperation(m.operation) }),
 ]);
@@ -106,22 +141,28 @@ export const REST_SERVICES: DescService[] = [ReleaseService, NamespaceService, O
  * table. Anything it cannot serve faithfully (a template or body field kind it does not
  * know, an annotated RPC without a response shape) fails at start, not at request time.
  */
-export function buildRoutes(services: DescService[] = REST_SERVICES, overrides: Map<DescMethod, AnyOverride> = OVERRIDES): RestRoute[] {
+export function buildRoutes(
+  services: DescService[] = REST_SERVICES,
+  overrides: Map<DescMethod, AnyOverride> = OVERRIDES,
+): RestRoute[] {
   const routes: RestRoute[] = [];
   const used = new Set<DescMethod>();
   for (const service of services) {
     for (const method of service.methods) {
       if (!hasOption(method, http)) continue;
-      if (method.methodKind !== "unary") throw new Error(`REST: ${method} is ${method.methodKind}; only unary RPCs can be annotated`);
+      if (method.methodKind !== "unary")
+        throw new Error(`REST: ${method} is ${method.methodKind}; only unary RPCs can be annotated`);
       const o = overrides.get(method);
-      if (!o) throw new Error(`REST: ${method} has a google.api.http annotation but no response shape in src/rest/routes.ts`);
+      if (!o)
+        throw new Error(`REST: ${method} has a google.api.http annotation but no response shape in src/rest/routes.ts`);
       used.add(method);
       const rule = getOption(method, http);
       for (const binding of [rule, ...rule.additionalBindings]) routes.push(toRoute(method, binding, o));
     }
   }
   for (const method of overrides.keys()) {
-    if (services.includes(method.parent) && !used.has(method)) throw new Error(`REST: ${method} has a REST shape but no google.api.http annotation`);
+    if (services.includes(method.parent) && !used.has(method))
+      throw new Error(`REST: ${method} has a REST shape but no google.api.http annotation`);
   }
   const seen = new Set<string>();
   for (const r of routes) {
@@ -136,7 +177,8 @@ function toRoute(method: DescMethod, rule: HttpRule, o: AnyOverride): RestRoute 
   const { verb, template } = verbAndTemplate(method, rule);
   const segments = parseTemplate(method, template);
   const pathFields = new Set(segments.flatMap((s) => ("field" in s ? [s.field] : [])));
-  if (rule.body !== "" && rule.body !== "*") throw new Error(`REST: ${method}: body "${rule.body}" is not supported (only "*" or none)`);
+  if (rule.body !== "" && rule.body !== "*")
+    throw new Error(`REST: ${method}: body "${rule.body}" is not supported (only "*" or none)`);
   const hasBody = rule.body === "*";
   const bodyFields = hasBody ? method.input.fields.filter((f) => !pathFields.has(f)) : [];
   for (const f of bodyFields) assertSupported(method, f);
@@ -145,7 +187,8 @@ function toRoute(method: DescMethod, rule: HttpRule, o: AnyOverride): RestRoute 
   for (const f of queryFields) assertQuerySupported(method, f);
   const required = new Set(o.required ?? []);
   for (const name of required) {
-    if (!bodyFields.some((f) => f.name === name)) throw new Error(`REST: ${method}: required field "${name}" is not a body field`);
+    if (!bodyFields.some((f) => f.name === name))
+      throw new Error(`REST: ${method}: required field "${name}" is not a body field`);
   }
   return {
     verb,
@@ -192,7 +235,9 @@ function parseTemplate(method: DescMethod, template: string): Segment[] {
       if (v) {
         const field = method.input.fields.find((f) => f.name === v[1]);
         if (!field || field.fieldKind !== "scalar" || field.scalar !== ScalarType.STRING) {
-          throw new Error(`REST: ${method}: path variable {${v[1]}} must name a string field of ${method.input.typeName}`);
+          throw new Error(
+            `REST: ${method}: path variable {${v[1]}} must name a string field of ${method.input.typeName}`,
+          );
         }
         return { field };
       }
@@ -202,7 +247,15 @@ function parseTemplate(method: DescMethod, template: string): Segment[] {
 }
 
 const SUPPORTED_MESSAGES = new Set(["google.protobuf.Struct", "google.protobuf.Duration"]);
-const SUPPORTED_SCALARS = new Set([ScalarType.STRING, ScalarType.BOOL, ScalarType.INT32, ScalarType.SINT32, ScalarType.SFIXED32, ScalarType.UINT32, ScalarType.FIXED32]);
+const SUPPORTED_SCALARS = new Set([
+  ScalarType.STRING,
+  ScalarType.BOOL,
+  ScalarType.INT32,
+  ScalarType.SINT32,
+  ScalarType.SFIXED32,
+  ScalarType.UINT32,
+  ScalarType.FIXED32,
+]);
 
 function assertSupported(method: DescMethod, f: DescField): void {
   const ok =
@@ -224,7 +277,9 @@ export interface RouteMatch {
  */
 export function matchRoute(routes: RestRoute[], verb: string, segments: string[]): RouteMatch | undefined {
   const candidates = routes.filter(
-    (r) => r.segments.length === segments.length && r.segments.every((s, i) => ("literal" in s ? s.literal === segments[i] : segments[i] !== "")),
+    (r) =>
+      r.segments.length === segments.length &&
+      r.segments.every((s, i) => ("literal" in s ? s.literal === segments[i] : segments[i] !== "")),
   );
   if (candidates.length === 0) return undefined;
   const literals = (r: RestRoute) => r.segments.filter((s) => "literal" in s).length;

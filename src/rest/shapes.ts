@@ -107,7 +107,11 @@ export function restOperation(o: Operation | undefined): JsonObject | null {
     created_at: iso(o.createdAt),
     started_at: iso(o.startedAt),
     finished_at: iso(o.finishedAt),
-    steps: o.steps.map((s, i) => ({ ...((json.steps as JsonObject[])[i] ?? {}), started_at: iso(s.startedAt), finished_at: iso(s.finishedAt) })),
+    steps: o.steps.map((s, i) => ({
+      ...((json.steps as JsonObject[])[i] ?? {}),
+      started_at: iso(s.startedAt),
+      finished_at: iso(s.finishedAt),
+    })),
   };
 }
 

@@ -40,7 +40,11 @@ export type Drained = "ended" | "cut" | "gone";
  * not read at all. It never destroys the request: that would reset the connection before the
  * answer is written.
  */
-export function drainBody(req: BodyRequest, limits: Pick<BodyLimits, "drainBytes" | "drainMs">, read = 0): Promise<Drained> {
+export function drainBody(
+  req: BodyRequest,
+  limits: Pick<BodyLimits, "drainBytes" | "drainMs">,
+  read = 0,
+): Promise<Drained> {
   if (req.readableEnded) return Promise.resolve("ended");
   if (req.destroyed) return Promise.resolve("gone");
   if (read > limits.drainBytes || declaredLength(req) > limits.drainBytes) return Promise.resolve("cut");

@@ -30,7 +30,10 @@ export function createHttpRoutes(monitor: HealthMonitor, lifecycle: Lifecycle) {
     const get = req.method === "GET" || req.method === "HEAD";
     if (!get && PLAIN_PATHS.has(path)) {
       res.setHeader("allow", "GET, HEAD");
-      sendJson(res, 405, { detail: `Method ${req.method} not allowed on ${path}; allowed: GET, HEAD`, error_type: "method_not_allowed" });
+      sendJson(res, 405, {
+        detail: `Method ${req.method} not allowed on ${path}; allowed: GET, HEAD`,
+        error_type: "method_not_allowed",
+      });
       return;
     }
     if (path === "/health" && get) {
@@ -49,7 +52,10 @@ export function createHttpRoutes(monitor: HealthMonitor, lifecycle: Lifecycle) {
     }
     if (path === "/readyz" && get) {
       const h = monitor.current();
-      sendJson(res, h.serving ? 200 : 503, { status: h.serving ? "ready" : "not ready", ...(h.serving ? {} : { reasons: reasons(h.helmError, h.kubeError, lifecycle.draining) }) });
+      sendJson(res, h.serving ? 200 : 503, {
+        status: h.serving ? "ready" : "not ready",
+        ...(h.serving ? {} : { reasons: reasons(h.helmError, h.kubeError, lifecycle.draining) }),
+      });
       return;
     }
     sendJson(res, 404, { detail: `Not found: ${req.method} ${path.slice(0, 200)}`, error_type: "not_found" });

@@ -2,7 +2,12 @@ import type http from "node:http";
 import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { drainBody, type BodyLimits } from "./body-limit.ts";
@@ -31,7 +36,11 @@ export interface RpcHandlerOptions extends ConnectRouterOptions {
  * connection after the answer.
  */
 export function createRpcHandler(options: RpcHandlerOptions): NodeHandler {
-  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options, readMaxBytes: options.body.maxBytes });
+  const router = createConnectRouter({
+    acceptCompression: [compressionGzip, compressionBrotli],
+    ...options,
+    readMaxBytes: options.body.maxBytes,
+  });
   options.routes(router);
   const paths = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
 
@@ -57,7 +66,13 @@ export function createRpcHandler(options: RpcHandlerOptions): NodeHandler {
     }
     serve(uHandler, req, res).catch((reason: unknown) => {
       if (ConnectError.from(reason).code === Code.Aborted) return;
-      options.logger.error({ rpc: `${uHandler.service.typeName}/${uHandler.method.name}`, error: reason instanceof Error ? reason.message : String(reason) }, "rpc handler failed");
+      options.logger.error(
+        {
+          rpc: `${uHandler.service.typeName}/${uHandler.method.name}`,
+          error: reason instanceof Error ? reason.message : String(reason),
+        },
+        "rpc handler failed",
+      );
     });
   };
 }

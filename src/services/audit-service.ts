@@ -42,16 +42,23 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
     async listAuditEvents(req, ctx) {
       const pageSize = req.pageSize === 0 ? DEFAULT_AUDIT_PAGE_SIZE : req.pageSize;
       if (pageSize < 1 || pageSize > MAX_AUDIT_PAGE_SIZE) {
-        throw new PaasError("invalid_argument", `page_size must be between 1 and ${MAX_AUDIT_PAGE_SIZE} (0 or absent: ${DEFAULT_AUDIT_PAGE_SIZE})`);
+        throw new PaasError(
+          "invalid_argument",
+          `page_size must be between 1 and ${MAX_AUDIT_PAGE_SIZE} (0 or absent: ${DEFAULT_AUDIT_PAGE_SIZE})`,
+        );
       }
       const since = timeOf(req.since, "since");
       const until = timeOf(req.until, "until");
-      if (since && until && since.getTime() > until.getTime()) throw new PaasError("invalid_argument", "since must not be after until");
+      if (since && until && since.getTime() > until.getTime())
+        throw new PaasError("invalid_argument", "since must not be after until");
 
       const scope = ctx.values.get(scopeKey);
       const visibility = scope.unrestricted ? undefined : visibilityOf(scope, deps.namespacePrefix);
       if (visibility && req.namespace !== "" && !isVisible(visibility, req.namespace)) {
-        throw new PaasError("permission_denied", `namespace "${printable(req.namespace)}" is outside this API key's scope`);
+        throw new PaasError(
+          "permission_denied",
+          `namespace "${printable(req.namespace)}" is outside this API key's scope`,
+        );
       }
 
       const query: AuditQuery = { pageSize };

@@ -1,5 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { CreateNamespaceResponseSchema, DeleteNamespaceResponseSchema, NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
+import {
+  CreateNamespaceResponseSchema,
+  DeleteNamespaceResponseSchema,
+  NamespaceService,
+} from "../../gen/paas/v1/namespace_pb.js";
 import type { KubeClient } from "../kube/kube-types.ts";
 import type { OperationEngine } from "../operations/engine.ts";
 import type { Verbs } from "../operations/verbs/all-verbs.ts";
@@ -22,7 +26,10 @@ export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<
   const { kube, engine, verbs, prefix } = deps;
   return {
     async createNamespace(req, ctx) {
-      return answerOf(CreateNamespaceResponseSchema, await engine.submit(verbs.createNamespace, req, submitOptions(req, ctx)));
+      return answerOf(
+        CreateNamespaceResponseSchema,
+        await engine.submit(verbs.createNamespace, req, submitOptions(req, ctx)),
+      );
     },
 
     async getNamespace(req) {
@@ -37,7 +44,10 @@ export function createNamespaceService(deps: NamespaceServiceDeps): ServiceImpl<
     },
 
     async deleteNamespace(req, ctx) {
-      return answerOf(DeleteNamespaceResponseSchema, await engine.submit(verbs.deleteNamespace, req, submitOptions(req, ctx)));
+      return answerOf(
+        DeleteNamespaceResponseSchema,
+        await engine.submit(verbs.deleteNamespace, req, submitOptions(req, ctx)),
+      );
     },
   };
 }

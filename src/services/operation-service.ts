@@ -32,7 +32,8 @@ const OPERATION_ID = /^[0-9a-hjkmnp-tv-z]{26}$/;
  */
 export function createOperationService(deps: OperationServiceDeps): ServiceImpl<typeof OperationService> {
   const find = async (id: string, ctx: HandlerContext): Promise<OperationRecord> => {
-    if (!OPERATION_ID.test(id)) throw new PaasError("invalid_argument", "id must be an operation id (26 lowercase letters and digits)");
+    if (!OPERATION_ID.test(id))
+      throw new PaasError("invalid_argument", "id must be an operation id (26 lowercase letters and digits)");
     const op = await deps.store.getOperation(id);
     const scope = ctx.values.get(scopeKey);
     if (!op || !(scope.unrestricted || (op.namespace !== "" && scope.allowsNamespace(op.namespace)))) {
@@ -49,12 +50,18 @@ export function createOperationService(deps: OperationServiceDeps): ServiceImpl<
     async listOperations(req, ctx) {
       const pageSize = req.pageSize === 0 ? DEFAULT_OPERATION_PAGE_SIZE : req.pageSize;
       if (pageSize < 1 || pageSize > MAX_OPERATION_PAGE_SIZE) {
-        throw new PaasError("invalid_argument", `page_size must be between 1 and ${MAX_OPERATION_PAGE_SIZE} (0 or absent: ${DEFAULT_OPERATION_PAGE_SIZE})`);
+        throw new PaasError(
+          "invalid_argument",
+          `page_size must be between 1 and ${MAX_OPERATION_PAGE_SIZE} (0 or absent: ${DEFAULT_OPERATION_PAGE_SIZE})`,
+        );
       }
       const scope = ctx.values.get(scopeKey);
       const visibility = scope.unrestricted ? undefined : visibilityOf(scope, deps.namespacePrefix);
       if (!scope.unrestricted && req.namespace !== "" && !scope.allowsNamespace(req.namespace)) {
-        throw new PaasError("permission_denied", `namespace "${printable(req.namespace)}" is outside this API key's scope`);
+        throw new PaasError(
+          "permission_denied",
+          `namespace "${printable(req.namespace)}" is outside this API key's scope`,
+        );
       }
       const query: OperationQuery = { pageSize };
       if (req.namespace !== "") query.namespace = req.namespace;
@@ -86,7 +93,10 @@ export function createOperationService(deps: OperationServiceDeps): ServiceImpl<
       const rule = RPC_RULES[op.method];
       const scope = ctx.values.get(scopeKey);
       if (rule && !scope.allowsVerb(rule.verb)) {
-        throw new PaasError("permission_denied", `this API key may not cancel a ${op.kind} operation: it lacks the "${rule.verb}" verb`);
+        throw new PaasError(
+          "permission_denied",
+          `this API key may not cancel a ${op.kind} operation: it lacks the "${rule.verb}" verb`,
+        );
       }
       const by = ctx.values.get(callerKey)?.id || "a caller";
       return { operation: toOperation(await deps.engine.cancel(op.id, by)) };
@@ -97,7 +107,8 @@ export function createOperationService(deps: OperationServiceDeps): ServiceImpl<
 function waitSeconds(d: Duration | undefined): number {
   if (d === undefined) return DEFAULT_WAIT_S;
   const s = Number(d.seconds) + d.nanos / 1e9;
-  if (!(s >= 0) || s > MAX_WAIT_S) throw new PaasError("invalid_argument", `timeout must be between 0s and ${MAX_WAIT_S}s`);
+  if (!(s >= 0) || s > MAX_WAIT_S)
+    throw new PaasError("invalid_argument", `timeout must be between 0s and ${MAX_WAIT_S}s`);
   return s;
 }
 

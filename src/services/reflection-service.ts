@@ -20,7 +20,10 @@ export function createReflectionService(services: DescService[]): ServiceImpl<ty
 
   const fileResponse = (file: DescFile): ServerReflectionResponse["messageResponse"] => ({
     case: "fileDescriptorResponse",
-    value: { $typeName: "grpc.reflection.v1.FileDescriptorResponse", fileDescriptorProto: withDependencies(file).map(encode) },
+    value: {
+      $typeName: "grpc.reflection.v1.FileDescriptorResponse",
+      fileDescriptorProto: withDependencies(file).map(encode),
+    },
   });
 
   const answer = (req: ServerReflectionRequest): ServerReflectionResponse["messageResponse"] => {
@@ -48,18 +51,29 @@ export function createReflectionService(services: DescService[]): ServiceImpl<ty
         return registry.getMessage(r.value)
           ? {
               case: "allExtensionNumbersResponse",
-              value: { $typeName: "grpc.reflection.v1.ExtensionNumberResponse", baseTypeName: r.value, extensionNumber: [] },
+              value: {
+                $typeName: "grpc.reflection.v1.ExtensionNumberResponse",
+                baseTypeName: r.value,
+                extensionNumber: [],
+              },
             }
           : notFound(`type ${r.value} not found`);
       default:
-        return { case: "errorResponse", value: { $typeName: "grpc.reflection.v1.ErrorResponse", errorCode: 3, errorMessage: "unsupported request" } };
+        return {
+          case: "errorResponse",
+          value: { $typeName: "grpc.reflection.v1.ErrorResponse", errorCode: 3, errorMessage: "unsupported request" },
+        };
     }
   };
 
   return {
     async *serverReflectionInfo(requests) {
       for await (const req of requests) {
-        yield create(ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: answer(req) });
+        yield create(ServerReflectionResponseSchema, {
+          validHost: req.host,
+          originalRequest: req,
+          messageResponse: answer(req),
+        });
       }
     },
   };
@@ -67,7 +81,10 @@ export function createReflectionService(services: DescService[]): ServiceImpl<ty
 
 function notFound(errorMessage: string): ServerReflectionResponse["messageResponse"] {
   // gRPC code NOT_FOUND, as grpc-go's reflection service answers.
-  return { case: "errorResponse", value: { $typeName: "grpc.reflection.v1.ErrorResponse", errorCode: 5, errorMessage } };
+  return {
+    case: "errorResponse",
+    value: { $typeName: "grpc.reflection.v1.ErrorResponse", errorCode: 5, errorMessage },
+  };
 }
 
 /** fileOfSymbol finds the file that declares a message, enum, service or method. */

@@ -47,7 +47,10 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
 
   // A read that cannot learn the holder still answers: locked_by is left empty.
   const lockedBy = (namespace: string, name: string): Promise<string> =>
-    deps.locks.holderOf(namespace, name).then((h) => (h?.live ? h.holder : ""), () => "");
+    deps.locks.holderOf(namespace, name).then(
+      (h) => (h?.live ? h.holder : ""),
+      () => "",
+    );
 
   const current = async (namespace: string, name: string) => {
     const [found, holder] = await Promise.all([stored(namespace, name), lockedBy(namespace, name)]);
@@ -68,7 +71,10 @@ export function createReleaseService(deps: ReleaseDeps): ServiceImpl<typeof Rele
     },
 
     async uninstallRelease(req, ctx) {
-      return answerOf(UninstallReleaseResponseSchema, await engine.submit(verbs.uninstall, req, submitOptions(req, ctx)));
+      return answerOf(
+        UninstallReleaseResponseSchema,
+        await engine.submit(verbs.uninstall, req, submitOptions(req, ctx)),
+      );
     },
 
     async recoverRelease(req, ctx) {

@@ -15,7 +15,10 @@ function callOf(ctx: HandlerContext, fieldKey: string): Call {
   }
   const key = fieldKey || header;
   if (key && !IDEMPOTENCY_KEY.test(key)) {
-    throw new PaasError("invalid_argument", "idempotency key must be 1 to 255 printable ASCII characters without spaces");
+    throw new PaasError(
+      "invalid_argument",
+      "idempotency key must be 1 to 255 printable ASCII characters without spaces",
+    );
   }
   return {
     caller: ctx.values.get(callerKey)?.id ?? "",
@@ -32,7 +35,6 @@ function prefersAsync(ctx: HandlerContext): boolean {
   const prefer = ctx.requestHeader.get("prefer") ?? "";
   return prefer.split(",").some((p) => p.split(";")[0]!.trim().toLowerCase() === "respond-async");
 }
-
 
 /** submitOptions is how a handler hands a mutating request to the engine: who calls, async or not, and where the operation id goes. */
 export function submitOptions<Req extends DescMessage>(req: MessageShape<Req>, ctx: HandlerContext): SubmitOptions {

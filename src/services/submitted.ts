@@ -7,6 +7,7 @@ import { toOperation } from "../mapping/operation-mapping.ts";
  * or, for an async call, the response with only the operation id and the queued operation.
  */
 export function answerOf<Res extends DescMessage>(schema: Res, s: Submitted<Res>): MessageShape<Res> {
-  if ("accepted" in s) return create(schema, { operationId: s.operationId, operation: toOperation(s.accepted) } as never);
+  if ("accepted" in s)
+    return create(schema, { operationId: s.operationId, operation: toOperation(s.accepted) } as never);
   return { ...s.response, operationId: s.operationId };
 }

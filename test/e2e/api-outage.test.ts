@@ -9,7 +9,13 @@ import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
 import { LeaseManager, leaseRecord } from "../../src/kube/leases/leases.ts";
 import { failure } from "../support/failure.ts";
 import { startTcpProxy, writeKubeconfigVia, type TcpProxy } from "../support/tcp-proxy.ts";
-import { startServer, TEST_LEASE_NAMESPACE, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
+import {
+  startServer,
+  TEST_LEASE_NAMESPACE,
+  testbedEnv,
+  uniqueNamespace,
+  type ServerProcess,
+} from "../support/testbed.ts";
 
 // Fault injection: the Kubernetes API becomes unreachable (every connection reset, new
 // ones refused) while an upgrade --wait holds its release's Lease. The operator reaches
@@ -34,7 +40,12 @@ let proxy: TcpProxy;
 let server: ServerProcess;
 let client: PaasClient;
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, everyMs = 250): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs: number,
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -52,10 +63,12 @@ async function timedFailure(p: Promise<unknown>): Promise<{ code: Code; message:
 }
 
 async function readLease(release: string): Promise<k8s.V1Lease | undefined> {
-  return coordination.readNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE }).catch((err: { code?: number }) => {
-    if (err.code === 404) return undefined;
-    throw err;
-  });
+  return coordination
+    .readNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE })
+    .catch((err: { code?: number }) => {
+      if (err.code === 404) return undefined;
+      throw err;
+    });
 }
 
 /** The release's storage Secrets from the real API server, newest revision last. */
@@ -67,13 +80,18 @@ async function storage(release: string): Promise<Array<[string, string]>> {
 }
 
 async function auditEvents(release: string): Promise<AuditEvent[]> {
-  const res = await createClient(AuditService, client.transport).listAuditEvents({ namespace: ns, release, pageSize: 1000 });
+  const res = await createClient(AuditService, client.transport).listAuditEvents({
+    namespace: ns,
+    release,
+    pageSize: 1000,
+  });
   return res.events;
 }
 
 function expectEveryOperationClosedOnce(events: AuditEvent[]): void {
   const outcomes = new Map<string, number>();
-  for (const e of events) if (e.stage === AuditStage.OUTCOME) outcomes.set(e.operationId, (outcomes.get(e.operationId) ?? 0) + 1);
+  for (const e of events)
+    if (e.stage === AuditStage.OUTCOME) outcomes.set(e.operationId, (outcomes.get(e.operationId) ?? 0) + 1);
   for (const [id, n] of outcomes) expect(n, `outcomes of operation ${id}`).toBe(1);
   for (const intent of events.filter((e) => e.stage === AuditStage.INTENT)) {
     expect(outcomes.get(intent.operationId), `outcome of ${intent.method} ${intent.operationId}`).toBe(1);
@@ -85,11 +103,22 @@ const apiServer = process.env.KUBE_APISERVER || kc.getCurrentCluster()!.server;
 beforeAll(async () => {
   proxy = await startTcpProxy(apiServer);
   const kubeconfig = writeKubeconfigVia(tb.KUBECONFIG, proxy.address);
-  server = await startServer({ KUBECONFIG: kubeconfig, NAMESPACE_PREFIX: PREFIX, LEASE_DURATION: String(LEASE_SECONDS), HEARTBEAT_INTERVAL: "1", RECONCILE_INTERVAL: "2" });
+  server = await startServer({
+    KUBECONFIG: kubeconfig,
+    NAMESPACE_PREFIX: PREFIX,
+    LEASE_DURATION: String(LEASE_SECONDS),
+    HEARTBEAT_INTERVAL: "1",
+    RECONCILE_INTERVAL: "2",
+  });
   client = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "grpc" });
   await client.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
   for (const name of ["slow", "other"]) {
-    const res = await client.releases.installRelease({ namespace: ns, name, chart: "testbed/podinfo", version: "6.13.0" });
+    const res = await client.releases.installRelease({
+      namespace: ns,
+      name,
+      chart: "testbed/podinfo",
+      version: "6.13.0",
+    });
     expect(res.release?.status).toBe(ReleaseStatus.DEPLOYED);
   }
   // Everything the server did so far went through the proxy (TLS verified end to end).
@@ -102,7 +131,9 @@ afterAll(async () => {
   await proxy?.close();
   await core.deleteNamespace({ name: ns }).catch(() => undefined);
   for (const release of ["slow", "other"]) {
-    await coordination.deleteNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE }).catch(() => undefined);
+    await coordination
+      .deleteNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE })
+      .catch(() => undefined);
   }
 });
 
@@ -111,10 +142,17 @@ describe("Kubernetes API outage", () => {
   let slowOperation = "";
 
   it("(a) fails a running upgrade --wait with UNAVAILABLE once its Lease cannot be renewed, and stops helm with SIGTERM", async () => {
-    const upgrade = timedFailure(client.releases.upgradeRelease({ namespace: ns, name: "slow", values: SLOW, wait: true }));
+    const upgrade = timedFailure(
+      client.releases.upgradeRelease({ namespace: ns, name: "slow", values: SLOW, wait: true }),
+    );
     await until("helm upgrade started", () => server.logs.some((l) => l.msg === "helm upgrade started"), 30_000, 50);
     // Helm has recorded revision 2 as pending-upgrade and is waiting for the pods.
-    await until("revision 2 pending-upgrade", async () => (await storage("slow")).at(-1)?.[1] === "pending-upgrade", 30_000, 100);
+    await until(
+      "revision 2 pending-upgrade",
+      async () => (await storage("slow")).at(-1)?.[1] === "pending-upgrade",
+      30_000,
+      100,
+    );
     await sleep(500);
     const lease = await readLease("slow");
     expect(lease, "the upgrade holds the release's Lease").toBeDefined();
@@ -126,7 +164,9 @@ describe("Kubernetes API outage", () => {
     proxy.cut();
     const failed = await upgrade;
     const toUnavailable = Date.now() - cutAt;
-    console.log(`api-outage (a): upgrade --wait failed ${toUnavailable} ms after the cut (LEASE_DURATION ${LEASE_SECONDS}s): ${Code[failed.code]}: ${failed.message}`);
+    console.log(
+      `api-outage (a): upgrade --wait failed ${toUnavailable} ms after the cut (LEASE_DURATION ${LEASE_SECONDS}s): ${Code[failed.code]}: ${failed.message}`,
+    );
     expect(failed.code).toBe(Code.Unavailable);
     expect(failed.message).toMatch(/lease/i);
     expect(toUnavailable).toBeLessThanOrEqual(2 * LEASE_MS + 3000);
@@ -141,8 +181,12 @@ describe("Kubernetes API outage", () => {
 
   it("(b) refuses a new mutation and reads with UNAVAILABLE, in bounded time, while the API is down", async () => {
     expect(proxy.isCut).toBe(true);
-    const mutation = await timedFailure(client.releases.upgradeRelease({ namespace: ns, name: "other", values: { replicaCount: 2 } }));
-    console.log(`api-outage (b): new mutation refused after ${mutation.ms} ms: ${Code[mutation.code]}: ${mutation.message}`);
+    const mutation = await timedFailure(
+      client.releases.upgradeRelease({ namespace: ns, name: "other", values: { replicaCount: 2 } }),
+    );
+    console.log(
+      `api-outage (b): new mutation refused after ${mutation.ms} ms: ${Code[mutation.code]}: ${mutation.message}`,
+    );
     expect(mutation.code).toBe(Code.Unavailable);
     expect(mutation.ms).toBeLessThanOrEqual(LEASE_MS + 4000);
 
@@ -179,13 +223,21 @@ describe("Kubernetes API outage", () => {
     const restoredAt = Date.now();
     await until(
       "reads to work again",
-      () => client.releases.getRelease({ namespace: ns, name: "other" }).then(() => true, () => false),
+      () =>
+        client.releases.getRelease({ namespace: ns, name: "other" }).then(
+          () => true,
+          () => false,
+        ),
       10_000,
     );
     const readsBackMs = Date.now() - restoredAt;
 
     // The interrupted upgrade's Lease is deleted (or expires and is taken and deleted by the repair).
-    await until("the Lease of slow to be gone", async () => (await readLease("slow")) === undefined, 2 * LEASE_MS + 2000);
+    await until(
+      "the Lease of slow to be gone",
+      async () => (await readLease("slow")) === undefined,
+      2 * LEASE_MS + 2000,
+    );
     const leaseGoneMs = Date.now() - restoredAt;
     // Helm could not record its own failure while the API was down: the reconciler repairs the pending revision.
     const repaired = await until(
@@ -197,7 +249,9 @@ describe("Kubernetes API outage", () => {
       2 * LEASE_MS + 5000,
     );
     const repairedMs = Date.now() - restoredAt;
-    console.log(`api-outage (c): outage ${outage} ms; reads back ${readsBackMs} ms, Lease gone ${leaseGoneMs} ms, slow ${ReleaseStatus[repaired.status]} ${repairedMs} ms after restore`);
+    console.log(
+      `api-outage (c): outage ${outage} ms; reads back ${readsBackMs} ms, Lease gone ${leaseGoneMs} ms, slow ${ReleaseStatus[repaired.status]} ${repairedMs} ms after restore`,
+    );
     expect(repaired).toMatchObject({ revision: 2, status: ReleaseStatus.FAILED });
     expect(await storage("slow")).toEqual([
       ["1", "deployed"],
@@ -229,15 +283,23 @@ describe("Kubernetes API outage", () => {
       [AuditStage.INTENT, AuditOutcome.UNSPECIFIED],
       [AuditStage.OUTCOME, AuditOutcome.FAILED],
     ]);
-    expect(interrupted.find((e) => e.stage === AuditStage.OUTCOME)).toMatchObject({ errorCode: "unavailable", revisionBefore: 1 });
+    expect(interrupted.find((e) => e.stage === AuditStage.OUTCOME)).toMatchObject({
+      errorCode: "unavailable",
+      revisionBefore: 1,
+    });
     const outcomes = slow.filter((e) => e.stage === AuditStage.OUTCOME);
     expect(outcomes.filter((e) => e.outcome === AuditOutcome.RECOVERED)).toHaveLength(1);
     expect(outcomes.filter((e) => e.outcome === AuditOutcome.RECOVERED)[0]).toMatchObject({ revisionBefore: 2 });
-    expect(outcomes.filter((e) => e.method === "paas.v1.ReleaseService/UpgradeRelease").map((e) => e.outcome)).toEqual([AuditOutcome.SUCCEEDED, AuditOutcome.FAILED]);
+    expect(outcomes.filter((e) => e.method === "paas.v1.ReleaseService/UpgradeRelease").map((e) => e.outcome)).toEqual([
+      AuditOutcome.SUCCEEDED,
+      AuditOutcome.FAILED,
+    ]);
     expectEveryOperationClosedOnce(slow);
 
     const others = await auditEvents("other");
-    const otherOutcomes = others.filter((e) => e.stage === AuditStage.OUTCOME && e.method === "paas.v1.ReleaseService/UpgradeRelease");
+    const otherOutcomes = others.filter(
+      (e) => e.stage === AuditStage.OUTCOME && e.method === "paas.v1.ReleaseService/UpgradeRelease",
+    );
     expect(otherOutcomes.map((e) => [e.outcome, e.errorCode])).toEqual([
       [AuditOutcome.SUCCEEDED, ""],
       [AuditOutcome.FAILED, "unavailable"],

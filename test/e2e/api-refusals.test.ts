@@ -38,15 +38,29 @@ describe.each([
   it("an annotation key the API server refuses: INVALID_ARGUMENT naming the Deployment and the field, no value", async () => {
     const key = "bad key!";
     const secret = "s3cr3t-annotation-value";
-    const err = await failure(paas.releases.installRelease({ namespace: ns, name: "web", chart: "testbed/podinfo", version: "6.13.0", values: { podAnnotations: { [key]: secret } } }));
+    const err = await failure(
+      paas.releases.installRelease({
+        namespace: ns,
+        name: "web",
+        chart: "testbed/podinfo",
+        version: "6.13.0",
+        values: { podAnnotations: { [key]: secret } },
+      }),
+    );
     expect(err.code).toBe(Code.InvalidArgument);
-    expect(err.rawMessage).toBe('The install of release web creates an invalid Deployment "web-podinfo": spec.template.annotations: invalid value');
+    expect(err.rawMessage).toBe(
+      'The install of release web creates an invalid Deployment "web-podinfo": spec.template.annotations: invalid value',
+    );
     for (const text of [err.rawMessage, JSON.stringify(server.logs)]) {
       expect(text).not.toContain(key);
       expect(text).not.toContain(secret);
     }
     // helm's own words reached the log (sanitized), not the caller.
-    expect(server.logs.some((l) => typeof l.stderr === "string" && l.stderr.includes('Deployment.apps "web-podinfo" is invalid'))).toBe(true);
+    expect(
+      server.logs.some(
+        (l) => typeof l.stderr === "string" && l.stderr.includes('Deployment.apps "web-podinfo" is invalid'),
+      ),
+    ).toBe(true);
     // Nothing stays: no helm record, no Deployment.
     const records = await core.listNamespacedSecret({ namespace: ns, labelSelector: "owner=helm,name=web" });
     expect(records.items).toEqual([]);

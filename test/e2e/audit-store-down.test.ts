@@ -53,20 +53,29 @@ describe("audit store (PostgreSQL) down", () => {
 
   it("installs and upgrades while PostgreSQL is up", async () => {
     await client.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
-    const res = await client.releases.installRelease({ namespace: ns, name: "web", chart: "testbed/podinfo", version: "6.13.0" });
+    const res = await client.releases.installRelease({
+      namespace: ns,
+      name: "web",
+      chart: "testbed/podinfo",
+      version: "6.13.0",
+    });
     expect(res.release?.revision).toBe(1);
     expect((await upgrade("up-1", "up-1")).release?.revision).toBe(2);
   });
 
   it("refuses mutations with UNAVAILABLE while PostgreSQL is stopped; reads still work; helm is not run", async () => {
-    const helmStarts = () => server.logs.filter((l) => typeof l.msg === "string" && l.msg.startsWith("helm ") && l.msg.endsWith(" started")).length;
+    const helmStarts = () =>
+      server.logs.filter((l) => typeof l.msg === "string" && l.msg.startsWith("helm ") && l.msg.endsWith(" started"))
+        .length;
     const helmBefore = helmStarts();
     expect(helmBefore).toBeGreaterThan(0);
     await pg.stop();
     const t0 = Date.now();
     const refused = await failure(upgrade("down-1", "down-1"));
     const refusedMs = Date.now() - t0;
-    console.log(`[audit-store-down] first upgrade after stopping PostgreSQL refused in ${refusedMs} ms: ${Code[refused.code]} ${refused.rawMessage}`);
+    console.log(
+      `[audit-store-down] first upgrade after stopping PostgreSQL refused in ${refusedMs} ms: ${Code[refused.code]} ${refused.rawMessage}`,
+    );
     expect(Code[refused.code], refused.rawMessage).toBe(Code[Code.Unavailable]);
     expect(refusedMs).toBeLessThan(REFUSED_WITHIN_MS);
 
@@ -106,12 +115,18 @@ describe("audit store (PostgreSQL) down", () => {
       } catch (err) {
         const e = ConnectError.from(err);
         expect(Code[e.code], e.rawMessage).toBe(Code[Code.Unavailable]);
-        if (Date.now() - t0 > RECOVERS_WITHIN_MS) throw new Error(`mutations still refused ${RECOVERS_WITHIN_MS} ms after PostgreSQL came back: ${e.rawMessage}`, { cause: err });
+        if (Date.now() - t0 > RECOVERS_WITHIN_MS)
+          throw new Error(
+            `mutations still refused ${RECOVERS_WITHIN_MS} ms after PostgreSQL came back: ${e.rawMessage}`,
+            { cause: err },
+          );
         await new Promise((r) => setTimeout(r, 250));
       }
     }
     const recoveredMs = Date.now() - t0;
-    console.log(`[audit-store-down] first upgrade accepted ${recoveredMs} ms after PostgreSQL was started again (attempt ${attempt})`);
+    console.log(
+      `[audit-store-down] first upgrade accepted ${recoveredMs} ms after PostgreSQL was started again (attempt ${attempt})`,
+    );
     expect(res.release?.revision).toBe(3);
     // The key refused while the store was down was never stored: it runs now.
     const keyed = await upgrade("back-key", "down-2", "down-key");
@@ -132,7 +147,8 @@ describe("audit store (PostgreSQL) down", () => {
     const accepted = sent.filter((s) => s.ok);
     expect(ops.size).toBe(2 + accepted.length);
     const byRequest = new Map<string, AuditEventPair>();
-    for (const op of ops.values()) byRequest.set(op.intents[0]!.requestId, { intent: op.intents[0]!, outcome: op.outcomes[0]! });
+    for (const op of ops.values())
+      byRequest.set(op.intents[0]!.requestId, { intent: op.intents[0]!, outcome: op.outcomes[0]! });
     for (const s of sent) {
       const records = events.filter((e) => e.requestId === s.requestId);
       if (s.ok) {

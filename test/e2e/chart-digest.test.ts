@@ -33,7 +33,9 @@ async function manifestDigest(repository: string, tag: string): Promise<string> 
 /** storageLabels are the labels of the release's newest storage Secret (Helm's own record). */
 async function storageLabels(namespace: string, name: string): Promise<Record<string, string>> {
   const list = await core.listNamespacedSecret({ namespace, labelSelector: `owner=helm,name=${name}` });
-  const newest = list.items.sort((a, b) => Number(b.metadata?.labels?.version) - Number(a.metadata?.labels?.version))[0];
+  const newest = list.items.sort(
+    (a, b) => Number(b.metadata?.labels?.version) - Number(a.metadata?.labels?.version),
+  )[0];
   return newest?.metadata?.labels ?? {};
 }
 
@@ -62,8 +64,20 @@ describe.each([
   });
 
   it("an OCI install with a version range records the exact version and the registry's manifest digest", async () => {
-    const res = await paas.releases.installRelease({ namespace: ns, name: "oci", chart: OCI_PODINFO, version: "~6.13", wait: false });
-    expect(res.release).toMatchObject({ status: ReleaseStatus.DEPLOYED, chart: "podinfo", chartVersion: "6.13.0", chartDigest: digest6130, chartReference: OCI_PODINFO });
+    const res = await paas.releases.installRelease({
+      namespace: ns,
+      name: "oci",
+      chart: OCI_PODINFO,
+      version: "~6.13",
+      wait: false,
+    });
+    expect(res.release).toMatchObject({
+      status: ReleaseStatus.DEPLOYED,
+      chart: "podinfo",
+      chartVersion: "6.13.0",
+      chartDigest: digest6130,
+      chartReference: OCI_PODINFO,
+    });
     const labels = await storageLabels(ns, "oci");
     expect(labels).toMatchObject({
       "paas-chart-version": "6.13.0",
@@ -90,20 +104,48 @@ describe.each([
   });
 
   it("an upgrade to an HTTP repository chart clears the digest; a rollback brings the old one back", async () => {
-    const up = await paas.releases.upgradeRelease({ namespace: ns, name: "oci", chart: "podinfo", repoUrl: tb.CHART_REPO_URL, version: "6.13.0" });
+    const up = await paas.releases.upgradeRelease({
+      namespace: ns,
+      name: "oci",
+      chart: "podinfo",
+      repoUrl: tb.CHART_REPO_URL,
+      version: "6.13.0",
+    });
     expect(up.release).toMatchObject({ revision: 4, chartVersion: "6.13.0", chartDigest: "" });
     const labels = await storageLabels(ns, "oci");
-    expect(labels).toMatchObject({ "paas-chart-version": "6.13.0", "paas-chart-sha256-0": "", "paas-chart-sha256-1": "" });
-    expect((await paas.releases.getRelease({ namespace: ns, name: "oci" })).release).toMatchObject({ chartDigest: "", repoUrl: tb.CHART_REPO_URL });
+    expect(labels).toMatchObject({
+      "paas-chart-version": "6.13.0",
+      "paas-chart-sha256-0": "",
+      "paas-chart-sha256-1": "",
+    });
+    expect((await paas.releases.getRelease({ namespace: ns, name: "oci" })).release).toMatchObject({
+      chartDigest: "",
+      repoUrl: tb.CHART_REPO_URL,
+    });
     // Helm's rollback copies the target revision's labels: chart reference and digest of revision 3.
     const rb = await paas.releases.rollbackRelease({ namespace: ns, name: "oci", revision: 3 });
-    expect(rb.release).toMatchObject({ revision: 5, chartVersion: "6.14.1", chartDigest: digest6141, chartReference: OCI_PODINFO });
+    expect(rb.release).toMatchObject({
+      revision: 5,
+      chartVersion: "6.14.1",
+      chartDigest: digest6141,
+      chartReference: OCI_PODINFO,
+    });
   });
 
   it("an HTTP repository install without a version records the newest version and no digest", async () => {
-    const res = await paas.releases.installRelease({ namespace: ns, name: "http", chart: "podinfo", repoUrl: tb.CHART_REPO_URL, wait: false });
+    const res = await paas.releases.installRelease({
+      namespace: ns,
+      name: "http",
+      chart: "podinfo",
+      repoUrl: tb.CHART_REPO_URL,
+      wait: false,
+    });
     expect(res.release).toMatchObject({ status: ReleaseStatus.DEPLOYED, chartVersion: "6.14.1", chartDigest: "" });
-    expect(await storageLabels(ns, "http")).toMatchObject({ "paas-chart-version": "6.14.1", "paas-chart-sha256-0": "", "paas-chart-sha256-1": "" });
+    expect(await storageLabels(ns, "http")).toMatchObject({
+      "paas-chart-version": "6.14.1",
+      "paas-chart-sha256-0": "",
+      "paas-chart-sha256-1": "",
+    });
     await paas.releases.uninstallRelease({ namespace: ns, name: "http" });
     await paas.releases.uninstallRelease({ namespace: ns, name: "oci" });
     expect((await core.listNamespacedSecret({ namespace: ns, labelSelector: "owner=helm" })).items).toEqual([]);

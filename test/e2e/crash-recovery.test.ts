@@ -7,7 +7,13 @@ import { AuditOutcome, AuditService, AuditStage, type AuditEvent } from "../../g
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
 import { LeaseManager, leaseRecord } from "../../src/kube/leases/leases.ts";
 import { failure } from "../support/failure.ts";
-import { startServer, TEST_LEASE_NAMESPACE, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
+import {
+  startServer,
+  TEST_LEASE_NAMESPACE,
+  testbedEnv,
+  uniqueNamespace,
+  type ServerProcess,
+} from "../support/testbed.ts";
 
 // Fault injection: the operator is SIGKILLed (with helm) in the middle of an upgrade --wait,
 // as when its container is killed. A restarted replica must show the release as pending,
@@ -26,7 +32,12 @@ const PREFIX = "paas-ws-crash-";
 
 // Long enough that the restarted replica (2-4 s to start) is up while the dead Lease is still live.
 const LEASE_SECONDS = 10;
-const FAST = { NAMESPACE_PREFIX: PREFIX, LEASE_DURATION: String(LEASE_SECONDS), HEARTBEAT_INTERVAL: "1", RECONCILE_INTERVAL: "2" };
+const FAST = {
+  NAMESPACE_PREFIX: PREFIX,
+  LEASE_DURATION: String(LEASE_SECONDS),
+  HEARTBEAT_INTERVAL: "1",
+  RECONCILE_INTERVAL: "2",
+};
 const slowPods = (delay: string) => ({ podAnnotations: { "pod-ready.stage.kwok.x-k8s.io/delay": delay } });
 
 const servers: ServerProcess[] = [];
@@ -35,19 +46,32 @@ afterAll(async () => {
   for (const s of servers) await s.stop().catch(() => undefined);
   await core.deleteNamespace({ name: ns }).catch(() => undefined);
   for (const release of ["web", "api"]) {
-    await coordination.deleteNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE }).catch(() => undefined);
+    await coordination
+      .deleteNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE })
+      .catch(() => undefined);
   }
 });
 
-async function start(env: Record<string, string>): Promise<{ server: ServerProcess; client: PaasClient; replica: string }> {
+async function start(
+  env: Record<string, string>,
+): Promise<{ server: ServerProcess; client: PaasClient; replica: string }> {
   const server = await startServer({ ...FAST, ...env });
   servers.push(server);
   const replica = String(server.logs.find((l) => l.msg === "listening")?.replica ?? "");
   expect(replica).not.toBe("");
-  return { server, client: createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "grpc" }), replica };
+  return {
+    server,
+    client: createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "grpc" }),
+    replica,
+  };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 200): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -64,10 +88,12 @@ async function storage(release: string): Promise<k8s.V1Secret[]> {
 }
 
 async function readLease(release: string): Promise<k8s.V1Lease | undefined> {
-  return coordination.readNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE }).catch((err: { code?: number }) => {
-    if (err.code === 404) return undefined;
-    throw err;
-  });
+  return coordination
+    .readNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE })
+    .catch((err: { code?: number }) => {
+      if (err.code === 404) return undefined;
+      throw err;
+    });
 }
 
 async function auditEvents(client: PaasClient, release: string): Promise<AuditEvent[]> {
@@ -79,7 +105,8 @@ async function auditEvents(client: PaasClient, release: string): Promise<AuditEv
 /** The outcome records of each operation id. */
 function outcomesByOperation(events: AuditEvent[]): Map<string, AuditEvent[]> {
   const by = new Map<string, AuditEvent[]>();
-  for (const e of events) if (e.stage === AuditStage.OUTCOME) by.set(e.operationId, [...(by.get(e.operationId) ?? []), e]);
+  for (const e of events)
+    if (e.stage === AuditStage.OUTCOME) by.set(e.operationId, [...(by.get(e.operationId) ?? []), e]);
   return by;
 }
 
@@ -97,14 +124,21 @@ describe("crash of the operator during an upgrade --wait", () => {
   it("shows the release pending, repairs it after the dead Lease expires, and closes the killed operation as recovered", async () => {
     const a = await start({});
     await a.client.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
-    const installed = await a.client.releases.installRelease({ namespace: ns, name: "web", chart: "testbed/podinfo", version: "6.13.0" });
+    const installed = await a.client.releases.installRelease({
+      namespace: ns,
+      name: "web",
+      chart: "testbed/podinfo",
+      version: "6.13.0",
+    });
     expect(installed.release).toMatchObject({ revision: 1, status: ReleaseStatus.DEPLOYED });
 
     // An upgrade whose pods take a minute to become ready: helm sits in --wait.
-    const interrupted = a.client.releases.upgradeRelease({ namespace: ns, name: "web", values: slowPods("60s"), wait: true }).then(
-      () => "finished" as const,
-      (err: unknown) => ConnectError.from(err),
-    );
+    const interrupted = a.client.releases
+      .upgradeRelease({ namespace: ns, name: "web", values: slowPods("60s"), wait: true })
+      .then(
+        () => "finished" as const,
+        (err: unknown) => ConnectError.from(err),
+      );
     await until("helm upgrade started", () => a.server.logs.some((l) => l.msg === "helm upgrade started"), 30_000, 50);
     await sleep(1500);
     // The operation holds the release's Lease while helm runs.
@@ -130,11 +164,18 @@ describe("crash of the operator during an upgrade --wait", () => {
     // A restarted replica (same audit file, same key) finds the release pending, held by a
     // Lease nobody renews any more.
     b = await start({ AUDIT_SQLITE_PATH: a.server.auditPath, API_KEY: a.server.apiKey });
-    const expiresAt = (leaseRecord((await readLease("web"))!).renewedAt?.getTime() ?? 0) + heldBy.durationSeconds * 1000;
+    const expiresAt =
+      (leaseRecord((await readLease("web"))!).renewedAt?.getTime() ?? 0) + heldBy.durationSeconds * 1000;
     const restartMs = Date.now() - killedAt;
-    expect(Date.now(), `B must be up before A's Lease expires (restart took ${restartMs} ms)`).toBeLessThan(expiresAt - 1000);
+    expect(Date.now(), `B must be up before A's Lease expires (restart took ${restartMs} ms)`).toBeLessThan(
+      expiresAt - 1000,
+    );
     const pending = await b.client.releases.getRelease({ namespace: ns, name: "web" });
-    expect(pending.release).toMatchObject({ revision: 2, status: ReleaseStatus.PENDING_UPGRADE, lockedBy: heldBy.holder });
+    expect(pending.release).toMatchObject({
+      revision: 2,
+      status: ReleaseStatus.PENDING_UPGRADE,
+      lockedBy: heldBy.holder,
+    });
     expect(pending.release?.pendingSince).toBeDefined();
     const since = Number(pending.release!.pendingSince!.seconds) * 1000;
     expect(Math.abs(since - killedAt)).toBeLessThan(30_000);
@@ -145,7 +186,9 @@ describe("crash of the operator during an upgrade --wait", () => {
     const recoveredAfter = Date.now() - killedAt;
     expect(next.release).toMatchObject({ revision: 3, status: ReleaseStatus.DEPLOYED });
     expect(Date.now()).toBeGreaterThanOrEqual(expiresAt - 1000);
-    console.log(`crash-recovery: B listening ${restartMs} ms after the crash; next upgrade took ${Date.now() - t0} ms; release usable ${recoveredAfter} ms after the crash (Lease ${LEASE_SECONDS}s)`);
+    console.log(
+      `crash-recovery: B listening ${restartMs} ms after the crash; next upgrade took ${Date.now() - t0} ms; release usable ${recoveredAfter} ms after the crash (Lease ${LEASE_SECONDS}s)`,
+    );
 
     const history = await b.client.releases.listReleaseRevisions({ namespace: ns, name: "web" });
     expect(history.revisions.map((r) => [r.revision, r.status])).toEqual([
@@ -175,12 +218,18 @@ describe("crash of the operator during an upgrade --wait", () => {
       ]),
     );
     expect(killed).toHaveLength(2);
-    expect(killed.find((e) => e.stage === AuditStage.INTENT)).toMatchObject({ method: "paas.v1.ReleaseService/UpgradeRelease", replica: a.replica, revisionBefore: 0 });
+    expect(killed.find((e) => e.stage === AuditStage.INTENT)).toMatchObject({
+      method: "paas.v1.ReleaseService/UpgradeRelease",
+      replica: a.replica,
+      revisionBefore: 0,
+    });
     // (The outcome's `replica` is copied from the intent, i.e. A's, although B wrote it.)
     const closed = killed.find((e) => e.stage === AuditStage.OUTCOME)!;
     expect(closed).toMatchObject({ revisionAfter: 2, errorCode: "" });
     expect(closed.errorMessage).toContain(a.replica);
-    const upgrades = events.filter((e) => e.method === "paas.v1.ReleaseService/UpgradeRelease" && e.stage === AuditStage.OUTCOME);
+    const upgrades = events.filter(
+      (e) => e.method === "paas.v1.ReleaseService/UpgradeRelease" && e.stage === AuditStage.OUTCOME,
+    );
     expect(upgrades.map((e) => e.outcome).sort()).toEqual([AuditOutcome.SUCCEEDED, AuditOutcome.RECOVERED].sort());
     expectEveryOperationClosedOnce(events);
 
@@ -191,7 +240,12 @@ describe("crash of the operator during an upgrade --wait", () => {
   it("refuses RecoverRelease with ABORTED naming the holder while an upgrade --wait holds the Lease, and leaves the release alone", async () => {
     expect(b, "runs after the first case").toBeDefined();
     await b.client.releases.installRelease({ namespace: ns, name: "api", chart: "testbed/podinfo", version: "6.13.0" });
-    const upgrade = b.client.releases.upgradeRelease({ namespace: ns, name: "api", values: slowPods("15s"), wait: true });
+    const upgrade = b.client.releases.upgradeRelease({
+      namespace: ns,
+      name: "api",
+      values: slowPods("15s"),
+      wait: true,
+    });
     const running = await until(
       "api to be pending-upgrade and locked",
       async () => {
@@ -201,7 +255,11 @@ describe("crash of the operator during an upgrade --wait", () => {
       30_000,
     );
     expect(running.lockedBy.startsWith(`${b.replica}/`)).toBe(true);
-    const before = (await storage("api")).map((s) => [s.metadata?.name, s.metadata?.resourceVersion, s.metadata?.labels?.status]);
+    const before = (await storage("api")).map((s) => [
+      s.metadata?.name,
+      s.metadata?.resourceVersion,
+      s.metadata?.labels?.status,
+    ]);
     expect(before.at(-1)?.[2]).toBe("pending-upgrade");
 
     // Through the replica running the upgrade, and through another replica that only sees the Lease.
@@ -211,7 +269,9 @@ describe("crash of the operator during an upgrade --wait", () => {
       expect(refused.code).toBe(Code.Aborted);
       expect(refused.rawMessage).toContain(running.lockedBy);
     }
-    expect((await storage("api")).map((s) => [s.metadata?.name, s.metadata?.resourceVersion, s.metadata?.labels?.status])).toEqual(before);
+    expect(
+      (await storage("api")).map((s) => [s.metadata?.name, s.metadata?.resourceVersion, s.metadata?.labels?.status]),
+    ).toEqual(before);
 
     const done = await upgrade;
     expect(done.release).toMatchObject({ revision: 2, status: ReleaseStatus.DEPLOYED });

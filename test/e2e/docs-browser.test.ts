@@ -11,8 +11,14 @@ const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "tr
 
 /** The operations of the document, as Swagger UI lists them: "METHOD /path". */
 function documentOperations(): string[] {
-  const doc = JSON.parse(readFileSync(DEFAULT_DOCUMENT_PATH, "utf8")) as { paths: Record<string, Record<string, unknown>> };
-  return Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).filter((k) => METHODS.includes(k)).map((m) => `${m.toUpperCase()} ${path}`));
+  const doc = JSON.parse(readFileSync(DEFAULT_DOCUMENT_PATH, "utf8")) as {
+    paths: Record<string, Record<string, unknown>>;
+  };
+  return Object.entries(doc.paths).flatMap(([path, item]) =>
+    Object.keys(item)
+      .filter((k) => METHODS.includes(k))
+      .map((m) => `${m.toUpperCase()} ${path}`),
+  );
 }
 
 // Swagger UI in headless Chromium, served by the real server (started as a child process
@@ -23,12 +29,24 @@ describe("Swagger UI at /docs in Chromium", () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    const executablePath = execFileSync("bash", ["scripts/ensure-chromium.sh"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+    const executablePath = execFileSync("bash", ["scripts/ensure-chromium.sh"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    }).trim();
     server = await startServer();
     base = server.baseUrl;
     browser = await chromium.launch({
       executablePath,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-quic",
+      ],
     });
   });
   afterAll(async () => {
@@ -52,9 +70,14 @@ describe("Swagger UI at /docs in Chromium", () => {
     await page.locator(".swagger-ui .info .title").waitFor();
     await expect.poll(() => page.locator(".opblock").count(), { timeout: 30_000 }).toBe(expected.length);
     await expect(page.locator(".swagger-ui .info .title").innerText()).resolves.toContain("PaaS Operator API");
-    const listed = await page.locator(".opblock").evaluateAll((blocks) =>
-      blocks.map((b) => `${b.querySelector(".opblock-summary-method")?.textContent?.trim()} ${b.querySelector(".opblock-summary-path")?.getAttribute("data-path")}`),
-    );
+    const listed = await page
+      .locator(".opblock")
+      .evaluateAll((blocks) =>
+        blocks.map(
+          (b) =>
+            `${b.querySelector(".opblock-summary-method")?.textContent?.trim()} ${b.querySelector(".opblock-summary-path")?.getAttribute("data-path")}`,
+        ),
+      );
     expect(listed.sort()).toEqual([...expected].sort());
 
     // Try it out on GET /healthz: the call goes to the page's own origin and its answer is shown.
@@ -65,7 +88,9 @@ describe("Swagger UI at /docs in Chromium", () => {
     const status = healthz.locator(".live-responses-table tbody td.response-col_status").first();
     await status.waitFor();
     expect((await status.innerText()).trim()).toBe("200");
-    await expect(healthz.locator(".live-responses-table tbody .response-col_description").first().innerText()).resolves.toContain('"status": "ok"');
+    await expect(
+      healthz.locator(".live-responses-table tbody .response-col_description").first().innerText(),
+    ).resolves.toContain('"status": "ok"');
 
     await page.screenshot({ path: SCREENSHOT_TOP });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });

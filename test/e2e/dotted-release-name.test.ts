@@ -8,7 +8,13 @@ import { LeaseManager, leaseRecord } from "../../src/kube/leases/leases.ts";
 import { decodeReleaseText, encodeReleaseData, HELM_SECRET_TYPE } from "../../src/kube/storage/helm-storage.ts";
 import { failure } from "../support/failure.ts";
 import { KWOK_READY_DELAY } from "../support/reliability.ts";
-import { startServer, TEST_LEASE_NAMESPACE, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
+import {
+  startServer,
+  TEST_LEASE_NAMESPACE,
+  testbedEnv,
+  uniqueNamespace,
+  type ServerProcess,
+} from "../support/testbed.ts";
 
 // A release name with a dot is a valid Helm release name (helm pkg/chartutil
 // ValidateReleaseName: a DNS-1123 subdomain of at most 53 characters), so it must work
@@ -27,7 +33,10 @@ const NAME = "my-app.v2";
 const VALUES = { fullnameOverride: "my-app-v2" };
 
 /** collect reads a stream in the background until `until` says stop. */
-function collect(stream: AsyncIterable<WatchReleaseStatusResponse>, until: (seen: WatchReleaseStatusResponse[]) => boolean) {
+function collect(
+  stream: AsyncIterable<WatchReleaseStatusResponse>,
+  until: (seen: WatchReleaseStatusResponse[]) => boolean,
+) {
   const seen: WatchReleaseStatusResponse[] = [];
   const done = (async () => {
     for await (const m of stream) {
@@ -68,35 +77,71 @@ describe.each([
     // No background repair during the test: the stuck release below is repaired on demand.
     server = await startServer({ HELM_BINARY: helmBinary, RECONCILE_INTERVAL: "1h" });
     client = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "grpc" });
-    rest = (path, init) => fetch(`${server.baseUrl}${path}`, { ...init, headers: { "x-api-key": server.apiKey, "content-type": "application/json", ...init?.headers } });
+    rest = (path, init) =>
+      fetch(`${server.baseUrl}${path}`, {
+        ...init,
+        headers: { "x-api-key": server.apiKey, "content-type": "application/json", ...init?.headers },
+      });
     await client.namespaces.createNamespace({ name: ns });
   });
 
   afterAll(async () => {
     await core.deleteNamespace({ name: ns }).catch(() => undefined);
-    await coordination.deleteNamespacedLease({ name: LeaseManager.leaseName(ns, NAME), namespace: TEST_LEASE_NAMESPACE }).catch(() => undefined);
+    await coordination
+      .deleteNamespacedLease({ name: LeaseManager.leaseName(ns, NAME), namespace: TEST_LEASE_NAMESPACE })
+      .catch(() => undefined);
     expect(await server.stop()).toBe(0);
   });
 
   it("refuses, clearly and leaving nothing behind, a chart whose Service would be named after the dotted name", async () => {
-    const refused = await failure(client.releases.installRelease({ namespace: ns, name: "web.v2", chart: "testbed/podinfo", version: "6.13.0", wait: true }));
+    const refused = await failure(
+      client.releases.installRelease({
+        namespace: ns,
+        name: "web.v2",
+        chart: "testbed/podinfo",
+        version: "6.13.0",
+        wait: true,
+      }),
+    );
     expect(refused.code).toBe(Code.InvalidArgument);
     expect(refused.rawMessage).toBe(
       'The install of release web.v2 creates a Service whose name Kubernetes refuses; charts derive names from the release name, and a Service name may not contain "." (set the chart\'s fullnameOverride)',
     );
-    expect((await core.listNamespacedSecret({ namespace: ns, labelSelector: "owner=helm,name=web.v2" })).items).toEqual([]);
+    expect((await core.listNamespacedSecret({ namespace: ns, labelSelector: "owner=helm,name=web.v2" })).items).toEqual(
+      [],
+    );
     // The failed install was uninstalled: whatever helm applied before the refusal goes too.
-    await poll("no pods left", async () => ((await core.listNamespacedPod({ namespace: ns })).items.length === 0 ? true : undefined), 30_000);
+    await poll(
+      "no pods left",
+      async () => ((await core.listNamespacedPod({ namespace: ns })).items.length === 0 ? true : undefined),
+      30_000,
+    );
   });
 
   it("installs it, streaming at least the snapshot and the release's change", async () => {
-    const watch = collect(client.releases.watchReleaseStatus({ namespace: ns, name: NAME }), (seen) =>
-      seen.some((m) => m.kind === WatchEventKind.RELEASE_CHANGED && m.release?.status === ReleaseStatus.DEPLOYED) &&
-      seen.some((m) => m.pod?.phase === "Running" && m.pod.podReady),
+    const watch = collect(
+      client.releases.watchReleaseStatus({ namespace: ns, name: NAME }),
+      (seen) =>
+        seen.some((m) => m.kind === WatchEventKind.RELEASE_CHANGED && m.release?.status === ReleaseStatus.DEPLOYED) &&
+        seen.some((m) => m.pod?.phase === "Running" && m.pod.podReady),
     );
     await sleep(500);
-    const res = await client.releases.installRelease({ namespace: ns, name: NAME, chart: "testbed/podinfo", version: "6.13.0", values: VALUES, wait: true });
-    expect(res.release).toMatchObject({ name: NAME, namespace: ns, revision: 1, status: ReleaseStatus.DEPLOYED, chart: "podinfo", chartVersion: "6.13.0" });
+    const res = await client.releases.installRelease({
+      namespace: ns,
+      name: NAME,
+      chart: "testbed/podinfo",
+      version: "6.13.0",
+      values: VALUES,
+      wait: true,
+    });
+    expect(res.release).toMatchObject({
+      name: NAME,
+      namespace: ns,
+      revision: 1,
+      status: ReleaseStatus.DEPLOYED,
+      chart: "podinfo",
+      chartVersion: "6.13.0",
+    });
     const seen = await watch.done;
     expect(seen.length).toBeGreaterThanOrEqual(2);
     expect(seen[0]?.kind).toBe(WatchEventKind.SNAPSHOT);
@@ -105,7 +150,9 @@ describe.each([
 
     // Helm's storage: the dotted name in the Secret's name and as its `name` label value.
     const stored = await storage();
-    expect(stored.map((s) => [s.metadata?.name, s.metadata?.labels?.name, s.metadata?.labels?.status])).toEqual([[`sh.helm.release.v1.${NAME}.v1`, NAME, "deployed"]]);
+    expect(stored.map((s) => [s.metadata?.name, s.metadata?.labels?.name, s.metadata?.labels?.status])).toEqual([
+      [`sh.helm.release.v1.${NAME}.v1`, NAME, "deployed"],
+    ]);
   });
 
   it("gets it and its status with its pods, over gRPC and REST", async () => {
@@ -144,7 +191,10 @@ describe.each([
       30_000,
     );
     expect(running.revision).toBe(2);
-    const lease = await coordination.readNamespacedLease({ name: LeaseManager.leaseName(ns, NAME), namespace: TEST_LEASE_NAMESPACE });
+    const lease = await coordination.readNamespacedLease({
+      name: LeaseManager.leaseName(ns, NAME),
+      namespace: TEST_LEASE_NAMESPACE,
+    });
     expect(lease.metadata?.name).toMatch(/^paas-op-[0-9a-f]{40}$/);
     expect(lease.metadata?.annotations).toMatchObject({ "paas.io/namespace": ns, "paas.io/release": NAME });
     expect(leaseRecord(lease).holder).toBe(running.lockedBy);
@@ -167,11 +217,19 @@ describe.each([
     const json = JSON.parse(await decodeReleaseText(deployed!.data!.release!)) as Record<string, any>;
     const since = new Date(Date.now() - 60_000);
     json.version = 3;
-    json.info = { ...json.info, status: "pending-upgrade", description: "Preparing upgrade", last_deployed: since.toISOString() };
+    json.info = {
+      ...json.info,
+      status: "pending-upgrade",
+      description: "Preparing upgrade",
+      last_deployed: since.toISOString(),
+    };
     await core.createNamespacedSecret({
       namespace: ns,
       body: {
-        metadata: { name: `sh.helm.release.v1.${NAME}.v3`, labels: { ...deployed!.metadata!.labels, status: "pending-upgrade", version: "3" } },
+        metadata: {
+          name: `sh.helm.release.v1.${NAME}.v3`,
+          labels: { ...deployed!.metadata!.labels, status: "pending-upgrade", version: "3" },
+        },
         type: HELM_SECRET_TYPE,
         data: { release: await encodeReleaseData(JSON.stringify(json)) },
       },

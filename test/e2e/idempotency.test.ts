@@ -2,7 +2,14 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts";
 import { AuditOutcome, AuditStage } from "../../gen/paas/v1/audit_pb.js";
-import { allAuditEvents, auditClient, deleteNamespace, helmRevisions, KWOK_READY_DELAY, waitFor } from "../support/reliability.ts";
+import {
+  allAuditEvents,
+  auditClient,
+  deleteNamespace,
+  helmRevisions,
+  KWOK_READY_DELAY,
+  waitFor,
+} from "../support/reliability.ts";
 import { startServer, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
 import { failure } from "../support/failure.ts";
 
@@ -27,7 +34,8 @@ describe("idempotency keys", () => {
       body: JSON.stringify(body),
       signal,
     });
-  const helmStarts = (server: ServerProcess, verb: string) => server.logs.filter((l) => l.msg === `helm ${verb} started`).length;
+  const helmStarts = (server: ServerProcess, verb: string) =>
+    server.logs.filter((l) => l.msg === `helm ${verb} started`).length;
   const keyIntents = async (server: ServerProcess, key: string) =>
     (await allAuditEvents(auditClient(server.baseUrl, server.apiKey), ns)).filter((e) => e.idempotencyKey === key);
 
@@ -35,7 +43,13 @@ describe("idempotency keys", () => {
     first = await startServer();
     grpc = createPaasClient({ baseUrl: first.baseUrl, apiKey: first.apiKey, protocol: "grpc" });
     await grpc.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
-    const res = await grpc.releases.installRelease({ namespace: ns, name: "web", chart: "testbed/podinfo", version: "6.13.0", wait: true });
+    const res = await grpc.releases.installRelease({
+      namespace: ns,
+      name: "web",
+      chart: "testbed/podinfo",
+      version: "6.13.0",
+      wait: true,
+    });
     expect(res.release?.revision).toBe(1);
   });
 
@@ -54,7 +68,12 @@ describe("idempotency keys", () => {
       (err: unknown) => ({ error: err as Error }),
     );
     // Give up ~1 s in, once helm is surely running (so the server has taken the operation on).
-    await waitFor("helm upgrade to start", async () => (helmStarts(first, "upgrade") > upgradesBefore ? true : undefined), 20_000, 50);
+    await waitFor(
+      "helm upgrade to start",
+      async () => (helmStarts(first, "upgrade") > upgradesBefore ? true : undefined),
+      20_000,
+      50,
+    );
     await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - t0))));
     giveUp.abort(new Error("client gave up"));
     const gaveUp = await call;
@@ -92,12 +111,24 @@ describe("idempotency keys", () => {
     finished = (await retry.json()) as Record<string, unknown>;
     // It waited for the delayed pod: the result is the finished upgrade.
     expect(doneMs).toBeGreaterThanOrEqual(7_000);
-    expect(finished).toMatchObject({ name: "web", namespace: ns, revision: 2, status: "deployed", values: slowBody.values });
+    expect(finished).toMatchObject({
+      name: "web",
+      namespace: ns,
+      revision: 2,
+      status: "deployed",
+      values: slowBody.values,
+    });
     // The same body as the release the operation left (nothing ran since).
     const get = await fetch(`${first.baseUrl}/api/releases/${ns}/web`, { headers: { "x-api-key": first.apiKey } });
     expect(get.status).toBe(200);
     const current = (await get.json()) as Record<string, unknown>;
-    expect(finished).toMatchObject({ revision: current.revision, status: current.status, values: current.values, chart_version: current.chart_version, updated: current.updated });
+    expect(finished).toMatchObject({
+      revision: current.revision,
+      status: current.status,
+      values: current.values,
+      chart_version: current.chart_version,
+      updated: current.updated,
+    });
     // A further retry: byte-for-byte the same answer.
     const again = await patch(first, slowBody, "k1");
     expect(again.status).toBe(200);
@@ -115,7 +146,12 @@ describe("idempotency keys", () => {
     const outcomes = records.filter((e) => e.stage === AuditStage.OUTCOME);
     expect(intents).toHaveLength(1);
     expect(outcomes).toHaveLength(1);
-    expect(outcomes[0]).toMatchObject({ operationId: intents[0]!.operationId, outcome: AuditOutcome.SUCCEEDED, revisionBefore: 1, revisionAfter: 2 });
+    expect(outcomes[0]).toMatchObject({
+      operationId: intents[0]!.operationId,
+      outcome: AuditOutcome.SUCCEEDED,
+      revisionBefore: 1,
+      revisionAfter: 2,
+    });
     expect(stored[1]!.labels["paas-operation"]).toBe(intents[0]!.operationId);
   });
 
@@ -156,9 +192,13 @@ describe("idempotency keys", () => {
     expect(one.release?.revision).toBe(3);
     expect(two).toEqual(one);
     // Same key, other request: FAILED_PRECONDITION; header and field disagreeing: INVALID_ARGUMENT.
-    const reused = await failure(client.releases.upgradeRelease({ ...req, values: { podAnnotations: { "test/key": "g2" } } }));
+    const reused = await failure(
+      client.releases.upgradeRelease({ ...req, values: { podAnnotations: { "test/key": "g2" } } }),
+    );
     expect(Code[reused.code], reused.rawMessage).toBe(Code[Code.FailedPrecondition]);
-    const clash = await failure(client.releases.upgradeRelease({ ...req, idempotencyKey: "g3" }, { headers: { "idempotency-key": "g4" } }));
+    const clash = await failure(
+      client.releases.upgradeRelease({ ...req, idempotencyKey: "g3" }, { headers: { "idempotency-key": "g4" } }),
+    );
     expect(Code[clash.code], clash.rawMessage).toBe(Code[Code.InvalidArgument]);
 
     expect(helmStarts(server, "upgrade")).toBe(1);
@@ -171,7 +211,9 @@ describe("idempotency keys", () => {
     const records = await keyIntents(server, "g1");
     const intents = records.filter((e) => e.stage === AuditStage.INTENT);
     expect(intents).toHaveLength(1);
-    expect(records.filter((e) => e.stage === AuditStage.OUTCOME)).toMatchObject([{ operationId: intents[0]!.operationId, outcome: AuditOutcome.SUCCEEDED, revisionAfter: 3 }]);
+    expect(records.filter((e) => e.stage === AuditStage.OUTCOME)).toMatchObject([
+      { operationId: intents[0]!.operationId, outcome: AuditOutcome.SUCCEEDED, revisionAfter: 3 },
+    ]);
     expect(stored[2]!.labels["paas-operation"]).toBe(intents[0]!.operationId);
     // Nothing ran for g3/g4.
     expect(await keyIntents(server, "g3")).toEqual([]);

@@ -50,9 +50,19 @@ describe.each([
   const baselineNs = uniqueNamespace(`base${major}`);
 
   beforeAll(async () => {
-    server = await startServer({ HELM_BINARY: binary, POD_SECURITY_LEVEL: "restricted", CHART_CATALOG_FILE: "", CHART_CATALOG: "" });
+    server = await startServer({
+      HELM_BINARY: binary,
+      POD_SECURITY_LEVEL: "restricted",
+      CHART_CATALOG_FILE: "",
+      CHART_CATALOG: "",
+    });
     paas = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "connect" });
-    const made = await paas.namespaces.createNamespace({ name: ns, cpuLimit: "8", memoryLimit: "16Gi", storageLimit: "20Gi" });
+    const made = await paas.namespaces.createNamespace({
+      name: ns,
+      cpuLimit: "8",
+      memoryLimit: "16Gi",
+      storageLimit: "20Gi",
+    });
     expect(made.created).toBe(true);
   });
 
@@ -62,14 +72,27 @@ describe.each([
   });
 
   async function installed(name: string, chart: string, version: string, values: JsonObject = {}, namespace = ns) {
-    const res = await paas.releases.installRelease({ namespace, name, chart: oci(chart), version, values, wait: true, timeout: { seconds: 180n, nanos: 0 } });
+    const res = await paas.releases.installRelease({
+      namespace,
+      name,
+      chart: oci(chart),
+      version,
+      values,
+      wait: true,
+      timeout: { seconds: 180n, nanos: 0 },
+    });
     expect(res.release?.status).toBe(ReleaseStatus.DEPLOYED);
     const status = await paas.releases.getReleaseStatus({ namespace, name });
     expect(status.pods.length, `${name} pods`).toBeGreaterThan(0);
-    for (const pod of status.pods) expect(pod, `${name} pod ${pod.name}`).toMatchObject({ phase: "Running", podReady: true });
+    for (const pod of status.pods)
+      expect(pod, `${name} pod ${pod.name}`).toMatchObject({ phase: "Running", podReady: true });
     // Every helm write impersonated the deployer.
-    const runs = server.logs.filter((l) => l.msg === "helm install started" && Array.isArray(l.helm) && (l.helm as string[])[1] === name);
-    expect((runs.at(-1)?.helm as string[]).join(" ")).toContain(`--kube-as-user system:serviceaccount:${namespace}:paas-deployer`);
+    const runs = server.logs.filter(
+      (l) => l.msg === "helm install started" && Array.isArray(l.helm) && (l.helm as string[])[1] === name,
+    );
+    expect((runs.at(-1)?.helm as string[]).join(" ")).toContain(
+      `--kube-as-user system:serviceaccount:${namespace}:paas-deployer`,
+    );
   }
 
   it("namespaces are restricted, ready, with the deployer and the default-deny policy", async () => {
@@ -80,13 +103,19 @@ describe.each([
   });
 
   it("postgresql (persistence off) installs; its NetworkPolicy is dropped", async () => {
-    await installed("db", "postgresql", "17.1.0", { primary: { persistence: { enabled: false } }, auth: { postgresPassword: "isolation-pw" } });
+    await installed("db", "postgresql", "17.1.0", {
+      primary: { persistence: { enabled: false } },
+      auth: { postgresPassword: "isolation-pw" },
+    });
     const policies = await networking.listNamespacedNetworkPolicy({ namespace: ns });
     expect(policies.items.map((p) => p.metadata?.name)).toEqual(["paas-default-deny"]);
   });
 
   it("redis (persistence off) installs", async () => {
-    await installed("cache", "redis", "23.1.1", { architecture: "standalone", master: { persistence: { enabled: false } } });
+    await installed("cache", "redis", "23.1.1", {
+      architecture: "standalone",
+      master: { persistence: { enabled: false } },
+    });
   });
 
   it("nginx installs", async () => {
@@ -94,7 +123,9 @@ describe.each([
   });
 
   it("podinfo: default values need baseline (refused, naming the Deployment); restricted values install", async () => {
-    const err = await failure(paas.releases.installRelease({ namespace: ns, name: "info", chart: oci("podinfo"), version: "6.14.1" }));
+    const err = await failure(
+      paas.releases.installRelease({ namespace: ns, name: "info", chart: oci("podinfo"), version: "6.14.1" }),
+    );
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.rawMessage).toContain(
       `Deployment "info-podinfo" in namespace "${ns}": its pods violate the namespace's Pod Security level "restricted": container "podinfo": securityContext.allowPrivilegeEscalation must be false`,
@@ -103,25 +134,49 @@ describe.each([
   });
 
   it("odoo needs baseline: refused in a restricted namespace, installs in a baseline one", async () => {
-    const values = { service: { type: "ClusterIP" }, persistence: { enabled: false }, postgresql: { primary: { persistence: { enabled: false } } } };
-    const err = await failure(paas.releases.installRelease({ namespace: ns, name: "erp", chart: oci("odoo"), version: "28.2.11", values }));
+    const values = {
+      service: { type: "ClusterIP" },
+      persistence: { enabled: false },
+      postgresql: { primary: { persistence: { enabled: false } } },
+    };
+    const err = await failure(
+      paas.releases.installRelease({ namespace: ns, name: "erp", chart: oci("odoo"), version: "28.2.11", values }),
+    );
     expect(err.code).toBe(Code.FailedPrecondition);
-    expect(err.rawMessage).toMatch(/Deployment "erp-odoo" in namespace "[^"]+": its pods violate the namespace's Pod Security level "restricted": .*runAsNonRoot must be true/);
+    expect(err.rawMessage).toMatch(
+      /Deployment "erp-odoo" in namespace "[^"]+": its pods violate the namespace's Pod Security level "restricted": .*runAsNonRoot must be true/,
+    );
     // Per-namespace level (no proto field yet: through the kube adapter, as CreateNamespace would).
     const kube = createKubeClient({ logger: pino({ level: "silent" }) });
-    const made = await kube.ensureNamespace(baselineNs, { cpu: "8", memory: "16Gi", storage: "20Gi" }, { podSecurity: "baseline" });
+    const made = await kube.ensureNamespace(
+      baselineNs,
+      { cpu: "8", memory: "16Gi", storage: "20Gi" },
+      { podSecurity: "baseline" },
+    );
     expect(made.namespace).toMatchObject({ ready: true, podSecurity: "baseline" });
     // odoo's default Service type is LoadBalancer, which tenant quotas set to 0.
-    const lb = await failure(paas.releases.installRelease({ namespace: baselineNs, name: "erp", chart: oci("odoo"), version: "28.2.11", values: { ...values, service: {} } }));
+    const lb = await failure(
+      paas.releases.installRelease({
+        namespace: baselineNs,
+        name: "erp",
+        chart: oci("odoo"),
+        version: "28.2.11",
+        values: { ...values, service: {} },
+      }),
+    );
     expect(lb.code).toBe(Code.ResourceExhausted);
-    expect(lb.rawMessage).toBe(`Resource quota of namespace ${baselineNs} allows no Services of type LoadBalancer: use type ClusterIP (and an Ingress)`);
+    expect(lb.rawMessage).toBe(
+      `Resource quota of namespace ${baselineNs} allows no Services of type LoadBalancer: use type ClusterIP (and an Ingress)`,
+    );
     await installed("erp", "odoo", "28.2.11", values, baselineNs);
   });
 
   it("left nothing outside the namespaces", async () => {
     const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
     const crbs = await rbac.listClusterRoleBinding();
-    expect(crbs.items.map((b) => b.metadata?.name).filter((n) => n?.includes(ns) || n?.includes(baselineNs))).toEqual([]);
+    expect(crbs.items.map((b) => b.metadata?.name).filter((n) => n?.includes(ns) || n?.includes(baselineNs))).toEqual(
+      [],
+    );
     expect(JSON.stringify(server.logs)).not.toContain("isolation-pw");
   });
 });

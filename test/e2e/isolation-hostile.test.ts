@@ -43,7 +43,10 @@ let charts: Record<string, string>;
 beforeAll(async () => {
   charts = await publishHostileCharts(tb.HELM_BINARY, tb.OCI_REGISTRY, `hostile-${RUN}`);
   // A Secret in kube-system for lookup to try (removed in afterAll).
-  await core.createNamespacedSecret({ namespace: "kube-system", body: { metadata: { name: `victim-${RUN}` }, stringData: { password: VICTIM_VALUE } } });
+  await core.createNamespacedSecret({
+    namespace: "kube-system",
+    body: { metadata: { name: `victim-${RUN}` }, stringData: { password: VICTIM_VALUE } },
+  });
 });
 
 afterAll(async () => {
@@ -76,12 +79,23 @@ describe.each([
 
   beforeAll(async () => {
     // No chart catalogue: these tests are about what a chart that got through does.
-    server = await startServer({ HELM_BINARY: binary, POD_SECURITY_LEVEL: "restricted", CHART_CATALOG_FILE: "", CHART_CATALOG: "" });
+    server = await startServer({
+      HELM_BINARY: binary,
+      POD_SECURITY_LEVEL: "restricted",
+      CHART_CATALOG_FILE: "",
+      CHART_CATALOG: "",
+    });
     paas = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "connect" });
     await paas.namespaces.createNamespace({ name: ns });
     await paas.namespaces.createNamespace({ name: other });
-    await core.createNamespacedSecret({ namespace: other, body: { metadata: { name: "victim" }, stringData: { password: VICTIM_VALUE } } });
-    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "own" }, stringData: { password: "own-value" } } });
+    await core.createNamespacedSecret({
+      namespace: other,
+      body: { metadata: { name: "victim" }, stringData: { password: VICTIM_VALUE } },
+    });
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: "own" }, stringData: { password: "own-value" } },
+    });
     quotaBefore = (await core.readNamespacedResourceQuota({ namespace: ns, name: "paas-quota" })).spec;
   });
 
@@ -92,7 +106,9 @@ describe.each([
 
   /** install runs one hostile install and returns its failure; nothing of the release may remain. */
   async function refusedInstall(release: string, chart: string, values: JsonObject = {}): Promise<ConnectError> {
-    const err = await failure(paas.releases.installRelease({ namespace: ns, name: release, chart: charts[chart]!, version: "0.1.0", values }));
+    const err = await failure(
+      paas.releases.installRelease({ namespace: ns, name: release, chart: charts[chart]!, version: "0.1.0", values }),
+    );
     expect(await helmRecords(ns, release), `helm records of ${release}`).toEqual([]);
     const cms = await core.listNamespacedConfigMap({ namespace: ns });
     expect(cms.items.map((c) => c.metadata?.name).filter((n) => n?.startsWith(release))).toEqual([]);
@@ -112,12 +128,18 @@ describe.each([
     const err = await refusedInstall("hook", "crb-hook");
     if (major === 4) {
       expect(err.code).toBe(Code.FailedPrecondition);
-      expect(err.rawMessage).toContain(`ClusterRoleBinding "hook-${ns}-pwn" (pre-install hook): ClusterRoleBinding is cluster-scoped`);
+      expect(err.rawMessage).toContain(
+        `ClusterRoleBinding "hook-${ns}-pwn" (pre-install hook): ClusterRoleBinding is cluster-scoped`,
+      );
     } else {
       expect(err.code).toBe(Code.PermissionDenied);
       expect(err.rawMessage).toBe(`Permission denied for helm install of release hook in namespace ${ns}`);
       // helm recorded a failed release before the hook ran; the service uninstalled it.
-      expect(server.logs.some((l) => l.msg === "refused install uninstalled: nothing of it stays in the cluster" && l.release === "hook")).toBe(true);
+      expect(
+        server.logs.some(
+          (l) => l.msg === "refused install uninstalled: nothing of it stays in the cluster" && l.release === "hook",
+        ),
+      ).toBe(true);
     }
     expect(await absent(() => rbac.readClusterRoleBinding({ name: `hook-${ns}-pwn` }))).toBe(true);
   });
@@ -126,46 +148,71 @@ describe.each([
     for (const target of ["kube-system", other]) {
       const err = await refusedInstall(`plant-${target === other ? "other" : "sys"}`, "other-namespace", { target });
       expect(err.code).toBe(Code.FailedPrecondition);
-      expect(err.rawMessage).toContain(`in namespace "${target}": it is in namespace "${target}": a release may only create objects in its own namespace "${ns}"`);
+      expect(err.rawMessage).toContain(
+        `in namespace "${target}": it is in namespace "${target}": a release may only create objects in its own namespace "${ns}"`,
+      );
       const planted = await core.listNamespacedConfigMap({ namespace: target });
       expect(planted.items.map((c) => c.metadata?.name).filter((n) => n?.startsWith("plant-"))).toEqual([]);
     }
   });
 
   it("a chart that ships a CRD in crds/ is refused before anything runs (CHART_HAS_CRDS), with or without a resource of it", async () => {
-    for (const [release, withResource] of [["crd", true], ["crdonly", false]] as const) {
+    for (const [release, withResource] of [
+      ["crd", true],
+      ["crdonly", false],
+    ] as const) {
       const err = await refusedInstall(release, "crd", { withResource });
       expect(err.code).toBe(Code.FailedPrecondition);
       expect(reasonOf(err)).toBe("CHART_HAS_CRDS");
       expect(err.rawMessage).toBe(
         `Chart ${charts["crd"]} 0.1.0 ships CustomResourceDefinitions, which a tenant cannot install (they are cluster-wide: the platform installs them): crds/widgets.yaml (Widget.hostile.example.com)`,
       );
-      expect(await absent(() => apiext.readCustomResourceDefinition({ name: "widgets.hostile.example.com" }))).toBe(true);
+      expect(await absent(() => apiext.readCustomResourceDefinition({ name: "widgets.hostile.example.com" }))).toBe(
+        true,
+      );
     }
     // Refused after the pull, before helm install ran: no helm install or upgrade was started.
-    const started = server.logs.filter((l) => l.msg === "helm install started" && Array.isArray(l.helm) && ["crd", "crdonly"].includes(String(l.helm[1])));
+    const started = server.logs.filter(
+      (l) =>
+        l.msg === "helm install started" && Array.isArray(l.helm) && ["crd", "crdonly"].includes(String(l.helm[1])),
+    );
     expect(started).toEqual([]);
     expect(server.logs.some((l) => l.msg === "helm pull" || l.msg === "helm install started")).toBe(true);
     // A CRD in templates/ is refused.
     const tpl = await refusedInstall("crdtpl", "crd-template");
     expect(tpl.code).toBe(Code.FailedPrecondition);
-    expect(tpl.rawMessage).toContain('CustomResourceDefinition "gadgets.hostile.example.com": CustomResourceDefinitions are cluster-wide');
+    expect(tpl.rawMessage).toContain(
+      'CustomResourceDefinition "gadgets.hostile.example.com": CustomResourceDefinitions are cluster-wide',
+    );
     expect(await absent(() => apiext.readCustomResourceDefinition({ name: "gadgets.hostile.example.com" }))).toBe(true);
   });
 
   it("lookup runs as the deployer: another namespace's Secret is forbidden, its value never stored", async () => {
     for (const victimNamespace of [other, "kube-system"]) {
       const victimName = victimNamespace === other ? "victim" : `victim-${RUN}`;
-      const err = await refusedInstall(`loot-${victimNamespace === other ? "other" : "sys"}`, "lookup-secret", { victimNamespace, victimName });
+      const err = await refusedInstall(`loot-${victimNamespace === other ? "other" : "sys"}`, "lookup-secret", {
+        victimNamespace,
+        victimName,
+      });
       expect(err.code).toBe(Code.PermissionDenied);
       expect(err.rawMessage).not.toContain(VICTIM_VALUE);
     }
     // helm said why (in the log only): the deployer may not read Secrets there.
-    const forbidden = server.logs.filter((l) => typeof l.stderr === "string" && l.stderr.includes(`User "system:serviceaccount:${ns}:paas-deployer" cannot get resource "secrets"`));
+    const forbidden = server.logs.filter(
+      (l) =>
+        typeof l.stderr === "string" &&
+        l.stderr.includes(`User "system:serviceaccount:${ns}:paas-deployer" cannot get resource "secrets"`),
+    );
     expect(forbidden.length).toBeGreaterThanOrEqual(2);
     expect(JSON.stringify(server.logs)).not.toContain(VICTIM_VALUE);
     // Control: lookup itself works, in the tenant's own namespace.
-    const own = await paas.releases.installRelease({ namespace: ns, name: "loot-own", chart: charts["lookup-secret"]!, version: "0.1.0", values: { victimNamespace: ns, victimName: "own" } });
+    const own = await paas.releases.installRelease({
+      namespace: ns,
+      name: "loot-own",
+      chart: charts["lookup-secret"]!,
+      version: "0.1.0",
+      values: { victimNamespace: ns, victimName: "own" },
+    });
     expect(own.release?.status).toBe(ReleaseStatus.DEPLOYED);
     const cm = await core.readNamespacedConfigMap({ namespace: ns, name: "loot-own-loot" });
     expect(cm.data?.loot).toContain(Buffer.from("own-value").toString("base64"));
@@ -175,7 +222,9 @@ describe.each([
   it("a RoleBinding to cluster-admin inside the namespace: RBAC escalation prevention; the half-applied release is removed", async () => {
     const err = await refusedInstall("escalate", "rolebinding-admin");
     expect(err.code).toBe(Code.PermissionDenied);
-    expect(err.rawMessage).toBe(`The install of release escalate would grant permissions the tenant does not hold in namespace ${ns}`);
+    expect(err.rawMessage).toBe(
+      `The install of release escalate would grant permissions the tenant does not hold in namespace ${ns}`,
+    );
     // Its ServiceAccount was created before the RoleBinding was refused; the uninstall removed it.
     expect(await absent(() => core.readNamespacedServiceAccount({ namespace: ns, name: "escalate-sa" }))).toBe(true);
     expect(await absent(() => rbac.readNamespacedRoleBinding({ namespace: ns, name: "escalate-admin" }))).toBe(true);
@@ -210,19 +259,28 @@ describe.each([
     expect(hook.rawMessage).toMatch(
       major === 4
         ? /^The chart was refused before anything was applied: Pod "roothook-root" \(pre-install hook\): its pods violate/
-        : new RegExp(`^The install of release roothook creates a pod that violates the Pod Security level "restricted" of namespace ${ns}$`),
+        : new RegExp(
+            `^The install of release roothook creates a pod that violates the Pod Security level "restricted" of namespace ${ns}$`,
+          ),
     );
     const pods = await core.listNamespacedPod({ namespace: ns });
     expect(pods.items.map((p) => p.metadata?.name).filter((n) => n?.startsWith("root"))).toEqual([]);
   });
 
   it("a chart's NetworkPolicy is dropped (tenants cannot open the namespace); the rest installs", async () => {
-    const res = await paas.releases.installRelease({ namespace: ns, name: "net", chart: charts["networkpolicy"]!, version: "0.1.0" });
+    const res = await paas.releases.installRelease({
+      namespace: ns,
+      name: "net",
+      chart: charts["networkpolicy"]!,
+      version: "0.1.0",
+    });
     expect(res.release?.status).toBe(ReleaseStatus.DEPLOYED);
     const policies = await networking.listNamespacedNetworkPolicy({ namespace: ns });
     expect(policies.items.map((p) => p.metadata?.name)).toEqual(["paas-default-deny"]);
     expect((await core.readNamespacedConfigMap({ namespace: ns, name: "net-innocent" })).data).toEqual({ k: "v" });
-    expect(server.logs.some((l) => Array.isArray(l.dropped) && l.dropped.includes("NetworkPolicy/net-allow-all"))).toBe(true);
+    expect(server.logs.some((l) => Array.isArray(l.dropped) && l.dropped.includes("NetworkPolicy/net-allow-all"))).toBe(
+      true,
+    );
     await paas.releases.uninstallRelease({ namespace: ns, name: "net" });
   });
 

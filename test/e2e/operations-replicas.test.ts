@@ -3,7 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts";
 import { OperationState } from "../../gen/paas/v1/operation_pb.js";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/postgres.ts";
-import { allAuditEvents, auditClient, byOperation, deleteNamespace, helmRevisions, KWOK_READY_DELAY, waitFor } from "../support/reliability.ts";
+import {
+  allAuditEvents,
+  auditClient,
+  byOperation,
+  deleteNamespace,
+  helmRevisions,
+  KWOK_READY_DELAY,
+  waitFor,
+} from "../support/reliability.ts";
 import { startServer, type ServerProcess } from "../support/testbed.ts";
 
 // "Accepted means it runs": a replica holding queued async operations is SIGKILLed (with its
@@ -40,7 +48,8 @@ describe("operations across replicas", () => {
     ca = createPaasClient({ baseUrl: a.baseUrl, apiKey: a.apiKey, protocol: "grpc" });
     cb = createPaasClient({ baseUrl: b.baseUrl, apiKey: b.apiKey, protocol: "connect" });
     await cb.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
-    for (const r of RELEASES) await cb.releases.installRelease({ namespace: ns, name: r, chart: CHART, version: "6.13.0" });
+    for (const r of RELEASES)
+      await cb.releases.installRelease({ namespace: ns, name: r, chart: CHART, version: "6.13.0" });
   });
 
   afterAll(async () => {
@@ -51,11 +60,28 @@ describe("operations across replicas", () => {
   });
 
   it("the queued operations of a killed replica run on the other, once; the running one ends FAILED naming its step", async () => {
-    const running = await ca.releases.upgradeRelease({ namespace: ns, name: "r0", wait: true, values: { podAnnotations: { [KWOK_READY_DELAY]: "120s" } }, async: true });
+    const running = await ca.releases.upgradeRelease({
+      namespace: ns,
+      name: "r0",
+      wait: true,
+      values: { podAnnotations: { [KWOK_READY_DELAY]: "120s" } },
+      async: true,
+    });
     const queued = [];
-    for (const r of RELEASES.slice(1)) queued.push(await ca.releases.upgradeRelease({ namespace: ns, name: r, values: { marker: r }, async: true }));
-    await waitFor("r0's helm to wait for its pods", async () => ((await ca.operations.getOperation({ id: running.operationId })).operation?.steps.some((s) => s.name === "wait-ready") ? true : undefined), 60_000);
-    for (const q of queued) expect((await cb.operations.getOperation({ id: q.operationId })).operation?.state).toBe(OperationState.QUEUED);
+    for (const r of RELEASES.slice(1))
+      queued.push(await ca.releases.upgradeRelease({ namespace: ns, name: r, values: { marker: r }, async: true }));
+    await waitFor(
+      "r0's helm to wait for its pods",
+      async () =>
+        (await ca.operations.getOperation({ id: running.operationId })).operation?.steps.some(
+          (s) => s.name === "wait-ready",
+        )
+          ? true
+          : undefined,
+      60_000,
+    );
+    for (const q of queued)
+      expect((await cb.operations.getOperation({ id: q.operationId })).operation?.state).toBe(OperationState.QUEUED);
 
     await a.crash();
 
@@ -88,7 +114,10 @@ describe("operations across replicas", () => {
     }
     for (const [i, r] of RELEASES.entries()) {
       const id = i === 0 ? running.operationId : queued[i - 1]!.operationId;
-      expect((await helmRevisions(ns, r)).filter((rev) => rev.labels["paas-operation"] === id), r).toHaveLength(1);
+      expect(
+        (await helmRevisions(ns, r)).filter((rev) => rev.labels["paas-operation"] === id),
+        r,
+      ).toHaveLength(1);
     }
   });
 });

@@ -3,11 +3,25 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts";
-import { OperationState, StepState, WatchOperationRequestSchema, WatchOperationResponseSchema, type Operation } from "../../gen/paas/v1/operation_pb.js";
+import {
+  OperationState,
+  StepState,
+  WatchOperationRequestSchema,
+  WatchOperationResponseSchema,
+  type Operation,
+} from "../../gen/paas/v1/operation_pb.js";
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
 import { newOperationId } from "../../src/audit/ids.ts";
 import { failure } from "../support/failure.ts";
-import { allAuditEvents, auditClient, byOperation, deleteNamespace, helmRevisions, KWOK_READY_DELAY, waitFor } from "../support/reliability.ts";
+import {
+  allAuditEvents,
+  auditClient,
+  byOperation,
+  deleteNamespace,
+  helmRevisions,
+  KWOK_READY_DELAY,
+  waitFor,
+} from "../support/reliability.ts";
 import { startServer, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
 
 // Every mutation as an operation, on the real cluster with real helm: async mode over REST
@@ -53,13 +67,24 @@ function grpcWatch(port: number, apiKey: string, id: string): Promise<Seen[]> {
 }
 
 /** sse reads the Server-Sent Events of an operation with a plain HTTP client until the stream ends. */
-async function sse(server: ServerProcess, id: string): Promise<{ status: number; type: string; events: Array<Record<string, unknown>> }> {
+async function sse(
+  server: ServerProcess,
+  id: string,
+): Promise<{ status: number; type: string; events: Array<Record<string, unknown>> }> {
   const res = await fetch(`${server.baseUrl}/api/operations/${id}/events`, { headers: { "x-api-key": server.apiKey } });
   const text = await res.text();
   const events = text
     .split("\n\n")
     .filter((block) => block.includes("event: operation"))
-    .map((block) => JSON.parse(block.split("\n").find((l) => l.startsWith("data: "))!.slice(6)) as Record<string, unknown>);
+    .map(
+      (block) =>
+        JSON.parse(
+          block
+            .split("\n")
+            .find((l) => l.startsWith("data: "))!
+            .slice(6),
+        ) as Record<string, unknown>,
+    );
   return { status: res.status, type: res.headers.get("content-type") ?? "", events };
 }
 
@@ -83,7 +108,14 @@ describe("operations on the real cluster", () => {
     const res = await fetch(`${server.baseUrl}/api/releases`, {
       method: "POST",
       headers: { "content-type": "application/json", "x-api-key": server.apiKey, prefer: "respond-async" },
-      body: JSON.stringify({ namespace: ns, name: "web", chart: CHART, version: VERSION, wait: true, values: { replicaCount: 2, podAnnotations: { [KWOK_READY_DELAY]: "4s" } } }),
+      body: JSON.stringify({
+        namespace: ns,
+        name: "web",
+        chart: CHART,
+        version: VERSION,
+        wait: true,
+        values: { replicaCount: 2, podAnnotations: { [KWOK_READY_DELAY]: "4s" } },
+      }),
     });
     expect(res.status).toBe(202);
     const body = (await res.json()) as { operation_id: string; status: string };
@@ -99,7 +131,11 @@ describe("operations on the real cluster", () => {
     const connectWatch = (async () => {
       for await (const m of client.operations.watchOperation({ id })) connectSeen.push(seenOf(m.operation));
     })();
-    const [grpcSeen, events] = await Promise.all([grpcWatch(server.port, server.apiKey, id), sse(server, id), connectWatch]);
+    const [grpcSeen, events] = await Promise.all([
+      grpcWatch(server.port, server.apiKey, id),
+      sse(server, id),
+      connectWatch,
+    ]);
 
     for (const seen of [connectSeen, grpcSeen]) {
       expect(seen.at(-1)?.state).toBe(OperationState.SUCCEEDED);
@@ -112,21 +148,37 @@ describe("operations on the real cluster", () => {
     expect(events.status).toBe(200);
     expect(events.type).toMatch(/^text\/event-stream/);
     expect(events.events.at(-1)).toMatchObject({ id, state: "OPERATION_STATE_SUCCEEDED", done: true });
-    const progress = events.events.map((e) => e.progress as { pods_ready: number; pods_desired: number } | null).filter((p) => p && p.pods_desired === 2);
+    const progress = events.events
+      .map((e) => e.progress as { pods_ready: number; pods_desired: number } | null)
+      .filter((p) => p && p.pods_desired === 2);
     expect(progress[0]?.pods_ready).toBe(0);
     expect(progress.at(-1)?.pods_ready).toBe(2);
 
     // Polling shows the steps in order, each with its times.
-    const polled = (await (await fetch(`${server.baseUrl}/api/operations/${id}`, { headers: { "x-api-key": server.apiKey } })).json()) as Record<string, unknown>;
-    const steps = polled.steps as Array<{ name: string; order: number; state: string; detail: string; started_at: string; finished_at: string }>;
+    const polled = (await (
+      await fetch(`${server.baseUrl}/api/operations/${id}`, { headers: { "x-api-key": server.apiKey } })
+    ).json()) as Record<string, unknown>;
+    const steps = polled.steps as Array<{
+      name: string;
+      order: number;
+      state: string;
+      detail: string;
+      started_at: string;
+      finished_at: string;
+    }>;
     expect(steps.map((s) => s.order)).toEqual([1, 2, 3, 4, 5, 6]);
-    for (let i = 1; i < steps.length; i++) expect(Date.parse(steps[i]!.started_at)).toBeGreaterThanOrEqual(Date.parse(steps[i - 1]!.started_at));
-    expect(steps.every((s) => s.state === "STEP_STATE_SUCCEEDED" && Date.parse(s.finished_at) >= Date.parse(s.started_at))).toBe(true);
+    for (let i = 1; i < steps.length; i++)
+      expect(Date.parse(steps[i]!.started_at)).toBeGreaterThanOrEqual(Date.parse(steps[i - 1]!.started_at));
+    expect(
+      steps.every((s) => s.state === "STEP_STATE_SUCCEEDED" && Date.parse(s.finished_at) >= Date.parse(s.started_at)),
+    ).toBe(true);
     expect(steps.find((s) => s.name === "pull")?.detail).toMatch(/^podinfo 6\.13\.0/);
     expect(steps.find((s) => s.name === "wait-ready")?.detail).toBe("2/2 pods ready");
 
     // The ops API's job shape for the same id.
-    const job = (await (await fetch(`${server.baseUrl}/ops/jobs/${id}`, { headers: { "x-api-key": server.apiKey } })).json()) as Record<string, unknown>;
+    const job = (await (
+      await fetch(`${server.baseUrl}/ops/jobs/${id}`, { headers: { "x-api-key": server.apiKey } })
+    ).json()) as Record<string, unknown>;
     expect(job).toMatchObject({ job_id: id, type: "install", status: "success" });
     expect((job.steps as Array<{ name: string; status: string }>).map((s) => `${s.name}:${s.status}`)).toEqual([
       "wait-for-release:success",
@@ -174,7 +226,15 @@ describe("operations on the real cluster", () => {
       async: true,
     });
     const id = res.operationId;
-    await waitFor("the wait-ready step", async () => ((await client.operations.getOperation({ id })).operation?.steps.some((s) => s.name === "wait-ready") ? true : undefined), 60_000, 100);
+    await waitFor(
+      "the wait-ready step",
+      async () =>
+        (await client.operations.getOperation({ id })).operation?.steps.some((s) => s.name === "wait-ready")
+          ? true
+          : undefined,
+      60_000,
+      100,
+    );
     const { operation } = await client.operations.cancelOperation({ id });
     expect(operation?.state).toBe(OperationState.CANCELLED);
     expect(operation?.error?.code).toBe("CANCELLED");
@@ -182,12 +242,27 @@ describe("operations on the real cluster", () => {
     expect(operation?.steps.find((s) => s.name === "wait-ready")?.state).toBe(StepState.CANCELLED);
     const revisions = await helmRevisions(ns, "slow");
     expect(revisions.map((r) => r.status)).toEqual(["failed"]);
-    expect(server.logs.some((l) => l.msg === "helm install failed" && l.aborted === true && JSON.stringify(l.helm).includes(id))).toBe(true);
+    expect(
+      server.logs.some(
+        (l) => l.msg === "helm install failed" && l.aborted === true && JSON.stringify(l.helm).includes(id),
+      ),
+    ).toBe(true);
   });
 
   it("cancel of an operation queued behind a slow upgrade: CANCELLED at once, its helm never ran", async () => {
-    const slow = await client.releases.upgradeRelease({ namespace: ns, name: "web", wait: true, values: { podAnnotations: { [KWOK_READY_DELAY]: "6s" } }, async: true });
-    const queued = await client.releases.upgradeRelease({ namespace: ns, name: "web", values: { "queued-marker": "yes" }, async: true });
+    const slow = await client.releases.upgradeRelease({
+      namespace: ns,
+      name: "web",
+      wait: true,
+      values: { podAnnotations: { [KWOK_READY_DELAY]: "6s" } },
+      async: true,
+    });
+    const queued = await client.releases.upgradeRelease({
+      namespace: ns,
+      name: "web",
+      values: { "queued-marker": "yes" },
+      async: true,
+    });
     expect(queued.operation?.state).toBe(OperationState.QUEUED);
     const { operation } = await client.operations.cancelOperation({ id: queued.operationId });
     expect(operation?.state).toBe(OperationState.CANCELLED);
@@ -197,15 +272,29 @@ describe("operations on the real cluster", () => {
     expect(revisions.map((r) => r.labels["paas-operation"])).not.toContain(queued.operationId);
     expect(revisions.at(-1)?.labels["paas-operation"]).toBe(slow.operationId);
     // helm's argv carries the operation's label: no helm run of the cancelled one ever started.
-    expect(server.logs.some((l) => l.msg === "helm upgrade started" && JSON.stringify(l.helm).includes(queued.operationId))).toBe(false);
-    expect(server.logs.some((l) => l.msg === "helm upgrade started" && JSON.stringify(l.helm).includes(slow.operationId))).toBe(true);
+    expect(
+      server.logs.some((l) => l.msg === "helm upgrade started" && JSON.stringify(l.helm).includes(queued.operationId)),
+    ).toBe(false);
+    expect(
+      server.logs.some((l) => l.msg === "helm upgrade started" && JSON.stringify(l.helm).includes(slow.operationId)),
+    ).toBe(true);
   });
 
   it("a rollback whose helm has started cannot be cancelled: FAILED_PRECONDITION, and it ends deployed", async () => {
     let refused = false;
     for (let attempt = 0; attempt < 5 && !refused; attempt++) {
       const res = await client.releases.rollbackRelease({ namespace: ns, name: "web", async: true });
-      await waitFor("helm to start", async () => ((await client.operations.getOperation({ id: res.operationId })).operation?.steps.some((s) => s.name === "apply") ? true : undefined), 30_000, 10);
+      await waitFor(
+        "helm to start",
+        async () =>
+          (await client.operations.getOperation({ id: res.operationId })).operation?.steps.some(
+            (s) => s.name === "apply",
+          )
+            ? true
+            : undefined,
+        30_000,
+        10,
+      );
       const err = await failure(client.operations.cancelOperation({ id: res.operationId }));
       expect(err.code).toBe(Code.FailedPrecondition);
       refused = /cannot be stopped/.test(err.rawMessage);
@@ -219,24 +308,40 @@ describe("operations on the real cluster", () => {
   it("bad input: unknown id NOT_FOUND (REST 404), cancel of an ended operation FAILED_PRECONDITION, an async retry with the same key the same operation", async () => {
     const unknown = newOperationId();
     expect((await failure(client.operations.getOperation({ id: unknown }))).code).toBe(Code.NotFound);
-    const rest = await fetch(`${server.baseUrl}/api/operations/${unknown}`, { headers: { "x-api-key": server.apiKey } });
+    const rest = await fetch(`${server.baseUrl}/api/operations/${unknown}`, {
+      headers: { "x-api-key": server.apiKey },
+    });
     expect(rest.status).toBe(404);
     const job = await fetch(`${server.baseUrl}/ops/jobs/${unknown}`, { headers: { "x-api-key": server.apiKey } });
     expect(job.status).toBe(404);
-    const events = await fetch(`${server.baseUrl}/api/operations/${unknown}/events`, { headers: { "x-api-key": server.apiKey } });
+    const events = await fetch(`${server.baseUrl}/api/operations/${unknown}/events`, {
+      headers: { "x-api-key": server.apiKey },
+    });
     expect(events.status).toBe(404);
     expect(((await events.json()) as { error_type: string }).error_type).toBe("not_found");
 
-    const req = { namespace: ns, name: "web", values: { "retry-marker": "1" }, async: true, idempotencyKey: `erp-${unknown}` };
+    const req = {
+      namespace: ns,
+      name: "web",
+      values: { "retry-marker": "1" },
+      async: true,
+      idempotencyKey: `erp-${unknown}`,
+    };
     const first = await client.releases.upgradeRelease(req);
     const retry = await client.releases.upgradeRelease(req);
     expect(retry.operationId).toBe(first.operationId);
     await client.operations.waitOperation({ id: first.operationId });
-    const cancel = await fetch(`${server.baseUrl}/api/operations/${first.operationId}/cancel`, { method: "POST", headers: { "x-api-key": server.apiKey, "content-type": "application/json" }, body: "{}" });
+    const cancel = await fetch(`${server.baseUrl}/api/operations/${first.operationId}/cancel`, {
+      method: "POST",
+      headers: { "x-api-key": server.apiKey, "content-type": "application/json" },
+      body: "{}",
+    });
     expect(cancel.status).toBe(400);
     expect(((await cancel.json()) as { error_type: string }).error_type).toBe("failed_precondition");
     const ops = byOperation(await allAuditEvents(auditClient(server.baseUrl, server.apiKey), ns));
     expect(ops.get(first.operationId)?.outcomes).toHaveLength(1);
-    expect((await helmRevisions(ns, "web")).filter((r) => r.labels["paas-operation"] === first.operationId)).toHaveLength(1);
+    expect(
+      (await helmRevisions(ns, "web")).filter((r) => r.labels["paas-operation"] === first.operationId),
+    ).toHaveLength(1);
   });
 });

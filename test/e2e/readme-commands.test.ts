@@ -77,7 +77,8 @@ const EXCEPTIONS: Exception[] = [
   },
   {
     command: "npm ci && npm test",
-    reason: "`npm test` runs every suite, this file included (and `npm ci` as above); the unit test test/unit/readme.test.ts checks the script exists",
+    reason:
+      "`npm test` runs every suite, this file included (and `npm ci` as above); the unit test test/unit/readme.test.ts checks the script exists",
     instead: "npm ci --dry-run --ignore-scripts --no-audit --no-fund && bash -n scripts/test.sh",
   },
   {
@@ -90,7 +91,8 @@ const EXCEPTIONS: Exception[] = [
 ];
 
 /** Commands that change the checkout or the testbed: they run only through EXCEPTIONS. */
-const NEVER_AS_WRITTEN = /\bnpm\s+(ci|install|i|test|run\s+(dev|test|build|generate|testbed:\w+))\b|\bkubectl\s+(apply|create|delete|replace|patch|edit|scale)\b|testbed[:/](up|down)|\brm\s+-/;
+const NEVER_AS_WRITTEN =
+  /\bnpm\s+(ci|install|i|test|run\s+(dev|test|build|generate|testbed:\w+))\b|\bkubectl\s+(apply|create|delete|replace|patch|edit|scale)\b|testbed[:/](up|down)|\brm\s+-/;
 
 function readmeSteps(): Step[] {
   const steps: Step[] = [];
@@ -231,7 +233,13 @@ describe("README commands against the testbed", () => {
     // the key; the SQLite audit file goes to a temporary directory instead of data/.
     dev = spawn("npm", ["run", "dev"], {
       cwd: REPO,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), API_KEY: apiKey, AUDIT_SQLITE_PATH: join(work, "audit.db") },
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        PORT: String(port),
+        API_KEY: apiKey,
+        AUDIT_SQLITE_PATH: join(work, "audit.db"),
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     devExit = once(dev, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
@@ -243,7 +251,10 @@ describe("README commands against the testbed", () => {
     for (;;) {
       if (ended) throw new Error(`npm run dev exited before it was ready:\n${devLog.slice(-4000)}`);
       if (Date.now() > deadline) throw new Error(`npm run dev not ready in 240s:\n${devLog.slice(-4000)}`);
-      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -259,7 +270,15 @@ describe("README commands against the testbed", () => {
 
   afterAll(async () => {
     for (const ns of tenants.values()) {
-      await run(KUBECTL, ["--kubeconfig", tb.KUBECONFIG, "delete", "namespace", ns, "--ignore-not-found", "--wait=false"]).catch(() => undefined);
+      await run(KUBECTL, [
+        "--kubeconfig",
+        tb.KUBECONFIG,
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=false",
+      ]).catch(() => undefined);
     }
     if (dev && dev.exitCode === null) {
       await stopDev();
@@ -288,7 +307,10 @@ describe("README commands against the testbed", () => {
 
   it("every exception names a command the README has, once", () => {
     for (const e of EXCEPTIONS) {
-      expect(STEPS.filter((s) => s.text === e.command).map((s) => `${s.file}:${s.line}`), e.command).toHaveLength(1);
+      expect(
+        STEPS.filter((s) => s.text === e.command).map((s) => `${s.file}:${s.line}`),
+        e.command,
+      ).toHaveLength(1);
     }
   });
 
@@ -298,7 +320,9 @@ describe("README commands against the testbed", () => {
       if (step.kind === "ts") return runSnippet(step);
       const exception = EXCEPTIONS.find((e) => e.command === step.text);
       if (!exception && NEVER_AS_WRITTEN.test(step.text)) {
-        throw new Error(`not run: \`${step.text}\` would change the checkout or the testbed; add it to EXCEPTIONS with what to run instead`);
+        throw new Error(
+          `not run: \`${step.text}\` would change the checkout or the testbed; add it to EXCEPTIONS with what to run instead`,
+        );
       }
       const command = substitute(exception ? exception.instead : step.text, port);
       expect(command, "an address the test does not map").not.toMatch(/:(8000|5000)\b/);
@@ -325,7 +349,8 @@ describe("README commands against the testbed", () => {
       /(\bfrom\s+|\bimport\s*\(\s*)(["'])(\.\.?\/[^"']+)\2/g,
       (_m, head: string, q: string, spec: string) => `${head}${q}${resolve(base, spec)}${q}`,
     );
-    if (/\bKEY\b/.test(code) && !/\b(const|let|var)\s+KEY\b/.test(code)) code = `const KEY = process.env.KEY!;\n${code}`;
+    if (/\bKEY\b/.test(code) && !/\b(const|let|var)\s+KEY\b/.test(code))
+      code = `const KEY = process.env.KEY!;\n${code}`;
     // .mts: an ES module wherever it lives (top-level await), without a package.json.
     writeFileSync(join(dir, "example.mts"), code);
     writeFileSync(
@@ -357,7 +382,13 @@ describe("README commands against the testbed", () => {
   it("npm run dev stops on SIGTERM with exit code 0", { timeout: 120_000 }, async () => {
     expect(dev?.exitCode, `npm run dev ended early:\n${devLog.slice(-3000)}`).toBeNull();
     const [code, signal] = await stopDev();
-    if (process.env.README_COMMANDS_DEBUG) console.log(devLog.split("\n").filter((l) => /"level":(40|50|60)/.test(l)).join("\n"));
+    if (process.env.README_COMMANDS_DEBUG)
+      console.log(
+        devLog
+          .split("\n")
+          .filter((l) => /"level":(40|50|60)/.test(l))
+          .join("\n"),
+      );
     expect({ code, signal }, devLog.slice(-3000)).toEqual({ code: 0, signal: null });
   });
 });

@@ -16,7 +16,11 @@ kc.loadFromFile(tb.KUBECONFIG);
 const core = kc.makeApiClient(k8s.CoreV1Api);
 
 /** collect reads a stream in the background until `until` says stop or the timeout passes. */
-function collect(stream: AsyncIterable<WatchReleaseStatusResponse>, until: (seen: WatchReleaseStatusResponse[]) => boolean, timeoutMs = 120_000) {
+function collect(
+  stream: AsyncIterable<WatchReleaseStatusResponse>,
+  until: (seen: WatchReleaseStatusResponse[]) => boolean,
+  timeoutMs = 120_000,
+) {
   const seen: WatchReleaseStatusResponse[] = [];
   const done = (async () => {
     const timer = setTimeout(() => undefined, timeoutMs);
@@ -44,7 +48,12 @@ describe.each([
 
   beforeAll(async () => {
     server = await startServer({ HELM_BINARY: helmBinary });
-    json = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "connect", httpVersion: "1.1" });
+    json = createPaasClient({
+      baseUrl: server.baseUrl,
+      apiKey: server.apiKey,
+      protocol: "connect",
+      httpVersion: "1.1",
+    });
     h2 = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "grpc" });
   });
 
@@ -54,14 +63,31 @@ describe.each([
   });
 
   it("creates a namespace with a quota the API server enforces", async () => {
-    const res = await json.namespaces.createNamespace({ name: ns, cpuLimit: "2", memoryLimit: "4Gi", storageLimit: "10Gi" });
+    const res = await json.namespaces.createNamespace({
+      name: ns,
+      cpuLimit: "2",
+      memoryLimit: "4Gi",
+      storageLimit: "10Gi",
+    });
     expect(res.created).toBe(true);
     const quotas = await core.listNamespacedResourceQuota({ namespace: ns });
     expect(quotas.items).toHaveLength(1);
-    expect(quotas.items[0]?.spec?.hard).toMatchObject({ "limits.cpu": "2", "limits.memory": "4Gi", "requests.storage": "10Gi" });
+    expect(quotas.items[0]?.spec?.hard).toMatchObject({
+      "limits.cpu": "2",
+      "limits.memory": "4Gi",
+      "requests.storage": "10Gi",
+    });
     const tooBig: k8s.V1Pod = {
       metadata: { name: "too-big" },
-      spec: { containers: [{ name: "c", image: "busybox", resources: { requests: { cpu: "3", memory: "1Gi" }, limits: { cpu: "3", memory: "1Gi" } } }] },
+      spec: {
+        containers: [
+          {
+            name: "c",
+            image: "busybox",
+            resources: { requests: { cpu: "3", memory: "1Gi" }, limits: { cpu: "3", memory: "1Gi" } },
+          },
+        ],
+      },
     };
     const refused = await core.createNamespacedPod({ namespace: ns, body: tooBig }).then(
       () => undefined,
@@ -80,8 +106,21 @@ describe.each([
       seen.some((m) => m.kind !== WatchEventKind.SNAPSHOT && m.pod?.phase === "Running" && m.pod.podReady),
     );
     await new Promise((r) => setTimeout(r, 500));
-    const res = await json.releases.installRelease({ namespace: ns, name: "web", chart: "podinfo", repoUrl: tb.CHART_REPO_URL, version: "6.13.0", wait: true });
-    expect(res.release).toMatchObject({ name: "web", revision: 1, status: ReleaseStatus.DEPLOYED, chart: "podinfo", chartVersion: "6.13.0" });
+    const res = await json.releases.installRelease({
+      namespace: ns,
+      name: "web",
+      chart: "podinfo",
+      repoUrl: tb.CHART_REPO_URL,
+      version: "6.13.0",
+      wait: true,
+    });
+    expect(res.release).toMatchObject({
+      name: "web",
+      revision: 1,
+      status: ReleaseStatus.DEPLOYED,
+      chart: "podinfo",
+      chartVersion: "6.13.0",
+    });
     const seen = await watch.done;
     expect(seen[0]?.kind).toBe(WatchEventKind.SNAPSHOT);
     expect(seen[0]?.release).toBeUndefined();
@@ -99,9 +138,11 @@ describe.each([
   it("streams a deleted pod and its replacement", async () => {
     const before = await json.releases.getReleaseStatus({ namespace: ns, name: "web" });
     const victim = before.pods[0]!.name;
-    const watch = collect(json.releases.watchReleaseStatus({ namespace: ns, name: "web" }), (seen) =>
-      seen.some((m) => m.kind === WatchEventKind.POD_DELETED && m.pod?.name === victim) &&
-      seen.some((m) => m.kind === WatchEventKind.POD_ADDED && m.pod?.name !== victim),
+    const watch = collect(
+      json.releases.watchReleaseStatus({ namespace: ns, name: "web" }),
+      (seen) =>
+        seen.some((m) => m.kind === WatchEventKind.POD_DELETED && m.pod?.name === victim) &&
+        seen.some((m) => m.kind === WatchEventKind.POD_ADDED && m.pod?.name !== victim),
     );
     await new Promise((r) => setTimeout(r, 500));
     await core.deleteNamespacedPod({ name: victim, namespace: ns, gracePeriodSeconds: 0 });
@@ -127,7 +168,12 @@ describe.each([
   });
 
   it("upgrades without naming the chart, lists revisions, rolls back and uninstalls", async () => {
-    const up = await json.releases.upgradeRelease({ namespace: ns, name: "web", version: "6.14.1", values: { replicaCount: 2 } });
+    const up = await json.releases.upgradeRelease({
+      namespace: ns,
+      name: "web",
+      version: "6.14.1",
+      values: { replicaCount: 2 },
+    });
     expect(up.release).toMatchObject({ revision: 2, chartVersion: "6.14.1", status: ReleaseStatus.DEPLOYED });
     expect(up.release?.values).toMatchObject({ replicaCount: 2 });
     const revs = await json.releases.listReleaseRevisions({ namespace: ns, name: "web" });
@@ -140,7 +186,9 @@ describe.each([
     // Each revision names the operation that made it (helm copies revision 1's labels into a
     // rollback; the operator stamps its own), in Helm's storage as `helm history` reads it.
     const stored = await core.listNamespacedSecret({ namespace: ns, labelSelector: "owner=helm,name=web" });
-    const opOf = Object.fromEntries(stored.items.map((sec) => [sec.metadata!.labels!.version, sec.metadata!.labels!["paas-operation"]]));
+    const opOf = Object.fromEntries(
+      stored.items.map((sec) => [sec.metadata!.labels!.version, sec.metadata!.labels!["paas-operation"]]),
+    );
     expect(opOf["2"]).toBe(up.release?.operationId);
     expect(opOf["3"]).toBe(rb.release?.operationId);
     expect(new Set([opOf["1"], opOf["2"], opOf["3"]]).size).toBe(3);
@@ -153,17 +201,37 @@ describe.each([
 
   it("runs five concurrent upgrades of one release, all succeeding in order", async () => {
     const results = await Promise.all(
-      [1, 2, 3, 4, 5].map((i) => (i % 2 ? json : h2).releases.upgradeRelease({ namespace: ns, name: "db", values: { commonLabels: { round: String(i) } } })),
+      [1, 2, 3, 4, 5].map((i) =>
+        (i % 2 ? json : h2).releases.upgradeRelease({
+          namespace: ns,
+          name: "db",
+          values: { commonLabels: { round: String(i) } },
+        }),
+      ),
     );
     // Arrival order over two connections is not call order; each upgrade gets its own revision.
     const revisions = results.map((r) => r.release!.revision).sort((a, b) => a - b);
     expect(revisions).toEqual([2, 3, 4, 5, 6]);
     const revs = await json.releases.listReleaseRevisions({ namespace: ns, name: "db" });
-    expect(revs.revisions.map((r) => r.status)).toEqual([...Array(5).fill(ReleaseStatus.SUPERSEDED), ReleaseStatus.DEPLOYED]);
+    expect(revs.revisions.map((r) => r.status)).toEqual([
+      ...Array(5).fill(ReleaseStatus.SUPERSEDED),
+      ReleaseStatus.DEPLOYED,
+    ]);
   });
 
   it("refuses a namespace outside the prefix and a wrong key, changing nothing", async () => {
-    expect((await failure(json.releases.installRelease({ namespace: "kube-system", name: "evil", chart: "podinfo", repoUrl: tb.CHART_REPO_URL }))).code).toBe(Code.PermissionDenied);
+    expect(
+      (
+        await failure(
+          json.releases.installRelease({
+            namespace: "kube-system",
+            name: "evil",
+            chart: "podinfo",
+            repoUrl: tb.CHART_REPO_URL,
+          }),
+        )
+      ).code,
+    ).toBe(Code.PermissionDenied);
     const secrets = await core.listNamespacedSecret({ namespace: "kube-system", labelSelector: "owner=helm" });
     expect(secrets.items).toHaveLength(0);
     const wrong = createPaasClient({ baseUrl: server.baseUrl, apiKey: "wrong-key-wrong-key", protocol: "grpc" });
@@ -204,14 +272,41 @@ describe("grpcurl and @grpc/grpc-js against the real server", () => {
   it("grpcurl lists services through reflection and calls ListNamespaces", async () => {
     const list = await run(tb.GRPCURL, ["-plaintext", `127.0.0.1:${server.port}`, "list"]);
     expect(list.stdout).toContain("paas.v1.ReleaseService");
-    const call = await run(tb.GRPCURL, ["-plaintext", "-H", `x-api-key: ${server.apiKey}`, "-d", "{}", `127.0.0.1:${server.port}`, "paas.v1.NamespaceService/ListNamespaces"]);
+    const call = await run(tb.GRPCURL, [
+      "-plaintext",
+      "-H",
+      `x-api-key: ${server.apiKey}`,
+      "-d",
+      "{}",
+      `127.0.0.1:${server.port}`,
+      "paas.v1.NamespaceService/ListNamespaces",
+    ]);
     expect(() => JSON.parse(call.stdout)).not.toThrow();
   });
 
   it("buf curl calls the real server through reflection, over gRPC and Connect", async () => {
-    const grpcCall = await run("node_modules/.bin/buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-H", `x-api-key: ${server.apiKey}`, "-d", "{}", `${server.baseUrl}/paas.v1.NamespaceService/ListNamespaces`]);
+    const grpcCall = await run("node_modules/.bin/buf", [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "-H",
+      `x-api-key: ${server.apiKey}`,
+      "-d",
+      "{}",
+      `${server.baseUrl}/paas.v1.NamespaceService/ListNamespaces`,
+    ]);
     expect(JSON.parse(grpcCall.stdout)).toBeTypeOf("object");
-    const denied = await run("node_modules/.bin/buf", ["curl", "--protocol", "connect", "-H", `x-api-key: ${server.apiKey}`, "-d", '{"namespace":"kube-system","name":"x"}', `${server.baseUrl}/paas.v1.ReleaseService/GetRelease`]).then(
+    const denied = await run("node_modules/.bin/buf", [
+      "curl",
+      "--protocol",
+      "connect",
+      "-H",
+      `x-api-key: ${server.apiKey}`,
+      "-d",
+      '{"namespace":"kube-system","name":"x"}',
+      `${server.baseUrl}/paas.v1.ReleaseService/GetRelease`,
+    ]).then(
       () => "",
       (err: { stderr?: string }) => err.stderr ?? "",
     );

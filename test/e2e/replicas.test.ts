@@ -5,7 +5,16 @@ import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts"
 import { AuditOutcome } from "../../gen/paas/v1/audit_pb.js";
 import { ReleaseStatus } from "../../gen/paas/v1/release_pb.js";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/postgres.ts";
-import { allAuditEvents, auditClient, byOperation, deleteNamespace, helmRevisions, outcomeName, releaseLeases, waitFor } from "../support/reliability.ts";
+import {
+  allAuditEvents,
+  auditClient,
+  byOperation,
+  deleteNamespace,
+  helmRevisions,
+  outcomeName,
+  releaseLeases,
+  waitFor,
+} from "../support/reliability.ts";
 import { startServer, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
 
 // Two replicas sharing one PostgreSQL audit store and one LEASE_NAMESPACE: 20 concurrent
@@ -46,7 +55,12 @@ describe("two replicas, one release", () => {
 
   it("serialises 20 concurrent upgrades across both replicas and records each once", async () => {
     await ca.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
-    const installed = await cb.releases.installRelease({ namespace: ns, name: "web", chart: "testbed/podinfo", version: "6.13.0" });
+    const installed = await cb.releases.installRelease({
+      namespace: ns,
+      name: "web",
+      chart: "testbed/podinfo",
+      version: "6.13.0",
+    });
     expect(installed.release?.revision).toBe(1);
 
     // Sample the Leases while the upgrades run, so that "none left" below is not vacuous.
@@ -63,7 +77,11 @@ describe("two replicas, one release", () => {
       Array.from({ length: UPGRADES }, async (_, i) => {
         const started = Date.now();
         try {
-          const res = await (i % 2 === 0 ? ca : cb).releases.upgradeRelease({ namespace: ns, name: "web", values: { podAnnotations: { "test/n": String(i) } } });
+          const res = await (i % 2 === 0 ? ca : cb).releases.upgradeRelease({
+            namespace: ns,
+            name: "web",
+            values: { podAnnotations: { "test/n": String(i) } },
+          });
           return { i, ok: true as const, res, ms: Date.now() - started };
         } catch (err) {
           return { i, ok: false as const, err: ConnectError.from(err), ms: Date.now() - started };
@@ -85,7 +103,9 @@ describe("two replicas, one release", () => {
       expect(r.err.rawMessage, `upgrade ${r.i}`).not.toMatch(HELM_BUSY);
       expect(Code[r.err.code], `upgrade ${r.i}: ${r.err.rawMessage}`).toBe(Code[Code.Aborted]);
       // ABORTED means "waited OPERATION_WAIT_TIMEOUT for the release": not possible before that bound.
-      expect(r.ms, `upgrade ${r.i} ABORTED before the ${WAIT_BOUND_S}s wait bound`).toBeGreaterThanOrEqual(WAIT_BOUND_S * 1000);
+      expect(r.ms, `upgrade ${r.i} ABORTED before the ${WAIT_BOUND_S}s wait bound`).toBeGreaterThanOrEqual(
+        WAIT_BOUND_S * 1000,
+      );
     }
     for (const s of [a, b]) expect(JSON.stringify(s.logs)).not.toMatch(HELM_BUSY);
     const successes = ok.length;
@@ -110,7 +130,10 @@ describe("two replicas, one release", () => {
     expect(stored.filter((s) => s.status === "deployed").map((s) => s.version)).toEqual([finalRevision]);
     expect(stored.filter((s) => s.status !== "deployed" && s.status !== "superseded")).toEqual([]);
     const storedOps = stored.map((s) => s.labels["paas-operation"]);
-    expect(storedOps.every((o) => typeof o === "string" && o.length > 0), JSON.stringify(storedOps)).toBe(true);
+    expect(
+      storedOps.every((o) => typeof o === "string" && o.length > 0),
+      JSON.stringify(storedOps),
+    ).toBe(true);
     expect(new Set(storedOps).size).toBe(stored.length);
 
     // The audit log (PostgreSQL, read through both replicas): one intent and one outcome per operation.
@@ -128,14 +151,18 @@ describe("two replicas, one release", () => {
     expect(nsOps.map((o) => o.intents[0]!.method)).toEqual(["paas.v1.NamespaceService/CreateNamespace"]);
     expect(releaseOps).toHaveLength(1 + UPGRADES);
     expect(releaseOps.filter((o) => o.intents[0]!.method === "paas.v1.ReleaseService/InstallRelease")).toHaveLength(1);
-    expect(releaseOps.filter((o) => o.intents[0]!.method === "paas.v1.ReleaseService/UpgradeRelease")).toHaveLength(UPGRADES);
+    expect(releaseOps.filter((o) => o.intents[0]!.method === "paas.v1.ReleaseService/UpgradeRelease")).toHaveLength(
+      UPGRADES,
+    );
     const succeeded = releaseOps.filter((o) => o.outcomes[0]!.outcome === AuditOutcome.SUCCEEDED);
     expect(succeeded.length, releaseOps.map((o) => outcomeName(o.outcomes[0]!.outcome)).join(",")).toBe(successes + 1);
     // Both replicas ran upgrades.
     expect(new Set(releaseOps.map((o) => o.intents[0]!.replica)).size).toBe(2);
     // The successful operations made revisions 1..final, one each …
     const byRevision = new Map(succeeded.map((o) => [o.outcomes[0]!.revisionAfter, o.operationId]));
-    expect([...byRevision.keys()].sort((x, y) => x - y)).toEqual(Array.from({ length: finalRevision }, (_, k) => k + 1));
+    expect([...byRevision.keys()].sort((x, y) => x - y)).toEqual(
+      Array.from({ length: finalRevision }, (_, k) => k + 1),
+    );
     for (const o of succeeded) expect(o.outcomes[0]!.revisionAfter).toBe(o.outcomes[0]!.revisionBefore + 1);
     // … and Helm's stored revisions carry the operation that made them.
     for (const s of stored) expect(s.labels["paas-operation"], `revision ${s.version}`).toBe(byRevision.get(s.version));
@@ -143,7 +170,15 @@ describe("two replicas, one release", () => {
     // Leases were seen while the upgrades ran, held by operations of both replicas; none is left.
     const replicas = [...new Set(releaseOps.map((o) => o.intents[0]!.replica))];
     expect(holders.size).toBeGreaterThan(1);
-    for (const r of replicas) expect([...holders].some((h) => h.startsWith(`${r}/`)), `a Lease held by ${r}`).toBe(true);
-    await waitFor("the release's Lease to be released", async () => ((await releaseLeases(ns)).length === 0 ? true : undefined), 10_000);
+    for (const r of replicas)
+      expect(
+        [...holders].some((h) => h.startsWith(`${r}/`)),
+        `a Lease held by ${r}`,
+      ).toBe(true);
+    await waitFor(
+      "the release's Lease to be released",
+      async () => ((await releaseLeases(ns)).length === 0 ? true : undefined),
+      10_000,
+    );
   });
 });

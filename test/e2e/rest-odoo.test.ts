@@ -25,7 +25,8 @@ function python(args: string[], env: Record<string, string> = {}): Promise<Run> 
       ["test/python/odoo_client.py", ...args],
       // Only what the script needs: no settings leak in from the test's own environment.
       { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env }, timeout: 600_000 },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
     );
   });
 }
@@ -45,7 +46,18 @@ describe("the Odoo addon's REST calls against the real server", () => {
 
   it("runs health → namespace → install → get → status → upgrade → revisions → rollback → uninstall → 404, and an OCI install", async () => {
     const started = Date.now();
-    const run = await python(["--base-url", server.baseUrl, "--api-key", server.apiKey, "--chart-repo", tb.CHART_REPO_URL, "--oci-registry", tb.OCI_REGISTRY, "--namespace", ns]);
+    const run = await python([
+      "--base-url",
+      server.baseUrl,
+      "--api-key",
+      server.apiKey,
+      "--chart-repo",
+      tb.CHART_REPO_URL,
+      "--oci-registry",
+      tb.OCI_REGISTRY,
+      "--namespace",
+      ns,
+    ]);
     const output = run.stdout + run.stderr;
     expect(run.code, output).toBe(0);
     for (const line of [
@@ -72,10 +84,17 @@ describe("the Odoo addon's REST calls against the real server", () => {
     const namespace = await core.readNamespace({ name: ns });
     expect(namespace.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("paas-operator");
     const quotas = await core.listNamespacedResourceQuota({ namespace: ns });
-    expect(quotas.items[0]?.spec?.hard).toMatchObject({ "limits.cpu": "4", "limits.memory": "8Gi", "requests.storage": "10Gi" });
+    expect(quotas.items[0]?.spec?.hard).toMatchObject({
+      "limits.cpu": "4",
+      "limits.memory": "8Gi",
+      "requests.storage": "10Gi",
+    });
     for (const release of ["web", "proxy"]) {
       const secrets = await core.listNamespacedSecret({ namespace: ns, labelSelector: `owner=helm,name=${release}` });
-      expect(secrets.items.map((s) => s.metadata?.name), release).toEqual([]);
+      expect(
+        secrets.items.map((s) => s.metadata?.name),
+        release,
+      ).toEqual([]);
     }
     // Nothing in the foreign namespace the client tried.
     const foreign = await core.listNamespacedSecret({ namespace: "kube-system", labelSelector: "owner=helm" });
@@ -85,7 +104,15 @@ describe("the Odoo addon's REST calls against the real server", () => {
   it("went through the same interceptors: every REST call logged as its RPC, with caller and peer, never the key", () => {
     const rpcs = server.logs.filter((l) => typeof l.rpc === "string" && l.namespace === ns);
     const names = new Set(rpcs.map((l) => l.rpc));
-    for (const rpc of ["InstallRelease", "GetRelease", "GetReleaseStatus", "UpgradeRelease", "ListReleaseRevisions", "RollbackRelease", "UninstallRelease"]) {
+    for (const rpc of [
+      "InstallRelease",
+      "GetRelease",
+      "GetReleaseStatus",
+      "UpgradeRelease",
+      "ListReleaseRevisions",
+      "RollbackRelease",
+      "UninstallRelease",
+    ]) {
       expect(names, rpc).toContain(`paas.v1.ReleaseService/${rpc}`);
     }
     for (const l of rpcs) {
@@ -96,14 +123,30 @@ describe("the Odoo addon's REST calls against the real server", () => {
   });
 
   it("exits non-zero with a clear message when the operator answers otherwise", async () => {
-    const wrongKey = await python(["--base-url", server.baseUrl, "--api-key", "not-the-right-key-0123", "--chart-repo", tb.CHART_REPO_URL, "--oci-registry", tb.OCI_REGISTRY, "--namespace", uniqueNamespace("odoo")]);
+    const wrongKey = await python([
+      "--base-url",
+      server.baseUrl,
+      "--api-key",
+      "not-the-right-key-0123",
+      "--chart-repo",
+      tb.CHART_REPO_URL,
+      "--oci-registry",
+      tb.OCI_REGISTRY,
+      "--namespace",
+      uniqueNamespace("odoo"),
+    ]);
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stdout).toContain("FAIL: unexpected HTTP 401 (unauthorized): invalid API key");
     const missing = await python(["--base-url", server.baseUrl]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("FAIL: missing settings: --api-key, --chart-repo, --oci-registry");
     // Settings from the environment work as well as flags.
-    const fromEnv = await python([], { PAAS_BASE_URL: "http://127.0.0.1:1", PAAS_API_KEY: "k", CHART_REPO_URL: "http://x", OCI_REGISTRY: "y" });
+    const fromEnv = await python([], {
+      PAAS_BASE_URL: "http://127.0.0.1:1",
+      PAAS_API_KEY: "k",
+      CHART_REPO_URL: "http://x",
+      OCI_REGISTRY: "y",
+    });
     expect(fromEnv.code).toBe(1);
     expect(fromEnv.stdout).toContain("FAIL: GET /health: cannot reach the operator at http://127.0.0.1:1");
   });

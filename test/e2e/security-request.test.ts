@@ -55,7 +55,12 @@ describe("request-side security against the real server", () => {
   let admin: PaasClient;
   let adminH2: PaasClient;
   const as = (key: string, protocol: "connect" | "grpc") =>
-    createPaasClient({ baseUrl: server.baseUrl, apiKey: key, protocol, ...(protocol === "connect" ? { httpVersion: "1.1" as const } : {}) });
+    createPaasClient({
+      baseUrl: server.baseUrl,
+      apiKey: key,
+      protocol,
+      ...(protocol === "connect" ? { httpVersion: "1.1" as const } : {}),
+    });
 
   beforeAll(async () => {
     // The testbed's catalogue (scripts/testbed/write-catalog.sh), or the same written here.
@@ -91,27 +96,75 @@ describe("request-side security against the real server", () => {
     ["a parent path", { chart: "../../shared/charts/podinfo-6.13.0.tgz" }, Code.InvalidArgument],
     ["file:// as chart", { chart: "file:///etc/passwd" }, Code.InvalidArgument],
     ["file:// as repo_url", { chart: "podinfo", repoUrl: "file:///tmp" }, Code.InvalidArgument],
-    ["the link-local metadata address", { chart: "podinfo", repoUrl: "http://169.254.169.254/latest/meta-data/" }, Code.PermissionDenied],
+    [
+      "the link-local metadata address",
+      { chart: "podinfo", repoUrl: "http://169.254.169.254/latest/meta-data/" },
+      Code.PermissionDenied,
+    ],
     ["a link-local OCI registry", { chart: "oci://169.254.169.254/charts/podinfo" }, Code.PermissionDenied],
-    ["an IPv4-mapped link-local address", { chart: "podinfo", repoUrl: "http://[::ffff:169.254.169.254]/" }, Code.PermissionDenied],
-    ["metadata.google.internal", { chart: "podinfo", repoUrl: "http://metadata.google.internal/computeMetadata/v1/" }, Code.PermissionDenied],
-    ["a decimal spelling of 169.254.169.254", { chart: "podinfo", repoUrl: "http://2852039166/" }, Code.InvalidArgument],
-    ["credentials in repo_url", { chart: "podinfo", repoUrl: tb.CHART_REPO_URL.replace("http://", "http://user:secret@") }, Code.InvalidArgument],
-    ["credentials in an OCI reference", { chart: OCI_CHART.replace("oci://", "oci://user:secret@") }, Code.InvalidArgument],
-    ["encoded dots in an OCI reference", { chart: `oci://${tb.OCI_REGISTRY}/charts/%2e%2e/charts/podinfo` }, Code.InvalidArgument],
-    ["the testbed repository under another host name", { chart: "podinfo", repoUrl: `http://localhost:${chartPort}` }, Code.PermissionDenied],
-    ["a host outside the catalogue", { chart: "podinfo", repoUrl: "https://charts.example.org/stable" }, Code.PermissionDenied],
-    ["the testbed registry outside /charts", { chart: `oci://${tb.OCI_REGISTRY}/other/podinfo` }, Code.PermissionDenied],
-    ["a sibling path sharing the prefix string", { chart: `oci://${tb.OCI_REGISTRY}/charts-x/podinfo` }, Code.PermissionDenied],
+    [
+      "an IPv4-mapped link-local address",
+      { chart: "podinfo", repoUrl: "http://[::ffff:169.254.169.254]/" },
+      Code.PermissionDenied,
+    ],
+    [
+      "metadata.google.internal",
+      { chart: "podinfo", repoUrl: "http://metadata.google.internal/computeMetadata/v1/" },
+      Code.PermissionDenied,
+    ],
+    [
+      "a decimal spelling of 169.254.169.254",
+      { chart: "podinfo", repoUrl: "http://2852039166/" },
+      Code.InvalidArgument,
+    ],
+    [
+      "credentials in repo_url",
+      { chart: "podinfo", repoUrl: tb.CHART_REPO_URL.replace("http://", "http://user:secret@") },
+      Code.InvalidArgument,
+    ],
+    [
+      "credentials in an OCI reference",
+      { chart: OCI_CHART.replace("oci://", "oci://user:secret@") },
+      Code.InvalidArgument,
+    ],
+    [
+      "encoded dots in an OCI reference",
+      { chart: `oci://${tb.OCI_REGISTRY}/charts/%2e%2e/charts/podinfo` },
+      Code.InvalidArgument,
+    ],
+    [
+      "the testbed repository under another host name",
+      { chart: "podinfo", repoUrl: `http://localhost:${chartPort}` },
+      Code.PermissionDenied,
+    ],
+    [
+      "a host outside the catalogue",
+      { chart: "podinfo", repoUrl: "https://charts.example.org/stable" },
+      Code.PermissionDenied,
+    ],
+    [
+      "the testbed registry outside /charts",
+      { chart: `oci://${tb.OCI_REGISTRY}/other/podinfo` },
+      Code.PermissionDenied,
+    ],
+    [
+      "a sibling path sharing the prefix string",
+      { chart: `oci://${tb.OCI_REGISTRY}/charts-x/podinfo` },
+      Code.PermissionDenied,
+    ],
   ];
 
   it("refuses chart references outside the catalogue, over Connect JSON and gRPC, and installs nothing", async () => {
     for (const [what, fields, code] of refused) {
       for (const client of [admin, adminH2]) {
-        const err = await failure(client.releases.installRelease({ namespace: nsA, name: "evil", version: "6.13.0", ...fields }));
+        const err = await failure(
+          client.releases.installRelease({ namespace: nsA, name: "evil", version: "6.13.0", ...fields }),
+        );
         expect([what, err.code]).toEqual([what, code]);
         // Into a namespace that does not exist yet, asking to create it: nothing is created either.
-        const err2 = await failure(client.releases.installRelease({ namespace: nsNever, name: "evil", createNamespace: true, ...fields }));
+        const err2 = await failure(
+          client.releases.installRelease({ namespace: nsNever, name: "evil", createNamespace: true, ...fields }),
+        );
         expect([what, err2.code]).toEqual([what, code]);
       }
     }
@@ -128,19 +181,36 @@ describe("request-side security against the real server", () => {
       // A key podinfo ignores, full of what --set would misread; helm stores it as given.
       "a.b,c=d\\e": { "f.g=h": "i,j\\k", "[0]": ["l.m", "n=o"] },
     };
-    const res = await as(DEPLOYER, "connect").releases.installRelease({ namespace: nsA, name: "literal", chart: OCI_CHART, version: "6.13.0", values });
+    const res = await as(DEPLOYER, "connect").releases.installRelease({
+      namespace: nsA,
+      name: "literal",
+      chart: OCI_CHART,
+      version: "6.13.0",
+      values,
+    });
     expect(res.release?.values).toEqual(values);
     const got = await as(DEPLOYER, "grpc").releases.getRelease({ namespace: nsA, name: "literal" });
     expect(got.release?.values).toEqual(values);
     // podinfo labels its Deployment app.kubernetes.io/name=<fullname>; helm annotates the owner.
-    const deployments = (await apps.listNamespacedDeployment({ namespace: nsA })).items.filter((d) => d.metadata?.annotations?.["meta.helm.sh/release-name"] === "literal");
+    const deployments = (await apps.listNamespacedDeployment({ namespace: nsA })).items.filter(
+      (d) => d.metadata?.annotations?.["meta.helm.sh/release-name"] === "literal",
+    );
     expect(deployments).toHaveLength(1);
-    expect(deployments[0]!.spec?.template.metadata?.annotations).toMatchObject({ "paas.test/a.b": "c,d=e\\f.g", "x.y.z": "1,2" });
+    expect(deployments[0]!.spec?.template.metadata?.annotations).toMatchObject({
+      "paas.test/a.b": "c,d=e\\f.g",
+      "x.y.z": "1,2",
+    });
   });
 
   it("scoped keys over Connect JSON and gRPC: verbs, namespace scope, filtered lists", async () => {
     // Another tenant's release, installed with the unscoped key.
-    await adminH2.releases.installRelease({ namespace: nsB, name: "theirs", chart: "podinfo", repoUrl: tb.CHART_REPO_URL, version: "6.13.0" });
+    await adminH2.releases.installRelease({
+      namespace: nsB,
+      name: "theirs",
+      chart: "podinfo",
+      repoUrl: tb.CHART_REPO_URL,
+      version: "6.13.0",
+    });
     for (const protocol of ["connect", "grpc"] as const) {
       const reader = as(READER, protocol);
       const deployer = as(DEPLOYER, protocol);
@@ -150,19 +220,29 @@ describe("request-side security against the real server", () => {
       // Lists show only its namespace.
       const listed = (await reader.namespaces.listNamespaces({})).namespaces.map((n) => n.name);
       expect(listed).toEqual([nsA]);
-      expect((await admin.namespaces.listNamespaces({})).namespaces.map((n) => n.name)).toEqual(expect.arrayContaining([nsA, nsB]));
+      expect((await admin.namespaces.listNamespaces({})).namespaces.map((n) => n.name)).toEqual(
+        expect.arrayContaining([nsA, nsB]),
+      );
       // A read-only key may not install: PERMISSION_DENIED, nothing installed.
-      const denied = await failure(reader.releases.installRelease({ namespace: nsA, name: `ro-${protocol}`, chart: OCI_CHART, version: "6.13.0" }));
+      const denied = await failure(
+        reader.releases.installRelease({ namespace: nsA, name: `ro-${protocol}`, chart: OCI_CHART, version: "6.13.0" }),
+      );
       expect(denied.code).toBe(Code.PermissionDenied);
-      expect((await failure(reader.releases.uninstallRelease({ namespace: nsA, name: "literal" }))).code).toBe(Code.PermissionDenied);
+      expect((await failure(reader.releases.uninstallRelease({ namespace: nsA, name: "literal" }))).code).toBe(
+        Code.PermissionDenied,
+      );
       expect((await failure(deployer.namespaces.deleteNamespace({ name: nsA }))).code).toBe(Code.PermissionDenied);
       // Another tenant's release answers as one that does not exist.
       const theirs = await failure(reader.releases.getRelease({ namespace: nsB, name: "theirs" }));
       const ghost = await failure(reader.releases.getRelease({ namespace: nsB, name: "ghost" }));
       expect([theirs.code, theirs.rawMessage]).toEqual([ghost.code, ghost.rawMessage]);
       expect(theirs.code).toBe(Code.PermissionDenied);
-      expect((await failure(deployer.releases.uninstallRelease({ namespace: nsB, name: "theirs" }))).code).toBe(Code.PermissionDenied);
-      expect((await failure(drain(reader.releases.watchReleaseStatus({ namespace: nsB, name: "theirs" })))).code).toBe(Code.PermissionDenied);
+      expect((await failure(deployer.releases.uninstallRelease({ namespace: nsB, name: "theirs" }))).code).toBe(
+        Code.PermissionDenied,
+      );
+      expect((await failure(drain(reader.releases.watchReleaseStatus({ namespace: nsB, name: "theirs" })))).code).toBe(
+        Code.PermissionDenied,
+      );
     }
     expect((await helmSecrets(nsA)).every((s) => s.startsWith("sh.helm.release.v1.literal."))).toBe(true);
     expect((await admin.releases.getRelease({ namespace: nsB, name: "theirs" })).release?.revision).toBe(1);
@@ -180,7 +260,10 @@ describe("request-side security against the real server", () => {
     let code: Code | "ok" = "ok";
     for (let i = 0; i < 100 && code === "ok"; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      code = await reader.releases.listReleases({ namespace: nsA }).then(() => "ok" as const, (e) => ConnectError.from(e).code);
+      code = await reader.releases.listReleases({ namespace: nsA }).then(
+        () => "ok" as const,
+        (e) => ConnectError.from(e).code,
+      );
     }
     expect(code).toBe(Code.Unauthenticated);
     expect((await as(DEPLOYER, "connect").releases.listReleases({ namespace: nsA })).releases.length).toBe(1);

@@ -9,7 +9,13 @@ import { SqliteAuditStore } from "../../src/audit/sqlite-store.ts";
 import type { AuditRecord } from "../../src/domain/audit.ts";
 import { LeaseManager } from "../../src/kube/leases/leases.ts";
 import { failure } from "../support/failure.ts";
-import { startServer, TEST_LEASE_NAMESPACE, testbedEnv, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
+import {
+  startServer,
+  TEST_LEASE_NAMESPACE,
+  testbedEnv,
+  uniqueNamespace,
+  type ServerProcess,
+} from "../support/testbed.ts";
 
 const tb = testbedEnv();
 const kc = new k8s.KubeConfig();
@@ -27,7 +33,9 @@ afterAll(async () => {
   for (const ns of namespaces) {
     await core.deleteNamespace({ name: ns }).catch(() => undefined);
     for (const release of ["web", "late"]) {
-      await coordination.deleteNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE }).catch(() => undefined);
+      await coordination
+        .deleteNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE })
+        .catch(() => undefined);
     }
   }
 });
@@ -42,7 +50,12 @@ async function start(env: Record<string, string>) {
   return { ns, server, client };
 }
 
-async function waitForLog(server: ServerProcess, match: (l: Record<string, unknown>) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+async function waitForLog(
+  server: ServerProcess,
+  match: (l: Record<string, unknown>) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!server.logs.some(match)) {
     if (Date.now() > deadline) throw new Error(`no log line "${what}" within ${timeoutMs} ms`);
@@ -58,10 +71,12 @@ async function statuses(ns: string, release: string): Promise<string[]> {
 }
 
 async function leaseOf(ns: string, release: string): Promise<k8s.V1Lease | undefined> {
-  return coordination.readNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE }).catch((err: { code?: number }) => {
-    if (err.code === 404) return undefined;
-    throw err;
-  });
+  return coordination
+    .readNamespacedLease({ name: LeaseManager.leaseName(ns, release), namespace: TEST_LEASE_NAMESPACE })
+    .catch((err: { code?: number }) => {
+      if (err.code === 404) return undefined;
+      throw err;
+    });
 }
 
 /**
@@ -102,7 +117,10 @@ async function auditOf(path: string, ns: string): Promise<AuditRecord[]> {
 
 function expectClosedOnce(records: AuditRecord[]): void {
   for (const intent of records.filter((r) => r.stage === "intent")) {
-    expect(records.filter((r) => r.operationId === intent.operationId && r.stage === "outcome"), `outcome of ${intent.method} ${intent.release}`).toHaveLength(1);
+    expect(
+      records.filter((r) => r.operationId === intent.operationId && r.stage === "outcome"),
+      `outcome of ${intent.method} ${intent.release}`,
+    ).toHaveLength(1);
   }
   for (const outcome of records.filter((r) => r.stage === "outcome")) {
     expect(records.filter((r) => r.operationId === outcome.operationId && r.stage === "outcome")).toHaveLength(1);
@@ -133,16 +151,28 @@ describe("SIGTERM during an install", () => {
     await waitForLog(server, (l) => String(l.msg).startsWith("shutting down"), "shutting down", 5000);
 
     // New mutations while the install runs are refused with UNAVAILABLE: by the server...
-    const refusedByServer = await late.send({ namespace: ns, name: "late", chart: "testbed/podinfo", version: "6.13.0" });
+    const refusedByServer = await late.send({
+      namespace: ns,
+      name: "late",
+      chart: "testbed/podinfo",
+      version: "6.13.0",
+    });
     expect(refusedByServer.status).toBe(503);
     expect(refusedByServer.body).toMatchObject({ code: "unavailable" });
     expect(String(refusedByServer.body.message)).toMatch(/shutting down/);
     // ...and, for clients that come back (GOAWAY sent, port closed), by the closed port.
-    const refused = await failure(client.releases.installRelease({ namespace: ns, name: "late", chart: "testbed/podinfo", version: "6.13.0" }));
+    const refused = await failure(
+      client.releases.installRelease({ namespace: ns, name: "late", chart: "testbed/podinfo", version: "6.13.0" }),
+    );
     expect(refused.code).toBe(Code.Unavailable);
     const fresh = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "connect" });
-    expect((await failure(fresh.releases.upgradeRelease({ namespace: ns, name: "web", values: { replicaCount: 2 } }))).code).toBe(Code.Unavailable);
-    expect(server.logs.some((l) => l.msg === "helm install"), "the install was still running when the mutations were refused").toBe(false);
+    expect(
+      (await failure(fresh.releases.upgradeRelease({ namespace: ns, name: "web", values: { replicaCount: 2 } }))).code,
+    ).toBe(Code.Unavailable);
+    expect(
+      server.logs.some((l) => l.msg === "helm install"),
+      "the install was still running when the mutations were refused",
+    ).toBe(false);
 
     const res = await install;
     expect(res.release).toMatchObject({ revision: 1, status: ReleaseStatus.DEPLOYED });
@@ -155,7 +185,9 @@ describe("SIGTERM during an install", () => {
     expect(server.logs.some((l) => l.msg === "stopped")).toBe(true);
     // The install finished after SIGTERM, and the server waited for it without stopping helm.
     const order = server.logs.map((l) => l.msg);
-    expect(order.indexOf("helm install")).toBeGreaterThan(order.findIndex((m) => String(m).startsWith("shutting down")));
+    expect(order.indexOf("helm install")).toBeGreaterThan(
+      order.findIndex((m) => String(m).startsWith("shutting down")),
+    );
     expect(order).not.toContain("grace period nearly over: sending SIGTERM to running helm processes");
     expect(await leaseOf(ns, "web")).toBeUndefined();
     expect(await leaseOf(ns, "late")).toBeUndefined();
@@ -166,7 +198,11 @@ describe("SIGTERM during an install", () => {
       ["intent", ""],
       ["outcome", "succeeded"],
     ]);
-    expect(installs.find((r) => r.stage === "outcome")).toMatchObject({ revisionBefore: 0, revisionAfter: 1, errorCode: "" });
+    expect(installs.find((r) => r.stage === "outcome")).toMatchObject({
+      revisionBefore: 0,
+      revisionAfter: 1,
+      errorCode: "",
+    });
     // The refused mutations never got as far as an intent.
     expect(records.filter((r) => r.release === "late")).toEqual([]);
     expect(records.filter((r) => r.method === "paas.v1.ReleaseService/UpgradeRelease")).toEqual([]);

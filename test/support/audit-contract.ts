@@ -55,7 +55,10 @@ async function expectKind(p: Promise<unknown>, kind: string): Promise<PaasError>
 }
 
 /** listAll follows nextPageToken to the end. */
-async function listAll(store: AuditStore, query: Omit<AuditQuery, "pageToken">): Promise<{ records: AuditRecord[]; pages: number }> {
+async function listAll(
+  store: AuditStore,
+  query: Omit<AuditQuery, "pageToken">,
+): Promise<{ records: AuditRecord[]; pages: number }> {
   const records: AuditRecord[] = [];
   let pageToken: string | undefined;
   let pages = 0;
@@ -128,7 +131,12 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       const store = await open();
       const intent = record();
       const first = record({ stage: "outcome", outcome: "succeeded", operationId: intent.operationId });
-      const second = record({ stage: "outcome", outcome: "recovered", operationId: intent.operationId, replica: "replica-2" });
+      const second = record({
+        stage: "outcome",
+        outcome: "recovered",
+        operationId: intent.operationId,
+        replica: "replica-2",
+      });
       expect(await store.append(intent)).toBe("written");
       expect(await store.append(first)).toBe("written");
       expect(await store.append(second)).toBe("duplicate");
@@ -139,7 +147,9 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       expect(page.records[0]!.outcome).toBe("succeeded");
       // Another replica sees the same and cannot add an outcome either.
       const other = await open();
-      expect(await other.append(record({ stage: "outcome", outcome: "failed", operationId: intent.operationId }))).toBe("duplicate");
+      expect(await other.append(record({ stage: "outcome", outcome: "failed", operationId: intent.operationId }))).toBe(
+        "duplicate",
+      );
       expect((await other.list({ operationId: intent.operationId, pageSize: 10 })).records).toHaveLength(2);
     });
 
@@ -149,7 +159,9 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       await a.append(intent);
       const results = await Promise.all(
         Array.from({ length: 10 }, (_, i) =>
-          (i % 2 ? a : b).append(record({ stage: "outcome", outcome: i % 2 ? "succeeded" : "recovered", operationId: intent.operationId })),
+          (i % 2 ? a : b).append(
+            record({ stage: "outcome", outcome: i % 2 ? "succeeded" : "recovered", operationId: intent.operationId }),
+          ),
         ),
       );
       expect(results.filter((r) => r === "written")).toHaveLength(1);
@@ -164,7 +176,9 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       const b = record({ time: new Date(t + 1000) });
       const c = record({ time: new Date(t + 2000) });
       for (const r of [a, b, c]) await store.append(r);
-      await store.append(record({ stage: "outcome", outcome: "succeeded", operationId: c.operationId, time: new Date(t + 2500) }));
+      await store.append(
+        record({ stage: "outcome", outcome: "succeeded", operationId: c.operationId, time: new Date(t + 2500) }),
+      );
       // An outcome without an intent (a denied call) opens nothing.
       await store.append(record({ stage: "outcome", outcome: "denied" }));
       expect(await store.openIntents()).toStrictEqual([b, a]);
@@ -184,7 +198,8 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
         record({ namespace: "", release: "", caller: "", time: new Date(t0 + 4000) }),
       ];
       for (const r of rs) await store.append(r);
-      const q = async (query: Omit<AuditQuery, "pageSize">) => ids((await store.list({ ...query, pageSize: 100 })).records);
+      const q = async (query: Omit<AuditQuery, "pageSize">) =>
+        ids((await store.list({ ...query, pageSize: 100 })).records);
       const [r0, r1, r2, r3, r4] = rs.map((r) => r.id);
       expect(await q({})).toEqual([r4, r3, r2, r1, r0]);
       expect(await q({ namespace: "paas-ws-a" })).toEqual([r1, r0]);
@@ -201,7 +216,18 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
 
     it("visibility: exact namespaces or prefixes (case-sensitive, % and _ literal), empty namespace hidden", async () => {
       const store = await open();
-      const names = ["paas-ws-a", "paas-ws-ab", "paas-ws-b", "other", "", "paasXws-c", "100%-d", "100x-e", "PAAS-ws-a", "a\\b"];
+      const names = [
+        "paas-ws-a",
+        "paas-ws-ab",
+        "paas-ws-b",
+        "other",
+        "",
+        "paasXws-c",
+        "100%-d",
+        "100x-e",
+        "PAAS-ws-a",
+        "a\\b",
+      ];
       const byNs = new Map<string, string>();
       for (const namespace of names) {
         const r = record({ namespace });
@@ -209,7 +235,9 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
         await store.append(r);
       }
       const visible = async (exact: string[], prefixes: string[], extra: Partial<AuditQuery> = {}) =>
-        (await store.list({ visibility: { exact, prefixes }, pageSize: 100, ...extra })).records.map((r) => r.namespace).sort();
+        (await store.list({ visibility: { exact, prefixes }, pageSize: 100, ...extra })).records
+          .map((r) => r.namespace)
+          .sort();
       expect(await visible(["other"], ["paas-ws-a"])).toEqual(["other", "paas-ws-a", "paas-ws-ab"]);
       expect(await visible([], ["paas_ws"])).toEqual([]);
       expect(await visible([], ["paas"])).toEqual(["paas-ws-a", "paas-ws-ab", "paas-ws-b", "paasXws-c"]);
@@ -231,7 +259,10 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       const all: AuditRecord[] = [];
       for (let i = 0; i < 37; i++) {
         // Groups of equal times, ids in random order relative to insertion.
-        const r = record({ time: new Date(t0 + Math.floor(i / 6) * 1000), namespace: i % 3 === 0 ? "paas-ws-x" : "paas-ws-y" });
+        const r = record({
+          time: new Date(t0 + Math.floor(i / 6) * 1000),
+          namespace: i % 3 === 0 ? "paas-ws-x" : "paas-ws-y",
+        });
         all.push(r);
       }
       for (const r of [...all].reverse()) await store.append(r);
@@ -243,8 +274,14 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       }
       const x = await listAll(store, { pageSize: 4, namespace: "paas-ws-x" });
       expect(ids(x.records)).toEqual(ids(expected.filter((r) => r.namespace === "paas-ws-x")));
-      const vis = await listAll(store, { pageSize: 3, visibility: { exact: [], prefixes: ["paas-ws-y"] }, since: new Date(t0 + 1000) });
-      expect(ids(vis.records)).toEqual(ids(expected.filter((r) => r.namespace === "paas-ws-y" && r.time.getTime() >= t0 + 1000)));
+      const vis = await listAll(store, {
+        pageSize: 3,
+        visibility: { exact: [], prefixes: ["paas-ws-y"] },
+        since: new Date(t0 + 1000),
+      });
+      expect(ids(vis.records)).toEqual(
+        ids(expected.filter((r) => r.namespace === "paas-ws-y" && r.time.getTime() >= t0 + 1000)),
+      );
       // A token stays valid for records appended later: they are newer and do not shift the next page.
       const first = await store.list({ pageSize: 10 });
       await store.append(record({ time: new Date(t0 + 999_999) }));
@@ -279,42 +316,87 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
     it("idempotency: claimed, running, mismatch, done with the stored result", async () => {
       const store = await open();
       const op1 = newOperationId();
-      const req = { caller: "alice", key: "k1", fingerprint: "f".repeat(64), operationId: op1, method: "paas.v1.ReleaseService/InstallRelease", ttlMs: 60_000 };
+      const req = {
+        caller: "alice",
+        key: "k1",
+        fingerprint: "f".repeat(64),
+        operationId: op1,
+        method: "paas.v1.ReleaseService/InstallRelease",
+        ttlMs: 60_000,
+      };
       expect(await store.claimIdempotency(req)).toEqual({ state: "claimed" });
-      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({ state: "running", operationId: op1 });
-      expect(await store.claimIdempotency({ ...req, fingerprint: "e".repeat(64), operationId: newOperationId() })).toEqual({ state: "mismatch", operationId: op1 });
+      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({
+        state: "running",
+        operationId: op1,
+      });
+      expect(
+        await store.claimIdempotency({ ...req, fingerprint: "e".repeat(64), operationId: newOperationId() }),
+      ).toEqual({ state: "mismatch", operationId: op1 });
       // Keys are per caller.
-      expect(await store.claimIdempotency({ ...req, caller: "bob", operationId: newOperationId() })).toEqual({ state: "claimed" });
+      expect(await store.claimIdempotency({ ...req, caller: "bob", operationId: newOperationId() })).toEqual({
+        state: "claimed",
+      });
       // Only the claiming operation completes the key.
       const result: StoredResult = { ok: true, response: '{"release":{"name":"web","revision":3}}' };
       await store.completeIdempotency("alice", "k1", newOperationId(), { ok: true, response: "{}" });
       expect((await store.claimIdempotency({ ...req, operationId: newOperationId() })).state).toBe("running");
       await store.completeIdempotency("alice", "k1", op1, result);
-      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({ state: "done", operationId: op1, result });
-      expect(await store.claimIdempotency({ ...req, fingerprint: "e".repeat(64) })).toEqual({ state: "mismatch", operationId: op1 });
+      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({
+        state: "done",
+        operationId: op1,
+        result,
+      });
+      expect(await store.claimIdempotency({ ...req, fingerprint: "e".repeat(64) })).toEqual({
+        state: "mismatch",
+        operationId: op1,
+      });
       // A completed key is not completed again.
       await store.completeIdempotency("alice", "k1", op1, { ok: true, response: "{}" });
       expect(await store.claimIdempotency(req)).toEqual({ state: "done", operationId: op1, result });
       // Error results keep kind, message and reason.
       const op2 = newOperationId();
-      const failure: StoredResult = { ok: false, kind: "failed_precondition", message: "chart \"x\" not found", reason: "VALUES_TOO_LARGE" };
+      const failure: StoredResult = {
+        ok: false,
+        kind: "failed_precondition",
+        message: 'chart "x" not found',
+        reason: "VALUES_TOO_LARGE",
+      };
       await store.claimIdempotency({ ...req, key: "k2", operationId: op2 });
       await store.completeIdempotency("alice", "k2", op2, failure);
       const other = await open();
-      expect(await other.claimIdempotency({ ...req, key: "k2" })).toEqual({ state: "done", operationId: op2, result: failure });
+      expect(await other.claimIdempotency({ ...req, key: "k2" })).toEqual({
+        state: "done",
+        operationId: op2,
+        result: failure,
+      });
     });
 
     it("idempotency: abandon frees a running key for a retry, only by its operation", async () => {
       const store = await open();
       const op1 = newOperationId();
-      const req = { caller: "alice", key: "k", fingerprint: "1".repeat(64), operationId: op1, method: "m", ttlMs: 60_000 };
+      const req = {
+        caller: "alice",
+        key: "k",
+        fingerprint: "1".repeat(64),
+        operationId: op1,
+        method: "m",
+        ttlMs: 60_000,
+      };
       expect((await store.claimIdempotency(req)).state).toBe("claimed");
       await store.abandonIdempotency("alice", "k", newOperationId());
-      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({ state: "running", operationId: op1 });
+      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({
+        state: "running",
+        operationId: op1,
+      });
       await store.abandonIdempotency("alice", "k", op1);
       const op2 = newOperationId();
-      expect(await store.claimIdempotency({ ...req, fingerprint: "2".repeat(64), operationId: op2 })).toEqual({ state: "claimed" });
-      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({ state: "mismatch", operationId: op2 });
+      expect(await store.claimIdempotency({ ...req, fingerprint: "2".repeat(64), operationId: op2 })).toEqual({
+        state: "claimed",
+      });
+      expect(await store.claimIdempotency({ ...req, operationId: newOperationId() })).toEqual({
+        state: "mismatch",
+        operationId: op2,
+      });
       // A finished key is not abandoned.
       await store.completeIdempotency("alice", "k", op2, { ok: true, response: "{}" });
       await store.abandonIdempotency("alice", "k", op2);
@@ -331,19 +413,45 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       await store.claimIdempotency({ ...base, key: "short3", operationId: newOperationId(), ttlMs: 150 });
       const longOp = newOperationId();
       await store.claimIdempotency({ ...base, key: "long", operationId: longOp, ttlMs: 600_000 });
-      expect((await store.claimIdempotency({ ...base, key: "short", operationId: newOperationId(), ttlMs: 150 })).state).toBe("done");
+      expect(
+        (await store.claimIdempotency({ ...base, key: "short", operationId: newOperationId(), ttlMs: 150 })).state,
+      ).toBe("done");
       await sleep(400);
       // Expired (done or running): a new claim takes it over, whatever the fingerprint.
       const op2 = newOperationId();
-      expect(await store.claimIdempotency({ ...base, key: "short", fingerprint: "9".repeat(64), operationId: op2, ttlMs: 60_000 })).toEqual({ state: "claimed" });
-      expect(await store.claimIdempotency({ ...base, key: "short", operationId: newOperationId(), ttlMs: 60_000 })).toEqual({ state: "mismatch", operationId: op2 });
+      expect(
+        await store.claimIdempotency({
+          ...base,
+          key: "short",
+          fingerprint: "9".repeat(64),
+          operationId: op2,
+          ttlMs: 60_000,
+        }),
+      ).toEqual({ state: "claimed" });
+      expect(
+        await store.claimIdempotency({ ...base, key: "short", operationId: newOperationId(), ttlMs: 60_000 }),
+      ).toEqual({ state: "mismatch", operationId: op2 });
       // The first owner's late completion does not touch the new claim.
       await store.completeIdempotency("alice", "short", op1, { ok: true, response: "late" });
-      expect((await store.claimIdempotency({ ...base, key: "short", fingerprint: "9".repeat(64), operationId: newOperationId(), ttlMs: 60_000 })).state).toBe("running");
+      expect(
+        (
+          await store.claimIdempotency({
+            ...base,
+            key: "short",
+            fingerprint: "9".repeat(64),
+            operationId: newOperationId(),
+            ttlMs: 60_000,
+          })
+        ).state,
+      ).toBe("running");
       expect(await store.purgeExpired()).toBe(2);
       expect(await store.purgeExpired()).toBe(0);
-      expect(await store.claimIdempotency({ ...base, key: "long", operationId: newOperationId(), ttlMs: 600_000 })).toEqual({ state: "running", operationId: longOp });
-      expect((await store.claimIdempotency({ ...base, key: "short2", operationId: newOperationId(), ttlMs: 600_000 })).state).toBe("claimed");
+      expect(
+        await store.claimIdempotency({ ...base, key: "long", operationId: newOperationId(), ttlMs: 600_000 }),
+      ).toEqual({ state: "running", operationId: longOp });
+      expect(
+        (await store.claimIdempotency({ ...base, key: "short2", operationId: newOperationId(), ttlMs: 600_000 })).state,
+      ).toBe("claimed");
     });
 
     it("concurrent claims of one key from two replicas: exactly one is claimed", async () => {
@@ -351,7 +459,16 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       for (const key of ["c1", "c2", "c3"]) {
         const opIds = Array.from({ length: 12 }, () => newOperationId());
         const results = await Promise.all(
-          opIds.map((operationId, i) => (i % 2 ? a : b).claimIdempotency({ caller: "alice", key, fingerprint: "f".repeat(64), operationId, method: "m", ttlMs: 60_000 })),
+          opIds.map((operationId, i) =>
+            (i % 2 ? a : b).claimIdempotency({
+              caller: "alice",
+              key,
+              fingerprint: "f".repeat(64),
+              operationId,
+              method: "m",
+              ttlMs: 60_000,
+            }),
+          ),
         );
         const winners = results.flatMap((r, i) => (r.state === "claimed" ? [opIds[i]] : []));
         expect(winners).toHaveLength(1);
@@ -378,7 +495,14 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       const intent = record();
       await store.append(intent);
       const op = newOperationId();
-      await store.claimIdempotency({ caller: "c", key: "k", fingerprint: "f", operationId: op, method: "m", ttlMs: 60_000 });
+      await store.claimIdempotency({
+        caller: "c",
+        key: "k",
+        fingerprint: "f",
+        operationId: op,
+        method: "m",
+        ttlMs: 60_000,
+      });
       await store.completeIdempotency("c", "k", op, { ok: true, response: "{}" });
       await store.heartbeat("r1");
       await store.close();
@@ -390,7 +514,16 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       const again = await open();
       expect((await again.list({ pageSize: 10 })).records).toStrictEqual([intent]);
       expect(ids(await again.openIntents())).toEqual([intent.id]);
-      expect(await again.claimIdempotency({ caller: "c", key: "k", fingerprint: "f", operationId: newOperationId(), method: "m", ttlMs: 60_000 })).toEqual({
+      expect(
+        await again.claimIdempotency({
+          caller: "c",
+          key: "k",
+          fingerprint: "f",
+          operationId: newOperationId(),
+          method: "m",
+          ttlMs: 60_000,
+        }),
+      ).toEqual({
         state: "done",
         operationId: op,
         result: { ok: true, response: "{}" },

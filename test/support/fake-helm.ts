@@ -63,13 +63,20 @@ export function fixture(major: 3 | 4, file: string): string {
 }
 
 /** startFakeHelm creates a private folder, a scenario and a client that runs the fake helm. */
-export async function startFakeHelm(version = "v4.3.1", rules: Rule[] = [], over: Partial<HelmCliOptions> = {}): Promise<FakeHelm> {
+export async function startFakeHelm(
+  version = "v4.3.1",
+  rules: Rule[] = [],
+  over: Partial<HelmCliOptions> = {},
+): Promise<FakeHelm> {
   const dir = await mkdtemp(join(tmpdir(), "fake-helm-test-"));
   const scenarioPath = join(dir, "scenario.json");
   const logPath = join(dir, "helm.log");
   const logs: LoggedCall[] = [];
   const logger = Object.fromEntries(
-    (["debug", "info", "warn", "error"] as const).map((level) => [level, (obj: Record<string, unknown>, msg?: string) => logs.push({ level, obj, msg })]),
+    (["debug", "info", "warn", "error"] as const).map((level) => [
+      level,
+      (obj: Record<string, unknown>, msg?: string) => logs.push({ level, obj, msg }),
+    ]),
   ) as unknown as HelmCliOptions["logger"];
   const scenario = (r: Rule[], v = version) => writeFile(scenarioPath, JSON.stringify({ version: v, rules: r }));
   await scenario(rules);
@@ -82,7 +89,10 @@ export async function startFakeHelm(version = "v4.3.1", rules: Rule[] = [], over
   });
   const calls = async (event?: LogEntry["event"]): Promise<LogEntry[]> => {
     const text = await readFile(logPath, "utf8").catch(() => "");
-    const entries = text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as LogEntry);
+    const entries = text
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as LogEntry);
     return event ? entries.filter((e) => e.event === event) : entries;
   };
   return {

@@ -1,9 +1,31 @@
 import { PaasError } from "../../src/errors.ts";
-import type { CommonOptions, HelmClient, InstallOptions, RollbackOptions, UpgradeOptions } from "../../src/helm/helm-client.ts";
+import type {
+  CommonOptions,
+  HelmClient,
+  InstallOptions,
+  RollbackOptions,
+  UpgradeOptions,
+} from "../../src/helm/helm-client.ts";
 import type { ReleaseInfo, RevisionInfo } from "../../src/domain/release.ts";
 import type { WorkloadReplicas } from "../../src/kube/watch/workload-replicas.ts";
-import type { HeldLease, LeaseHolder, LeaseTarget, PendingRevision, PendingStatus, ReleaseLocks, ReleaseRecovery } from "../../src/domain/ports.ts";
-import type { KubeClient, NamespaceInfo, NamespaceOptions, PodInfo, QuotaSpec, ReleaseWatchEvent, StoredRelease } from "../../src/kube/kube-types.ts";
+import type {
+  HeldLease,
+  LeaseHolder,
+  LeaseTarget,
+  PendingRevision,
+  PendingStatus,
+  ReleaseLocks,
+  ReleaseRecovery,
+} from "../../src/domain/ports.ts";
+import type {
+  KubeClient,
+  NamespaceInfo,
+  NamespaceOptions,
+  PodInfo,
+  QuotaSpec,
+  ReleaseWatchEvent,
+  StoredRelease,
+} from "../../src/kube/kube-types.ts";
 
 /** FakeCluster is the in-memory state shared by FakeHelm and FakeKube. */
 export class FakeCluster {
@@ -35,7 +57,10 @@ export class FakeHelm implements HelmClient {
   private async enter(verb: Verb, args: unknown): Promise<void> {
     this.calls.push({ verb, args });
     // Steps as the real adapter reports them (src/helm/cli.ts): a write pulls, then applies.
-    const { steps, signal } = (typeof args === "object" && args !== null ? args : {}) as { steps?: CommonOptions["steps"]; signal?: AbortSignal };
+    const { steps, signal } = (typeof args === "object" && args !== null ? args : {}) as {
+      steps?: CommonOptions["steps"];
+      signal?: AbortSignal;
+    };
     if (verb === "install" || verb === "upgrade") {
       steps?.begin("pull");
       steps?.end("pull", "fake 1.0.0");
@@ -50,11 +75,15 @@ export class FakeHelm implements HelmClient {
         // Like helm on SIGTERM: stop and fail.
         await new Promise<void>((resolve, reject) => {
           const t = setTimeout(resolve, delay);
-          signal?.addEventListener("abort", () => {
-            clearTimeout(t);
-            this.terminated.push(verb);
-            reject(new PaasError("internal", `helm ${verb} was interrupted`));
-          }, { once: true });
+          signal?.addEventListener(
+            "abort",
+            () => {
+              clearTimeout(t);
+              this.terminated.push(verb);
+              reject(new PaasError("internal", `helm ${verb} was interrupted`));
+            },
+            { once: true },
+          );
         });
       }
       const err = this.errors[verb];
@@ -79,8 +108,17 @@ export class FakeHelm implements HelmClient {
 
   async install(o: InstallOptions): Promise<ReleaseInfo> {
     await this.enter("install", o);
-    if (this.cluster.history(o.namespace, o.name).length > 0) throw new PaasError("already_exists", `cannot re-use a name that is still in use: ${o.name}`);
-    return this.record(o.namespace, o.name, o.chart.ref, o.chart.version ?? "1.0.0", o.values, o.labels, "Install complete");
+    if (this.cluster.history(o.namespace, o.name).length > 0)
+      throw new PaasError("already_exists", `cannot re-use a name that is still in use: ${o.name}`);
+    return this.record(
+      o.namespace,
+      o.name,
+      o.chart.ref,
+      o.chart.version ?? "1.0.0",
+      o.values,
+      o.labels,
+      "Install complete",
+    );
   }
 
   async upgrade(o: UpgradeOptions): Promise<ReleaseInfo> {
@@ -89,7 +127,15 @@ export class FakeHelm implements HelmClient {
     if (h.length === 0) throw new PaasError("not_found", `Release ${o.name} not found in namespace ${o.namespace}`);
     const prev = h[h.length - 1]!;
     const values = o.reuseValues ? { ...prev.release.values, ...o.values } : o.values;
-    return this.record(o.namespace, o.name, o.chart.ref, o.chart.version ?? "2.0.0", values, { ...prev.labels, ...o.labels }, "Upgrade complete");
+    return this.record(
+      o.namespace,
+      o.name,
+      o.chart.ref,
+      o.chart.version ?? "2.0.0",
+      values,
+      { ...prev.labels, ...o.labels },
+      "Upgrade complete",
+    );
   }
 
   async rollback(o: RollbackOptions): Promise<void> {
@@ -103,7 +149,8 @@ export class FakeHelm implements HelmClient {
 
   async uninstall(o: CommonOptions): Promise<void> {
     await this.enter("uninstall", o);
-    if (!this.cluster.releases.delete(`${o.namespace}/${o.name}`)) throw new PaasError("not_found", `Release ${o.name} not found in namespace ${o.namespace}`);
+    if (!this.cluster.releases.delete(`${o.namespace}/${o.name}`))
+      throw new PaasError("not_found", `Release ${o.name} not found in namespace ${o.namespace}`);
   }
 
   async get(namespace: string, name: string): Promise<ReleaseInfo> {
@@ -134,7 +181,15 @@ export class FakeHelm implements HelmClient {
       .map(([, h]) => h[h.length - 1]!.release);
   }
 
-  private record(namespace: string, name: string, chartRef: string, version: string, values: ReleaseInfo["values"], labels: Record<string, string>, description: string): ReleaseInfo {
+  private record(
+    namespace: string,
+    name: string,
+    chartRef: string,
+    version: string,
+    values: ReleaseInfo["values"],
+    labels: Record<string, string>,
+    description: string,
+  ): ReleaseInfo {
     const key = `${namespace}/${name}`;
     const h = this.cluster.releases.get(key) ?? [];
     for (const old of h) old.release.status = "superseded";
@@ -176,10 +231,15 @@ export class FakeKube implements KubeClient {
     if (this.pingError) throw this.pingError;
   }
 
-  async ensureNamespace(name: string, quota: QuotaSpec, options: NamespaceOptions = {}): Promise<{ created: boolean; namespace: NamespaceInfo }> {
+  async ensureNamespace(
+    name: string,
+    quota: QuotaSpec,
+    options: NamespaceOptions = {},
+  ): Promise<{ created: boolean; namespace: NamespaceInfo }> {
     this.calls.push(`ensureNamespace ${name}${options.podSecurity ? ` ${options.podSecurity}` : ""}`);
     const existing = this.cluster.namespaces.get(name);
-    if (existing && !existing.managed) throw new PaasError("permission_denied", `namespace ${name} is not managed by this service`);
+    if (existing && !existing.managed)
+      throw new PaasError("permission_denied", `namespace ${name} is not managed by this service`);
     for (const step of ["namespace", "limit-range", "quota", "network-policy", "deployer-identity", "ready"]) {
       options.steps?.begin(step);
       options.steps?.end(step);
@@ -196,7 +256,9 @@ export class FakeKube implements KubeClient {
 
   async listNamespaces(prefix: string): Promise<NamespaceInfo[]> {
     this.calls.push("listNamespaces");
-    return [...this.cluster.namespaces.entries()].filter(([n, v]) => v.managed && n.startsWith(prefix)).map(([n]) => this.info(n));
+    return [...this.cluster.namespaces.entries()]
+      .filter(([n, v]) => v.managed && n.startsWith(prefix))
+      .map(([n]) => this.info(n));
   }
 
   async deleteNamespace(name: string): Promise<void> {
@@ -231,7 +293,8 @@ export class FakeKube implements KubeClient {
       if (signal.aborted) return;
       yield e;
     }
-    if (this.watchHold && !signal.aborted) await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    if (this.watchHold && !signal.aborted)
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
   }
 
   private info(name: string): NamespaceInfo {
@@ -255,7 +318,10 @@ export class FakeKube implements KubeClient {
  * another "replica" hold a target.
  */
 export class FakeLocks implements ReleaseLocks {
-  private readonly held = new Map<string, { holder: string; lost: AbortController; released: Promise<void>; resolve: () => void }>();
+  private readonly held = new Map<
+    string,
+    { holder: string; lost: AbortController; released: Promise<void>; resolve: () => void }
+  >();
   readonly replica: string;
   acquired: string[] = [];
   unavailable: unknown;
@@ -275,7 +341,8 @@ export class FakeLocks implements ReleaseLocks {
       const current = this.held.get(key);
       if (!current) break;
       const left = deadline - Date.now();
-      if (left <= 0) throw new PaasError("conflict", `release ${key} is being changed by operation ${current.holder}; retry later`);
+      if (left <= 0)
+        throw new PaasError("conflict", `release ${key} is being changed by operation ${current.holder}; retry later`);
       await Promise.race([current.released, new Promise((r) => setTimeout(r, left))]);
     }
     return this.take(key, `${this.replica}/${operationId}`);
@@ -288,7 +355,9 @@ export class FakeLocks implements ReleaseLocks {
   }
 
   lose(target: LeaseTarget): void {
-    this.held.get(FakeLocks.key(target))?.lost.abort(new PaasError("unavailable", "lost the lease: Kubernetes API unreachable"));
+    this.held
+      .get(FakeLocks.key(target))
+      ?.lost.abort(new PaasError("unavailable", "lost the lease: Kubernetes API unreachable"));
   }
 
   isHeld(target: LeaseTarget): boolean {
@@ -335,7 +404,11 @@ export class FakeRecovery implements ReleaseRecovery {
     this.cluster = cluster;
   }
 
-  async markPendingFailed(namespace: string, release: string, description: string): Promise<PendingRevision | undefined> {
+  async markPendingFailed(
+    namespace: string,
+    release: string,
+    description: string,
+  ): Promise<PendingRevision | undefined> {
     const h = this.cluster.history(namespace, release);
     const last = h[h.length - 1];
     if (!last || !last.release.status.startsWith("pending-")) return undefined;
@@ -352,7 +425,12 @@ export class FakeRecovery implements ReleaseRecovery {
     return last ? { revision: last.release.revision, status: last.release.status } : undefined;
   }
 
-  async stampRevision(namespace: string, release: string, revision: number, labels: Record<string, string>): Promise<void> {
+  async stampRevision(
+    namespace: string,
+    release: string,
+    revision: number,
+    labels: Record<string, string>,
+  ): Promise<void> {
     const stored = this.cluster.history(namespace, release).find((r) => r.release.revision === revision);
     if (!stored) throw new PaasError("not_found", `revision ${revision} of ${release} not found`);
     stored.labels = { ...stored.labels, ...labels };
@@ -365,7 +443,13 @@ export class FakeRecovery implements ReleaseRecovery {
       const [namespace = "", release = ""] = key.split("/");
       if (last && namespace.startsWith(prefix) && last.release.status.startsWith("pending-")) {
         const since = last.release.pendingSince;
-        out.push({ namespace, release, revision: last.release.revision, status: last.release.status as PendingStatus, ...(since ? { since } : {}) });
+        out.push({
+          namespace,
+          release,
+          revision: last.release.revision,
+          status: last.release.status as PendingStatus,
+          ...(since ? { since } : {}),
+        });
       }
     }
     return out;

@@ -75,7 +75,12 @@ export async function createHarness(overrides: Partial<AppDeps> = {}) {
     });
   const clients = (apiKey: string | null = API_KEY) => {
     const t = transport(apiKey);
-    return { releases: createClient(ReleaseService, t), namespaces: createClient(NamespaceService, t), operations: createClient(OperationService, t), health: createClient(Health, t) };
+    return {
+      releases: createClient(ReleaseService, t),
+      namespaces: createClient(NamespaceService, t),
+      operations: createClient(OperationService, t),
+      health: createClient(Health, t),
+    };
   };
   return { app, cluster, helm, kube, lifecycle, monitor, logs, audit, locks, recovery, clients, ...clients() };
 }

@@ -25,7 +25,11 @@ export class MemoryAuditStore implements AuditStore {
   failWith: Error | undefined;
 
   async append(record: AuditRecord): Promise<"written" | "duplicate"> {
-    if (record.stage === "outcome" && this.records.some((r) => r.stage === "outcome" && r.operationId === record.operationId)) return "duplicate";
+    if (
+      record.stage === "outcome" &&
+      this.records.some((r) => r.stage === "outcome" && r.operationId === record.operationId)
+    )
+      return "duplicate";
     this.records.push(record);
     return "written";
   }
@@ -33,12 +37,16 @@ export class MemoryAuditStore implements AuditStore {
   async list(query: AuditQuery): Promise<AuditPage> {
     this.queries.push(query);
     if (this.failWith) throw this.failWith;
-    if (!Number.isInteger(query.pageSize) || query.pageSize < 1 || query.pageSize > 1000) throw new Error(`store: pageSize ${query.pageSize} out of range`);
+    if (!Number.isInteger(query.pageSize) || query.pageSize < 1 || query.pageSize > 1000)
+      throw new Error(`store: pageSize ${query.pageSize} out of range`);
     const after = query.pageToken === undefined ? undefined : decodeToken(query.pageToken);
     const matching = this.records
       .filter((r) => matches(r, query))
       .sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
-      .filter((r) => after === undefined || r.time.getTime() < after.time || (r.time.getTime() === after.time && r.id < after.id));
+      .filter(
+        (r) =>
+          after === undefined || r.time.getTime() < after.time || (r.time.getTime() === after.time && r.id < after.id),
+      );
     const records = matching.slice(0, query.pageSize);
     const last = records.at(-1);
     const nextPageToken = matching.length > query.pageSize && last ? encodeToken(last) : "";
@@ -190,7 +198,12 @@ export interface AuditTestKey {
  * AuditService on `store` behind the app's interceptors (observability, API key, namespace
  * prefix, scope), unscoped `adminKey` plus the scoped `keys`.
  */
-export function createAuditTestApp(opts: { store: AuditStore; prefix: string; adminKey: string; keys: AuditTestKey[] }) {
+export function createAuditTestApp(opts: {
+  store: AuditStore;
+  prefix: string;
+  adminKey: string;
+  keys: AuditTestKey[];
+}) {
   const logs = new LogLines();
   const logger = pino({ level: "debug" }, logs);
   const keys = new KeyStore({
@@ -198,7 +211,12 @@ export function createAuditTestApp(opts: { store: AuditStore; prefix: string; ad
     prefix: opts.prefix,
     namedKeys: opts.keys.map((k) => ({ id: k.id, digest: sha256(k.key), scope: new Scope(k.namespaces, k.verbs) })),
   });
-  const interceptors = [observabilityInterceptor(logger), apiKeyInterceptor(keys), namespacePrefixInterceptor(opts.prefix), scopeInterceptor()];
+  const interceptors = [
+    observabilityInterceptor(logger),
+    apiKeyInterceptor(keys),
+    namespacePrefixInterceptor(opts.prefix),
+    scopeInterceptor(),
+  ];
   const service = createAuditService({ store: opts.store, namespacePrefix: opts.prefix });
   const routes = (router: ConnectRouter) => {
     router.service(AuditService, service);

@@ -31,7 +31,9 @@ export function pgBin(): string {
   const versions = existsSync(base) ? readdirSync(base).filter((v) => existsSync(join(base, v, "bin", "pg_ctl"))) : [];
   versions.sort((a, b) => Number(b) - Number(a));
   if (versions[0]) return join(base, versions[0], "bin");
-  throw new Error("PostgreSQL server binaries not found: set PG_BIN (scripts/testbed/postgres.sh start writes it into .testbed/env)");
+  throw new Error(
+    "PostgreSQL server binaries not found: set PG_BIN (scripts/testbed/postgres.sh start writes it into .testbed/env)",
+  );
 }
 
 /**

@@ -32,7 +32,11 @@ export function auditClient(baseUrl: string, apiKey: string): Client<typeof Audi
 }
 
 /** allAuditEvents pages through ListAuditEvents for one namespace (small pages, so paging is exercised). */
-export async function allAuditEvents(client: Client<typeof AuditService>, namespace: string, pageSize = 7): Promise<AuditEvent[]> {
+export async function allAuditEvents(
+  client: Client<typeof AuditService>,
+  namespace: string,
+  pageSize = 7,
+): Promise<AuditEvent[]> {
   const out: AuditEvent[] = [];
   let pageToken = "";
   for (let page = 0; page < 1000; page++) {
@@ -94,7 +98,12 @@ export async function releaseLeases(namespace: string): Promise<k8s.V1Lease[]> {
 }
 
 /** waitFor polls `probe` until it returns a value that is not undefined, or throws after timeoutMs. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -104,7 +113,10 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${String(last)}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${String(last)}` : ""}`,
+      );
     await sleep(intervalMs);
   }
 }

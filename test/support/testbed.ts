@@ -9,10 +9,20 @@ import { ensureTenantRoles } from "./tenant-roles.ts";
 
 /** testbedEnv returns the testbed's variables; a missing one fails the suite loudly. */
 export function testbedEnv() {
-  const need = ["KUBECONFIG", "HELM_BINARY", "HELM_V3_BINARY", "CHART_REPO_URL", "OCI_REGISTRY", "GRPC_HEALTH_PROBE", "GRPCURL"] as const;
+  const need = [
+    "KUBECONFIG",
+    "HELM_BINARY",
+    "HELM_V3_BINARY",
+    "CHART_REPO_URL",
+    "OCI_REGISTRY",
+    "GRPC_HEALTH_PROBE",
+    "GRPCURL",
+  ] as const;
   const missing = need.filter((n) => !process.env[n]);
   if (missing.length > 0) {
-    throw new Error(`testbed variables missing: ${missing.join(", ")}. Run 'npm run testbed:up' and 'set -a; source .testbed/env; set +a' (npm test does both).`);
+    throw new Error(
+      `testbed variables missing: ${missing.join(", ")}. Run 'npm run testbed:up' and 'set -a; source .testbed/env; set +a' (npm test does both).`,
+    );
   }
   return Object.fromEntries(need.map((n) => [n, process.env[n]!])) as Record<(typeof need)[number], string>;
 }

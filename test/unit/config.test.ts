@@ -9,7 +9,17 @@ const KEY = "k".repeat(32);
 describe("loadConfig", () => {
   it("uses the old operator's defaults", () => {
     const c = loadConfig({ API_KEY: KEY });
-    expect(c).toMatchObject({ host: "0.0.0.0", port: 8000, logLevel: "info", namespacePrefix: "paas-ws-", helmBinary: "helm", helmTimeoutSeconds: 300, helmConcurrency: 4, maxBodyBytes: 1048576, apiKeys: [KEY] });
+    expect(c).toMatchObject({
+      host: "0.0.0.0",
+      port: 8000,
+      logLevel: "info",
+      namespacePrefix: "paas-ws-",
+      helmBinary: "helm",
+      helmTimeoutSeconds: 300,
+      helmConcurrency: 4,
+      maxBodyBytes: 1048576,
+      apiKeys: [KEY],
+    });
     expect(c.shutdownGraceMs).toBe(330_000);
   });
 
@@ -52,7 +62,12 @@ describe("loadConfig", () => {
   });
 
   it("parses durations, repositories and plain-HTTP registries", () => {
-    const c = loadConfig({ API_KEY: KEY, HELM_TIMEOUT: "5m", HELM_REPOSITORIES: "bitnami=https://charts.example.test/bitnami, local=http://127.0.0.1:8879", HELM_PLAIN_HTTP_REGISTRIES: "127.0.0.1:5000" });
+    const c = loadConfig({
+      API_KEY: KEY,
+      HELM_TIMEOUT: "5m",
+      HELM_REPOSITORIES: "bitnami=https://charts.example.test/bitnami, local=http://127.0.0.1:8879",
+      HELM_PLAIN_HTTP_REGISTRIES: "127.0.0.1:5000",
+    });
     expect(c.helmTimeoutSeconds).toBe(300);
     expect(c.repositories).toEqual({ bitnami: "https://charts.example.test/bitnami", local: "http://127.0.0.1:8879" });
     expect(c.plainHttpRegistries).toEqual(["127.0.0.1:5000"]);
@@ -73,7 +88,9 @@ describe("loadConfig", () => {
     });
     expect(d.replica).toMatch(/^.+-[0-9a-f]{6}$/);
     // Two starts of one pod are two replicas: the dead one's intents can be told apart.
-    expect(loadConfig({ ...base, POD_NAME: "op-1" }).replica).not.toBe(loadConfig({ ...base, POD_NAME: "op-1" }).replica);
+    expect(loadConfig({ ...base, POD_NAME: "op-1" }).replica).not.toBe(
+      loadConfig({ ...base, POD_NAME: "op-1" }).replica,
+    );
     const c = loadConfig({
       ...base,
       AUDIT_DATABASE_URL: "postgresql://u:p@db:5432/audit",
@@ -83,7 +100,13 @@ describe("loadConfig", () => {
       OPERATION_WAIT_TIMEOUT: "10m",
       POD_NAME: "paas-operator-7d9f",
     });
-    expect(c).toMatchObject({ auditDatabaseUrl: "postgresql://u:p@db:5432/audit", idempotencyTtlMs: 72 * 3600_000, leaseNamespace: "ops", leaseDurationSeconds: 30, operationWaitMs: 600_000 });
+    expect(c).toMatchObject({
+      auditDatabaseUrl: "postgresql://u:p@db:5432/audit",
+      idempotencyTtlMs: 72 * 3600_000,
+      leaseNamespace: "ops",
+      leaseDurationSeconds: 30,
+      operationWaitMs: 600_000,
+    });
     expect(c.replica).toMatch(/^paas-operator-7d9f-[0-9a-f]{6}$/);
     expect(loadConfig({ ...base, POD_NAMESPACE: "ops", LEASE_NAMESPACE: "leases" }).leaseNamespace).toBe("leases");
   });

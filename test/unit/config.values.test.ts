@@ -6,7 +6,10 @@ describe("VALUES_MAX_BYTES, VALUES_MAX_DEPTH, VALUES_MAX_KEYS", () => {
   const KEY = "k".repeat(32);
   it("default and parse", () => {
     expect(loadConfig({ API_KEY: KEY }).valuesLimits).toEqual(DEFAULT_VALUES_LIMITS);
-    expect(loadConfig({ API_KEY: KEY, VALUES_MAX_BYTES: "4096", VALUES_MAX_DEPTH: "8", VALUES_MAX_KEYS: "100" }).valuesLimits).toEqual({ maxBytes: 4096, maxDepth: 8, maxKeys: 100 });
+    expect(
+      loadConfig({ API_KEY: KEY, VALUES_MAX_BYTES: "4096", VALUES_MAX_DEPTH: "8", VALUES_MAX_KEYS: "100" })
+        .valuesLimits,
+    ).toEqual({ maxBytes: 4096, maxDepth: 8, maxKeys: 100 });
   });
 
   it.each([

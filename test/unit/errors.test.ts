@@ -31,7 +31,9 @@ describe("errors", () => {
   });
 
   it("keeps a PaasError's message and reason, passes a ConnectError through, and hides anything else", () => {
-    const e = toConnectError(new PaasError("resource_exhausted", "too big", { reason: "VALUES_TOO_LARGE", cause: new Error("secret detail") }));
+    const e = toConnectError(
+      new PaasError("resource_exhausted", "too big", { reason: "VALUES_TOO_LARGE", cause: new Error("secret detail") }),
+    );
     expect(e.rawMessage).toBe("too big");
     expect(reasonOf(e)).toBe("VALUES_TOO_LARGE");
     const c = new ConnectError("as is", Code.Canceled);
@@ -42,7 +44,7 @@ describe("errors", () => {
   });
 
   it("printable quotes and shortens what a caller sent", () => {
-    expect(printable("a\nb\"c")).toBe('a\\nb\\"c');
+    expect(printable('a\nb"c')).toBe('a\\nb\\"c');
     expect(printable("x".repeat(100))).toBe(`${"x".repeat(80)}…`);
   });
 });

@@ -50,7 +50,9 @@ describe("layout", () => {
     const tests = ["unit", "service", "adapter", "integration"].flatMap((tier) => files(join("test", tier)));
     expect(tests.length).toBeGreaterThan(50);
     // This file tests the layout, not one source.
-    const unmatched = tests.filter((t) => t !== "test/unit/layout.test.ts" && (!t.endsWith(".test.ts") || !sourceOf(t)));
+    const unmatched = tests.filter(
+      (t) => t !== "test/unit/layout.test.ts" && (!t.endsWith(".test.ts") || !sourceOf(t)),
+    );
     expect(unmatched).toEqual([]);
     expect(sourceOf("test/unit/kube/watch/list-watch.test.ts")).toBe("src/kube/watch/list-watch.ts");
     expect(sourceOf("test/unit/config.pod-security.test.ts")).toBe("src/config.ts");
@@ -60,6 +62,8 @@ describe("layout", () => {
 
   it("test helpers live in test/support/ only: fixtures hold data and fake programs, no TypeScript", () => {
     expect(files("test/fixtures").filter((f) => f.endsWith(".ts"))).toEqual([]);
-    expect(files("test").filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && !f.startsWith("test/support/"))).toEqual([]);
+    expect(
+      files("test").filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && !f.startsWith("test/support/")),
+    ).toEqual([]);
   });
 });

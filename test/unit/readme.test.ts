@@ -19,7 +19,9 @@ import {
   type FencedBlock,
 } from "../support/readme.ts";
 
-const scripts = Object.keys((JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts);
+const scripts = Object.keys(
+  (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts,
+);
 
 /** Every piece of code a document shows: code spans and fenced blocks. */
 function codeOf(file: string): string[] {
@@ -68,7 +70,8 @@ describe("npm scripts named in the documents", () => {
 
   it("finds the scripts README.md names (the extraction works)", () => {
     const named = new Set(codeOf("README.md").flatMap(npmScripts));
-    for (const n of ["dev", "test", "test:unit", "testbed:up", "testbed:down", "generate", "typecheck"]) expect(named).toContain(n);
+    for (const n of ["dev", "test", "test:unit", "testbed:up", "testbed:down", "generate", "typecheck"])
+      expect(named).toContain(n);
   });
 });
 
@@ -83,7 +86,15 @@ describe("repository paths named in the documents", () => {
 
   it("finds README.md's paths (the extraction works)", () => {
     const paths = new Set(codeOf("README.md").flatMap(repositoryPaths));
-    for (const p of ["src/errors.ts", "k8s/rbac.yaml", "clients/paas-client.ts", "proto/paas/v1/", "scripts/node24.sh", "k8s/"]) expect(paths).toContain(p);
+    for (const p of [
+      "src/errors.ts",
+      "k8s/rbac.yaml",
+      "clients/paas-client.ts",
+      "proto/paas/v1/",
+      "scripts/node24.sh",
+      "k8s/",
+    ])
+      expect(paths).toContain(p);
     // URL paths and chart references are not repository paths.
     for (const p of ["docs", "openapi.json", "charts/podinfo", "nginx"]) expect(paths).not.toContain(p);
   });
@@ -110,7 +121,8 @@ describe("links in the documents", () => {
         }
         if (anchor !== undefined && resolved.endsWith(".md")) {
           const other = relative(REPO, resolved);
-          if (!headingAnchors(other, readFileSync(resolved, "utf8")).has(anchor)) broken.push(`${target} (no heading #${anchor} in ${other})`);
+          if (!headingAnchors(other, readFileSync(resolved, "utf8")).has(anchor))
+            broken.push(`${target} (no heading #${anchor} in ${other})`);
         }
       }
       expect(broken).toEqual([]);
@@ -142,12 +154,21 @@ describe("shell blocks split into commands", () => {
   });
 
   it("keeps multi-line constructs (loops, quotes, heredocs) together and drops comments", () => {
-    const cmds = shellCommands(block("# setup\nfor i in 1 2; do\n  echo $i\ndone\necho 'a\nb'\ncat <<EOF\nx\nEOF\necho end"));
-    expect(cmds.map((c) => c.text)).toEqual(["for i in 1 2; do\n  echo $i\ndone", "echo 'a\nb'", "cat <<EOF\nx\nEOF", "echo end"]);
+    const cmds = shellCommands(
+      block("# setup\nfor i in 1 2; do\n  echo $i\ndone\necho 'a\nb'\ncat <<EOF\nx\nEOF\necho end"),
+    );
+    expect(cmds.map((c) => c.text)).toEqual([
+      "for i in 1 2; do\n  echo $i\ndone",
+      "echo 'a\nb'",
+      "cat <<EOF\nx\nEOF",
+      "echo end",
+    ]);
   });
 
   it("splits README.md's gRPC block into its four commands", () => {
-    const grpc = fencedBlocks("README.md", readDocument("README.md")).find((b) => b.lang === "sh" && b.text.includes("grpcurl"));
+    const grpc = fencedBlocks("README.md", readDocument("README.md")).find(
+      (b) => b.lang === "sh" && b.text.includes("grpcurl"),
+    );
     expect(grpc).toBeDefined();
     const cmds = shellCommands(grpc!).map((c) => c.text.split(/\s/)[0]);
     expect(cmds.length).toBeGreaterThanOrEqual(4);

@@ -72,7 +72,12 @@ export interface RawResponse {
  * rawGet sends an authenticated GET for `path` (query included) and returns the
  * response unread; the signal aborts both the request and the body stream.
  */
-export async function rawGet(kc: KubeConfig, path: string, signal: AbortSignal, accept = "application/json"): Promise<RawResponse> {
+export async function rawGet(
+  kc: KubeConfig,
+  path: string,
+  signal: AbortSignal,
+  accept = "application/json",
+): Promise<RawResponse> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("kubeconfig has no current cluster");
   const ctx = new RequestContext(cluster.server.replace(/\/+$/, "") + path, HttpMethod.GET);

@@ -61,7 +61,12 @@ export function scopesFromResourceList(list: ApiResourceList, out: KindScopes = 
 export async function fetchKindScopes(kc: KubeConfig, signal: AbortSignal): Promise<KindScopes> {
   const out: KindScopes = {};
   for (const root of ["/api", "/apis"]) {
-    const doc = (await getJson(kc, root, signal, AGGREGATED)) as { kind?: string; items?: DiscoveryGroup[]; versions?: string[]; groups?: unknown[] };
+    const doc = (await getJson(kc, root, signal, AGGREGATED)) as {
+      kind?: string;
+      items?: DiscoveryGroup[];
+      versions?: string[];
+      groups?: unknown[];
+    };
     if (doc.kind === "APIGroupDiscoveryList") {
       scopesFromAggregated(doc, out);
       continue;
@@ -89,7 +94,12 @@ export class DiscoveryCache {
   private inflight: Promise<KindScopes> | undefined;
   private readonly now: () => number;
 
-  constructor(opts: { load: (signal: AbortSignal) => Promise<KindScopes>; ttlMs?: number; timeoutMs?: number; now?: () => number }) {
+  constructor(opts: {
+    load: (signal: AbortSignal) => Promise<KindScopes>;
+    ttlMs?: number;
+    timeoutMs?: number;
+    now?: () => number;
+  }) {
     this.load = opts.load;
     this.ttlMs = opts.ttlMs ?? 5 * 60_000;
     this.timeoutMs = opts.timeoutMs ?? 30_000;

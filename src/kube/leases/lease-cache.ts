@@ -85,7 +85,10 @@ export class LeaseCache {
       this.#synced = false;
       if (signal.aborted) break;
       failures++;
-      this.#logger.debug({ err: failed instanceof Error ? failed.message : String(failed), failures }, "lease watch interrupted; listing again");
+      this.#logger.debug(
+        { err: failed instanceof Error ? failed.message : String(failed), failures },
+        "lease watch interrupted; listing again",
+      );
       await sleep(Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** Math.min(failures - 1, 16)), signal);
     }
   }

@@ -94,8 +94,10 @@ function describeTarget(t: LeaseTarget): string {
 function apiError(err: unknown, what: string): PaasError {
   if (err instanceof PaasError) return err;
   const code = httpCodeOf(err);
-  if (code === undefined && isNetworkError(err)) return new PaasError("unavailable", `${what}: Kubernetes API unreachable`, { cause: err });
-  if (code !== undefined && (code >= 500 || code === 429)) return new PaasError("unavailable", `${what}: Kubernetes API unavailable (HTTP ${code})`, { cause: err });
+  if (code === undefined && isNetworkError(err))
+    return new PaasError("unavailable", `${what}: Kubernetes API unreachable`, { cause: err });
+  if (code !== undefined && (code >= 500 || code === 429))
+    return new PaasError("unavailable", `${what}: Kubernetes API unavailable (HTTP ${code})`, { cause: err });
   return kubeError(err, what);
 }
 
@@ -120,7 +122,8 @@ export class LeaseManager {
   };
 
   constructor(opts: LeaseManagerOptions) {
-    if (!Number.isInteger(opts.durationSeconds) || opts.durationSeconds < 1) throw new Error("lease durationSeconds must be an integer >= 1");
+    if (!Number.isInteger(opts.durationSeconds) || opts.durationSeconds < 1)
+      throw new Error("lease durationSeconds must be an integer >= 1");
     if (!opts.replica) throw new Error("lease replica identity must not be empty");
     const timeout = opts.requestTimeoutMs ?? 5_000;
     this.#kubeConfig = opts.kubeConfig;
@@ -148,7 +151,9 @@ export class LeaseManager {
       if (httpCodeOf(err) !== 404) throw apiError(err, `read lease namespace "${name}"`);
     }
     try {
-      await this.#core.createNamespace({ body: { metadata: { name, labels: { "app.kubernetes.io/name": "paas-operator", ...MANAGED_BY } } } });
+      await this.#core.createNamespace({
+        body: { metadata: { name, labels: { "app.kubernetes.io/name": "paas-operator", ...MANAGED_BY } } },
+      });
       this.#logger.info({ namespace: name }, "created the lease namespace");
     } catch (err) {
       if (httpCodeOf(err) !== 409) throw apiError(err, `create lease namespace "${name}"`);
@@ -204,12 +209,16 @@ export class LeaseManager {
       // A lost race is looked at again even past the deadline (a few times): the lease may be
       // free again (deleted), and otherwise the next read names the winner.
       if (left <= 0 && !(raced && races <= 3)) {
-        const by = waitingFor || (await this.#read(name, `read the lease of ${what}`).then((l) => (l ? leaseRecord(l).holder : "")));
+        const by =
+          waitingFor ||
+          (await this.#read(name, `read the lease of ${what}`).then((l) => (l ? leaseRecord(l).holder : "")));
         throw new PaasError("conflict", `${what} is being changed by operation ${by || "(unknown)"}; retry later`);
       }
       // After a lost race look again soon (the winner is now live); else poll, jittered so that waiters spread out.
       const pause = raced ? 20 + Math.random() * 50 : this.#pollMs * (0.5 + Math.random());
-      await sleep(raced ? pause : Math.max(1, Math.min(pause, left)), undefined, { signal }).catch(() => signal?.throwIfAborted());
+      await sleep(raced ? pause : Math.max(1, Math.min(pause, left)), undefined, { signal }).catch(() =>
+        signal?.throwIfAborted(),
+      );
     }
   }
 
@@ -237,11 +246,19 @@ export class LeaseManager {
   async holderOf(namespace: string, release: string): Promise<LeaseHolder | undefined> {
     const name = LeaseManager.leaseName(namespace, release);
     const cached = this.#cache?.get(name) ?? UNKNOWN;
-    const lease = cached !== UNKNOWN ? cached : await this.#read(name, `read the lease of ${describeTarget({ namespace, release })}`);
+    const lease =
+      cached !== UNKNOWN
+        ? cached
+        : await this.#read(name, `read the lease of ${describeTarget({ namespace, release })}`);
     if (!lease) return undefined;
     const rec = leaseRecord(lease);
     if (rec.holder === "") return undefined;
-    return { holder: rec.holder, renewedAt: rec.renewedAt ?? new Date(0), durationSeconds: rec.durationSeconds, live: isLive(rec, Date.now()) };
+    return {
+      holder: rec.holder,
+      renewedAt: rec.renewedAt ?? new Date(0),
+      durationSeconds: rec.durationSeconds,
+      live: isLive(rec, Date.now()),
+    };
   }
 
   /** releaseAll gives back every lease this process holds (shutdown). */
@@ -259,7 +276,14 @@ export class LeaseManager {
     }
   }
 
-  #body(name: string, target: LeaseTarget, operationId: string, holder: string, now: number, prev: V1Lease | undefined): V1Lease {
+  #body(
+    name: string,
+    target: LeaseTarget,
+    operationId: string,
+    holder: string,
+    now: number,
+    prev: V1Lease | undefined,
+  ): V1Lease {
     const at = new V1MicroTime(now);
     return {
       apiVersion: "coordination.k8s.io/v1",
@@ -315,7 +339,15 @@ class Held implements HeldLease {
   #done = false; // released or lost: no more renewals
   #released = false;
 
-  constructor(ops: HeldOps, log: Logger, lease: V1Lease, holder: string, what: string, durationMs: number, renewedAt: number) {
+  constructor(
+    ops: HeldOps,
+    log: Logger,
+    lease: V1Lease,
+    holder: string,
+    what: string,
+    durationMs: number,
+    renewedAt: number,
+  ) {
     this.#ops = ops;
     this.#log = log;
     this.#lease = lease;
@@ -357,7 +389,9 @@ class Held implements HeldLease {
     const now = Date.now();
     const body: V1Lease = { ...this.#lease, spec: { ...this.#lease.spec, renewTime: new V1MicroTime(now) } };
     try {
-      this.#lease = await this.#ops.api().replaceNamespacedLease({ name: this.name, namespace: this.#ops.namespace(), body });
+      this.#lease = await this.#ops
+        .api()
+        .replaceNamespacedLease({ name: this.name, namespace: this.#ops.namespace(), body });
       if (this.#done) return;
       this.#armLost(now);
       this.#schedule(this.#durationMs / 3);
@@ -431,7 +465,10 @@ class Held implements HeldLease {
         const code = httpCodeOf(err);
         if (code === 404) return true;
         if (code !== 409) {
-          this.#log.warn({ err: apiError(err, "delete lease") }, "could not delete the lease; retrying in the background");
+          this.#log.warn(
+            { err: apiError(err, "delete lease") },
+            "could not delete the lease; retrying in the background",
+          );
           return false;
         }
       }

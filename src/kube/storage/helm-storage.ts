@@ -91,7 +91,8 @@ export function parseReleaseJsonExact(text: string): Record<string, unknown> {
   } catch (err) {
     throw new PaasError("internal", "stored release is not valid JSON", { cause: err });
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new PaasError("internal", "stored release is not a JSON object");
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new PaasError("internal", "stored release is not a JSON object");
   return parsed as Record<string, unknown>;
 }
 
@@ -183,6 +184,9 @@ export async function decodeStorageSecret(secret: V1Secret, maxBytes = MAX_RELEA
 }
 
 /** storedReleaseFromSecret decodes one storage Secret into the release it records and the Secret's labels. */
-export async function storedReleaseFromSecret(secret: V1Secret, maxBytes = MAX_RELEASE_JSON_BYTES): Promise<StoredRelease> {
+export async function storedReleaseFromSecret(
+  secret: V1Secret,
+  maxBytes = MAX_RELEASE_JSON_BYTES,
+): Promise<StoredRelease> {
   return (await decodeStorageSecret(secret, maxBytes)).stored;
 }

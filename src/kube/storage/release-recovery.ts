@@ -84,7 +84,10 @@ export async function markedFailed(
   const data = secret.data?.["release"];
   if (!data) throw new PaasError("internal", `storage secret ${secret.metadata?.name ?? "?"} has no release data`);
   const json = parseReleaseJsonExact(await decodeReleaseText(data));
-  const info = (typeof json["info"] === "object" && json["info"] !== null ? json["info"] : {}) as Record<string, unknown>;
+  const info = (typeof json["info"] === "object" && json["info"] !== null ? json["info"] : {}) as Record<
+    string,
+    unknown
+  >;
   const status = typeof info["status"] === "string" ? info["status"] : "";
   if (!isPendingStatus(status)) return undefined;
   const since = helmDate(info["last_deployed"]) ?? helmDate(info["first_deployed"]);
@@ -118,7 +121,12 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
       labelSelector: release === undefined ? "owner=helm" : helmStorageSelector(release),
       fieldSelector: `type=${HELM_SECRET_TYPE}`,
     });
-    const list = (await getJson(client, `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets?${q}`, AbortSignal.timeout(timeout), PARTIAL_METADATA_LIST)) as {
+    const list = (await getJson(
+      client,
+      `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets?${q}`,
+      AbortSignal.timeout(timeout),
+      PARTIAL_METADATA_LIST,
+    )) as {
       items?: MetaItem[];
     };
     return list.items ?? [];
@@ -153,7 +161,13 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
           if (httpCodeOf(err) === 409 || httpCodeOf(err) === 404) continue;
           throw kubeError(err, what);
         }
-        const repaired: PendingRevision = { namespace, release, revision: secretRevision(secret), status: marked.status, since: marked.since };
+        const repaired: PendingRevision = {
+          namespace,
+          release,
+          revision: secretRevision(secret),
+          status: marked.status,
+          since: marked.since,
+        };
         log.warn({ ...repaired, description }, "marked a stuck release failed");
         return repaired;
       }
@@ -169,7 +183,9 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
       } catch (err) {
         throw kubeError(err, `list the revisions of release "${release}" in namespace "${namespace}"`);
       }
-      return newest ? { revision: secretRevision(newest), status: newest.metadata?.labels?.["status"] ?? "" } : undefined;
+      return newest
+        ? { revision: secretRevision(newest), status: newest.metadata?.labels?.["status"] ?? "" }
+        : undefined;
     },
 
     async stampRevision(namespace, release, revision, labels) {
@@ -231,7 +247,8 @@ export function createReleaseRecovery(opts: ReleaseRecoveryOptions): ReleaseReco
             since = helmDate(info["last_deployed"]) ?? helmDate(info["first_deployed"]);
           } catch (err) {
             if (httpCodeOf(err) === 404) continue;
-            if (err instanceof PaasError) log.warn({ namespace, release, err }, "undecodable release record; reported by its label");
+            if (err instanceof PaasError)
+              log.warn({ namespace, release, err }, "undecodable release record; reported by its label");
             else throw kubeError(err, `read release "${release}" in namespace "${namespace}"`);
           }
           if (!isPendingStatus(recorded)) continue;

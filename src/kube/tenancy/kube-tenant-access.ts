@@ -44,7 +44,11 @@ export const DROPPED = ["networking.k8s.io/NetworkPolicy"];
 export function createTenantAccess(opts: TenantAccessOptions): TenantAccess {
   const timeout = opts.requestTimeoutMs ?? 30_000;
   const api = createApi(opts.kubeConfig, timeout, CoreV1Api);
-  const discovery = new DiscoveryCache({ load: (signal) => fetchKindScopes(opts.kubeConfig, signal), ttlMs: opts.discoveryTtlMs, timeoutMs: timeout });
+  const discovery = new DiscoveryCache({
+    load: (signal) => fetchKindScopes(opts.kubeConfig, signal),
+    ttlMs: opts.discoveryTtlMs,
+    timeoutMs: timeout,
+  });
   const { key, value } = opts.managedLabel;
 
   return {
@@ -64,7 +68,10 @@ export function createTenantAccess(opts: TenantAccessOptions): TenantAccess {
         throw new PaasError("failed_precondition", `namespace ${namespace} is being deleted`);
       }
       if (!isReady(ns)) {
-        throw new PaasError("failed_precondition", `namespace ${namespace} is not fully provisioned; call CreateNamespace again`);
+        throw new PaasError(
+          "failed_precondition",
+          `namespace ${namespace} is not fully provisioned; call CreateNamespace again`,
+        );
       }
       return {
         namespace,

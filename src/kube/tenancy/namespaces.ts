@@ -14,7 +14,13 @@ import type { Logger } from "pino";
 import { PaasError } from "../../errors.ts";
 import { assertNamespaceName } from "../../domain/names.ts";
 import { isPodSecurityLevel, POD_SECURITY_LEVELS, type PodSecurityLevel } from "../../domain/pod-security-levels.ts";
-import { type LabelSelector, parseLabelSelector, selectorKeys, selectorMatches, selectsByValue } from "../../domain/selectors.ts";
+import {
+  type LabelSelector,
+  parseLabelSelector,
+  selectorKeys,
+  selectorMatches,
+  selectsByValue,
+} from "../../domain/selectors.ts";
 import { httpCodeOf, kubeError } from "../api/api-errors.ts";
 import { createApi, getJson } from "../api/api-http.ts";
 import { impersonating } from "../api/impersonation.ts";
@@ -96,7 +102,10 @@ const TENANT_LABEL_KEYS = [READY_LABEL, "pod-security.kubernetes.io/"];
  * every namespace, tenants included) and may not use labels that tenant namespaces carry
  * (`managedKey`, paas.io/ready, Pod Security). Errors are INVALID_ARGUMENT naming the problem.
  */
-export function parseNamespaceSelector(raw: string, managedKey = "app.kubernetes.io/managed-by"): LabelSelector | undefined {
+export function parseNamespaceSelector(
+  raw: string,
+  managedKey = "app.kubernetes.io/managed-by",
+): LabelSelector | undefined {
   const selector = parseLabelSelector(raw, "namespace selector");
   if (selector === undefined) return undefined;
   const bad = (why: string) => new PaasError("invalid_argument", `namespace selector "${raw.trim()}": ${why}`);
@@ -115,7 +124,11 @@ export function parseNamespaceSelector(raw: string, managedKey = "app.kubernetes
  * pod of the namespaces it selects, on every port: the ingress controller, which reaches a
  * tenant's Services through their pods. Replies need no egress rule (policies are stateful).
  */
-export function tenantNetworkPolicy(namespace: string, labels: Record<string, string>, ingressFrom?: LabelSelector): Record<string, unknown> {
+export function tenantNetworkPolicy(
+  namespace: string,
+  labels: Record<string, string>,
+  ingressFrom?: LabelSelector,
+): Record<string, unknown> {
   const policy = networkPolicyManifest(namespace, labels) as { spec: { ingress: unknown[] } };
   if (ingressFrom) policy.spec.ingress.push({ from: [{ namespaceSelector: ingressFrom }] });
   return policy as unknown as Record<string, unknown>;
@@ -123,7 +136,11 @@ export function tenantNetworkPolicy(namespace: string, labels: Record<string, st
 
 /** NamespaceOps are the namespace half of KubeClient. */
 export interface NamespaceOps {
-  ensureNamespace(name: string, quota: QuotaSpec, options?: NamespaceOptions): Promise<{ created: boolean; namespace: NamespaceInfo }>;
+  ensureNamespace(
+    name: string,
+    quota: QuotaSpec,
+    options?: NamespaceOptions,
+  ): Promise<{ created: boolean; namespace: NamespaceInfo }>;
   getNamespace(name: string): Promise<NamespaceInfo>;
   listNamespaces(prefix: string): Promise<NamespaceInfo[]>;
   deleteNamespace(name: string): Promise<void>;
@@ -156,7 +173,10 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
   const roles = cfg.roles ?? DEFAULT_TENANT_ROLES;
   const defaultLevel = cfg.podSecurity ?? "restricted";
   const rbacSettleMs = cfg.rbacSettleMs ?? 15_000;
-  const ingressFrom = parseNamespaceSelector(cfg.ingressNamespaceSelector ?? DEFAULT_INGRESS_NAMESPACE_SELECTOR, managed.key);
+  const ingressFrom = parseNamespaceSelector(
+    cfg.ingressNamespaceSelector ?? DEFAULT_INGRESS_NAMESPACE_SELECTOR,
+    managed.key,
+  );
   const rbac = createApi(kc, cfg.requestTimeoutMs, RbacAuthorizationV1Api);
   const networking = createApi(kc, cfg.requestTimeoutMs, NetworkingV1Api);
   const authn = createApi(kc, cfg.requestTimeoutMs, AuthenticationV1Api);
@@ -203,7 +223,11 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
         await rbac.readClusterRole({ name });
       } catch (err) {
         if (httpCodeOf(err) === 404) {
-          throw new PaasError("failed_precondition", `ClusterRole ${name} is missing: apply k8s/rbac.yaml (the tenant roles) before creating namespaces`, { cause: err });
+          throw new PaasError(
+            "failed_precondition",
+            `ClusterRole ${name} is missing: apply k8s/rbac.yaml (the tenant roles) before creating namespaces`,
+            { cause: err },
+          );
         }
         throw kubeError(err, `read ClusterRole ${name}`);
       }
@@ -217,7 +241,8 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
       .createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } })
       .then((r) => {
         const user = r.status?.userInfo?.username;
-        if (!user) throw new PaasError("internal", "the API server did not say who the operator is (SelfSubjectReview)");
+        if (!user)
+          throw new PaasError("internal", "the API server did not say who the operator is (SelfSubjectReview)");
         return subjectForUser(user);
       })
       .catch((err: unknown) => {
@@ -252,7 +277,10 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
 
   async function applyNamespaceLabels(name: string, nsLabels: Record<string, string>): Promise<V1Namespace> {
     return step(`label namespace "${name}"`, () =>
-      api.patchNamespace({ name, body: namespaceApply(name, nsLabels), fieldManager: FIELD_MANAGER, force: true }, APPLY),
+      api.patchNamespace(
+        { name, body: namespaceApply(name, nsLabels), fieldManager: FIELD_MANAGER, force: true },
+        APPLY,
+      ),
     );
   }
 
@@ -262,8 +290,18 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
   async function waitForRbac(namespace: string): Promise<void> {
     const asDeployer = createApi(impersonating(kc, deployerUser(namespace)), cfg.requestTimeoutMs, AuthorizationV1Api);
     const checks = [
-      { who: DEPLOYER_SERVICE_ACCOUNT, role: roles.deployer, client: asDeployer, attrs: { verb: "create", group: "apps", resource: "deployments" } },
-      { who: "the operator", role: roles.operator, client: authz, attrs: { verb: "list", group: "", resource: "secrets" } },
+      {
+        who: DEPLOYER_SERVICE_ACCOUNT,
+        role: roles.deployer,
+        client: asDeployer,
+        attrs: { verb: "create", group: "apps", resource: "deployments" },
+      },
+      {
+        who: "the operator",
+        role: roles.operator,
+        client: authz,
+        attrs: { verb: "list", group: "", resource: "secrets" },
+      },
     ];
     const deadline = Date.now() + rbacSettleMs;
     for (const { who, role, client, attrs } of checks) {
@@ -279,7 +317,10 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
         );
         if (review.status?.allowed) break;
         if (Date.now() > deadline) {
-          throw new PaasError("failed_precondition", `the RoleBinding of ${who} in namespace "${namespace}" grants nothing yet: check ClusterRole ${role} (k8s/rbac.yaml)`);
+          throw new PaasError(
+            "failed_precondition",
+            `the RoleBinding of ${who} in namespace "${namespace}" grants nothing yet: check ClusterRole ${role} (k8s/rbac.yaml)`,
+          );
         }
         await new Promise((r) => setTimeout(r, delay));
       }
@@ -287,7 +328,13 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
   }
 
   /** provision applies every object of a tenant namespace, in order, then marks it ready. */
-  async function provision(name: string, quota: QuotaSpec, level: PodSecurityLevel, wasReady: boolean, steps?: StepSink): Promise<{ ns: V1Namespace; rq: V1ResourceQuota }> {
+  async function provision(
+    name: string,
+    quota: QuotaSpec,
+    level: PodSecurityLevel,
+    wasReady: boolean,
+    steps?: StepSink,
+  ): Promise<{ ns: V1Namespace; rq: V1ResourceQuota }> {
     const nsLabels = { ...labels, ...podSecurityLabels(level, await podSecurityVersion()) };
     // The ready label is kept while a ready namespace is repaired (concurrent installs go
     // on); a namespace that never was ready only becomes so at the very end.
@@ -295,34 +342,54 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
     steps?.end("namespace", `Pod Security level ${level}`);
     steps?.begin("limit-range");
     await step(`apply LimitRange to namespace "${name}"`, () =>
-      api.patchNamespacedLimitRange({ ...common(name), name: LIMIT_RANGE_NAME, body: limitRangeManifest(name, quota, labels) }, APPLY),
+      api.patchNamespacedLimitRange(
+        { ...common(name), name: LIMIT_RANGE_NAME, body: limitRangeManifest(name, quota, labels) },
+        APPLY,
+      ),
     );
     steps?.end("limit-range");
     steps?.begin("quota", `cpu ${quota.cpu}, memory ${quota.memory}, storage ${quota.storage}`);
     const rq = await step(`apply quota to namespace "${name}"`, () =>
-      api.patchNamespacedResourceQuota({ ...common(name), name: QUOTA_NAME, body: quotaManifest(name, quota, labels) }, APPLY),
+      api.patchNamespacedResourceQuota(
+        { ...common(name), name: QUOTA_NAME, body: quotaManifest(name, quota, labels) },
+        APPLY,
+      ),
     );
     steps?.end("quota");
     steps?.begin("network-policy");
     await step(`apply NetworkPolicy to namespace "${name}"`, () =>
-      networking.patchNamespacedNetworkPolicy({ ...common(name), name: NETWORK_POLICY_NAME, body: tenantNetworkPolicy(name, labels, ingressFrom) }, APPLY),
+      networking.patchNamespacedNetworkPolicy(
+        { ...common(name), name: NETWORK_POLICY_NAME, body: tenantNetworkPolicy(name, labels, ingressFrom) },
+        APPLY,
+      ),
     );
     steps?.end("network-policy");
     steps?.begin("deployer-identity", `ServiceAccount ${DEPLOYER_SERVICE_ACCOUNT} and its RoleBindings`);
     await step(`apply ServiceAccount ${DEPLOYER_SERVICE_ACCOUNT} to namespace "${name}"`, () =>
-      api.patchNamespacedServiceAccount({ ...common(name), name: DEPLOYER_SERVICE_ACCOUNT, body: deployerServiceAccountManifest(name, labels) }, APPLY),
+      api.patchNamespacedServiceAccount(
+        { ...common(name), name: DEPLOYER_SERVICE_ACCOUNT, body: deployerServiceAccountManifest(name, labels) },
+        APPLY,
+      ),
     );
     const deployer: RbacSubject = { kind: "ServiceAccount", name: DEPLOYER_SERVICE_ACCOUNT, namespace: name };
     await step(`bind ClusterRole ${roles.deployer} in namespace "${name}"`, () =>
       rbac.patchNamespacedRoleBinding(
-        { ...common(name), name: DEPLOYER_BINDING, body: roleBindingManifest(name, DEPLOYER_BINDING, roles.deployer, deployer, labels) },
+        {
+          ...common(name),
+          name: DEPLOYER_BINDING,
+          body: roleBindingManifest(name, DEPLOYER_BINDING, roles.deployer, deployer, labels),
+        },
         APPLY,
       ),
     );
     const operator = await selfSubject();
     await step(`bind ClusterRole ${roles.operator} in namespace "${name}"`, () =>
       rbac.patchNamespacedRoleBinding(
-        { ...common(name), name: OPERATOR_BINDING, body: roleBindingManifest(name, OPERATOR_BINDING, roles.operator, operator, labels) },
+        {
+          ...common(name),
+          name: OPERATOR_BINDING,
+          body: roleBindingManifest(name, OPERATOR_BINDING, roles.operator, operator, labels),
+        },
         APPLY,
       ),
     );
@@ -340,11 +407,17 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
       validateQuota(quota);
       const level = options?.podSecurity ?? defaultLevel;
       if (!isPodSecurityLevel(level)) {
-        throw new PaasError("invalid_argument", `pod security level "${level}" must be one of ${POD_SECURITY_LEVELS.join(", ")}`);
+        throw new PaasError(
+          "invalid_argument",
+          `pod security level "${level}" must be one of ${POD_SECURITY_LEVELS.join(", ")}`,
+        );
       }
       // The ingress allowance must never admit tenants: refuse before anything is created.
       if (ingressFrom && selectorMatches(ingressFrom, { ...labels, "kubernetes.io/metadata.name": name })) {
-        throw new PaasError("failed_precondition", `the ingress namespace selector (INGRESS_NAMESPACE_SELECTOR) matches the tenant namespace "${name}"; it must select only the ingress controller's namespace`);
+        throw new PaasError(
+          "failed_precondition",
+          `the ingress namespace selector (INGRESS_NAMESPACE_SELECTOR) matches the tenant namespace "${name}"; it must select only the ingress controller's namespace`,
+        );
       }
       await requireClusterRoles();
       const steps = options?.steps;
@@ -378,7 +451,10 @@ export function createNamespaceOps(cfg: NamespaceOpsConfig): NamespaceOps {
       try {
         result = await provision(name, quota, level, !created && isReady(ns), steps);
       } catch (err) {
-        logger.warn({ err, namespace: name, created }, "namespace provisioning failed; it stays not ready until CreateNamespace succeeds");
+        logger.warn(
+          { err, namespace: name, created },
+          "namespace provisioning failed; it stays not ready until CreateNamespace succeeds",
+        );
         throw err;
       }
       if (created) logger.info({ namespace: name, quota, podSecurity: level }, "namespace created");

@@ -31,8 +31,22 @@ export const OBJECT_COUNTS: Readonly<Record<string, string>> = {
 // Quantity grammar (apimachinery resource.Quantity), without the sign: a tenant quota is never negative.
 const QUANTITY = /^(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
 const MULTIPLIER: Record<string, number> = {
-  "": 1, n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  "": 1,
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
 };
 
 /** parseQuantity returns a Kubernetes quantity's value in base units (cores, bytes), or NaN when it is not one. */
@@ -48,7 +62,10 @@ export function parseQuantity(q: string): number {
 export function validateQuota(spec: QuotaSpec): void {
   for (const [field, value] of Object.entries(spec) as [keyof QuotaSpec, string][]) {
     if (!Number.isFinite(parseQuantity(value))) {
-      throw new PaasError("invalid_argument", `quota ${field} "${value}" is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)`);
+      throw new PaasError(
+        "invalid_argument",
+        `quota ${field} "${value}" is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)`,
+      );
     }
   }
 }
@@ -88,7 +105,11 @@ function capped(value: string, cap: string): string {
  * quota. It is wire JSON, not a V1LimitRange: client-node calls the field `_default` and
  * only renames it when it serializes a typed body, which an apply patch is not.
  */
-export function limitRangeManifest(namespace: string, spec: QuotaSpec, labels: Record<string, string>): Record<string, unknown> {
+export function limitRangeManifest(
+  namespace: string,
+  spec: QuotaSpec,
+  labels: Record<string, string>,
+): Record<string, unknown> {
   return {
     apiVersion: "v1",
     kind: "LimitRange",
@@ -97,7 +118,10 @@ export function limitRangeManifest(namespace: string, spec: QuotaSpec, labels: R
       limits: [
         {
           type: "Container",
-          defaultRequest: { cpu: capped(DEFAULT_REQUEST.cpu, spec.cpu), memory: capped(DEFAULT_REQUEST.memory, spec.memory) },
+          defaultRequest: {
+            cpu: capped(DEFAULT_REQUEST.cpu, spec.cpu),
+            memory: capped(DEFAULT_REQUEST.memory, spec.memory),
+          },
           default: { cpu: capped(DEFAULT_LIMIT.cpu, spec.cpu), memory: capped(DEFAULT_LIMIT.memory, spec.memory) },
         },
       ],

@@ -92,7 +92,10 @@ export function networkPolicyManifest(namespace: string, labels: Record<string, 
  * into pods that merely name it (a chart could still ask for it explicitly: that gives a
  * pod the deployer's rights in its own namespace only).
  */
-export function deployerServiceAccountManifest(namespace: string, labels: Record<string, string>): Record<string, unknown> {
+export function deployerServiceAccountManifest(
+  namespace: string,
+  labels: Record<string, string>,
+): Record<string, unknown> {
   return {
     apiVersion: "v1",
     kind: "ServiceAccount",
@@ -102,7 +105,8 @@ export function deployerServiceAccountManifest(namespace: string, labels: Record
 }
 
 /** RbacSubject is a RoleBinding subject. */
-export type RbacSubject = { kind: "ServiceAccount"; name: string; namespace: string } | { kind: "User"; apiGroup: string; name: string };
+export type RbacSubject =
+  { kind: "ServiceAccount"; name: string; namespace: string } | { kind: "User"; apiGroup: string; name: string };
 
 /** subjectForUser turns an authenticated user name into a RoleBinding subject (ServiceAccounts have their own kind). */
 export function subjectForUser(username: string): RbacSubject {

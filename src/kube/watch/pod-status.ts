@@ -47,9 +47,7 @@ function containerReasons(cs: V1ContainerStatus, prefix: string): string[] {
 export function summarizePod(pod: V1Pod): PodInfo {
   const spec = pod.spec;
   const status = pod.status ?? {};
-  const sidecars = new Set(
-    (spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always").map((c) => c.name),
-  );
+  const sidecars = new Set((spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always").map((c) => c.name));
   const containerStatuses = status.containerStatuses ?? [];
   const initStatuses = status.initContainerStatuses ?? [];
   const totalContainers = (spec?.containers?.length ?? containerStatuses.length) + sidecars.size;

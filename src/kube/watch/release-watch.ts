@@ -48,7 +48,13 @@ export async function* watchReleaseEvents(
     const backoff = deps.backoff ?? DEFAULT_BACKOFF;
     const onRetry = (what: string) => (err: unknown, delayMs: number) =>
       deps.logger.debug({ err, release, delayMs }, `${what} watch broke, retrying`);
-    const follow = <T>(what: string, source: WatchSource<T>, rv: string, sync: (items: T[]) => void, apply: (t: "ADDED" | "MODIFIED" | "DELETED", o: T) => void) =>
+    const follow = <T>(
+      what: string,
+      source: WatchSource<T>,
+      rv: string,
+      sync: (items: T[]) => void,
+      apply: (t: "ADDED" | "MODIFIED" | "DELETED", o: T) => void,
+    ) =>
       runListWatch(source, { onSync: sync, onEvent: apply }, inner.signal, {
         startResourceVersion: rv,
         backoff,
@@ -58,8 +64,20 @@ export async function* watchReleaseEvents(
         state.fail(err);
       });
     loops.push(
-      follow("pod", deps.pods, pods.resourceVersion, (i) => state.syncPods(i), (t, o) => state.podEvent(t, o)),
-      follow("secret", deps.secrets, secrets.resourceVersion, (i) => state.syncSecrets(i), (t, o) => state.secretEvent(t, o)),
+      follow(
+        "pod",
+        deps.pods,
+        pods.resourceVersion,
+        (i) => state.syncPods(i),
+        (t, o) => state.podEvent(t, o),
+      ),
+      follow(
+        "secret",
+        deps.secrets,
+        secrets.resourceVersion,
+        (i) => state.syncSecrets(i),
+        (t, o) => state.secretEvent(t, o),
+      ),
     );
 
     yield snapshot;

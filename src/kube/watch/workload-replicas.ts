@@ -17,7 +17,13 @@ export function workloadsFromManifest(manifest: string): WorkloadReplicas[] {
   const out: WorkloadReplicas[] = [];
   for (const doc of manifest.split(/^---[ \t]*$/m)) {
     if (!/^[ \t]*[^#\s]/m.test(doc)) continue;
-    let obj: { kind?: string; metadata?: { name?: string; annotations?: Record<string, string> }; spec?: { replicas?: unknown } } | undefined;
+    let obj:
+      | {
+          kind?: string;
+          metadata?: { name?: string; annotations?: Record<string, string> };
+          spec?: { replicas?: unknown };
+        }
+      | undefined;
     try {
       obj = loadYaml(doc) as typeof obj;
     } catch {

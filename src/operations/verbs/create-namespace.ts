@@ -10,7 +10,9 @@ import type { Verb } from "../verb.ts";
 import { NAMESPACE_SERVICE, type VerbDeps } from "./verb-deps.ts";
 
 /** createNamespace: steps wait-for-release, namespace, limit-range, quota, network-policy, deployer-identity, ready, record. */
-export function createNamespace(deps: VerbDeps): Verb<typeof CreateNamespaceRequestSchema, typeof CreateNamespaceResponseSchema> {
+export function createNamespace(
+  deps: VerbDeps,
+): Verb<typeof CreateNamespaceRequestSchema, typeof CreateNamespaceResponseSchema> {
   return {
     kind: "create-namespace",
     method: `${NAMESPACE_SERVICE}/CreateNamespace`,
@@ -36,9 +38,18 @@ export function createNamespace(deps: VerbDeps): Verb<typeof CreateNamespaceRequ
       return {
         namespace: req.name,
         release: "",
-        params: { name: req.name, cpu_limit: quota.cpu, memory_limit: quota.memory, storage_limit: quota.storage, pod_security: req.podSecurity },
+        params: {
+          name: req.name,
+          cpu_limit: quota.cpu,
+          memory_limit: quota.memory,
+          storage_limit: quota.storage,
+          pod_security: req.podSecurity,
+        },
         async perform(run) {
-          const { created, namespace } = await deps.namespaces.ensure(req.name, quota, { ...options, steps: run.steps });
+          const { created, namespace } = await deps.namespaces.ensure(req.name, quota, {
+            ...options,
+            steps: run.steps,
+          });
           return create(CreateNamespaceResponseSchema, {
             namespace: toNamespace(namespace),
             created,

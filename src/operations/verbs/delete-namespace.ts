@@ -4,7 +4,9 @@ import type { Verb } from "../verb.ts";
 import { NAMESPACE_SERVICE, type VerbDeps } from "./verb-deps.ts";
 
 /** deleteNamespace: steps wait-for-release, delete, record. */
-export function deleteNamespace(deps: VerbDeps): Verb<typeof DeleteNamespaceRequestSchema, typeof DeleteNamespaceResponseSchema> {
+export function deleteNamespace(
+  deps: VerbDeps,
+): Verb<typeof DeleteNamespaceRequestSchema, typeof DeleteNamespaceResponseSchema> {
   return {
     kind: "delete-namespace",
     method: `${NAMESPACE_SERVICE}/DeleteNamespace`,

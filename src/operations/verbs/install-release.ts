@@ -10,7 +10,9 @@ import { chartParams, checkedValues, helmTimeout, referenceOf, RELEASE_SERVICE, 
  * installRelease: steps wait-for-release, repair (when it ran), namespace (create_namespace,
  * when it was missing), pull, render-guard, apply, wait-ready (with wait), record.
  */
-export function installRelease(deps: VerbDeps): Verb<typeof InstallReleaseRequestSchema, typeof InstallReleaseResponseSchema> {
+export function installRelease(
+  deps: VerbDeps,
+): Verb<typeof InstallReleaseRequestSchema, typeof InstallReleaseResponseSchema> {
   return {
     kind: "install",
     method: `${RELEASE_SERVICE}/InstallRelease`,
@@ -27,7 +29,12 @@ export function installRelease(deps: VerbDeps): Verb<typeof InstallReleaseReques
         chartReference: referenceOf(source),
         chartVersion: req.version,
         values: req.values,
-        params: { namespace: req.namespace, name: req.name, ...chartParams(referenceOf(source), req.version, req.values, req.wait), create_namespace: req.createNamespace },
+        params: {
+          namespace: req.namespace,
+          name: req.name,
+          ...chartParams(referenceOf(source), req.version, req.values, req.wait),
+          create_namespace: req.createNamespace,
+        },
         versionOf: (res) => res.release?.chartVersion ?? "",
         async perform(run) {
           if (req.createNamespace) await deps.namespaces.ensureDefault(req.namespace, run.steps);

@@ -9,7 +9,9 @@ import { RELEASE_SERVICE, stored, type VerbDeps } from "./verb-deps.ts";
  * recoverRelease: steps wait-for-release (never waits: a live Lease means a live operation,
  * which is left alone), repair, record.
  */
-export function recoverRelease(deps: VerbDeps): Verb<typeof RecoverReleaseRequestSchema, typeof RecoverReleaseResponseSchema> {
+export function recoverRelease(
+  deps: VerbDeps,
+): Verb<typeof RecoverReleaseRequestSchema, typeof RecoverReleaseResponseSchema> {
   return {
     kind: "recover",
     method: `${RELEASE_SERVICE}/RecoverRelease`,

@@ -7,7 +7,9 @@ import type { Verb } from "../verb.ts";
 import { RELEASE_SERVICE, stored, type VerbDeps } from "./verb-deps.ts";
 
 /** rollbackRelease: steps wait-for-release, repair (when it ran), apply, record. Not stoppable once helm runs. */
-export function rollbackRelease(deps: VerbDeps): Verb<typeof RollbackReleaseRequestSchema, typeof RollbackReleaseResponseSchema> {
+export function rollbackRelease(
+  deps: VerbDeps,
+): Verb<typeof RollbackReleaseRequestSchema, typeof RollbackReleaseResponseSchema> {
   return {
     kind: "rollback",
     method: `${RELEASE_SERVICE}/RollbackRelease`,
@@ -17,7 +19,8 @@ export function rollbackRelease(deps: VerbDeps): Verb<typeof RollbackReleaseRequ
     // Lease stops it (the API is gone then anyway).
     stoppable: false,
     prepare(req) {
-      if (req.revision < 0) throw new PaasError("invalid_argument", "revision must be 0 (previous) or a positive revision");
+      if (req.revision < 0)
+        throw new PaasError("invalid_argument", "revision must be 0 (previous) or a positive revision");
       return {
         namespace: req.namespace,
         release: req.name,

@@ -5,14 +5,26 @@ import { chartLabels } from "../../helm/chart-labels.ts";
 import { toRelease } from "../../mapping/release-mapping.ts";
 import type { Verb } from "../verb.ts";
 import { followReadiness } from "../wait-ready.ts";
-import { chartParams, checkedValues, helmTimeout, recordedSource, referenceOf, RELEASE_SERVICE, stored, withoutVersion, type VerbDeps } from "./verb-deps.ts";
+import {
+  chartParams,
+  checkedValues,
+  helmTimeout,
+  recordedSource,
+  referenceOf,
+  RELEASE_SERVICE,
+  stored,
+  withoutVersion,
+  type VerbDeps,
+} from "./verb-deps.ts";
 
 /**
  * upgradeRelease: steps wait-for-release, repair (when it ran), pull, render-guard, apply,
  * wait-ready (with wait), record. Without a chart it reuses the recorded one at the deployed
  * version (unless a version is given).
  */
-export function upgradeRelease(deps: VerbDeps): Verb<typeof UpgradeReleaseRequestSchema, typeof UpgradeReleaseResponseSchema> {
+export function upgradeRelease(
+  deps: VerbDeps,
+): Verb<typeof UpgradeReleaseRequestSchema, typeof UpgradeReleaseResponseSchema> {
   return {
     kind: "upgrade",
     method: `${RELEASE_SERVICE}/UpgradeRelease`,
@@ -33,7 +45,12 @@ export function upgradeRelease(deps: VerbDeps): Verb<typeof UpgradeReleaseReques
         chartReference: reference,
         chartVersion: req.version,
         values: req.values,
-        params: { namespace: req.namespace, name: req.name, ...chartParams(reference, req.version, req.values, req.wait), reset_values: req.resetValues },
+        params: {
+          namespace: req.namespace,
+          name: req.name,
+          ...chartParams(reference, req.version, req.values, req.wait),
+          reset_values: req.resetValues,
+        },
         versionOf: (res) => res.release?.chartVersion ?? "",
         async perform(run) {
           // Helm answers "has no deployed releases" for a release that does not exist at all;
@@ -58,7 +75,9 @@ export function upgradeRelease(deps: VerbDeps): Verb<typeof UpgradeReleaseReques
               steps: run.steps,
             });
             await ready?.stop(true);
-            return create(UpgradeReleaseResponseSchema, { release: toRelease(info, withoutVersion(source), { labels: run.labels }) });
+            return create(UpgradeReleaseResponseSchema, {
+              release: toRelease(info, withoutVersion(source), { labels: run.labels }),
+            });
           } catch (err) {
             await ready?.stop(false);
             throw err;

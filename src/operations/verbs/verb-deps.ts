@@ -61,7 +61,10 @@ export function referenceOf(source: ChartSource): string {
 export function recordedSource(current: StoredRelease, version: string): ChartSource {
   const recorded = chartSourceFromLabels(current.labels);
   if (!recorded) {
-    throw new PaasError("failed_precondition", `Release ${current.release.name} has no recorded chart reference; pass chart`);
+    throw new PaasError(
+      "failed_precondition",
+      `Release ${current.release.name} has no recorded chart reference; pass chart`,
+    );
   }
   // Reusing the recorded chart must not silently move to a newer chart version: pin the
   // deployed version unless the caller asks for another.
@@ -73,6 +76,11 @@ export function withoutVersion(source: ChartSource): ChartSource {
 }
 
 /** chartParams are the ops-API job parameters of a chart write: the values only as their SHA-256. */
-export function chartParams(chart: string, version: string, values: JsonObject | undefined, wait: boolean): Record<string, string | number | boolean> {
+export function chartParams(
+  chart: string,
+  version: string,
+  values: JsonObject | undefined,
+  wait: boolean,
+): Record<string, string | number | boolean> {
   return { chart, version, values_sha256: valuesDigest(values), wait };
 }

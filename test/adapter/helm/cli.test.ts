@@ -19,7 +19,12 @@ const versions = [
 // (each fake helm run is a Node process start, ~100 ms).
 // (The test's own context registers the cleanup: with concurrent tests the global
 // onTestFinished cannot tell which test is current.)
-async function start(t: TestContext, version: string, rules: Rule[] = [], over: Partial<HelmCliOptions> = {}): Promise<FakeHelm> {
+async function start(
+  t: TestContext,
+  version: string,
+  rules: Rule[] = [],
+  over: Partial<HelmCliOptions> = {},
+): Promise<FakeHelm> {
   const fake = await startFakeHelm(version, rules, over);
   t.onTestFinished(() => fake.dispose());
   return fake;
@@ -55,7 +60,13 @@ function upgradeOpts(over: Partial<UpgradeOptions> = {}): UpgradeOptions {
 }
 
 // A `pull` rule of the fake helm: the archive it writes (and the digest it prints for oci://).
-function pullRule(chart: { name?: string; version?: string; digest?: string; chartYaml?: string; write?: boolean }): Rule {
+function pullRule(chart: {
+  name?: string;
+  version?: string;
+  digest?: string;
+  chartYaml?: string;
+  write?: boolean;
+}): Rule {
   return { verb: "pull", ...{ chart } } as Rule;
 }
 
@@ -89,12 +100,33 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
     const run = runs.find((r) => r.verb === "install")!;
     // The chart is pulled first, then the pulled archive is installed: nothing resolved twice.
     const dest = pull.argv.at(-1)!;
-    expect(pull.argv).toEqual(["pull", "podinfo", "--version", "6.13.0", "--repo", "http://charts.example/", "--destination", dest]);
+    expect(pull.argv).toEqual([
+      "pull",
+      "podinfo",
+      "--version",
+      "6.13.0",
+      "--repo",
+      "http://charts.example/",
+      "--destination",
+      dest,
+    ]);
     expect(run.argv).toEqual([
-      "install", "web", join(dest, "podinfo-6.13.0.tgz"),
-      "--namespace", "ws-a", "--output", "json", "--timeout", "120s", "--values", run.values?.path,
+      "install",
+      "web",
+      join(dest, "podinfo-6.13.0.tgz"),
+      "--namespace",
+      "ws-a",
+      "--output",
+      "json",
+      "--timeout",
+      "120s",
+      "--values",
+      run.values?.path,
       // The resolved version is recorded; an HTTP chart has no digest, so both halves are empty.
-      "--labels", "paas-chart-sha256-0=,paas-chart-sha256-1=,paas-chart-version=6.13.0,paas.example/tenant=t1", "--create-namespace", "--wait",
+      "--labels",
+      "paas-chart-sha256-0=,paas-chart-sha256-1=,paas-chart-version=6.13.0,paas.example/tenant=t1",
+      "--create-namespace",
+      "--wait",
     ]);
     expect(JSON.parse(run.values?.content ?? "")).toEqual({ replicaCount: 2, secret: { password: "hunter2" } });
     expect(run.values?.mode).toBe("600");
@@ -102,10 +134,20 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
     expect(existsSync(run.values?.path ?? "")).toBe(false);
     expect(run.argv.join(" ")).not.toContain("hunter2");
     expect(JSON.stringify(f.logs)).not.toContain("hunter2");
-    expect(release).toMatchObject({ name: "web", namespace: expect.any(String), revision: 1, status: "deployed", chart: "podinfo", chartVersion: "6.13.0" });
+    expect(release).toMatchObject({
+      name: "web",
+      namespace: expect.any(String),
+      revision: 1,
+      status: "deployed",
+      chart: "podinfo",
+      chartVersion: "6.13.0",
+    });
     expect(release.chartDigest).toBeUndefined();
     expect(release.updated).toBeInstanceOf(Date);
-    expect(f.logs.find((l) => l.msg === "helm install")).toMatchObject({ level: "info", obj: { exitCode: 0, durationMs: expect.any(Number) } });
+    expect(f.logs.find((l) => l.msg === "helm install")).toMatchObject({
+      level: "info",
+      obj: { exitCode: 0, durationMs: expect.any(Number) },
+    });
   });
 
   it("pulls into the run's own helm home and installs that archive; both are removed afterwards", async (t) => {
@@ -114,7 +156,8 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
     const runs = await f.calls("run");
     const pull = runs.find((r) => r.verb === "pull")!;
     const install = runs.find((r) => r.verb === "install")!;
-    for (const key of ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"]) expect(pull.env[key]).toBe(install.env[key]);
+    for (const key of ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"])
+      expect(pull.env[key]).toBe(install.env[key]);
     const root = dirname(pull.env.HELM_CACHE_HOME!);
     expect(dirname(pull.argv.at(-1)!)).toBe(root);
     expect(install.argv[2]!.startsWith(`${root}/`)).toBe(true);
@@ -124,30 +167,51 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
 
   it("records the exact version a range resolved to, and the OCI digest helm printed", async (t) => {
     const digest = `sha256:${"ab".repeat(32)}`;
-    const f = await start(t, version, [pullRule({ version: "6.14.1", digest }), { verb: "install", stdoutFile: fixture(major, "upgrade.json") }]);
-    const release = await f.cli.install(installOpts({ chart: { ref: "oci://127.0.0.1:5000/charts/podinfo", version: "^6.0.0" }, labels: { "paas-chart-version": "forged" } }));
+    const f = await start(t, version, [
+      pullRule({ version: "6.14.1", digest }),
+      { verb: "install", stdoutFile: fixture(major, "upgrade.json") },
+    ]);
+    const release = await f.cli.install(
+      installOpts({
+        chart: { ref: "oci://127.0.0.1:5000/charts/podinfo", version: "^6.0.0" },
+        labels: { "paas-chart-version": "forged" },
+      }),
+    );
     const runs = await f.calls("run");
     const pull = runs.find((r) => r.verb === "pull")!;
     const install = runs.find((r) => r.verb === "install")!;
     // Range and --plain-http go to the pull; the install gets the archive alone.
-    expect(pull.argv.slice(0, 5)).toEqual(["pull", "oci://127.0.0.1:5000/charts/podinfo", "--version", "^6.0.0", "--plain-http"]);
+    expect(pull.argv.slice(0, 5)).toEqual([
+      "pull",
+      "oci://127.0.0.1:5000/charts/podinfo",
+      "--version",
+      "^6.0.0",
+      "--plain-http",
+    ]);
     expect(install.argv[2]).toMatch(/\/podinfo-6\.14\.1\.tgz$/);
     expect(install.argv).not.toContain("--version");
     expect(install.argv).not.toContain("--plain-http");
     const labels = install.argv[install.argv.indexOf("--labels") + 1];
     // The caller's labels cannot forge what was resolved.
-    expect(labels).toBe(`paas-chart-sha256-0=${"ab".repeat(16)},paas-chart-sha256-1=${"ab".repeat(16)},paas-chart-version=6.14.1`);
+    expect(labels).toBe(
+      `paas-chart-sha256-0=${"ab".repeat(16)},paas-chart-sha256-1=${"ab".repeat(16)},paas-chart-version=6.14.1`,
+    );
     expect(release).toMatchObject({ chartVersion: "6.14.1", chartDigest: digest });
     expect(f.logs.filter((l) => l.level === "error")).toEqual([]);
   });
 
   it("records SemVer build metadata with '_' for '+', as OCI tags do", async (t) => {
-    const f = await start(t, version, [pullRule({ version: "1.2.3+build.5" }), { verb: "install", stdoutFile: fixture(major, "install.json") }]);
+    const f = await start(t, version, [
+      pullRule({ version: "1.2.3+build.5" }),
+      { verb: "install", stdoutFile: fixture(major, "install.json") },
+    ]);
     await f.cli.install(installOpts({ chart: { ref: "oci://127.0.0.1:5000/charts/podinfo" } }));
     const install = (await f.calls("run")).find((r) => r.verb === "install")!;
     expect(install.argv[install.argv.indexOf("--labels") + 1]).toMatch(/,paas-chart-version=1\.2\.3_build\.5,/);
     // The recorded output says 6.13.0: helm installed something else than the labels say.
-    expect(f.logs.find((l) => l.level === "error")).toMatchObject({ obj: { recorded: "1.2.3+build.5", installed: "6.13.0" } });
+    expect(f.logs.find((l) => l.level === "error")).toMatchObject({
+      obj: { recorded: "1.2.3+build.5", installed: "6.13.0" },
+    });
   });
 
   it("records no digest when helm printed none for an OCI chart, and says so", async (t) => {
@@ -155,27 +219,52 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
       { verb: "pull", stdout: "Pulled: somewhere\n" },
       { verb: "install", stdoutFile: fixture(major, "install-oci.json") },
     ]);
-    const release = await f.cli.install(installOpts({ chart: { ref: "oci://127.0.0.1:5000/charts/podinfo", version: "6.13.0" } }));
+    const release = await f.cli.install(
+      installOpts({ chart: { ref: "oci://127.0.0.1:5000/charts/podinfo", version: "6.13.0" } }),
+    );
     expect(release.chartDigest).toBeUndefined();
     const install = (await f.calls("run")).find((r) => r.verb === "install")!;
-    expect(install.argv[install.argv.indexOf("--labels") + 1]).toBe("paas-chart-sha256-0=,paas-chart-sha256-1=,paas-chart-version=6.13.0,paas.example/tenant=t1");
+    expect(install.argv[install.argv.indexOf("--labels") + 1]).toBe(
+      "paas-chart-sha256-0=,paas-chart-sha256-1=,paas-chart-version=6.13.0,paas.example/tenant=t1",
+    );
     expect(f.logs.some((l) => l.level === "warn" && l.msg?.startsWith("helm pull reported no digest"))).toBe(true);
   });
 
   it("a chart that cannot be pulled or read is reported as such and never installed", async (t) => {
     const f = await start(t, version, [
-      { verb: "pull", stderr: 'Error: chart "podinfo" version "9.9.9" not found in http://charts.example/ repository\n', exitCode: 1, maxUses: 1 },
-      { verb: "pull", stderr: "Error: Could not locate a version matching provided version string >=9\n", exitCode: 1, maxUses: 1 },
+      {
+        verb: "pull",
+        stderr: 'Error: chart "podinfo" version "9.9.9" not found in http://charts.example/ repository\n',
+        exitCode: 1,
+        maxUses: 1,
+      },
+      {
+        verb: "pull",
+        stderr: "Error: Could not locate a version matching provided version string >=9\n",
+        exitCode: 1,
+        maxUses: 1,
+      },
       pullRule({ chartYaml: "apiVersion: v2\nname: podinfo\n" }),
     ]);
     const nothing = await start(t, version, [pullRule({ write: false })]);
-    expect(await rejection(nothing.cli.install(installOpts()))).toMatchObject({ kind: "internal", message: "helm pull did not leave exactly one chart archive" });
+    expect(await rejection(nothing.cli.install(installOpts()))).toMatchObject({
+      kind: "internal",
+      message: "helm pull did not leave exactly one chart archive",
+    });
     expect((await nothing.calls("run")).map((r) => r.verb)).toEqual(["version", "pull"]);
-    expect(await rejection(f.cli.install(installOpts({ chart: { ref: "podinfo", version: "9.9.9", repoUrl: "http://charts.example/" } })))).toMatchObject({
+    expect(
+      await rejection(
+        f.cli.install(installOpts({ chart: { ref: "podinfo", version: "9.9.9", repoUrl: "http://charts.example/" } })),
+      ),
+    ).toMatchObject({
       kind: "not_found",
       message: "Chart podinfo 9.9.9 not found",
     });
-    expect(await rejection(f.cli.upgrade(upgradeOpts({ chart: { ref: "podinfo", version: ">=9", repoUrl: "http://charts.example/" } })))).toMatchObject({
+    expect(
+      await rejection(
+        f.cli.upgrade(upgradeOpts({ chart: { ref: "podinfo", version: ">=9", repoUrl: "http://charts.example/" } })),
+      ),
+    ).toMatchObject({
       kind: "not_found",
       message: "Chart podinfo >=9 not found",
     });
@@ -215,9 +304,20 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
     const release = await f.cli.upgrade(upgradeOpts());
     const [run] = (await f.calls("run")).filter((r) => r.verb === "upgrade");
     expect(run?.argv).toEqual([
-      "upgrade", "web", expect.stringMatching(/\/podinfo-6\.14\.1\.tgz$/),
-      "--namespace", "ws-a", "--output", "json", "--timeout", "60s", "--values", run?.values?.path,
-      "--labels", "paas-chart-sha256-0=,paas-chart-sha256-1=,paas-chart-version=6.14.1", "--reset-then-reuse-values",
+      "upgrade",
+      "web",
+      expect.stringMatching(/\/podinfo-6\.14\.1\.tgz$/),
+      "--namespace",
+      "ws-a",
+      "--output",
+      "json",
+      "--timeout",
+      "60s",
+      "--values",
+      run?.values?.path,
+      "--labels",
+      "paas-chart-sha256-0=,paas-chart-sha256-1=,paas-chart-version=6.14.1",
+      "--reset-then-reuse-values",
     ]);
     expect(release).toMatchObject({ revision: 2, status: "deployed", chartVersion: "6.14.1" });
     // The recorded output: old values merged with the new ones by helm.
@@ -251,8 +351,23 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
   });
 
   it("get re-reads the status of the metadata's revision when a write landed in between", async (t) => {
-    const meta = JSON.stringify({ name: "web", chart: "podinfo", version: "6.14.1", appVersion: "6.14.1", namespace: "ws-a", revision: 9, status: "deployed", deployedAt: "" });
-    const status = (rev: number) => JSON.stringify({ name: "web", namespace: "ws-a", version: rev, info: { status: "deployed", notes: `rev ${rev}` } });
+    const meta = JSON.stringify({
+      name: "web",
+      chart: "podinfo",
+      version: "6.14.1",
+      appVersion: "6.14.1",
+      namespace: "ws-a",
+      revision: 9,
+      status: "deployed",
+      deployedAt: "",
+    });
+    const status = (rev: number) =>
+      JSON.stringify({
+        name: "web",
+        namespace: "ws-a",
+        version: rev,
+        info: { status: "deployed", notes: `rev ${rev}` },
+      });
     const f = await start(t, version, [
       { verb: "status", match: ["--revision 9"], stdout: status(9) },
       { verb: "status", stdout: status(8) },
@@ -280,13 +395,25 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
 
   it("isolates the environment: no inherited HELM_*, secret driver, private homes and an empty cwd", async (t) => {
     const f = await start(t, version, [{ verb: "list", stdout: "[]" }], {
-      parentEnv: { ...process.env, HELM_DRIVER: "configmap", HELM_NAMESPACE: "kube-system", HELM_KUBECONTEXT: "prod", HELM_DEBUG: "true" },
+      parentEnv: {
+        ...process.env,
+        HELM_DRIVER: "configmap",
+        HELM_NAMESPACE: "kube-system",
+        HELM_KUBECONTEXT: "prod",
+        HELM_DEBUG: "true",
+      },
     });
     await f.cli.list("ws-a");
     const run = (await f.calls("run")).find((r) => r.verb === "list");
-    expect(Object.keys(run?.env ?? {}).sort()).toEqual(["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME", "HELM_DRIVER"]);
+    expect(Object.keys(run?.env ?? {}).sort()).toEqual([
+      "HELM_CACHE_HOME",
+      "HELM_CONFIG_HOME",
+      "HELM_DATA_HOME",
+      "HELM_DRIVER",
+    ]);
     expect(run?.env.HELM_DRIVER).toBe("secret");
-    for (const key of ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"]) expect(run?.env[key]?.startsWith(f.dir)).toBe(true);
+    for (const key of ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"])
+      expect(run?.env[key]?.startsWith(f.dir)).toBe(true);
     expect(run?.cwd.startsWith(f.dir)).toBe(true);
     expect(readdirSync(run?.cwd ?? "")).toEqual([]);
     expect(run?.kubeconfig).toBe("/etc/paas/kubeconfig");
@@ -296,18 +423,35 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
     const f = await start(t, version, [
       { verb: "status", stderr: "Error: release: not found\n", exitCode: 1 },
       { verb: "get metadata", stderr: "Error: release: not found\n", exitCode: 1 },
-      { verb: "install", stderr: `Error: INSTALLATION FAILED: cannot ${major === 3 ? "re-use" : "reuse"} a name that is still in use\n`, exitCode: 1 },
-      { verb: "upgrade", stderr: "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n", exitCode: 1 },
+      {
+        verb: "install",
+        stderr: `Error: INSTALLATION FAILED: cannot ${major === 3 ? "re-use" : "reuse"} a name that is still in use\n`,
+        exitCode: 1,
+      },
+      {
+        verb: "upgrade",
+        stderr: "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n",
+        exitCode: 1,
+      },
       // Unclassified (no object named: an invalid object is INVALID_ARGUMENT), with a value echoed.
       { verb: "rollback", stderr: 'Error: something unexpected: Invalid value: "hunter2"\n', exitCode: 1 },
     ]);
-    expect(await rejection(f.cli.get("ws-a", "web"))).toMatchObject({ kind: "not_found", message: "Release web not found in namespace ws-a" });
+    expect(await rejection(f.cli.get("ws-a", "web"))).toMatchObject({
+      kind: "not_found",
+      message: "Release web not found in namespace ws-a",
+    });
     expect(await rejection(f.cli.install(installOpts()))).toMatchObject({ kind: "already_exists" });
     expect(await rejection(f.cli.upgrade(upgradeOpts()))).toMatchObject({ kind: "conflict" });
-    const internal = await rejection(f.cli.rollback({ namespace: "ws-a", name: "web", revision: 0, wait: false, timeoutSeconds: 5 }));
+    const internal = await rejection(
+      f.cli.rollback({ namespace: "ws-a", name: "web", revision: 0, wait: false, timeoutSeconds: 5 }),
+    );
     expect(internal).toMatchObject({ kind: "internal", message: "helm rollback failed" });
     const warn = f.logs.find((l) => l.level === "warn" && l.msg === "helm rollback failed");
-    expect(warn?.obj).toMatchObject({ exitCode: 1, kind: "internal", stderr: expect.stringContaining("Invalid value: <redacted>") });
+    expect(warn?.obj).toMatchObject({
+      exitCode: 1,
+      kind: "internal",
+      stderr: expect.stringContaining("Invalid value: <redacted>"),
+    });
     expect(JSON.stringify(f.logs)).not.toContain("hunter2");
     // Values files are deleted after failures too.
     expect(readdirSync(f.dir).filter((n) => n.startsWith("paas-helm-values-"))).toEqual([]);
@@ -326,25 +470,41 @@ describe.concurrent.each(versions)("helm $version against the fake helm", ({ maj
     const terminated = await f.calls("terminated");
     expect(terminated).toEqual([expect.objectContaining({ verb: "install", signal: "SIGTERM" })]);
     // helm's own exit code after trapping SIGTERM, not a SIGKILL.
-    expect(f.logs.find((l) => l.msg === "helm install failed")?.obj).toMatchObject({ exitCode: 1, aborted: true, signal: undefined });
+    expect(f.logs.find((l) => l.msg === "helm install failed")?.obj).toMatchObject({
+      exitCode: 1,
+      aborted: true,
+      signal: undefined,
+    });
   });
 
   it("cancellation of a verb that does not trap SIGTERM ends it with SIGTERM, never SIGKILL", async (t) => {
     const f = await start(t, version, [{ verb: "rollback", delayMs: 10_000 }]);
     // A deadline: the signal's reason is a TimeoutError.
     const controller = new AbortController();
-    const rollingBack = f.cli.rollback({ namespace: "ws-a", name: "web", revision: 0, wait: false, timeoutSeconds: 30, signal: controller.signal });
+    const rollingBack = f.cli.rollback({
+      namespace: "ws-a",
+      name: "web",
+      revision: 0,
+      wait: false,
+      timeoutSeconds: 30,
+      signal: controller.signal,
+    });
     await f.started("rollback");
     controller.abort(new DOMException("deadline", "TimeoutError"));
     const err = await rejection(rollingBack);
     expect(err).toMatchObject({ kind: "timeout", message: "helm rollback of release web exceeded its deadline" });
     expect(await f.calls("terminated")).toHaveLength(1);
-    expect(f.logs.find((l) => l.msg === "helm rollback failed")?.obj).toMatchObject({ exitCode: null, signal: "SIGTERM" });
+    expect(f.logs.find((l) => l.msg === "helm rollback failed")?.obj).toMatchObject({
+      exitCode: null,
+      signal: "SIGTERM",
+    });
   });
 
   it("never starts helm for an already aborted signal", async (t) => {
     const f = await start(t, version);
-    const err = await rejection(f.cli.uninstall({ namespace: "ws-a", name: "web", timeoutSeconds: 5, signal: AbortSignal.abort() }));
+    const err = await rejection(
+      f.cli.uninstall({ namespace: "ws-a", name: "web", timeoutSeconds: 5, signal: AbortSignal.abort() }),
+    );
     expect(err.kind).toBe("unavailable");
     expect((await f.calls("run")).filter((r) => r.verb === "uninstall")).toEqual([]);
   });
@@ -369,7 +529,10 @@ describe.concurrent("helm cli setup", () => {
 
   it("reports a missing binary and retries detection on the next call", async (t) => {
     const f = await start(t, "v4.3.1", [], { binary: "/nonexistent/helm" });
-    expect(await rejection(f.cli.version())).toMatchObject({ kind: "internal", message: "helm version could not be run" });
+    expect(await rejection(f.cli.version())).toMatchObject({
+      kind: "internal",
+      message: "helm version could not be run",
+    });
     expect(await rejection(f.cli.version())).toMatchObject({ kind: "internal" });
   });
 
@@ -415,7 +578,11 @@ function tarHeader(name: string, size: number, type = "0", prefix = ""): Buffer 
 }
 function tarFile(name: string, data: string, type = "0", prefix = ""): Buffer {
   const body = Buffer.from(data);
-  return Buffer.concat([tarHeader(name, body.length, type, prefix), body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
+  return Buffer.concat([
+    tarHeader(name, body.length, type, prefix),
+    body,
+    Buffer.alloc((512 - (body.length % 512)) % 512),
+  ]);
 }
 async function archive(t: TestContext, ...entries: Buffer[]): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "chart-archive-test-"));
@@ -439,9 +606,17 @@ describe.concurrent("chart archives", () => {
   });
 
   it("finds Chart.yaml behind a GNU long name, a PAX path or a ustar prefix", async (t) => {
-    const long = await archive(t, tarFile("././@LongLink", "web/Chart.yaml\0", "L"), tarFile("web/Chart.y", CHART_YAML));
+    const long = await archive(
+      t,
+      tarFile("././@LongLink", "web/Chart.yaml\0", "L"),
+      tarFile("web/Chart.y", CHART_YAML),
+    );
     expect((await readChartArchive(long)).version).toBe("1.10");
-    const pax = await archive(t, tarFile("PaxHeader", "22 path=web/Chart.yaml\n", "x"), tarFile("web/ignored", CHART_YAML));
+    const pax = await archive(
+      t,
+      tarFile("PaxHeader", "22 path=web/Chart.yaml\n", "x"),
+      tarFile("web/ignored", CHART_YAML),
+    );
     expect((await readChartArchive(pax)).name).toBe("web");
     const prefixed = await archive(t, tarFile("Chart.yaml", CHART_YAML, "0", "web"));
     expect((await readChartArchive(prefixed)).name).toBe("web");
@@ -450,8 +625,18 @@ describe.concurrent("chart archives", () => {
   it("lists the CRD files of crds/, its subcharts' (directories and archives) too, with their kinds", async (t) => {
     const crd = (kind: string, plural: string) =>
       `apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: ${plural}.example.com\nspec:\n  group: example.com\n  names:\n    kind: ${kind}\n    plural: ${plural}\n`;
-    const sub = gzipSync(Buffer.concat([tarFile("db/Chart.yaml", "name: db\nversion: 1.0.0\n"), tarFile("db/crds/backups.yaml", crd("Backup", "backups")), Buffer.alloc(1024)]));
-    const subTar = Buffer.concat([tarHeader("web/charts/db-1.0.0.tgz", sub.length), sub, Buffer.alloc((512 - (sub.length % 512)) % 512)]);
+    const sub = gzipSync(
+      Buffer.concat([
+        tarFile("db/Chart.yaml", "name: db\nversion: 1.0.0\n"),
+        tarFile("db/crds/backups.yaml", crd("Backup", "backups")),
+        Buffer.alloc(1024),
+      ]),
+    );
+    const subTar = Buffer.concat([
+      tarHeader("web/charts/db-1.0.0.tgz", sub.length),
+      sub,
+      Buffer.alloc((512 - (sub.length % 512)) % 512),
+    ]);
     const path = await archive(
       t,
       tarFile("web/Chart.yaml", CHART_YAML),
@@ -464,18 +649,31 @@ describe.concurrent("chart archives", () => {
     expect(await readChartArchive(path)).toEqual({
       name: "web",
       version: "1.10",
-      crds: ["crds/widgets.yaml (Widget.example.com, Gadget.example.com)", "charts/cache/crds/keys.json", "charts/db-1.0.0/crds/backups.yaml (Backup.example.com)"],
+      crds: [
+        "crds/widgets.yaml (Widget.example.com, Gadget.example.com)",
+        "charts/cache/crds/keys.json",
+        "charts/db-1.0.0/crds/backups.yaml (Backup.example.com)",
+      ],
     });
   });
 
   it("refuses what is not a chart archive", async (t) => {
     const noChart = await archive(t, tarFile("web/values.yaml", "a: 1\n"));
-    await expect(readChartArchive(noChart)).rejects.toMatchObject({ kind: "invalid_argument", message: "The chart archive cannot be read: it has no Chart.yaml" });
+    await expect(readChartArchive(noChart)).rejects.toMatchObject({
+      kind: "invalid_argument",
+      message: "The chart archive cannot be read: it has no Chart.yaml",
+    });
     const noVersion = await archive(t, tarFile("web/Chart.yaml", "name: web\n"));
-    await expect(readChartArchive(noVersion)).rejects.toMatchObject({ message: "The chart archive cannot be read: its Chart.yaml has no name or version" });
+    await expect(readChartArchive(noVersion)).rejects.toMatchObject({
+      message: "The chart archive cannot be read: its Chart.yaml has no name or version",
+    });
     const plain = join(dirname(noChart), "plain.tgz");
     await writeFile(plain, "not gzip at all");
-    await expect(readChartArchive(plain)).rejects.toMatchObject({ message: "The chart archive cannot be read: it is not a gzipped tar archive" });
-    await expect(readChartArchive(join(dirname(noChart), "missing.tgz"))).rejects.toMatchObject({ kind: "invalid_argument" });
+    await expect(readChartArchive(plain)).rejects.toMatchObject({
+      message: "The chart archive cannot be read: it is not a gzipped tar archive",
+    });
+    await expect(readChartArchive(join(dirname(noChart), "missing.tgz"))).rejects.toMatchObject({
+      kind: "invalid_argument",
+    });
   });
 });

@@ -13,16 +13,29 @@ process.stdout.write("ready\\n");
 
 describe.concurrent("runProcess", () => {
   it("returns exit code, stdout and stderr without rejecting", async () => {
-    const r = await runProcess(node, ["-e", 'process.stdout.write("out"); process.stderr.write("err"); process.exit(3)'], { env });
+    const r = await runProcess(
+      node,
+      ["-e", 'process.stdout.write("out"); process.stderr.write("err"); process.exit(3)'],
+      { env },
+    );
     expect(r).toMatchObject({ exitCode: 3, stdout: "out", stderr: "err", timedOut: false, aborted: false });
     expect(r.failure).toBeUndefined();
   });
 
   it("passes arguments verbatim (no shell) and only the given environment", async () => {
-    const r = await runProcess(node, ["-e", "console.log(JSON.stringify([process.argv.slice(1), process.env.ONLY, process.env.HOME]))", "$(id)", "a b;c"], {
-      env: { ...env, ONLY: "yes" },
-      input: "",
-    });
+    const r = await runProcess(
+      node,
+      [
+        "-e",
+        "console.log(JSON.stringify([process.argv.slice(1), process.env.ONLY, process.env.HOME]))",
+        "$(id)",
+        "a b;c",
+      ],
+      {
+        env: { ...env, ONLY: "yes" },
+        input: "",
+      },
+    );
     expect(JSON.parse(r.stdout)).toEqual([["$(id)", "a b;c"], "yes", null]);
   });
 

@@ -42,10 +42,23 @@ async function python(path: string, contentType: string, threads = 4, calls = 10
   for (let round = 0; round < ROUNDS; round++) {
     const { stdout } = await promisify(execFile)(
       "python3",
-      ["test/python/oversized_bodies.py", `${base}${path}`, contentType, API_KEY, String(threads), String(calls), String(SIZE)],
+      [
+        "test/python/oversized_bodies.py",
+        `${base}${path}`,
+        contentType,
+        API_KEY,
+        String(threads),
+        String(calls),
+        String(SIZE),
+      ],
       { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 },
     );
-    out.push(...stdout.trim().split("\n").map((l) => JSON.parse(l) as Outcome));
+    out.push(
+      ...stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Outcome),
+    );
   }
   return out;
 }
@@ -84,7 +97,9 @@ describe("oversized bodies from Python clients (4 threads × 10 calls × 3 MiB)"
       socket.on("data", (d) => (got += d.toString("latin1")));
       socket.on("end", () => resolve(got));
       socket.on("error", reject);
-      socket.write(`POST /paas.v1.ReleaseService/InstallRelease HTTP/1.1\r\nHost: x\r\nx-api-key: ${API_KEY}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n`);
+      socket.write(
+        `POST /paas.v1.ReleaseService/InstallRelease HTTP/1.1\r\nHost: x\r\nx-api-key: ${API_KEY}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n`,
+      );
       const head = '{"namespace":"paas-ws-big","name":"big","chart":"oci://r.example/c/x","values":{"blob":"';
       let body = `${head.length.toString(16)}\r\n${head}\r\n`;
       for (let i = 0; i < 48; i++) body += `${chunk.length.toString(16)}\r\n${chunk}\r\n`;

@@ -20,7 +20,12 @@ beforeAll(async () => {
   managedNamespace(h.cluster, NS);
   server = await listen(h.app.handler, "127.0.0.1", 0);
   base = `http://127.0.0.1:${server.port}`;
-  await createPaasClient({ baseUrl: base, apiKey: API_KEY }).releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx", version: "1.0.0" });
+  await createPaasClient({ baseUrl: base, apiKey: API_KEY }).releases.installRelease({
+    namespace: NS,
+    name: "web",
+    chart: "oci://r.example/c/nginx",
+    version: "1.0.0",
+  });
 });
 
 afterAll(() => {
@@ -78,8 +83,16 @@ describe("a client that cancels a stream", () => {
   it("reflection over gRPC, the client killed mid-stream (grpcurl interrupted): Canceled, logged at info", async () => {
     h.logs.lines.length = 0;
     const session = http2.connect(base);
-    const stream = session.request({ ":method": "POST", ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "content-type": "application/grpc", te: "trailers" });
-    const msg = toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    const msg = toBinary(
+      ServerReflectionRequestSchema,
+      create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }),
+    );
     const frame = Buffer.alloc(5 + msg.length);
     frame.writeUInt32BE(msg.length, 1);
     frame.set(msg, 5);
@@ -101,7 +114,11 @@ describe("a client that cancels a stream", () => {
     const client = createPaasClient({ baseUrl: base, apiKey: API_KEY, protocol: "grpc-web", httpVersion: "1.1" });
     await expect(
       (async () => {
-        for await (const _ of client.releases.watchReleaseStatus({ namespace: NS, name: "web" }, { signal: abort.signal })) abort.abort();
+        for await (const _ of client.releases.watchReleaseStatus(
+          { namespace: NS, name: "web" },
+          { signal: abort.signal },
+        ))
+          abort.abort();
       })(),
     ).rejects.toThrow();
     const { line, errors } = await rpcLine("paas.v1.ReleaseService/WatchReleaseStatus");

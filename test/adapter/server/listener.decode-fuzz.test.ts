@@ -1,6 +1,16 @@
 import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
-import { create, fromBinary, fromJsonString, ScalarType, toBinary, toJsonString, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  fromJsonString,
+  ScalarType,
+  toBinary,
+  toJsonString,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+} from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService } from "../../../gen/paas/v1/audit_pb.js";
 import { NamespaceService } from "../../../gen/paas/v1/namespace_pb.js";
@@ -50,7 +60,9 @@ function prng(seed: number): () => number {
   };
 }
 
-const unary: DescMethod[] = ([ReleaseService, NamespaceService, AuditService, Health] as DescService[]).flatMap((s) => s.methods.filter((m) => m.methodKind === "unary"));
+const unary: DescMethod[] = ([ReleaseService, NamespaceService, AuditService, Health] as DescService[]).flatMap((s) =>
+  s.methods.filter((m) => m.methodKind === "unary"),
+);
 
 /** sample is a plausible request: every string field set, numbers and booleans too. */
 function sample(desc: DescMessage): Uint8Array {
@@ -145,7 +157,11 @@ function enveloped(rnd: () => number, desc: DescMessage, contentType: string): C
     }
     case 5: {
       const gz = gzipSync(sample(desc));
-      return { body: envelope(1, gz.subarray(0, Math.max(1, Math.floor(gz.length / 2)))), headers: { ...headers, "grpc-encoding": "gzip" }, undecodable: true };
+      return {
+        body: envelope(1, gz.subarray(0, Math.max(1, Math.floor(gz.length / 2)))),
+        headers: { ...headers, "grpc-encoding": "gzip" },
+        undecodable: true,
+      };
     }
     default:
       return { body: envelope(0, payload), headers, undecodable: !decodes(desc, payload) };
@@ -159,7 +175,11 @@ function caseFor(protocol: Protocol, rnd: () => number, desc: DescMessage): Case
     case "connect-proto": {
       if (rnd() < 0.15) {
         const gz = gzipSync(sample(desc));
-        return { body: gz.subarray(0, Math.max(1, Math.floor(gz.length / 2))), headers: { "content-type": "application/proto", "content-encoding": "gzip" }, undecodable: true };
+        return {
+          body: gz.subarray(0, Math.max(1, Math.floor(gz.length / 2))),
+          headers: { "content-type": "application/proto", "content-encoding": "gzip" },
+          undecodable: true,
+        };
       }
       const body = badBinary(rnd, desc);
       return { body, headers: { "content-type": "application/proto" }, undecodable: !decodes(desc, body) };
@@ -188,16 +208,38 @@ interface Answer {
   message: string;
 }
 
-const CONNECT_CODES = ["ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists", "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range", "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated"];
+const CONNECT_CODES = [
+  "ok",
+  "canceled",
+  "unknown",
+  "invalid_argument",
+  "deadline_exceeded",
+  "not_found",
+  "already_exists",
+  "permission_denied",
+  "resource_exhausted",
+  "failed_precondition",
+  "aborted",
+  "out_of_range",
+  "unimplemented",
+  "internal",
+  "unavailable",
+  "data_loss",
+  "unauthenticated",
+];
 
 async function send(protocol: Protocol, path: string, c: Case): Promise<Answer> {
   if (protocol === "grpc") return sendH2(path, c);
-  const res = await fetch(`${base}${path}`, { method: "POST", headers: { ...c.headers, "x-api-key": API_KEY }, body: c.body });
+  const res = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { ...c.headers, "x-api-key": API_KEY },
+    body: c.body,
+  });
   const bytes = Buffer.from(await res.arrayBuffer());
   if (protocol === "grpc-web") {
     // Trailers-only in the headers, or the trailer frame (flag 0x80) at the end of the body.
     let trailer = "";
-    for (let at = 0; at + 5 <= bytes.length; ) {
+    for (let at = 0; at + 5 <= bytes.length;) {
       const len = bytes.readUInt32BE(at + 1);
       if (bytes[at]! & 0x80) trailer = bytes.subarray(at + 5, at + 5 + len).toString();
       at += 5 + len;
@@ -217,7 +259,8 @@ function sendH2(path: string, c: Case): Promise<Answer> {
     let status = 0;
     let grpc: { code?: string; message?: string } = {};
     const read = (hs: http2.IncomingHttpHeaders) => {
-      if (hs["grpc-status"] !== undefined) grpc = { code: String(hs["grpc-status"]), message: String(hs["grpc-message"] ?? "") };
+      if (hs["grpc-status"] !== undefined)
+        grpc = { code: String(hs["grpc-status"]), message: String(hs["grpc-message"] ?? "") };
     };
     req.on("response", (hs) => {
       status = Number(hs[":status"]);
@@ -225,7 +268,9 @@ function sendH2(path: string, c: Case): Promise<Answer> {
     });
     req.on("trailers", read);
     req.on("data", () => {});
-    req.on("end", () => resolve({ status, code: Number(grpc.code ?? -1), message: decodeURIComponent(grpc.message ?? "") }));
+    req.on("end", () =>
+      resolve({ status, code: Number(grpc.code ?? -1), message: decodeURIComponent(grpc.message ?? "") }),
+    );
     req.on("error", reject);
     req.end(Buffer.from(c.body));
   });
@@ -241,7 +286,8 @@ describe(`bad request bytes to every unary method (seed ${SEED})`, () => {
     const jobs: Array<{ protocol: Protocol; path: string; c: Case }> = [];
     for (const protocol of protocols) {
       for (const m of unary) {
-        for (let i = 0; i < PER_METHOD; i++) jobs.push({ protocol, path: `/${m.parent.typeName}/${m.name}`, c: caseFor(protocol, rnd, m.input) });
+        for (let i = 0; i < PER_METHOD; i++)
+          jobs.push({ protocol, path: `/${m.parent.typeName}/${m.name}`, c: caseFor(protocol, rnd, m.input) });
       }
     }
     expect(jobs.length).toBeGreaterThanOrEqual(1000);
@@ -253,14 +299,19 @@ describe(`bad request bytes to every unary method (seed ${SEED})`, () => {
         jobs.slice(at, at + 16).map(async ({ protocol, path, c }) => {
           const a = await send(protocol, path, c);
           codes.set(`${protocol} ${a.code}`, (codes.get(`${protocol} ${a.code}`) ?? 0) + 1);
-          const bad = a.status >= 500 || SERVER_FAULTS.has(a.code) || (c.undecodable && a.code !== GRPC_INVALID_ARGUMENT);
-          if (bad) failures.push(`${protocol} ${path} ${JSON.stringify(c.headers)} body=${Buffer.from(c.body).toString("hex").slice(0, 120)} → HTTP ${a.status} code ${a.code} ${a.message}`);
+          const bad =
+            a.status >= 500 || SERVER_FAULTS.has(a.code) || (c.undecodable && a.code !== GRPC_INVALID_ARGUMENT);
+          if (bad)
+            failures.push(
+              `${protocol} ${path} ${JSON.stringify(c.headers)} body=${Buffer.from(c.body).toString("hex").slice(0, 120)} → HTTP ${a.status} code ${a.code} ${a.message}`,
+            );
         }),
       );
     }
     expect(failures.slice(0, 10), `${failures.length} of ${jobs.length} failed`).toEqual([]);
     // The decoders were reached: most answers are INVALID_ARGUMENT, on every protocol.
-    for (const p of protocols) expect(codes.get(`${p} ${GRPC_INVALID_ARGUMENT}`) ?? 0).toBeGreaterThan(PER_METHOD * unary.length * 0.5);
+    for (const p of protocols)
+      expect(codes.get(`${p} ${GRPC_INVALID_ARGUMENT}`) ?? 0).toBeGreaterThan(PER_METHOD * unary.length * 0.5);
     // Nothing was installed or upgraded (a decodable, truncated uninstall of a release that
     // does not exist may reach helm, and fails there).
     expect(h.helm.verbs().filter((v) => v === "install" || v === "upgrade")).toEqual([]);

@@ -1,7 +1,14 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaasClient, type Protocol } from "../../../clients/paas-client.ts";
@@ -24,7 +31,12 @@ beforeAll(async () => {
   managedNamespace(h.cluster, NS);
   server = await listen(h.app.handler, "127.0.0.1", 0);
   base = `http://127.0.0.1:${server.port}`;
-  await createPaasClient({ baseUrl: base, apiKey: API_KEY }).releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx", version: "1.0.0" });
+  await createPaasClient({ baseUrl: base, apiKey: API_KEY }).releases.installRelease({
+    namespace: NS,
+    name: "web",
+    chart: "oci://r.example/c/nginx",
+    version: "1.0.0",
+  });
 });
 
 afterAll(() => {
@@ -46,15 +58,34 @@ describe.each(protocols)("%s over HTTP/%s (binary %s)", (protocol, httpVersion, 
 
   it("serves unary calls", async () => {
     const res = await client().releases.getRelease({ namespace: NS, name: "web" });
-    expect(res.release).toMatchObject({ name: "web", revision: 1, status: ReleaseStatus.DEPLOYED, chartReference: "oci://r.example/c/nginx" });
+    expect(res.release).toMatchObject({
+      name: "web",
+      revision: 1,
+      status: ReleaseStatus.DEPLOYED,
+      chartReference: "oci://r.example/c/nginx",
+    });
   });
 
   it("answers errors with the right code", async () => {
-    const err = await client().releases.getRelease({ namespace: "kube-system", name: "web" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    const err = await client()
+      .releases.getRelease({ namespace: "kube-system", name: "web" })
+      .then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
     expect(err?.code).toBe(Code.PermissionDenied);
-    const unauth = await createPaasClient({ baseUrl: base, apiKey: "wrong-wrong-wrong-wrong", protocol, httpVersion, binary })
+    const unauth = await createPaasClient({
+      baseUrl: base,
+      apiKey: "wrong-wrong-wrong-wrong",
+      protocol,
+      httpVersion,
+      binary,
+    })
       .releases.getRelease({ namespace: NS, name: "web" })
-      .then(() => undefined, (e: unknown) => ConnectError.from(e));
+      .then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
     expect(unauth?.code).toBe(Code.Unauthenticated);
   });
 
@@ -73,7 +104,10 @@ describe.each(protocols)("%s over HTTP/%s (binary %s)", (protocol, httpVersion, 
   it("answers NOT_FOUND for a service the health check does not know", async () => {
     const err = await createPaasClient({ baseUrl: base, protocol, httpVersion, binary })
       .health.check({ service: "no.such.Service" })
-      .then(() => undefined, (e: unknown) => ConnectError.from(e));
+      .then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
     expect(err?.code).toBe(Code.NotFound);
     expect(err?.rawMessage).toBe("unknown service no.such.Service");
   });
@@ -94,15 +128,26 @@ describe("@grpc/grpc-js client", () => {
 
   it("calls ListReleases with metadata and reads status codes", async () => {
     const Client = grpc.makeGenericClientConstructor(
-      { listReleases: method("/paas.v1.ReleaseService/ListReleases", ListReleasesRequestSchema, ListReleasesResponseSchema) },
+      {
+        listReleases: method(
+          "/paas.v1.ReleaseService/ListReleases",
+          ListReleasesRequestSchema,
+          ListReleasesResponseSchema,
+        ),
+      },
       "ReleaseService",
     );
-    const client = new Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, (...args: unknown[]) => void>;
+    const client = new Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as grpc.Client &
+      Record<string, (...args: unknown[]) => void>;
     const call = (ns: string, key: string) =>
       new Promise<{ err: grpc.ServiceError | null; res?: { releases: { name: string }[] } }>((resolve) => {
         const md = new grpc.Metadata();
         md.set("x-api-key", key);
-        client.listReleases!({ namespace: ns }, md, (err: grpc.ServiceError | null, res: { releases: { name: string }[] }) => resolve({ err, res }));
+        client.listReleases!(
+          { namespace: ns },
+          md,
+          (err: grpc.ServiceError | null, res: { releases: { name: string }[] }) => resolve({ err, res }),
+        );
       });
     const ok = await call(NS, API_KEY);
     expect(ok.err).toBeNull();
@@ -117,17 +162,27 @@ describe("buf curl through reflection", () => {
   it("discovers the schema and calls the service over gRPC h2c", async () => {
     const { stdout } = await promisify(execFile)("node_modules/.bin/buf", [
       "curl",
-      "--protocol", "grpc",
+      "--protocol",
+      "grpc",
       "--http2-prior-knowledge",
-      "-H", `x-api-key: ${API_KEY}`,
-      "-d", JSON.stringify({ namespace: NS, name: "web" }),
+      "-H",
+      `x-api-key: ${API_KEY}`,
+      "-d",
+      JSON.stringify({ namespace: NS, name: "web" }),
       `${base}/paas.v1.ReleaseService/GetRelease`,
     ]);
     expect(JSON.parse(stdout).release).toMatchObject({ name: "web", status: "RELEASE_STATUS_DEPLOYED" });
   });
 
   it("lists the services", async () => {
-    const { stdout } = await promisify(execFile)("node_modules/.bin/buf", ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-methods", base]);
+    const { stdout } = await promisify(execFile)("node_modules/.bin/buf", [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "--list-methods",
+      base,
+    ]);
     expect(stdout).toContain("paas.v1.ReleaseService/InstallRelease");
     expect(stdout).toContain("paas.v1.NamespaceService/CreateNamespace");
   });
@@ -135,7 +190,11 @@ describe("buf curl through reflection", () => {
 
 describe("Connect JSON over plain HTTP: bad input", () => {
   const post = (path: string, body: string, key: string | null = API_KEY) =>
-    fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json", ...(key === null ? {} : { "x-api-key": key }) }, body });
+    fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(key === null ? {} : { "x-api-key": key }) },
+      body,
+    });
 
   it("refuses unknown fields, wrong types and values that are not an object", async () => {
     for (const body of [
@@ -153,7 +212,15 @@ describe("Connect JSON over plain HTTP: bad input", () => {
   });
 
   it("refuses bodies over the limit with resource_exhausted", async () => {
-    const res = await post("/paas.v1.ReleaseService/InstallRelease", JSON.stringify({ namespace: NS, name: "big", chart: "oci://r.example/c/x", values: { blob: "x".repeat(70 * 1024) } }));
+    const res = await post(
+      "/paas.v1.ReleaseService/InstallRelease",
+      JSON.stringify({
+        namespace: NS,
+        name: "big",
+        chart: "oci://r.example/c/x",
+        values: { blob: "x".repeat(70 * 1024) },
+      }),
+    );
     expect(((await res.json()) as { code: string }).code).toBe("resource_exhausted");
     expect(h.helm.verbs().filter((v) => v === "install")).toHaveLength(1);
   });

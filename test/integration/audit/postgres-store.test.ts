@@ -14,7 +14,9 @@ import { startPrivatePostgres, type PrivatePostgres } from "../../support/postgr
 // dropped afterwards, so reruns start clean.
 const url = process.env.AUDIT_TEST_DATABASE_URL;
 if (!url) {
-  throw new Error("AUDIT_TEST_DATABASE_URL is not set. Run 'npm run testbed:up' and 'set -a; source .testbed/env; set +a' (npm test does both).");
+  throw new Error(
+    "AUDIT_TEST_DATABASE_URL is not set. Run 'npm run testbed:up' and 'set -a; source .testbed/env; set +a' (npm test does both).",
+  );
 }
 const databaseUrl: string = url;
 const runTag = randomBytes(3).toString("hex");
@@ -84,10 +86,16 @@ describe("PostgresAuditStore", () => {
     await admin((c) => c.query(`CREATE SCHEMA "${schema}"`));
     const u = new URL(databaseUrl);
     u.searchParams.set("options", `-c search_path=${schema}`);
-    const store = await openAuditStore({ databaseUrl: u.toString(), sqlitePath: "/nonexistent/never-used.db", logger: pino({ level: "silent" }) });
+    const store = await openAuditStore({
+      databaseUrl: u.toString(),
+      sqlitePath: "/nonexistent/never-used.db",
+      logger: pino({ level: "silent" }),
+    });
     try {
       expect(store.kind).toBe("postgres");
-      const exists = await admin((c) => c.query("SELECT to_regclass($1) IS NOT NULL AS ok", [`"${schema}".audit_events`]));
+      const exists = await admin((c) =>
+        c.query("SELECT to_regclass($1) IS NOT NULL AS ok", [`"${schema}".audit_events`]),
+      );
       expect(exists.rows[0].ok).toBe(true);
       const r = record();
       await store.append(r);
@@ -143,7 +151,18 @@ describe("PostgresAuditStore while the server stops and restarts", () => {
       ["openIntents", () => store.openIntents()],
       ["heartbeat", () => store.heartbeat("r1")],
       ["liveReplicas", () => store.liveReplicas(1000)],
-      ["claimIdempotency", () => store.claimIdempotency({ caller: "c", key: "k", fingerprint: "f", operationId: op, method: "m", ttlMs: 60_000 })],
+      [
+        "claimIdempotency",
+        () =>
+          store.claimIdempotency({
+            caller: "c",
+            key: "k",
+            fingerprint: "f",
+            operationId: op,
+            method: "m",
+            ttlMs: 60_000,
+          }),
+      ],
       ["completeIdempotency", () => store.completeIdempotency("c", "k", op, { ok: true, response: "{}" })],
       ["abandonIdempotency", () => store.abandonIdempotency("c", "k", op)],
       ["purgeExpired", () => store.purgeExpired()],
@@ -171,7 +190,16 @@ describe("PostgresAuditStore while the server stops and restarts", () => {
       }
     }
     expect((await store.list({ pageSize: 10 })).records.map((r) => r.id)).toEqual([before.id]);
-    expect(await store.claimIdempotency({ caller: "c", key: "k", fingerprint: "f", operationId: op, method: "m", ttlMs: 60_000 })).toEqual({
+    expect(
+      await store.claimIdempotency({
+        caller: "c",
+        key: "k",
+        fingerprint: "f",
+        operationId: op,
+        method: "m",
+        ttlMs: 60_000,
+      }),
+    ).toEqual({
       state: "claimed",
     });
     await store.heartbeat("r1");

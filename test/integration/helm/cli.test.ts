@@ -34,7 +34,9 @@ async function rejection(p: Promise<unknown>): Promise<PaasError> {
 if (missing.length > 0) {
   describe("helm CLI integration", () => {
     it("needs the testbed environment", () => {
-      throw new Error(`missing ${missing.join(", ")}: run \`npm run testbed:up\`, then \`set -a; source .testbed/env; set +a\``);
+      throw new Error(
+        `missing ${missing.join(", ")}: run \`npm run testbed:up\`, then \`set -a; source .testbed/env; set +a\``,
+      );
     });
   });
 } else {
@@ -100,7 +102,14 @@ if (missing.length > 0) {
 
     it("gets the release with values and notes", async () => {
       const got = await cli.get(namespace, "web");
-      expect(got).toMatchObject({ revision: 1, status: "deployed", chart: "podinfo", chartVersion: "6.13.0", values: installed.values, notes: installed.notes });
+      expect(got).toMatchObject({
+        revision: 1,
+        status: "deployed",
+        chart: "podinfo",
+        chartVersion: "6.13.0",
+        values: installed.values,
+        notes: installed.notes,
+      });
       expect(got.updated?.getTime()).toBe(installed.updated?.getTime());
     });
 
@@ -116,7 +125,12 @@ if (missing.length > 0) {
         wait: true,
         labels: { "paas.example/tenant": "it" },
       });
-      expect(upgraded).toMatchObject({ revision: 2, status: "deployed", chartVersion: "6.14.1", values: { replicaCount: 1, ui: { message: "two" } } });
+      expect(upgraded).toMatchObject({
+        revision: 2,
+        status: "deployed",
+        chartVersion: "6.14.1",
+        values: { replicaCount: 1, ui: { message: "two" } },
+      });
     });
 
     it("lists the history: 1 superseded, 2 deployed", async () => {
@@ -130,14 +144,31 @@ if (missing.length > 0) {
     it("rolls back to the previous revision", async () => {
       await cli.rollback({ namespace, name: "web", revision: 0, wait: true, timeoutSeconds });
       const got = await cli.get(namespace, "web");
-      expect(got).toMatchObject({ revision: 3, status: "deployed", chartVersion: "6.13.0", values: { replicaCount: 1, ui: { message: "one" } } });
+      expect(got).toMatchObject({
+        revision: 3,
+        status: "deployed",
+        chartVersion: "6.13.0",
+        values: { replicaCount: 1, ui: { message: "one" } },
+      });
     });
 
     it("refuses to install the same name twice", async () => {
       const err = await rejection(
-        cli.install({ namespace, name: "web", timeoutSeconds, chart: { ...repo, version: "6.13.0" }, values: {}, createNamespace: false, wait: false, labels: {} }),
+        cli.install({
+          namespace,
+          name: "web",
+          timeoutSeconds,
+          chart: { ...repo, version: "6.13.0" },
+          values: {},
+          createNamespace: false,
+          wait: false,
+          labels: {},
+        }),
       );
-      expect(err).toMatchObject({ kind: "already_exists", message: `Release web already exists in namespace ${namespace}` });
+      expect(err).toMatchObject({
+        kind: "already_exists",
+        message: `Release web already exists in namespace ${namespace}`,
+      });
     });
 
     it("installs from the OCI registry", async () => {
@@ -151,7 +182,14 @@ if (missing.length > 0) {
         wait: false,
         labels: {},
       });
-      expect(oci).toMatchObject({ name: "oci-web", revision: 1, status: "deployed", chart: "podinfo", chartVersion: "6.14.1", values: {} });
+      expect(oci).toMatchObject({
+        name: "oci-web",
+        revision: 1,
+        status: "deployed",
+        chart: "podinfo",
+        chartVersion: "6.14.1",
+        values: {},
+      });
     });
 
     it("lists the namespace's releases", async () => {
@@ -164,14 +202,28 @@ if (missing.length > 0) {
 
     it("classifies chart and release errors", async () => {
       const base = { namespace, timeoutSeconds: 30, values: {}, createNamespace: false, wait: false, labels: {} };
-      expect(await rejection(cli.install({ ...base, name: "x", chart: { ...repo, version: "9.9.9" } }))).toMatchObject({ kind: "not_found" });
-      expect(await rejection(cli.install({ ...base, name: "x", chart: { ref: `oci://${env.OCI_REGISTRY}/charts/nope`, version: "1.0.0" } }))).toMatchObject({
+      expect(await rejection(cli.install({ ...base, name: "x", chart: { ...repo, version: "9.9.9" } }))).toMatchObject({
         kind: "not_found",
       });
-      expect(await rejection(cli.upgrade({ ...base, name: "nope", chart: repo, resetValues: false, reuseValues: true }))).toMatchObject({
+      expect(
+        await rejection(
+          cli.install({
+            ...base,
+            name: "x",
+            chart: { ref: `oci://${env.OCI_REGISTRY}/charts/nope`, version: "1.0.0" },
+          }),
+        ),
+      ).toMatchObject({
+        kind: "not_found",
+      });
+      expect(
+        await rejection(cli.upgrade({ ...base, name: "nope", chart: repo, resetValues: false, reuseValues: true })),
+      ).toMatchObject({
         kind: "failed_precondition",
       });
-      expect(await rejection(cli.rollback({ namespace, name: "web", revision: 99, wait: false, timeoutSeconds: 30 }))).toMatchObject({ kind: "not_found" });
+      expect(
+        await rejection(cli.rollback({ namespace, name: "web", revision: 99, wait: false, timeoutSeconds: 30 })),
+      ).toMatchObject({ kind: "not_found" });
       expect(await rejection(cli.history(namespace, "nope"))).toMatchObject({ kind: "not_found" });
     });
 
@@ -181,7 +233,16 @@ if (missing.length > 0) {
 
     it("reports helm's --wait timeout as timeout, with the release failed", async () => {
       const err = await rejection(
-        cli.install({ namespace, name: "stuck", timeoutSeconds: 3, chart: { ...repo, version: "6.13.0" }, values: stuck, createNamespace: false, wait: true, labels: {} }),
+        cli.install({
+          namespace,
+          name: "stuck",
+          timeoutSeconds: 3,
+          chart: { ...repo, version: "6.13.0" },
+          values: stuck,
+          createNamespace: false,
+          wait: true,
+          labels: {},
+        }),
       );
       expect(err).toMatchObject({ kind: "timeout", message: "helm install of release stuck timed out" });
       expect(await cli.get(namespace, "stuck")).toMatchObject({ revision: 1, status: "failed" });
@@ -204,11 +265,27 @@ if (missing.length > 0) {
       // While the first upgrade waits, the release is pending-upgrade.
       await sleep(2000);
       const concurrent = await rejection(
-        cli.upgrade({ namespace, name: "stuck", timeoutSeconds: 30, chart: { ...repo, version: "6.14.1" }, values: {}, resetValues: false, reuseValues: true, wait: false, labels: {} }),
+        cli.upgrade({
+          namespace,
+          name: "stuck",
+          timeoutSeconds: 30,
+          chart: { ...repo, version: "6.14.1" },
+          values: {},
+          resetValues: false,
+          reuseValues: true,
+          wait: false,
+          labels: {},
+        }),
       );
-      expect(concurrent).toMatchObject({ kind: "conflict", message: "Another operation on release stuck is in progress" });
+      expect(concurrent).toMatchObject({
+        kind: "conflict",
+        message: "Another operation on release stuck is in progress",
+      });
       controller.abort();
-      expect(await rejection(upgrading)).toMatchObject({ kind: "unavailable", message: "helm upgrade of release stuck was cancelled" });
+      expect(await rejection(upgrading)).toMatchObject({
+        kind: "unavailable",
+        message: "helm upgrade of release stuck was cancelled",
+      });
       const history = await cli.history(namespace, "stuck");
       expect(history.map((h) => [h.revision, h.status])).toEqual([
         [1, "failed"],
@@ -221,8 +298,13 @@ if (missing.length > 0) {
     it("uninstalls, after which get is not_found", async () => {
       await cli.uninstall({ namespace, name: "web", timeoutSeconds });
       await cli.uninstall({ namespace, name: "oci-web", timeoutSeconds });
-      expect(await rejection(cli.get(namespace, "web"))).toMatchObject({ kind: "not_found", message: `Release web not found in namespace ${namespace}` });
-      expect(await rejection(cli.uninstall({ namespace, name: "web", timeoutSeconds }))).toMatchObject({ kind: "not_found" });
+      expect(await rejection(cli.get(namespace, "web"))).toMatchObject({
+        kind: "not_found",
+        message: `Release web not found in namespace ${namespace}`,
+      });
+      expect(await rejection(cli.uninstall({ namespace, name: "web", timeoutSeconds }))).toMatchObject({
+        kind: "not_found",
+      });
       expect(await cli.list(namespace)).toEqual([]);
     });
   });

@@ -29,7 +29,12 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKubeClient } from "../../../src/kube/kube-client.ts";
 import { impersonating } from "../../../src/kube/api/impersonation.ts";
-import { DEPLOYER_BINDING, DEPLOYER_SERVICE_ACCOUNT, deployerUser, OPERATOR_BINDING } from "../../../src/kube/tenancy/tenant-objects.ts";
+import {
+  DEPLOYER_BINDING,
+  DEPLOYER_SERVICE_ACCOUNT,
+  deployerUser,
+  OPERATOR_BINDING,
+} from "../../../src/kube/tenancy/tenant-objects.ts";
 import { ensureTenantRoles } from "../../support/tenant-roles.ts";
 
 type Doc = KubernetesObject & { kind: string; metadata: { name: string }; spec: Record<string, any> };
@@ -39,11 +44,15 @@ const DOCS = (loadAll(readFileSync(FILE, "utf8"), { schema: YAML11_SCHEMA }) as 
 const POLICY_NAME = "paas-tenant-deployer-guard";
 const policy = DOCS.find((d) => d.kind === "ValidatingAdmissionPolicy" && d.metadata.name === POLICY_NAME)!;
 const binding = DOCS.find((d) => d.kind === "ValidatingAdmissionPolicyBinding" && d.spec.policyName === POLICY_NAME)!;
-const DEPLOYMENT = (loadAll(readFileSync(fileURLToPath(new URL("../../../k8s/deployment.yaml", import.meta.url)), "utf8"), { schema: YAML11_SCHEMA }) as any[]).find(
-  (d) => d?.kind === "Deployment",
-);
+const DEPLOYMENT = (
+  loadAll(readFileSync(fileURLToPath(new URL("../../../k8s/deployment.yaml", import.meta.url)), "utf8"), {
+    schema: YAML11_SCHEMA,
+  }) as any[]
+).find((d) => d?.kind === "Deployment");
 const PREFIX: string =
-  DEPLOYMENT?.spec.template.spec.containers.flatMap((c: any) => c.env ?? []).find((e: any) => e.name === "NAMESPACE_PREFIX")?.value ?? "paas-ws-";
+  DEPLOYMENT?.spec.template.spec.containers
+    .flatMap((c: any) => c.env ?? [])
+    .find((e: any) => e.name === "NAMESPACE_PREFIX")?.value ?? "paas-ws-";
 
 const RUN = randomBytes(3).toString("hex");
 const TENANT = `${PREFIX}dap-${RUN}`;
@@ -125,7 +134,9 @@ beforeAll(async () => {
   // Admission policies reach the API server's cache asynchronously: wait until a dry run is refused.
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const r = await refusal(() => rbac.deleteNamespacedRoleBinding({ name: DEPLOYER_BINDING, namespace: TENANT, dryRun: "All" })).catch((e: Error) => ({
+    const r = await refusal(() =>
+      rbac.deleteNamespacedRoleBinding({ name: DEPLOYER_BINDING, namespace: TENANT, dryRun: "All" }),
+    ).catch((e: Error) => ({
       code: 0,
       message: e.message,
     }));
@@ -147,7 +158,11 @@ describe("k8s/admission-policy.yaml: the tenant deployer policy", () => {
     const condition = policy.spec.matchConditions.map((c: { expression: string }) => c.expression).join(" ");
     expect(condition).toContain(`startsWith(${USER_PREFIX})`);
     expect(condition).toContain(`endsWith(":${DEPLOYER_SERVICE_ACCOUNT}")`);
-    const rules = policy.spec.matchConstraints.resourceRules as Array<{ resources: string[]; resourceNames?: string[]; operations: string[] }>;
+    const rules = policy.spec.matchConstraints.resourceRules as Array<{
+      resources: string[];
+      resourceNames?: string[];
+      operations: string[];
+    }>;
     // No resourceNames: a deletecollection's items carry no request name (see the next tests).
     expect(rules.every((r) => r.resourceNames === undefined)).toBe(true);
     expect(rules.find((r) => r.resources.includes("serviceaccounts/token"))?.operations).toEqual(["CREATE"]);
@@ -155,8 +170,15 @@ describe("k8s/admission-policy.yaml: the tenant deployer policy", () => {
     expect(validations).toContain(`!(variables.name in ["${DEPLOYER_BINDING}", "${OPERATOR_BINDING}"])`);
     expect(validations).toContain(`variables.name != "${DEPLOYER_SERVICE_ACCOUNT}"`);
     // Its CEL type-checks without warnings on the real API server.
-    type Vap = KubernetesObject & { metadata: { generation?: number }; status?: { observedGeneration?: number; typeChecking?: { expressionWarnings?: unknown[] } } };
-    const vap = await admin.read<Vap>({ apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicy", metadata: { name: TEST_POLICY } });
+    type Vap = KubernetesObject & {
+      metadata: { generation?: number };
+      status?: { observedGeneration?: number; typeChecking?: { expressionWarnings?: unknown[] } };
+    };
+    const vap = await admin.read<Vap>({
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicy",
+      metadata: { name: TEST_POLICY },
+    });
     expect(vap.status?.observedGeneration).toBe(vap.metadata.generation);
     expect(vap.status?.typeChecking?.expressionWarnings ?? []).toEqual([]);
   });
@@ -164,13 +186,23 @@ describe("k8s/admission-policy.yaml: the tenant deployer policy", () => {
   it("refuses deleting or rewriting the RoleBindings paas-deployer and paas-operator; they stay unchanged", async () => {
     for (const name of [DEPLOYER_BINDING, OPERATOR_BINDING]) {
       const before = await bindingState(name);
-      byPolicy(await refusal(() => rbac.deleteNamespacedRoleBinding({ name, namespace: TENANT })), `RoleBinding ${name} belongs to the platform`);
+      byPolicy(
+        await refusal(() => rbac.deleteNamespacedRoleBinding({ name, namespace: TENANT })),
+        `RoleBinding ${name} belongs to the platform`,
+      );
       // Rebinding to someone else: the namespace's default account (every pod) and another namespace's.
       const rewritten = {
         ...before,
-        subjects: [...(before.subjects ?? []), { kind: "ServiceAccount", name: "default", namespace: TENANT }, { kind: "ServiceAccount", name: "default", namespace: "default" }],
+        subjects: [
+          ...(before.subjects ?? []),
+          { kind: "ServiceAccount", name: "default", namespace: TENANT },
+          { kind: "ServiceAccount", name: "default", namespace: "default" },
+        ],
       };
-      byPolicy(await refusal(() => rbac.replaceNamespacedRoleBinding({ name, namespace: TENANT, body: rewritten })), "may not update it");
+      byPolicy(
+        await refusal(() => rbac.replaceNamespacedRoleBinding({ name, namespace: TENANT, body: rewritten })),
+        "may not update it",
+      );
       const after = await bindingState(name);
       expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
       expect(after.subjects).toEqual(before.subjects);
@@ -179,18 +211,36 @@ describe("k8s/admission-policy.yaml: the tenant deployer policy", () => {
 
   it("refuses a collection delete of RoleBindings item by item (with RBAC granting deletecollection)", async () => {
     // paas-tenant-deployer has no deletecollection; grant it here so that only the policy can refuse.
-    await grant("probe-deletecollection", [{ apiGroups: ["rbac.authorization.k8s.io"], resources: ["rolebindings"], verbs: ["deletecollection", "list"] }]);
+    await grant("probe-deletecollection", [
+      { apiGroups: ["rbac.authorization.k8s.io"], resources: ["rolebindings"], verbs: ["deletecollection", "list"] },
+    ]);
     const before = await Promise.all([DEPLOYER_BINDING, OPERATOR_BINDING].map(bindingState));
-    await eventuallyRefused(() => rbac.deleteCollectionNamespacedRoleBinding({ namespace: TENANT, labelSelector: "app.kubernetes.io/managed-by=paas-operator" }), "belongs to the platform");
+    await eventuallyRefused(
+      () =>
+        rbac.deleteCollectionNamespacedRoleBinding({
+          namespace: TENANT,
+          labelSelector: "app.kubernetes.io/managed-by=paas-operator",
+        }),
+      "belongs to the platform",
+    );
     const after = await Promise.all([DEPLOYER_BINDING, OPERATOR_BINDING].map(bindingState));
     expect(after.map((b) => b.metadata?.uid)).toEqual(before.map((b) => b.metadata?.uid));
   });
 
   it("refuses deleting or changing the ServiceAccount paas-deployer; it stays unchanged", async () => {
     const before = await accountState();
-    byPolicy(await refusal(() => core.deleteNamespacedServiceAccount({ name: DEPLOYER_SERVICE_ACCOUNT, namespace: TENANT })), "is the namespace's deployer identity");
     byPolicy(
-      await refusal(() => core.replaceNamespacedServiceAccount({ name: DEPLOYER_SERVICE_ACCOUNT, namespace: TENANT, body: { ...before, automountServiceAccountToken: true } })),
+      await refusal(() => core.deleteNamespacedServiceAccount({ name: DEPLOYER_SERVICE_ACCOUNT, namespace: TENANT })),
+      "is the namespace's deployer identity",
+    );
+    byPolicy(
+      await refusal(() =>
+        core.replaceNamespacedServiceAccount({
+          name: DEPLOYER_SERVICE_ACCOUNT,
+          namespace: TENANT,
+          body: { ...before, automountServiceAccountToken: true },
+        }),
+      ),
       "may not update itself",
     );
     const after = await accountState();
@@ -200,26 +250,37 @@ describe("k8s/admission-policy.yaml: the tenant deployer policy", () => {
 
   it("refuses ServiceAccount tokens: TokenRequests (RBAC refuses them too) and legacy token Secrets", async () => {
     const tokenRequest = (name: string) =>
-      core.createNamespacedServiceAccountToken({ name, namespace: TENANT, body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } } });
+      core.createNamespacedServiceAccountToken({
+        name,
+        namespace: TENANT,
+        body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } },
+      });
     // Without a grant, RBAC refuses first (not the policy).
     const rbacOnly = await refusal(() => tokenRequest(DEPLOYER_SERVICE_ACCOUNT));
     expect(rbacOnly.code).toBe(403);
-    expect(rbacOnly.message).toContain("cannot create resource \"serviceaccounts/token\"");
+    expect(rbacOnly.message).toContain('cannot create resource "serviceaccounts/token"');
     // With a grant, the policy still refuses, for the deployer's account and for a chart's.
     await core.createNamespacedServiceAccount({ namespace: TENANT, body: { metadata: { name: "app" } } });
     await grant("probe-token", [{ apiGroups: [""], resources: ["serviceaccounts/token"], verbs: ["create"] }]);
-    for (const name of [DEPLOYER_SERVICE_ACCOUNT, "app"]) await eventuallyRefused(() => tokenRequest(name), "may not create ServiceAccount tokens");
+    for (const name of [DEPLOYER_SERVICE_ACCOUNT, "app"])
+      await eventuallyRefused(() => tokenRequest(name), "may not create ServiceAccount tokens");
     // Secrets are granted (charts hold them), so this is the path the policy closes.
     for (const account of [DEPLOYER_SERVICE_ACCOUNT, "app"]) {
       const name = `token-${account}`;
       const r = await refusal(() =>
         core.createNamespacedSecret({
           namespace: TENANT,
-          body: { metadata: { name, annotations: { "kubernetes.io/service-account.name": account } }, type: "kubernetes.io/service-account-token" },
+          body: {
+            metadata: { name, annotations: { "kubernetes.io/service-account.name": account } },
+            type: "kubernetes.io/service-account-token",
+          },
         }),
       );
       byPolicy(r, `Secret ${name} is of type kubernetes.io/service-account-token`);
-      const listed = await adminCore.listNamespacedSecret({ namespace: TENANT, fieldSelector: `metadata.name=${name}` });
+      const listed = await adminCore.listNamespacedSecret({
+        namespace: TENANT,
+        fieldSelector: `metadata.name=${name}`,
+      });
       expect(listed.items).toEqual([]);
     }
   });
@@ -239,7 +300,10 @@ describe("k8s/admission-policy.yaml: the tenant deployer policy", () => {
     await core.createNamespacedServiceAccount({ namespace: TENANT, body: { metadata: { name: "web" } } });
     await rbac.createNamespacedRole({
       namespace: TENANT,
-      body: { metadata: { name: "web-reader" }, rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list"] }] },
+      body: {
+        metadata: { name: "web-reader" },
+        rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list"] }],
+      },
     });
     const rb = await rbac.createNamespacedRoleBinding({
       namespace: TENANT,
@@ -249,10 +313,21 @@ describe("k8s/admission-policy.yaml: the tenant deployer policy", () => {
         subjects: [{ kind: "ServiceAccount", name: "web", namespace: TENANT }],
       },
     });
-    await rbac.replaceNamespacedRoleBinding({ name: "web-reader", namespace: TENANT, body: { ...rb, metadata: { ...rb.metadata, labels: { tier: "web" } } } });
-    const secret = await core.createNamespacedSecret({ namespace: TENANT, body: { metadata: { name: "web-config" }, stringData: { password: "x" } } });
+    await rbac.replaceNamespacedRoleBinding({
+      name: "web-reader",
+      namespace: TENANT,
+      body: { ...rb, metadata: { ...rb.metadata, labels: { tier: "web" } } },
+    });
+    const secret = await core.createNamespacedSecret({
+      namespace: TENANT,
+      body: { metadata: { name: "web-config" }, stringData: { password: "x" } },
+    });
     expect(secret.type).toBe("Opaque");
-    await core.replaceNamespacedSecret({ name: "web-config", namespace: TENANT, body: { ...secret, stringData: { password: "y" } } });
+    await core.replaceNamespacedSecret({
+      name: "web-config",
+      namespace: TENANT,
+      body: { ...secret, stringData: { password: "y" } },
+    });
     await rbac.deleteNamespacedRoleBinding({ name: "web-reader", namespace: TENANT });
     await core.deleteNamespacedServiceAccount({ name: "web", namespace: TENANT });
     expect((await apps.readNamespacedDeployment({ name: "web", namespace: TENANT })).metadata?.name).toBe("web");
@@ -262,12 +337,17 @@ describe("k8s/admission-policy.yaml: the tenant deployer policy", () => {
     const kube = createKubeClient({ kubeConfig: kc, logger: pino({ level: "silent" }) });
     const again = await kube.ensureNamespace(TENANT, { cpu: "2", memory: "2Gi", storage: "1Gi" });
     expect(again).toMatchObject({ created: false, namespace: { ready: true } });
-    expect((await bindingState(DEPLOYER_BINDING)).subjects).toEqual([{ kind: "ServiceAccount", name: DEPLOYER_SERVICE_ACCOUNT, namespace: TENANT }]);
+    expect((await bindingState(DEPLOYER_BINDING)).subjects).toEqual([
+      { kind: "ServiceAccount", name: DEPLOYER_SERVICE_ACCOUNT, namespace: TENANT },
+    ]);
   });
 });
 
 /** grant gives the deployer extra rights in its namespace (admin-made Role and RoleBinding). */
-async function grant(name: string, rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>): Promise<void> {
+async function grant(
+  name: string,
+  rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>,
+): Promise<void> {
   await adminRbac.createNamespacedRole({ namespace: TENANT, body: { metadata: { name }, rules } });
   await adminRbac.createNamespacedRoleBinding({
     namespace: TENANT,

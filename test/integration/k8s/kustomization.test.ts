@@ -61,7 +61,12 @@ const K8S_DIR = join(REPO, "k8s");
 // ---------------------------------------------------------------- the manifests
 
 // Parsed YAML: plain objects, read through the client's types once the kind is known.
-type Manifest = KubernetesObject & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [key: string]: unknown };
+type Manifest = KubernetesObject & {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  [key: string]: unknown;
+};
 
 interface Loaded {
   file: string;
@@ -101,7 +106,13 @@ function only<T>(kind: string): T {
   return found[0]!;
 }
 
-const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]);
+const CLUSTER_SCOPED = new Set([
+  "Namespace",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "ValidatingAdmissionPolicy",
+  "ValidatingAdmissionPolicyBinding",
+]);
 
 const deployment = only<V1Deployment>("Deployment");
 const podSpec = deployment.spec!.template.spec!;
@@ -159,13 +170,15 @@ function forTest(src: Manifest): Manifest {
   if (obj.kind === "Namespace") obj.metadata.name = TEST_NS;
   else if (CLUSTER_SCOPED.has(obj.kind)) obj.metadata.name = `${obj.metadata.name}-${SUFFIX}`;
   if (obj.metadata.namespace !== undefined) {
-    if (obj.metadata.namespace !== OPERATOR_NS) throw new Error(`${obj.kind}/${obj.metadata.name} is in ${obj.metadata.namespace}, not ${OPERATOR_NS}`);
+    if (obj.metadata.namespace !== OPERATOR_NS)
+      throw new Error(`${obj.kind}/${obj.metadata.name} is in ${obj.metadata.namespace}, not ${OPERATOR_NS}`);
     obj.metadata.namespace = TEST_NS;
   }
   // The operator's bind/get rule names the (renamed) tenant ClusterRoles.
   if (obj.kind === "ClusterRole") {
     for (const rule of obj.rules ?? []) {
-      if ((rule.resources ?? []).includes("clusterroles") && rule.resourceNames) rule.resourceNames = rule.resourceNames.map((n: string) => `${n}-${SUFFIX}`);
+      if ((rule.resources ?? []).includes("clusterroles") && rule.resourceNames)
+        rule.resourceNames = rule.resourceNames.map((n: string) => `${n}-${SUFFIX}`);
     }
   }
   if (obj.kind === "ClusterRoleBinding") {
@@ -180,8 +193,12 @@ function forTest(src: Manifest): Manifest {
     for (const c of obj.spec.matchConditions ?? []) {
       if (c.expression.includes(REAL_SA_USER)) c.expression = c.expression.replaceAll(REAL_SA_USER, TEST_SA_USER);
       // The tenant deployers' policy: this run's tenant namespace only (the cluster is shared).
-      else if (c.expression.includes(DEPLOYERS)) c.expression = c.expression.replaceAll(DEPLOYERS, `"system:serviceaccount:${TENANT}:"`);
-      else throw new Error(`matchCondition ${c.name} names neither ${REAL_SA_USER} nor the deployers of ${PREFIX}* namespaces`);
+      else if (c.expression.includes(DEPLOYERS))
+        c.expression = c.expression.replaceAll(DEPLOYERS, `"system:serviceaccount:${TENANT}:"`);
+      else
+        throw new Error(
+          `matchCondition ${c.name} names neither ${REAL_SA_USER} nor the deployers of ${PREFIX}* namespaces`,
+        );
     }
   }
   return obj;
@@ -228,7 +245,6 @@ async function eventually(what: string, ms: number, fn: () => Promise<void>): Pr
   throw new Error(`${what}: not within ${ms} ms: ${describeError(last)}`);
 }
 
-
 function requireEnv(name: string): string {
   const v = process.env[name];
   if (!v) {
@@ -258,7 +274,8 @@ afterAll(async () => {
   const tenant = { apiVersion: "v1", kind: "Namespace", metadata: { name: TENANT } };
   for (const obj of [tenant, ...created.reverse()]) {
     await admin.delete(obj).catch((err: unknown) => {
-      if (!(err instanceof ApiException && err.code === 404)) console.warn(`cleanup of ${label(obj)} failed: ${describeError(err)}`);
+      if (!(err instanceof ApiException && err.code === 404))
+        console.warn(`cleanup of ${label(obj)} failed: ${describeError(err)}`);
     });
   }
 });
@@ -294,11 +311,13 @@ describe("k8s/ files", () => {
     for (const { file, obj } of LOADED) {
       expect(obj.apiVersion, `${file}: apiVersion`).toBeTruthy();
       expect(obj.metadata.name, `${file}: ${obj.kind} name`).toBeTruthy();
-      if (CLUSTER_SCOPED.has(obj.kind)) expect(obj.metadata.namespace, `${file}: ${label(obj)} is cluster-scoped`).toBeUndefined();
+      if (CLUSTER_SCOPED.has(obj.kind))
+        expect(obj.metadata.namespace, `${file}: ${label(obj)} is cluster-scoped`).toBeUndefined();
       else expect(obj.metadata.namespace, `${file}: ${label(obj)}`).toBe(OPERATOR_NS);
-      expect((obj.metadata as { labels?: Record<string, string> }).labels?.["app.kubernetes.io/name"], `${file}: ${label(obj)} labels`).toBe(
-        "paas-operator",
-      );
+      expect(
+        (obj.metadata as { labels?: Record<string, string> }).labels?.["app.kubernetes.io/name"],
+        `${file}: ${label(obj)} labels`,
+      ).toBe("paas-operator");
     }
   });
 });
@@ -322,7 +341,9 @@ describe("server-side dry run", () => {
         const answer = await admin.create(copy, undefined, "All");
         expect(answer.metadata?.name).toBe(copy.metadata.name);
       } catch (err) {
-        throw new Error(`dry-run create of ${label(copy)} from k8s/${file} failed: ${describeError(err)}`, { cause: err });
+        throw new Error(`dry-run create of ${label(copy)} from k8s/${file} failed: ${describeError(err)}`, {
+          cause: err,
+        });
       }
     });
   }
@@ -344,7 +365,9 @@ describe("server-side dry run", () => {
     try {
       await admin.create(pod, undefined, "All");
     } catch (err) {
-      throw new Error(`the operator pod violates the namespace's Pod Security level: ${describeError(err)}`, { cause: err });
+      throw new Error(`the operator pod violates the namespace's Pod Security level: ${describeError(err)}`, {
+        cause: err,
+      });
     }
   });
 });
@@ -358,12 +381,18 @@ describe("Deployment", () => {
     const preStop = container.lifecycle?.preStop?.sleep?.seconds ?? 0;
     const grace = podSpec.terminationGracePeriodSeconds;
     expect(grace, "terminationGracePeriodSeconds").toBeTypeOf("number");
-    expect(grace!, `terminationGracePeriodSeconds ${grace} vs HELM_TIMEOUT ${helmTimeout}s`).toBeGreaterThan(helmTimeout);
-    expect(shutdownGrace, "SHUTDOWN_GRACE must cover a helm operation (HELM_TIMEOUT) plus its SIGTERM margin").toBeGreaterThan(helmTimeout + 15);
-    // The kubelet's clock includes the preStop hook; leave a few seconds to exit.
-    expect(grace!, `terminationGracePeriodSeconds ${grace} vs preStop ${preStop}s + SHUTDOWN_GRACE ${shutdownGrace}s`).toBeGreaterThanOrEqual(
-      preStop + shutdownGrace + 5,
+    expect(grace!, `terminationGracePeriodSeconds ${grace} vs HELM_TIMEOUT ${helmTimeout}s`).toBeGreaterThan(
+      helmTimeout,
     );
+    expect(
+      shutdownGrace,
+      "SHUTDOWN_GRACE must cover a helm operation (HELM_TIMEOUT) plus its SIGTERM margin",
+    ).toBeGreaterThan(helmTimeout + 15);
+    // The kubelet's clock includes the preStop hook; leave a few seconds to exit.
+    expect(
+      grace!,
+      `terminationGracePeriodSeconds ${grace} vs preStop ${preStop}s + SHUTDOWN_GRACE ${shutdownGrace}s`,
+    ).toBeGreaterThanOrEqual(preStop + shutdownGrace + 5);
   });
 
   it("probes liveness with gRPC health on 8000 and readiness on /readyz", () => {
@@ -386,7 +415,9 @@ describe("Deployment", () => {
     expect(container.securityContext?.allowPrivilegeEscalation).toBe(false);
     expect(container.securityContext?.capabilities?.drop).toContain("ALL");
     const emptyDirs = new Set((podSpec.volumes ?? []).filter((v) => v.emptyDir).map((v) => v.name));
-    const writable = (container.volumeMounts ?? []).filter((m) => emptyDirs.has(m.name) && !m.readOnly).map((m) => m.mountPath);
+    const writable = (container.volumeMounts ?? [])
+      .filter((m) => emptyDirs.has(m.name) && !m.readOnly)
+      .map((m) => m.mountPath);
     expect(writable).toContain("/tmp");
     // HOME comes from the image (Dockerfile: ENV HOME=/home/paas) unless the pod sets it.
     expect(writable).toContain(env("HOME") ?? "/home/paas");
@@ -409,7 +440,10 @@ describe("Deployment", () => {
     expect(Object.keys({ ...secret.data, ...secret.stringData })).toContain(key);
     // The shipped placeholder must not be a usable key: the operator refuses to start with it.
     const shipped = { ...secret.stringData }[key!] ?? "";
-    const keys = shipped.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+    const keys = shipped
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith("#"));
     expect(keys, "secret.yaml ships no valid API key").toEqual([]);
     expect(env("ALLOW_UNAUTHENTICATED") ?? "false").toBe("false");
   });
@@ -424,7 +458,9 @@ describe("Deployment", () => {
     expect({ ...secret!.stringData }[ref!.key]).toMatch(/^postgresql:\/\//);
     // Replicas tell themselves apart in Leases and audit records by pod name.
     expect(container.env?.find((e) => e.name === "POD_NAME")?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
-    const pdb = only<Manifest & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } }>("PodDisruptionBudget");
+    const pdb = only<Manifest & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } }>(
+      "PodDisruptionBudget",
+    );
     expect(pdb.spec.minAvailable).toBe(1);
     expect(deployment.spec!.template.metadata!.labels).toMatchObject(pdb.spec.selector.matchLabels);
   });
@@ -432,7 +468,9 @@ describe("Deployment", () => {
   it("runs as the ServiceAccount the RBAC bindings name", () => {
     expect(podSpec.serviceAccountName).toBe(SA_NAME);
     for (const b of all<V1ClusterRoleBinding>("ClusterRoleBinding")) {
-      expect(b.subjects, `${b.metadata!.name} subjects`).toEqual([{ kind: "ServiceAccount", name: SA_NAME, namespace: OPERATOR_NS }]);
+      expect(b.subjects, `${b.metadata!.name} subjects`).toEqual([
+        { kind: "ServiceAccount", name: SA_NAME, namespace: OPERATOR_NS },
+      ]);
       expect(all<V1ClusterRole>("ClusterRole").map((r) => r.metadata!.name)).toContain(b.roleRef.name);
     }
   });
@@ -457,9 +495,15 @@ describe("RBAC", () => {
   const TENANT_ROLES = ["paas-tenant-deployer", "paas-operator-tenant"];
 
   it("grants no wildcard, no escalate, no non-resource URL; bind and impersonate only by name", () => {
-    expect(roles.map((r) => r.metadata!.name).sort()).toEqual(["paas-operator", "paas-operator-tenant", "paas-tenant-deployer"]);
+    expect(roles.map((r) => r.metadata!.name).sort()).toEqual([
+      "paas-operator",
+      "paas-operator-tenant",
+      "paas-tenant-deployer",
+    ]);
     // One namespaced Role: the operator's Leases, in its own namespace (checked below).
-    expect(all<V1Role>("Role").map((r) => `${r.metadata!.namespace}/${r.metadata!.name}`)).toEqual([`${OPERATOR_NS}/paas-operator-leases`]);
+    expect(all<V1Role>("Role").map((r) => `${r.metadata!.namespace}/${r.metadata!.name}`)).toEqual([
+      `${OPERATOR_NS}/paas-operator-leases`,
+    ]);
     for (const r of [...roles, ...all<V1Role>("Role")] as V1ClusterRole[]) {
       expect(r.aggregationRule, `${r.metadata!.name} aggregationRule`).toBeUndefined();
       for (const rule of r.rules ?? []) {
@@ -467,7 +511,10 @@ describe("RBAC", () => {
         expect(rule.verbs, where).not.toContain("*");
         expect(rule.resources ?? [], where).not.toContain("*");
         expect(rule.apiGroups ?? [], where).not.toContain("*");
-        expect((rule.resources ?? []).some((res) => res.includes("*")), where).toBe(false);
+        expect(
+          (rule.resources ?? []).some((res) => res.includes("*")),
+          where,
+        ).toBe(false);
         expect(rule.verbs, where).not.toContain("escalate");
         expect(rule.nonResourceURLs, where).toBeUndefined();
         if (rule.verbs.includes("bind")) {
@@ -477,29 +524,45 @@ describe("RBAC", () => {
         }
         if (rule.verbs.includes("impersonate")) {
           expect(r.metadata!.name, where).toBe("paas-operator");
-          expect(rule, where).toMatchObject({ apiGroups: [""], resources: ["serviceaccounts"], resourceNames: ["paas-deployer"], verbs: ["impersonate"] });
+          expect(rule, where).toMatchObject({
+            apiGroups: [""],
+            resources: ["serviceaccounts"],
+            resourceNames: ["paas-deployer"],
+            verbs: ["impersonate"],
+          });
         }
       }
     }
     // Only the operator's own role is bound cluster-wide; the tenant roles are bound per namespace.
     expect(all<V1ClusterRoleBinding>("ClusterRoleBinding").map((b) => b.roleRef.name)).toEqual(["paas-operator"]);
     for (const name of TENANT_ROLES) {
-      expect(roles.find((r) => r.metadata!.name === name)?.metadata?.labels?.["app.kubernetes.io/component"], `${name} is applied by test beds by label`).toBe("tenant-role");
+      expect(
+        roles.find((r) => r.metadata!.name === name)?.metadata?.labels?.["app.kubernetes.io/component"],
+        `${name} is applied by test beds by label`,
+      ).toBe("tenant-role");
     }
   });
 
   it("lets the operator handle Leases in its own namespace only, and nothing else there", () => {
     const leases = all<V1Role>("Role").find((r) => r.metadata!.name === "paas-operator-leases");
-    expect(leases?.rules).toEqual([{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "list", "watch", "create", "update", "delete"] }]);
+    expect(leases?.rules).toEqual([
+      {
+        apiGroups: ["coordination.k8s.io"],
+        resources: ["leases"],
+        verbs: ["get", "list", "watch", "create", "update", "delete"],
+      },
+    ]);
     const bindings = all<V1RoleBinding>("RoleBinding");
     expect(bindings.map((b) => [b.metadata!.namespace, b.metadata!.name, b.roleRef.kind, b.roleRef.name])).toEqual([
       [OPERATOR_NS, "paas-operator-leases", "Role", "paas-operator-leases"],
     ]);
     expect(bindings[0]!.subjects).toEqual([{ kind: "ServiceAccount", name: SA_NAME, namespace: OPERATOR_NS }]);
     // Cluster-wide, the operator has no right on Leases at all (tenant apps' leases are the deployer's).
-    for (const verb of ["get", "list", "create", "update", "delete"]) expect(allows(role("paas-operator"), verb, "coordination.k8s.io", "leases"), verb).toBe(false);
+    for (const verb of ["get", "list", "create", "update", "delete"])
+      expect(allows(role("paas-operator"), verb, "coordination.k8s.io", "leases"), verb).toBe(false);
     // The Deployment puts them where the Role is: LEASE_NAMESPACE is the pod's namespace; POD_NAME names the replica.
-    const fieldRef = (name: string) => container.env?.find((e: V1EnvVar) => e.name === name)?.valueFrom?.fieldRef?.fieldPath;
+    const fieldRef = (name: string) =>
+      container.env?.find((e: V1EnvVar) => e.name === name)?.valueFrom?.fieldRef?.fieldPath;
     expect(fieldRef("LEASE_NAMESPACE")).toBe("metadata.namespace");
     expect(fieldRef("POD_NAMESPACE")).toBe("metadata.namespace");
     expect(fieldRef("POD_NAME")).toBe("metadata.name");
@@ -509,25 +572,46 @@ describe("RBAC", () => {
   it("grants what the operator's code, the operator's reads and helm do (offline check; the real one is below)", () => {
     const need = (rules: V1PolicyRule[], list: Array<[string, string, string[]]>, who: string) => {
       for (const [group, resource, verbs] of list) {
-        for (const verb of verbs) expect(allows(rules, verb, group, resource), `${who}: ${verb} ${group || "core"}/${resource}`).toBe(true);
+        for (const verb of verbs)
+          expect(allows(rules, verb, group, resource), `${who}: ${verb} ${group || "core"}/${resource}`).toBe(true);
       }
     };
     // The operator, cluster-wide: provisioning (server-side apply = patch, + create when absent).
-    need(operator, [
-      ["", "namespaces", ["get", "list", "create", "patch", "delete"]],
-      ["", "resourcequotas", ["get", "list", "create", "patch"]],
-      ["", "limitranges", ["create", "patch"]],
-      ["", "serviceaccounts", ["create", "patch"]],
-      ["networking.k8s.io", "networkpolicies", ["create", "patch"]],
-      ["rbac.authorization.k8s.io", "rolebindings", ["create", "patch"]],
-    ], "paas-operator");
+    need(
+      operator,
+      [
+        ["", "namespaces", ["get", "list", "create", "patch", "delete"]],
+        ["", "resourcequotas", ["get", "list", "create", "patch"]],
+        ["", "limitranges", ["create", "patch"]],
+        ["", "serviceaccounts", ["create", "patch"]],
+        ["networking.k8s.io", "networkpolicies", ["create", "patch"]],
+        ["rbac.authorization.k8s.io", "rolebindings", ["create", "patch"]],
+      ],
+      "paas-operator",
+    );
     // ... and nothing to read Secrets or pods anywhere, nor any chart kind.
-    for (const [group, resource] of [["", "secrets"], ["", "pods"], ["", "configmaps"], ["apps", "deployments"]] as const) {
-      for (const verb of ["get", "list", "watch", "create"]) expect(allows(operator, verb, group, resource), `paas-operator: ${verb} ${resource}`).toBe(false);
+    for (const [group, resource] of [
+      ["", "secrets"],
+      ["", "pods"],
+      ["", "configmaps"],
+      ["apps", "deployments"],
+    ] as const) {
+      for (const verb of ["get", "list", "watch", "create"])
+        expect(allows(operator, verb, group, resource), `paas-operator: ${verb} ${resource}`).toBe(false);
     }
     // The operator's reads inside a tenant namespace.
-    need(operatorTenant, [["", "pods", ["get", "list", "watch"]], ["", "secrets", ["get", "list", "watch"]]], "paas-operator-tenant");
-    expect(operatorTenant.flatMap((r) => r.verbs).every((v) => ["get", "list", "watch"].includes(v)), "paas-operator-tenant is read-only").toBe(true);
+    need(
+      operatorTenant,
+      [
+        ["", "pods", ["get", "list", "watch"]],
+        ["", "secrets", ["get", "list", "watch"]],
+      ],
+      "paas-operator-tenant",
+    );
+    expect(
+      operatorTenant.flatMap((r) => r.verbs).every((v) => ["get", "list", "watch"].includes(v)),
+      "paas-operator-tenant is read-only",
+    ).toBe(true);
     // helm as the deployer: what ordinary charts hold, and Helm's storage Secrets.
     const chartKinds: Array<[string, string]> = [
       ["apps", "deployments"],
@@ -547,8 +631,19 @@ describe("RBAC", () => {
       ["rbac.authorization.k8s.io", "rolebindings"],
       ["coordination.k8s.io", "leases"],
     ];
-    need(deployer, chartKinds.map(([g, r]) => [g, r, ["get", "list", "watch", "create", "update", "patch", "delete"]]), "paas-tenant-deployer");
-    need(deployer, [["apps", "replicasets", ["get", "list", "watch"]], ["", "events", ["get", "list", "watch"]]], "paas-tenant-deployer");
+    need(
+      deployer,
+      chartKinds.map(([g, r]) => [g, r, ["get", "list", "watch", "create", "update", "patch", "delete"]]),
+      "paas-tenant-deployer",
+    );
+    need(
+      deployer,
+      [
+        ["apps", "replicasets", ["get", "list", "watch"]],
+        ["", "events", ["get", "list", "watch"]],
+      ],
+      "paas-tenant-deployer",
+    );
     // Never: its own namespace's guard rails, anything cluster-scoped, DaemonSets, writing Endpoints.
     for (const [group, resource] of [
       ["", "namespaces"],
@@ -564,24 +659,36 @@ describe("RBAC", () => {
       ["", "endpoints"],
     ] as const) {
       for (const rules of [deployer, operatorTenant]) {
-        for (const verb of ["create", "update", "patch", "delete"]) expect(allows(rules, verb, group, resource), `${verb} ${resource}`).toBe(false);
+        for (const verb of ["create", "update", "patch", "delete"])
+          expect(allows(rules, verb, group, resource), `${verb} ${resource}`).toBe(false);
       }
     }
-    for (const verb of ["bind", "escalate", "impersonate"]) expect(deployer.some((r) => r.verbs.includes(verb)), `deployer ${verb}`).toBe(false);
+    for (const verb of ["bind", "escalate", "impersonate"])
+      expect(
+        deployer.some((r) => r.verbs.includes(verb)),
+        `deployer ${verb}`,
+      ).toBe(false);
   });
 });
 
 describe("ValidatingAdmissionPolicy", () => {
   it("is bound, uses the Deployment's prefix and names the operator's ServiceAccount", () => {
-    const policy = all<Manifest & { spec: { matchConditions: Array<{ expression: string }>; variables: Array<{ name: string; expression: string }> } }>(
-      "ValidatingAdmissionPolicy",
-    ).find((p) => p.metadata.name === OPERATOR_POLICY)!;
-    const binding = all<Manifest & { spec: { policyName: string; validationActions: string[] } }>("ValidatingAdmissionPolicyBinding").find(
-      (b) => b.spec.policyName === OPERATOR_POLICY,
-    )!;
+    const policy = all<
+      Manifest & {
+        spec: {
+          matchConditions: Array<{ expression: string }>;
+          variables: Array<{ name: string; expression: string }>;
+        };
+      }
+    >("ValidatingAdmissionPolicy").find((p) => p.metadata.name === OPERATOR_POLICY)!;
+    const binding = all<Manifest & { spec: { policyName: string; validationActions: string[] } }>(
+      "ValidatingAdmissionPolicyBinding",
+    ).find((b) => b.spec.policyName === OPERATOR_POLICY)!;
     expect(binding.spec.policyName).toBe(policy.metadata.name);
     expect(binding.spec.validationActions).toEqual(["Deny"]);
-    expect(policy.spec.variables.find((v) => v.name === "prefix")?.expression, "policy prefix = NAMESPACE_PREFIX").toBe(JSON.stringify(PREFIX));
+    expect(policy.spec.variables.find((v) => v.name === "prefix")?.expression, "policy prefix = NAMESPACE_PREFIX").toBe(
+      JSON.stringify(PREFIX),
+    );
     expect(policy.spec.matchConditions.map((c) => c.expression).join(" ")).toContain(`"${REAL_SA_USER}"`);
   });
 });
@@ -598,7 +705,14 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
   beforeAll(async () => {
     // The Namespace (and the ServiceAccount) exist from the dry-run block; install the
     // rest of the access control for real, renamed for this run.
-    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]) {
+    for (const kind of [
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "Role",
+      "RoleBinding",
+      "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicyBinding",
+    ]) {
       for (const obj of all<Manifest>(kind)) {
         const copy = forTest(obj);
         await admin.create(copy).catch((err: unknown) => {
@@ -632,17 +746,26 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
       await api.list("v1", "Namespace", undefined, undefined, undefined, undefined, undefined, undefined, 1);
     });
     await eventually("admission policy in force", 30_000, async () => {
-      const r = await refused(() => api.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: `outside-${SUFFIX}` } }, undefined, "All"));
+      const r = await refused(() =>
+        api.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: `outside-${SUFFIX}` } }, undefined, "All"),
+      );
       if (r.code !== 403 || !r.message.includes("paas-operator may only change")) throw new Error(r.message);
     });
   });
 
   it("has an admission policy whose CEL type-checks without warnings", async () => {
-    type Vap = KubernetesObject & { metadata: { generation?: number }; status?: { observedGeneration?: number; typeChecking?: { expressionWarnings?: unknown[] } } };
+    type Vap = KubernetesObject & {
+      metadata: { generation?: number };
+      status?: { observedGeneration?: number; typeChecking?: { expressionWarnings?: unknown[] } };
+    };
     for (const policy of all<Manifest>("ValidatingAdmissionPolicy")) {
       const name = forTest(policy).metadata.name;
       await eventually(`policy ${name} type-checked`, 30_000, async () => {
-        const vap = await admin.read<Vap>({ apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicy", metadata: { name } });
+        const vap = await admin.read<Vap>({
+          apiVersion: "admissionregistration.k8s.io/v1",
+          kind: "ValidatingAdmissionPolicy",
+          metadata: { name },
+        });
         if (vap.status?.observedGeneration !== vap.metadata.generation) throw new Error("not observed yet");
         expect(vap.status?.typeChecking?.expressionWarnings ?? []).toEqual([]);
       });
@@ -670,7 +793,13 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
   });
 
   it("takes, renews and gives up a release Lease in its own namespace, and may not write other objects there", async () => {
-    const leases = new LeaseManager({ kubeConfig: asOperator, namespace: TEST_NS, durationSeconds: 6, replica: "manifests-test", logger: pino({ level: "silent" }) });
+    const leases = new LeaseManager({
+      kubeConfig: asOperator,
+      namespace: TEST_NS,
+      durationSeconds: 6,
+      replica: "manifests-test",
+      logger: pino({ level: "silent" }),
+    });
     await leases.ensureNamespace();
     // The watched copy behind locked_by lists and watches with the operator's rights too.
     await asOperator.makeApiClient(CoordinationV1Api).listNamespacedLease({ namespace: TEST_NS });
@@ -680,7 +809,9 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
     expect(held.lost.aborted).toBe(false);
     expect(await leases.holderOf(TENANT, "web")).toBeUndefined();
     // Leases only: a ConfigMap in the operator's namespace is refused.
-    const r = await refused(() => api.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: TEST_NS } }));
+    const r = await refused(() =>
+      api.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: TEST_NS } }),
+    );
     expect(r.code).toBe(403);
     await leases.releaseAll();
   });
@@ -722,7 +853,9 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
       };
       // The pre-install hook Job of podinfo has no securityContext: under "restricted" Pod
       // Security its pod would be refused, and the render guard says so before anything runs.
-      await expect(cli.install({ ...common, name: "web", chart: chart("podinfo", "6.14.1"), values, wait: true })).rejects.toMatchObject({
+      await expect(
+        cli.install({ ...common, name: "web", chart: chart("podinfo", "6.14.1"), values, wait: true }),
+      ).rejects.toMatchObject({
         kind: "failed_precondition",
         message: expect.stringContaining('Job "web-podinfo-pre-install" in namespace'),
       });
@@ -733,32 +866,83 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
     });
 
     it("upgrades, rolls back and reads history and the release list", async () => {
-      await cli.upgrade({ ...common, name: "web", chart: chart("podinfo", "6.13.0"), values: {}, resetValues: false, reuseValues: true, wait: true });
+      await cli.upgrade({
+        ...common,
+        name: "web",
+        chart: chart("podinfo", "6.13.0"),
+        values: {},
+        resetValues: false,
+        reuseValues: true,
+        wait: true,
+      });
       await cli.rollback({ namespace: TENANT, name: "web", revision: 1, wait: true, timeoutSeconds: 90 });
       expect(await cli.history(TENANT, "web")).toHaveLength(3);
       expect((await cli.list(TENANT)).map((r) => r.name)).toContain("web");
     });
 
     it("installs postgresql (StatefulSet, Secret, PDB, ServiceAccount; its NetworkPolicy dropped)", async () => {
-      const rel = await cli.install({ ...common, name: "db", chart: chart("postgresql", "17.1.0"), values: { primary: { persistence: { enabled: false } } }, wait: true });
+      const rel = await cli.install({
+        ...common,
+        name: "db",
+        chart: chart("postgresql", "17.1.0"),
+        values: { primary: { persistence: { enabled: false } } },
+        wait: true,
+      });
       expect(rel.status).toBe("deployed");
     });
 
     it("cannot install a chart with cluster-scoped objects: the guard refuses, and RBAC would", async () => {
-      await expect(cli.install({ ...common, name: "ic", chart: chart("nginx-ingress-controller", "12.0.9"), values: {}, wait: false })).rejects.toMatchObject({
+      await expect(
+        cli.install({
+          ...common,
+          name: "ic",
+          chart: chart("nginx-ingress-controller", "12.0.9"),
+          values: {},
+          wait: false,
+        }),
+      ).rejects.toMatchObject({
         kind: "failed_precondition",
-        message: expect.stringMatching(/^The chart was refused before anything was applied: ClusterRole "ic-nginx-ingress-controller": ClusterRole is cluster-scoped/),
+        message: expect.stringMatching(
+          /^The chart was refused before anything was applied: ClusterRole "ic-nginx-ingress-controller": ClusterRole is cluster-scoped/,
+        ),
       });
       // Without the guard (plain helm, same identities), RBAC refuses the ClusterRole (and,
       // had the chart kept its NetworkPolicy, that first: the deployer may not even read those).
-      const direct = await run(requireEnv("HELM_BINARY"), ["install", "ic", "nginx-ingress-controller", "--repo", repo, "--version", "12.0.9", "--set", "networkPolicy.enabled=false,defaultBackend.networkPolicy.enabled=false", "--namespace", TENANT, "--kube-as-user", DEPLOYER], {
-        env: { ...process.env, KUBECONFIG: operatorKubeconfig, HELM_CACHE_HOME: join(helmHome!, "c"), HELM_CONFIG_HOME: join(helmHome!, "cf"), HELM_DATA_HOME: join(helmHome!, "d"), HELM_DRIVER: "secret" },
-      }).then(
+      const direct = await run(
+        requireEnv("HELM_BINARY"),
+        [
+          "install",
+          "ic",
+          "nginx-ingress-controller",
+          "--repo",
+          repo,
+          "--version",
+          "12.0.9",
+          "--set",
+          "networkPolicy.enabled=false,defaultBackend.networkPolicy.enabled=false",
+          "--namespace",
+          TENANT,
+          "--kube-as-user",
+          DEPLOYER,
+        ],
+        {
+          env: {
+            ...process.env,
+            KUBECONFIG: operatorKubeconfig,
+            HELM_CACHE_HOME: join(helmHome!, "c"),
+            HELM_CONFIG_HOME: join(helmHome!, "cf"),
+            HELM_DATA_HOME: join(helmHome!, "d"),
+            HELM_DRIVER: "secret",
+          },
+        },
+      ).then(
         () => undefined,
         (e: { stderr?: string }) => e,
       );
       expect(direct, "the install should have been refused").toBeDefined();
-      expect(direct!.stderr).toMatch(new RegExp(`clusterroles\\.rbac\\.authorization\\.k8s\\.io .*is forbidden: User "${DEPLOYER}"`));
+      expect(direct!.stderr).toMatch(
+        new RegExp(`clusterroles\\.rbac\\.authorization\\.k8s\\.io .*is forbidden: User "${DEPLOYER}"`),
+      );
       await cli.uninstall({ namespace: TENANT, name: "ic", timeoutSeconds: 60 }).catch(() => undefined);
     });
 
@@ -769,7 +953,11 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
   });
 
   it("is refused writes outside tenant namespaces, cluster-scoped objects, the quota as a chart, and chart kinds", async () => {
-    const sa = (namespace: string) => ({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: `probe-${SUFFIX}`, namespace } });
+    const sa = (namespace: string) => ({
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: `probe-${SUFFIX}`, namespace },
+    });
     // Allowed by RBAC everywhere (provisioning), refused by the admission policy outside the prefix.
     for (const ns of ["default", "kube-system", TEST_NS]) {
       const r = await refused(() => api.create(sa(ns), undefined, "All"));
@@ -777,17 +965,39 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
       expect(r.message).toContain("paas-operator may only change");
     }
     await api.create(sa(TENANT), undefined, "All");
-    const del = await refused(() => api.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name: "default" } }, undefined, "All"));
+    const del = await refused(() =>
+      api.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name: "default" } }, undefined, "All"),
+    );
     expect(del.code, del.message).toBe(403);
     // Not granted by RBAC at all: cluster-scoped objects, and chart kinds even in a tenant namespace.
     const cr = await refused(() =>
-      api.create({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: `probe-${SUFFIX}` }, rules: [] } as KubernetesObject, undefined, "All"),
+      api.create(
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "ClusterRole",
+          metadata: { name: `probe-${SUFFIX}` },
+          rules: [],
+        } as KubernetesObject,
+        undefined,
+        "All",
+      ),
     );
     expect(cr.code, cr.message).toBe(403);
-    const cm = await refused(() => api.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: `probe-${SUFFIX}`, namespace: TENANT } }, undefined, "All"));
+    const cm = await refused(() =>
+      api.create(
+        { apiVersion: "v1", kind: "ConfigMap", metadata: { name: `probe-${SUFFIX}`, namespace: TENANT } },
+        undefined,
+        "All",
+      ),
+    );
     expect(cm.code, cm.message).toBe(403);
     // A chart (helm's field manager) may not change the tenant quota; the operator may.
-    const quota = { apiVersion: "v1", kind: "ResourceQuota", metadata: { name: "paas-quota", namespace: TENANT }, spec: { hard: { pods: "1000" } } };
+    const quota = {
+      apiVersion: "v1",
+      kind: "ResourceQuota",
+      metadata: { name: "paas-quota", namespace: TENANT },
+      spec: { hard: { pods: "1000" } },
+    };
     const q = await refused(() => api.patch(quota, undefined, "All", "helm", true, PatchStrategy.ServerSideApply));
     expect(q.code, q.message).toBe(403);
     expect(q.message).toContain("charts cannot change the tenant quota");
@@ -802,21 +1012,33 @@ describe("as the operator's ServiceAccount (RBAC and admission policy installed 
       expect((await refused(() => core.listNamespacedPod({ namespace: ns }))).code, `pods in ${ns}`).toBe(403);
     }
     await core.listNamespacedSecret({ namespace: TENANT });
-    const as = (user: string) => refused(() => impersonating(asOperator, user).makeApiClient(CoreV1Api).listNamespacedSecret({ namespace: TENANT }));
-    for (const user of [`system:serviceaccount:${TENANT}:default`, `system:serviceaccount:kube-system:paas-deployer-x`, "admin", `system:serviceaccount:${TEST_NS}:${SA_NAME}-other`]) {
+    const as = (user: string) =>
+      refused(() =>
+        impersonating(asOperator, user).makeApiClient(CoreV1Api).listNamespacedSecret({ namespace: TENANT }),
+      );
+    for (const user of [
+      `system:serviceaccount:${TENANT}:default`,
+      `system:serviceaccount:kube-system:paas-deployer-x`,
+      "admin",
+      `system:serviceaccount:${TEST_NS}:${SA_NAME}-other`,
+    ]) {
       const r = await as(user);
       expect(r.code, `impersonate ${user}: ${r.message}`).toBe(403);
       expect(r.message).toContain("cannot impersonate");
     }
     const bind = (roleName: string) =>
       refused(() =>
-        api.create({
-          apiVersion: "rbac.authorization.k8s.io/v1",
-          kind: "RoleBinding",
-          metadata: { name: `probe-${roleName}`, namespace: TENANT },
-          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: roleName },
-          subjects: [{ kind: "ServiceAccount", name: "default", namespace: TENANT }],
-        } as KubernetesObject, undefined, "All"),
+        api.create(
+          {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "RoleBinding",
+            metadata: { name: `probe-${roleName}`, namespace: TENANT },
+            roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: roleName },
+            subjects: [{ kind: "ServiceAccount", name: "default", namespace: TENANT }],
+          } as KubernetesObject,
+          undefined,
+          "All",
+        ),
       );
     for (const roleName of ["cluster-admin", "admin", "edit", "paas-tenant-deployer"]) {
       const r = await bind(roleName);

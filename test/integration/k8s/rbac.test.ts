@@ -26,7 +26,8 @@ let asDeployer: k8s.KubernetesObjectApi;
 let deployerKc: k8s.KubeConfig;
 
 beforeAll(async () => {
-  if (!process.env.KUBECONFIG) throw new Error("KUBECONFIG is not set: run `npm run testbed:up` and `set -a; source .testbed/env; set +a`");
+  if (!process.env.KUBECONFIG)
+    throw new Error("KUBECONFIG is not set: run `npm run testbed:up` and `set -a; source .testbed/env; set +a`");
   await ensureTenantRoles();
   admin = new k8s.KubeConfig();
   admin.loadFromDefault();
@@ -64,29 +65,58 @@ async function refused(fn: () => Promise<unknown>): Promise<{ code: number; mess
   throw new Error("the request was allowed");
 }
 
-const cm = (namespace: string, name = `probe-${RUN}`): Obj => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data: { k: "v" } });
+const cm = (namespace: string, name = `probe-${RUN}`): Obj => ({
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  metadata: { name, namespace },
+  data: { k: "v" },
+});
 const apply = (o: Obj) => asDeployer.patch(o, undefined, undefined, "helm", true, k8s.PatchStrategy.ServerSideApply);
 
 describe("the deployer identity helm runs as", () => {
   it("carries the ServiceAccount's groups without asking for them (no impersonation of groups needed)", async () => {
     const authn = deployerKc.makeApiClient(k8s.AuthenticationV1Api);
-    const review = await authn.createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
+    const review = await authn.createSelfSubjectReview({
+      body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
+    });
     expect(review.status?.userInfo?.username).toBe(`system:serviceaccount:${A}:paas-deployer`);
-    expect(review.status?.userInfo?.groups?.sort()).toEqual(["system:authenticated", "system:serviceaccounts", `system:serviceaccounts:${A}`]);
+    expect(review.status?.userInfo?.groups?.sort()).toEqual([
+      "system:authenticated",
+      "system:serviceaccounts",
+      `system:serviceaccounts:${A}`,
+    ]);
   });
 
   it("cannot change its own Namespace, quota, LimitRange or NetworkPolicy", async () => {
-    const ns: Obj = { apiVersion: "v1", kind: "Namespace", metadata: { name: A, labels: { "pod-security.kubernetes.io/enforce": "privileged" } } };
-    const quota: Obj = { apiVersion: "v1", kind: "ResourceQuota", metadata: { name: "paas-quota", namespace: A }, spec: { hard: { "limits.cpu": "1000" } } };
+    const ns: Obj = {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: A, labels: { "pod-security.kubernetes.io/enforce": "privileged" } },
+    };
+    const quota: Obj = {
+      apiVersion: "v1",
+      kind: "ResourceQuota",
+      metadata: { name: "paas-quota", namespace: A },
+      spec: { hard: { "limits.cpu": "1000" } },
+    };
     const extraQuota: Obj = { ...quota, metadata: { name: "more", namespace: A } };
-    const limits: Obj = { apiVersion: "v1", kind: "LimitRange", metadata: { name: "paas-limits", namespace: A }, spec: { limits: [] } };
+    const limits: Obj = {
+      apiVersion: "v1",
+      kind: "LimitRange",
+      metadata: { name: "paas-limits", namespace: A },
+      spec: { limits: [] },
+    };
     const allowAll: Obj = {
       apiVersion: "networking.k8s.io/v1",
       kind: "NetworkPolicy",
       metadata: { name: "allow-all", namespace: A },
       spec: { podSelector: {}, ingress: [{}], egress: [{}] },
     };
-    const deny: Obj = { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "paas-default-deny", namespace: A } };
+    const deny: Obj = {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: { name: "paas-default-deny", namespace: A },
+    };
     const attempts: Array<[string, () => Promise<unknown>]> = [
       ["relabel the namespace", () => apply(ns)],
       ["delete the namespace", () => asDeployer.delete(ns)],
@@ -117,13 +147,21 @@ describe("the deployer identity helm runs as", () => {
       apiVersion: "apiextensions.k8s.io/v1",
       kind: "CustomResourceDefinition",
       metadata: { name: `things${RUN}.hostile.example.com` },
-      spec: { group: "hostile.example.com", names: { kind: "Thing", plural: `things${RUN}` }, scope: "Namespaced", versions: [] },
+      spec: {
+        group: "hostile.example.com",
+        names: { kind: "Thing", plural: `things${RUN}` },
+        scope: "Namespaced",
+        versions: [],
+      },
     };
     const core = deployerKc.makeApiClient(k8s.CoreV1Api);
     const attempts: Array<[string, () => Promise<unknown>]> = [
       ["ClusterRoleBinding", () => asDeployer.create(crb)],
       ["CustomResourceDefinition", () => asDeployer.create(crd)],
-      ["Namespace", () => asDeployer.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: `paas-ws-pwn-${RUN}` } })],
+      [
+        "Namespace",
+        () => asDeployer.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: `paas-ws-pwn-${RUN}` } }),
+      ],
       ["ConfigMap in kube-system", () => asDeployer.create(cm("kube-system"))],
       ["ConfigMap in another tenant's namespace", () => asDeployer.create(cm(B))],
       ["Secrets of another tenant (what lookup would read)", () => core.listNamespacedSecret({ namespace: B })],
@@ -149,7 +187,12 @@ describe("the deployer identity helm runs as", () => {
       expect(r.code, r.message).toBe(403);
       expect(r.message).toContain("is attempting to grant RBAC permissions not currently held");
     }
-    const wildcard: Obj = { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "all", namespace: A }, rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }] };
+    const wildcard: Obj = {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: "all", namespace: A },
+      rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }],
+    };
     expect((await refused(() => asDeployer.create(wildcard))).code).toBe(403);
     // What an app's own Role typically asks for is fine.
     const appRole: Obj = {
@@ -170,19 +213,76 @@ describe("the deployer identity helm runs as", () => {
     const labels = { app: "web" };
     const podSpec = {
       securityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: "RuntimeDefault" } },
-      containers: [{ name: "c", image: "busybox", securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } } }],
+      containers: [
+        {
+          name: "c",
+          image: "busybox",
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+        },
+      ],
     };
     const objects: Obj[] = [
       cm(A, "web-config"),
       { apiVersion: "v1", kind: "Secret", metadata: { name: "web-secret", namespace: A }, stringData: { k: "v" } },
       { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "web", namespace: A } },
-      { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: A }, spec: { selector: labels, ports: [{ port: 80 }] } },
-      { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "web", namespace: A }, spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: podSpec } } },
-      { apiVersion: "batch/v1", kind: "Job", metadata: { name: "migrate", namespace: A }, spec: { template: { spec: { ...podSpec, restartPolicy: "Never" } } } },
-      { apiVersion: "batch/v1", kind: "CronJob", metadata: { name: "nightly", namespace: A }, spec: { schedule: "0 3 * * *", jobTemplate: { spec: { template: { spec: { ...podSpec, restartPolicy: "Never" } } } } } },
-      { apiVersion: "policy/v1", kind: "PodDisruptionBudget", metadata: { name: "web", namespace: A }, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } },
-      { apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: "web", namespace: A }, spec: { scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "web" }, minReplicas: 1, maxReplicas: 2 } },
-      { apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "web", namespace: A }, spec: { rules: [{ host: "web.example.com", http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "web", port: { number: 80 } } } }] } }] } },
+      {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: "web", namespace: A },
+        spec: { selector: labels, ports: [{ port: 80 }] },
+      },
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: "web", namespace: A },
+        spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: podSpec } },
+      },
+      {
+        apiVersion: "batch/v1",
+        kind: "Job",
+        metadata: { name: "migrate", namespace: A },
+        spec: { template: { spec: { ...podSpec, restartPolicy: "Never" } } },
+      },
+      {
+        apiVersion: "batch/v1",
+        kind: "CronJob",
+        metadata: { name: "nightly", namespace: A },
+        spec: {
+          schedule: "0 3 * * *",
+          jobTemplate: { spec: { template: { spec: { ...podSpec, restartPolicy: "Never" } } } },
+        },
+      },
+      {
+        apiVersion: "policy/v1",
+        kind: "PodDisruptionBudget",
+        metadata: { name: "web", namespace: A },
+        spec: { maxUnavailable: 1, selector: { matchLabels: labels } },
+      },
+      {
+        apiVersion: "autoscaling/v2",
+        kind: "HorizontalPodAutoscaler",
+        metadata: { name: "web", namespace: A },
+        spec: {
+          scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "web" },
+          minReplicas: 1,
+          maxReplicas: 2,
+        },
+      },
+      {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "Ingress",
+        metadata: { name: "web", namespace: A },
+        spec: {
+          rules: [
+            {
+              host: "web.example.com",
+              http: {
+                paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "web", port: { number: 80 } } } }],
+              },
+            },
+          ],
+        },
+      },
     ];
     for (const o of objects) await apply(o);
     // Helm's own storage, and reading its release's pods.
@@ -190,13 +290,28 @@ describe("the deployer identity helm runs as", () => {
     await core.listNamespacedSecret({ namespace: A, labelSelector: "owner=helm" });
     await core.listNamespacedPod({ namespace: A });
     // Quota: no LoadBalancer or NodePort Services.
-    const lb = await refused(() => asDeployer.create({ apiVersion: "v1", kind: "Service", metadata: { name: "lb", namespace: A }, spec: { type: "LoadBalancer", selector: labels, ports: [{ port: 80 }] } }));
+    const lb = await refused(() =>
+      asDeployer.create({
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: "lb", namespace: A },
+        spec: { type: "LoadBalancer", selector: labels, ports: [{ port: 80 }] },
+      }),
+    );
     expect(lb.code).toBe(403);
     expect(lb.message).toContain("exceeded quota: paas-quota, requested: services.loadbalancers=1");
     // No DaemonSets for tenants.
-    const ds = await refused(() => asDeployer.create({ apiVersion: "apps/v1", kind: "DaemonSet", metadata: { name: "everywhere", namespace: A }, spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: podSpec } } }));
+    const ds = await refused(() =>
+      asDeployer.create({
+        apiVersion: "apps/v1",
+        kind: "DaemonSet",
+        metadata: { name: "everywhere", namespace: A },
+        spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: podSpec } },
+      }),
+    );
     expect(ds.code).toBe(403);
-    for (const o of [...objects].reverse()) await asDeployer.delete(o, undefined, undefined, undefined, undefined, "Background");
+    for (const o of [...objects].reverse())
+      await asDeployer.delete(o, undefined, undefined, undefined, undefined, "Background");
   });
 
   it("runs no privileged, hostNetwork or hostPath pod: Pod Security Admission (restricted) refuses it", async () => {
@@ -204,11 +319,17 @@ describe("the deployer identity helm runs as", () => {
       apiVersion: "v1",
       kind: "Pod",
       metadata: { name: "root", namespace: A },
-      spec: { hostNetwork: true, containers: [{ name: "c", image: "busybox", securityContext: { privileged: true } }], volumes: [{ name: "h", hostPath: { path: "/" } }] },
+      spec: {
+        hostNetwork: true,
+        containers: [{ name: "c", image: "busybox", securityContext: { privileged: true } }],
+        volumes: [{ name: "h", hostPath: { path: "/" } }],
+      },
     };
     const r = await refused(() => asDeployer.create(pod));
     expect(r.code).toBe(403);
-    expect(r.message).toMatch(/violates PodSecurity "restricted:v1\.\d+": host namespaces \(hostNetwork=true\), privileged/);
+    expect(r.message).toMatch(
+      /violates PodSecurity "restricted:v1\.\d+": host namespaces \(hostNetwork=true\), privileged/,
+    );
   });
 });
 
@@ -220,9 +341,15 @@ describe("namespace provisioning", () => {
     // Break it the way a failed CreateNamespace would leave it: no deployer binding, no policy, not ready.
     await rbac.deleteNamespacedRoleBinding({ namespace: B, name: "paas-deployer" });
     await networking.deleteNamespacedNetworkPolicy({ namespace: B, name: "paas-default-deny" });
-    await core.patchNamespace({ name: B, body: [{ op: "remove", path: "/metadata/labels/paas.io~1ready" }] }, k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.JsonPatch));
+    await core.patchNamespace(
+      { name: B, body: [{ op: "remove", path: "/metadata/labels/paas.io~1ready" }] },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.JsonPatch),
+    );
     const tenant = createTenantAccess({ kubeConfig: admin, managedLabel: DEFAULT_MANAGED_LABEL });
-    await expect(tenant.prepareWrite(B)).rejects.toMatchObject({ kind: "failed_precondition", message: `namespace ${B} is not fully provisioned; call CreateNamespace again` });
+    await expect(tenant.prepareWrite(B)).rejects.toMatchObject({
+      kind: "failed_precondition",
+      message: `namespace ${B} is not fully provisioned; call CreateNamespace again`,
+    });
     expect((await kube.getNamespace(B)).ready).toBe(false);
 
     const again = await kube.ensureNamespace(B, QUOTA);
@@ -246,6 +373,12 @@ describe("namespace provisioning", () => {
       "paas.io/ready": "true",
     });
     const quota = await core.readNamespacedResourceQuota({ namespace: A, name: "paas-quota" });
-    expect(quota.spec?.hard).toMatchObject({ "services.nodeports": "0", "services.loadbalancers": "0", "count/secrets": "100", "count/configmaps": "100", persistentvolumeclaims: "10" });
+    expect(quota.spec?.hard).toMatchObject({
+      "services.nodeports": "0",
+      "services.loadbalancers": "0",
+      "count/secrets": "100",
+      "count/configmaps": "100",
+      persistentvolumeclaims: "10",
+    });
   });
 });

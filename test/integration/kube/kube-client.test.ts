@@ -59,7 +59,13 @@ function smallPod(name: string, cpu: string, memory: string): V1Pod {
   return {
     metadata: { name },
     spec: {
-      containers: [{ name: "c", image: "registry.invalid/none:1", resources: { requests: { cpu, memory }, limits: { cpu, memory } } }],
+      containers: [
+        {
+          name: "c",
+          image: "registry.invalid/none:1",
+          resources: { requests: { cpu, memory }, limits: { cpu, memory } },
+        },
+      ],
     },
   };
 }
@@ -110,7 +116,9 @@ describe("namespaces", () => {
       const rq = await core.readNamespacedResourceQuota({ name: "paas-quota", namespace: ns });
       return rq.status?.hard?.["limits.cpu"] === "2" ? true : undefined;
     });
-    const err = await core.createNamespacedPod({ namespace: ns, body: smallPod("too-big", "4", "256Mi") }).catch((e: unknown) => e);
+    const err = await core
+      .createNamespacedPod({ namespace: ns, body: smallPod("too-big", "4", "256Mi") })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiException);
     expect((err as ApiException<string>).code).toBe(403);
     expect(String((err as ApiException<string>).body)).toContain("exceeded quota: paas-quota");
@@ -132,7 +140,10 @@ describe("namespaces", () => {
   it("fills in default limits for containers without any (LimitRange)", async () => {
     await core.createNamespacedPod({
       namespace: ns,
-      body: { metadata: { name: "no-limits" }, spec: { containers: [{ name: "c", image: "registry.invalid/none:1" }] } },
+      body: {
+        metadata: { name: "no-limits" },
+        spec: { containers: [{ name: "c", image: "registry.invalid/none:1" }] },
+      },
     });
     const p = await core.readNamespacedPod({ name: "no-limits", namespace: ns });
     expect(p.spec?.containers[0]?.resources?.limits).toEqual({ cpu: "500m", memory: "512Mi" });
@@ -205,7 +216,10 @@ const tcpHandles = () => process.getActiveResourcesInfo().filter((r) => r === "T
 describe("watchRelease", () => {
   const ns = nsName("watch");
   const helm = (...args: string[]) =>
-    execa(process.env.HELM_BINARY!, [...args, "--namespace", ns], { env: { KUBECONFIG: process.env.KUBECONFIG! }, timeout: 150_000 });
+    execa(process.env.HELM_BINARY!, [...args, "--namespace", ns], {
+      env: { KUBECONFIG: process.env.KUBECONFIG! },
+      timeout: 150_000,
+    });
 
   it("follows a release from before install through pod churn to uninstall", async () => {
     created.add(ns);
@@ -217,11 +231,31 @@ describe("watchRelease", () => {
     expect(c.events[0]).toEqual({ kind: "snapshot", release: undefined, pods: [] });
 
     const installAt = Date.now();
-    await helm("install", "web", "podinfo", "--repo", process.env.CHART_REPO_URL!, "--version", "6.13.0", "--set", "replicaCount=2");
+    await helm(
+      "install",
+      "web",
+      "podinfo",
+      "--repo",
+      process.env.CHART_REPO_URL!,
+      "--version",
+      "6.13.0",
+      "--set",
+      "replicaCount=2",
+    );
     const installedAt = Date.now();
-    const deployed = await c.waitFor("release deployed", (ev) => ev.kind === "release_changed" && ev.release.status === "deployed");
+    const deployed = await c.waitFor(
+      "release deployed",
+      (ev) => ev.kind === "release_changed" && ev.release.status === "deployed",
+    );
     const rel = (c.events[deployed] as Extract<ReleaseWatchEvent, { kind: "release_changed" }>).release;
-    expect(rel).toMatchObject({ name: "web", namespace: ns, revision: 1, chart: "podinfo", chartVersion: "6.13.0", values: { replicaCount: 2 } });
+    expect(rel).toMatchObject({
+      name: "web",
+      namespace: ns,
+      revision: 1,
+      chart: "podinfo",
+      chartVersion: "6.13.0",
+      values: { replicaCount: 2 },
+    });
 
     // Pods appear (Pending) and become Running/Ready.
     const latest = () => {
@@ -232,13 +266,19 @@ describe("watchRelease", () => {
       }
       return pods;
     };
-    await eventually("two ready pods", async () => {
-      const ready = [...latest().values()].filter((p) => p.ready && p.phase === "Running");
-      return ready.length === 2 ? true : undefined;
-    }, 90_000);
+    await eventually(
+      "two ready pods",
+      async () => {
+        const ready = [...latest().values()].filter((p) => p.ready && p.phase === "Running");
+        return ready.length === 2 ? true : undefined;
+      },
+      90_000,
+    );
     // Whether the first pod_added is still Pending depends on timing (kwok readies pods in
     // ~250 ms and updates are coalesced), so only the order of kinds is asserted.
-    expect(c.events.findIndex((ev) => ev.kind === "pod_added")).toBeGreaterThan(c.events.findIndex((ev) => ev.kind === "release_changed"));
+    expect(c.events.findIndex((ev) => ev.kind === "pod_added")).toBeGreaterThan(
+      c.events.findIndex((ev) => ev.kind === "release_changed"),
+    );
     const readyAt = Date.now();
 
     // Deleting a pod: pod_deleted for it, pod_added for its replacement.
@@ -287,7 +327,17 @@ describe("watchRelease", () => {
   });
 
   it("reads the stored release and the release's pods", async () => {
-    await helm("install", "api", "podinfo", "--repo", process.env.CHART_REPO_URL!, "--version", "6.13.0", "--labels", "team=blue");
+    await helm(
+      "install",
+      "api",
+      "podinfo",
+      "--repo",
+      process.env.CHART_REPO_URL!,
+      "--version",
+      "6.13.0",
+      "--labels",
+      "team=blue",
+    );
     const stored = await kube.getStoredRelease(ns, "api");
     expect(stored?.release).toMatchObject({ name: "api", revision: 1, chart: "podinfo", appVersion: "6.13.0" });
     expect(stored?.labels).toMatchObject({ owner: "helm", name: "api", version: "1", team: "blue" });

@@ -18,7 +18,12 @@ const KEYS = [
   { id: "reader-a", key: READER_A, namespaces: ["paas-ws-a"], verbs: ["read"] },
   { id: "deployer-a", key: DEPLOYER_A, namespaces: ["paas-ws-a"], verbs: ["read", "deploy"] },
   { id: "admin-team", key: ADMIN_TEAM, namespaces: ["paas-ws-team-*"], verbs: ["*"] },
-  { id: "all-verbs-a", key: ALL_VERBS_A, namespaces: ["paas-ws-a"], verbs: ["read", "deploy", "delete", "namespace-admin"] },
+  {
+    id: "all-verbs-a",
+    key: ALL_VERBS_A,
+    namespaces: ["paas-ws-a"],
+    verbs: ["read", "deploy", "delete", "namespace-admin"],
+  },
 ];
 
 const listeners: Listener[] = [];
@@ -62,7 +67,9 @@ describe("verbs", () => {
     const reader = h.clients(READER_A);
     expect((await reader.releases.getRelease({ namespace: "paas-ws-a", name: "web" })).release?.name).toBe("web");
     h.kube.calls = [];
-    const err = await failure(reader.releases.installRelease({ namespace: "paas-ws-a", name: "new", chart: "oci://r.example/c/nginx" }));
+    const err = await failure(
+      reader.releases.installRelease({ namespace: "paas-ws-a", name: "new", chart: "oci://r.example/c/nginx" }),
+    );
     expect(err.code).toBe(Code.PermissionDenied);
     expect(err.rawMessage).toBe('API key "reader-a" may not call InstallRelease: it lacks the "deploy" verb');
     for (const call of [
@@ -84,10 +91,21 @@ describe("verbs", () => {
     await deployer.releases.upgradeRelease({ namespace: "paas-ws-a", name: "new", values: { a: 1 } });
     await deployer.releases.rollbackRelease({ namespace: "paas-ws-a", name: "new" });
     expect(h.helm.verbs()).toEqual(["install", "upgrade", "rollback"]);
-    expect((await failure(deployer.releases.uninstallRelease({ namespace: "paas-ws-a", name: "new" }))).code).toBe(Code.PermissionDenied);
-    expect((await failure(deployer.namespaces.deleteNamespace({ name: "paas-ws-a" }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(deployer.releases.uninstallRelease({ namespace: "paas-ws-a", name: "new" }))).code).toBe(
+      Code.PermissionDenied,
+    );
+    expect((await failure(deployer.namespaces.deleteNamespace({ name: "paas-ws-a" }))).code).toBe(
+      Code.PermissionDenied,
+    );
     // create_namespace creates a namespace: it needs namespace-admin as well.
-    const err = await failure(deployer.releases.installRelease({ namespace: "paas-ws-a", name: "other", chart: "oci://r.example/c/nginx", createNamespace: true }));
+    const err = await failure(
+      deployer.releases.installRelease({
+        namespace: "paas-ws-a",
+        name: "other",
+        chart: "oci://r.example/c/nginx",
+        createNamespace: true,
+      }),
+    );
     expect(err.code).toBe(Code.PermissionDenied);
     expect(err.rawMessage).toContain('"namespace-admin"');
     expect(h.helm.verbs()).toEqual(["install", "upgrade", "rollback"]);
@@ -97,7 +115,12 @@ describe("verbs", () => {
     const h = await setup();
     const admin = h.clients(ALL_VERBS_A);
     await admin.releases.uninstallRelease({ namespace: "paas-ws-a", name: "web" });
-    await admin.releases.installRelease({ namespace: "paas-ws-a", name: "web", chart: "oci://r.example/c/nginx", createNamespace: true });
+    await admin.releases.installRelease({
+      namespace: "paas-ws-a",
+      name: "web",
+      chart: "oci://r.example/c/nginx",
+      createNamespace: true,
+    });
     await admin.namespaces.createNamespace({ name: "paas-ws-a", cpuLimit: "3" });
     await admin.namespaces.deleteNamespace({ name: "paas-ws-a" });
     expect(h.cluster.namespaces.has("paas-ws-a")).toBe(false);
@@ -107,15 +130,26 @@ describe("verbs", () => {
     const h = await setup();
     await h.releases.uninstallRelease({ namespace: "paas-ws-b", name: "web" });
     await h.namespaces.createNamespace({ name: "paas-ws-new" });
-    expect((await h.namespaces.listNamespaces({})).namespaces.map((n) => n.name).sort()).toEqual(["paas-ws-a", "paas-ws-b", "paas-ws-new", "paas-ws-team-x", "paas-ws-team-y"]);
+    expect((await h.namespaces.listNamespaces({})).namespaces.map((n) => n.name).sort()).toEqual([
+      "paas-ws-a",
+      "paas-ws-b",
+      "paas-ws-new",
+      "paas-ws-team-x",
+      "paas-ws-team-y",
+    ]);
   });
 });
 
 describe("namespaces", () => {
   it("a key scoped to paas-ws-a lists only paas-ws-a; a pattern key lists its matches", async () => {
     const h = await setup();
-    expect((await h.clients(READER_A).namespaces.listNamespaces({})).namespaces.map((n) => n.name)).toEqual(["paas-ws-a"]);
-    expect((await h.clients(ADMIN_TEAM).namespaces.listNamespaces({})).namespaces.map((n) => n.name).sort()).toEqual(["paas-ws-team-x", "paas-ws-team-y"]);
+    expect((await h.clients(READER_A).namespaces.listNamespaces({})).namespaces.map((n) => n.name)).toEqual([
+      "paas-ws-a",
+    ]);
+    expect((await h.clients(ADMIN_TEAM).namespaces.listNamespaces({})).namespaces.map((n) => n.name).sort()).toEqual([
+      "paas-ws-team-x",
+      "paas-ws-team-y",
+    ]);
   });
 
   it("another tenant's release answers exactly as a release that does not exist, without a lookup", async () => {
@@ -140,7 +174,10 @@ describe("namespaces", () => {
     expect(answers[0]).toEqual([Code.PermissionDenied, `namespace "paas-ws-b" is outside this API key's scope`]);
     // A namespace that does not exist at all answers the same way (only the name differs).
     const missing = await failure(reader.releases.getRelease({ namespace: "paas-ws-zzz", name: "web" }));
-    expect([missing.code, missing.rawMessage]).toEqual([Code.PermissionDenied, `namespace "paas-ws-zzz" is outside this API key's scope`]);
+    expect([missing.code, missing.rawMessage]).toEqual([
+      Code.PermissionDenied,
+      `namespace "paas-ws-zzz" is outside this API key's scope`,
+    ]);
     const ns = await failure(reader.namespaces.getNamespace({ name: "paas-ws-b" }));
     const nsMissing = await failure(reader.namespaces.getNamespace({ name: "paas-ws-zzz" }));
     expect([ns.code, nsMissing.code]).toEqual([Code.PermissionDenied, Code.PermissionDenied]);
@@ -162,15 +199,22 @@ describe("namespaces", () => {
     expect(sideEffects(h)).toEqual({ helm: [], kube: [] });
     // Its own namespace works, streams included.
     await drain(deployer.releases.watchReleaseStatus({ namespace: "paas-ws-a", name: "web" }));
-    expect((await deployer.releases.listReleases({ namespace: "paas-ws-a" })).releases.map((r) => r.name)).toEqual(["web"]);
+    expect((await deployer.releases.listReleases({ namespace: "paas-ws-a" })).releases.map((r) => r.name)).toEqual([
+      "web",
+    ]);
   });
 
   it("prefix and format checks still come first: outside the prefix and malformed names keep their answers", async () => {
     const h = await setup();
     const reader = h.clients(READER_A);
     const outside = await failure(reader.releases.getRelease({ namespace: "kube-system", name: "web" }));
-    expect([outside.code, outside.rawMessage]).toEqual([Code.PermissionDenied, 'namespace "kube-system" is outside the managed prefix "paas-ws-"']);
-    expect((await failure(reader.releases.getRelease({ namespace: "paas-ws-A", name: "web" }))).code).toBe(Code.InvalidArgument);
+    expect([outside.code, outside.rawMessage]).toEqual([
+      Code.PermissionDenied,
+      'namespace "kube-system" is outside the managed prefix "paas-ws-"',
+    ]);
+    expect((await failure(reader.releases.getRelease({ namespace: "paas-ws-A", name: "web" }))).code).toBe(
+      Code.InvalidArgument,
+    );
   });
 });
 
@@ -186,8 +230,12 @@ describe("identity, authentication and reloads", () => {
 
   it("missing and wrong keys are UNAUTHENTICATED; health stays public", async () => {
     const h = await setup();
-    expect((await failure(h.clients(null).releases.getRelease({ namespace: "paas-ws-a", name: "web" }))).code).toBe(Code.Unauthenticated);
-    expect((await failure(h.clients("wrong-key-0123456789abcdef").namespaces.listNamespaces({}))).code).toBe(Code.Unauthenticated);
+    expect((await failure(h.clients(null).releases.getRelease({ namespace: "paas-ws-a", name: "web" }))).code).toBe(
+      Code.Unauthenticated,
+    );
+    expect((await failure(h.clients("wrong-key-0123456789abcdef").namespaces.listNamespaces({}))).code).toBe(
+      Code.Unauthenticated,
+    );
     expect((await h.clients(null).health.check({ service: "" })).status).toBe(1);
   });
 
@@ -199,19 +247,30 @@ describe("identity, authentication and reloads", () => {
     const reader = h.clients(READER_A);
     expect((await reader.releases.getRelease({ namespace: "paas-ws-a", name: "web" })).release?.name).toBe("web");
     // Revoke reader-a.
-    writeKeys(KEYS.filter((k) => k.id !== "reader-a"), dir);
+    writeKeys(
+      KEYS.filter((k) => k.id !== "reader-a"),
+      dir,
+    );
     let code: Code | "ok" = "ok";
     for (let i = 0; i < 100 && code === "ok"; i++) {
       await new Promise((r) => setTimeout(r, 20));
-      code = await reader.releases.getRelease({ namespace: "paas-ws-a", name: "web" }).then(() => "ok" as const, (e) => ConnectError.from(e).code);
+      code = await reader.releases.getRelease({ namespace: "paas-ws-a", name: "web" }).then(
+        () => "ok" as const,
+        (e) => ConnectError.from(e).code,
+      );
     }
     expect(code).toBe(Code.Unauthenticated);
     // A broken rewrite: deployer-a keeps working, the error is logged without keys.
     writeFileSync(file, '{"keys": [');
-    for (let i = 0; i < 100 && !h.logs.text.includes("keeping the previous keys"); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && !h.logs.text.includes("keeping the previous keys"); i++)
+      await new Promise((r) => setTimeout(r, 20));
     expect(h.logs.text).toContain("keeping the previous keys");
-    expect((await h.clients(DEPLOYER_A).releases.getRelease({ namespace: "paas-ws-a", name: "web" })).release?.name).toBe("web");
-    expect((await failure(reader.releases.getRelease({ namespace: "paas-ws-a", name: "web" }))).code).toBe(Code.Unauthenticated);
+    expect(
+      (await h.clients(DEPLOYER_A).releases.getRelease({ namespace: "paas-ws-a", name: "web" })).release?.name,
+    ).toBe("web");
+    expect((await failure(reader.releases.getRelease({ namespace: "paas-ws-a", name: "web" }))).code).toBe(
+      Code.Unauthenticated,
+    );
     // The unscoped key never depended on the file.
     expect((await h.releases.getRelease({ namespace: "paas-ws-b", name: "web" })).release?.name).toBe("web");
     for (const k of KEYS) expect(h.logs.text).not.toContain(k.key);

@@ -10,7 +10,12 @@ import { failure } from "../../support/failure.ts";
 
 const NS = "paas-ws-acme";
 
-async function setup(catalog = new ChartCatalog([{ url: "oci://registry.example.com/charts" }, { url: "https://charts.example.com/stable" }], { stable: "https://charts.example.com/stable" })) {
+async function setup(
+  catalog = new ChartCatalog(
+    [{ url: "oci://registry.example.com/charts" }, { url: "https://charts.example.com/stable" }],
+    { stable: "https://charts.example.com/stable" },
+  ),
+) {
   const h = await createHarness({ catalog });
   managedNamespace(h.cluster, NS);
   return h;
@@ -19,8 +24,18 @@ async function setup(catalog = new ChartCatalog([{ url: "oci://registry.example.
 describe("InstallRelease against the chart catalogue", () => {
   it("installs from catalogue sources", async () => {
     const h = await setup();
-    await h.releases.installRelease({ namespace: NS, name: "a", chart: "oci://registry.example.com/charts/podinfo", version: "6.13.0" });
-    await h.releases.installRelease({ namespace: NS, name: "b", chart: "podinfo", repoUrl: "https://charts.example.com/stable/" });
+    await h.releases.installRelease({
+      namespace: NS,
+      name: "a",
+      chart: "oci://registry.example.com/charts/podinfo",
+      version: "6.13.0",
+    });
+    await h.releases.installRelease({
+      namespace: NS,
+      name: "b",
+      chart: "podinfo",
+      repoUrl: "https://charts.example.com/stable/",
+    });
     await h.releases.installRelease({ namespace: NS, name: "c", chart: "stable/podinfo" });
     const charts = h.helm.calls.filter((c) => c.verb === "install").map((c) => (c.args as InstallOptions).chart);
     expect(charts).toEqual([
@@ -31,18 +46,42 @@ describe("InstallRelease against the chart catalogue", () => {
   });
 
   const refused: Array<[string, { chart: string; repoUrl?: string }, Code]> = [
-    ["an OCI registry outside the catalogue", { chart: "oci://evil.example.com/charts/podinfo" }, Code.PermissionDenied],
-    ["a sibling path of a catalogue entry", { chart: "oci://registry.example.com/charts-x/podinfo" }, Code.PermissionDenied],
-    ["a repository outside the catalogue", { chart: "podinfo", repoUrl: "https://evil.example.com/stable" }, Code.PermissionDenied],
+    [
+      "an OCI registry outside the catalogue",
+      { chart: "oci://evil.example.com/charts/podinfo" },
+      Code.PermissionDenied,
+    ],
+    [
+      "a sibling path of a catalogue entry",
+      { chart: "oci://registry.example.com/charts-x/podinfo" },
+      Code.PermissionDenied,
+    ],
+    [
+      "a repository outside the catalogue",
+      { chart: "podinfo", repoUrl: "https://evil.example.com/stable" },
+      Code.PermissionDenied,
+    ],
     ["another port", { chart: "podinfo", repoUrl: "https://charts.example.com:8443/stable" }, Code.PermissionDenied],
-    ["the link-local metadata address", { chart: "podinfo", repoUrl: "http://169.254.169.254/latest" }, Code.PermissionDenied],
+    [
+      "the link-local metadata address",
+      { chart: "podinfo", repoUrl: "http://169.254.169.254/latest" },
+      Code.PermissionDenied,
+    ],
     ["an IPv4-mapped link-local address", { chart: "oci://[::ffff:169.254.169.254]/charts/x" }, Code.PermissionDenied],
-    ["metadata.google.internal", { chart: "podinfo", repoUrl: "http://metadata.google.internal/computeMetadata/v1" }, Code.PermissionDenied],
+    [
+      "metadata.google.internal",
+      { chart: "podinfo", repoUrl: "http://metadata.google.internal/computeMetadata/v1" },
+      Code.PermissionDenied,
+    ],
     ["a local path", { chart: "/etc/passwd" }, Code.InvalidArgument],
     ["file://", { chart: "file:///etc/passwd" }, Code.InvalidArgument],
     ["file:// as repo_url", { chart: "podinfo", repoUrl: "file:///srv" }, Code.InvalidArgument],
     ["encoded dots", { chart: "podinfo", repoUrl: "https://charts.example.com/stable/%2e%2e/x" }, Code.InvalidArgument],
-    ["dot segments escaping the entry", { chart: "oci://registry.example.com/charts/../private/x" }, Code.InvalidArgument],
+    [
+      "dot segments escaping the entry",
+      { chart: "oci://registry.example.com/charts/../private/x" },
+      Code.InvalidArgument,
+    ],
     ["credentials", { chart: "podinfo", repoUrl: "https://u:p@charts.example.com/stable" }, Code.InvalidArgument],
     ["a decimal IPv4 host", { chart: "podinfo", repoUrl: "http://2852039166/" }, Code.InvalidArgument],
   ];
@@ -64,10 +103,22 @@ describe("InstallRelease against the chart catalogue", () => {
     // …then upgraded through a server with one.
     const strict = await setup();
     strict.cluster.releases = h.cluster.releases;
-    expect((await failure(strict.releases.upgradeRelease({ namespace: NS, name: "web", values: { a: 1 } }))).code).toBe(Code.PermissionDenied);
-    expect((await failure(strict.releases.upgradeRelease({ namespace: NS, name: "web", chart: "oci://evil.example.com/c/x" }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(strict.releases.upgradeRelease({ namespace: NS, name: "web", values: { a: 1 } }))).code).toBe(
+      Code.PermissionDenied,
+    );
+    expect(
+      (
+        await failure(
+          strict.releases.upgradeRelease({ namespace: NS, name: "web", chart: "oci://evil.example.com/c/x" }),
+        )
+      ).code,
+    ).toBe(Code.PermissionDenied);
     expect(strict.helm.verbs()).toEqual(["version"]);
-    await strict.releases.upgradeRelease({ namespace: NS, name: "web", chart: "oci://registry.example.com/charts/podinfo" });
+    await strict.releases.upgradeRelease({
+      namespace: NS,
+      name: "web",
+      chart: "oci://registry.example.com/charts/podinfo",
+    });
     expect(strict.helm.verbs()).toEqual(["version", "upgrade"]);
   });
 });

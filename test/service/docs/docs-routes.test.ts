@@ -15,14 +15,21 @@ interface Reply {
 }
 
 /** get sends the path exactly as given (fetch would resolve "..", which is what these tests send). */
-function get(port: number, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+function get(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path, method: options.method ?? "GET", headers: options.headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on("error", reject);
-    });
+    const req = request(
+      { host: "127.0.0.1", port, path, method: options.method ?? "GET", headers: options.headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on("error", reject);
+      },
+    );
     req.on("error", reject);
     req.end();
   });
@@ -106,7 +113,9 @@ describe("createDocsRoutes", () => {
     expect(zipped.body.length).toBeLessThan(plain.body.length / 2);
     expect(gunzipSync(zipped.body).equals(plain.body)).toBe(true);
     expect(zipped.headers.etag).not.toBe(plain.headers.etag);
-    const again = await get(port, "/docs/swagger-ui-bundle.js", { headers: { "if-none-match": String(plain.headers.etag) } });
+    const again = await get(port, "/docs/swagger-ui-bundle.js", {
+      headers: { "if-none-match": String(plain.headers.etag) },
+    });
     expect(again.status).toBe(304);
     expect(again.body.length).toBe(0);
   });
@@ -122,7 +131,10 @@ describe("createDocsRoutes", () => {
     const r = await get(port, "/openapi.json", { method: "POST" });
     expect(r.status).toBe(405);
     expect(r.headers.allow).toBe("GET, HEAD");
-    expect(JSON.parse(r.body.toString())).toEqual({ detail: "Method not allowed: POST /openapi.json", error_type: "method_not_allowed" });
+    expect(JSON.parse(r.body.toString())).toEqual({
+      detail: "Method not allowed: POST /openapi.json",
+      error_type: "method_not_allowed",
+    });
   });
 
   for (const path of [
@@ -147,7 +159,15 @@ describe("createDocsRoutes", () => {
     });
   }
 
-  for (const path of ["/", "/health", "/openapi.json/", "/openapi.jsonx", "/docsx", "/api/docs", "/paas.v1.ReleaseService/GetRelease"]) {
+  for (const path of [
+    "/",
+    "/health",
+    "/openapi.json/",
+    "/openapi.jsonx",
+    "/docsx",
+    "/api/docs",
+    "/paas.v1.ReleaseService/GetRelease",
+  ]) {
     it(`leaves ${path} to the next route`, async () => {
       expect((await get(port, path)).status).toBe(418);
     });

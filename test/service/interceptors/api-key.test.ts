@@ -8,7 +8,9 @@ describe("API key interceptor", () => {
     const h = await createHarness();
     managedNamespace(h.cluster, "paas-ws-a");
     expect(await codeOf(h.clients(null).releases.listReleases({ namespace: "paas-ws-a" }))).toBe(Code.Unauthenticated);
-    expect(await codeOf(h.clients("wrong-key-0123456789").releases.listReleases({ namespace: "paas-ws-a" }))).toBe(Code.Unauthenticated);
+    expect(await codeOf(h.clients("wrong-key-0123456789").releases.listReleases({ namespace: "paas-ws-a" }))).toBe(
+      Code.Unauthenticated,
+    );
     expect(await codeOf(h.clients("").releases.listReleases({ namespace: "paas-ws-a" }))).toBe(Code.Unauthenticated);
     expect(h.helm.calls).toEqual([{ verb: "version", args: undefined }]);
   });

@@ -8,14 +8,28 @@ describe("namespace prefix interceptor", () => {
   for (const ns of outside) {
     it(`refuses namespace "${ns}" with PERMISSION_DENIED before any side effect`, async () => {
       const h = await createHarness();
-      expect(await codeOf(h.releases.installRelease({ namespace: ns, name: "web", chart: "oci://r.example/c/nginx" }))).toBe(Code.PermissionDenied);
+      expect(
+        await codeOf(h.releases.installRelease({ namespace: ns, name: "web", chart: "oci://r.example/c/nginx" })),
+      ).toBe(Code.PermissionDenied);
       expect(await codeOf(h.namespaces.createNamespace({ name: ns }))).toBe(Code.PermissionDenied);
       expect(h.helm.verbs()).toEqual(["version"]);
       expect(h.kube.calls.filter((c) => c !== "ping")).toEqual([]);
     });
   }
 
-  const malformed = ["", "paas-ws-", "PAAS-WS-A", "paas-ws-a/b", "paas-ws-..", "paas-ws-a--b", "paas-ws-ä", `paas-ws-${"a".repeat(60)}`, "paas-ws-a.b", "-paas-ws-a", "paas-ws-a "];
+  const malformed = [
+    "",
+    "paas-ws-",
+    "PAAS-WS-A",
+    "paas-ws-a/b",
+    "paas-ws-..",
+    "paas-ws-a--b",
+    "paas-ws-ä",
+    `paas-ws-${"a".repeat(60)}`,
+    "paas-ws-a.b",
+    "-paas-ws-a",
+    "paas-ws-a ",
+  ];
   for (const ns of malformed) {
     it(`refuses malformed namespace ${JSON.stringify(ns)} with INVALID_ARGUMENT`, async () => {
       const h = await createHarness();
@@ -29,7 +43,9 @@ describe("namespace prefix interceptor", () => {
     it(`refuses release name ${JSON.stringify(name)} with INVALID_ARGUMENT`, async () => {
       const h = await createHarness();
       managedNamespace(h.cluster, "paas-ws-a");
-      expect(await codeOf(h.releases.installRelease({ namespace: "paas-ws-a", name, chart: "oci://r.example/c/nginx" }))).toBe(Code.InvalidArgument);
+      expect(
+        await codeOf(h.releases.installRelease({ namespace: "paas-ws-a", name, chart: "oci://r.example/c/nginx" })),
+      ).toBe(Code.InvalidArgument);
       expect(h.helm.verbs()).toEqual(["version"]);
     });
   }
@@ -38,7 +54,11 @@ describe("namespace prefix interceptor", () => {
     const h = await createHarness();
     const ns = `paas-ws-${"a".repeat(55)}`;
     managedNamespace(h.cluster, ns);
-    const res = await h.releases.installRelease({ namespace: ns, name: "a".repeat(53), chart: "oci://r.example/c/nginx" });
+    const res = await h.releases.installRelease({
+      namespace: ns,
+      name: "a".repeat(53),
+      chart: "oci://r.example/c/nginx",
+    });
     expect(res.release?.revision).toBe(1);
   });
 
@@ -53,7 +73,9 @@ describe("namespace prefix interceptor", () => {
 
   it("answers errors with the reason, not a generic message", async () => {
     const h = await createHarness();
-    const err = await h.releases.getRelease({ namespace: "kube-system", name: "web" }).catch((e) => ConnectError.from(e));
+    const err = await h.releases
+      .getRelease({ namespace: "kube-system", name: "web" })
+      .catch((e) => ConnectError.from(e));
     expect((err as ConnectError).rawMessage).toBe('namespace "kube-system" is outside the managed prefix "paas-ws-"');
   });
 });

@@ -53,7 +53,13 @@ async function until<T>(fn: () => Promise<T | undefined>, ms = 5000): Promise<T>
 describe("operations: every mutation is one", () => {
   it("a synchronous install answers as before, with the operation id, and the operation records its steps in order", async () => {
     const h = await harness();
-    const res = await h.releases.installRelease({ namespace: NS, name: "web", chart: CHART, version: "6.0.0", values: { password: "hunter2" } });
+    const res = await h.releases.installRelease({
+      namespace: NS,
+      name: "web",
+      chart: CHART,
+      version: "6.0.0",
+      values: { password: "hunter2" },
+    });
     expect(res.release?.name).toBe("web");
     expect(res.operationId).toMatch(/^[0-9a-z]{26}$/);
     expect(res.operation).toBeUndefined();
@@ -84,7 +90,16 @@ describe("operations: every mutation is one", () => {
     const h = await harness();
     const res = await h.namespaces.createNamespace({ name: "paas-ws-new" });
     const { operation: op } = await h.operations.getOperation({ id: res.operationId });
-    expect(stepNames(op)).toEqual(["wait-for-release", "namespace", "limit-range", "quota", "network-policy", "deployer-identity", "ready", "record"]);
+    expect(stepNames(op)).toEqual([
+      "wait-for-release",
+      "namespace",
+      "limit-range",
+      "quota",
+      "network-policy",
+      "deployer-identity",
+      "ready",
+      "record",
+    ]);
     expect(op?.kind).toBe("create-namespace");
   });
 
@@ -132,7 +147,11 @@ describe("operations: every mutation is one", () => {
     const res = await h.releases.upgradeRelease({ namespace: NS, name: "web", async: true });
     const seen: Array<{ state: OperationState; steps: string[]; detail: string }> = [];
     for await (const m of h.operations.watchOperation({ id: res.operationId })) {
-      seen.push({ state: m.operation!.state, steps: stepNames(m.operation), detail: m.operation!.steps[0]?.detail ?? "" });
+      seen.push({
+        state: m.operation!.state,
+        steps: stepNames(m.operation),
+        detail: m.operation!.steps[0]?.detail ?? "",
+      });
     }
     expect(seen[0]?.state).toBe(OperationState.QUEUED);
     expect(seen[0]?.detail).toMatch(/^queued behind operation /);
@@ -153,7 +172,9 @@ describe("operations: every mutation is one", () => {
     const all = await h.operations.listOperations({ namespace: NS });
     expect(all.operations).toHaveLength(3);
     expect(all.operations[2]?.id).toBe(a.operationId);
-    expect((await h.operations.listOperations({ namespace: NS, release: "b" })).operations.map((o) => o.id)).toEqual([b.operationId]);
+    expect((await h.operations.listOperations({ namespace: NS, release: "b" })).operations.map((o) => o.id)).toEqual([
+      b.operationId,
+    ]);
     expect((await h.operations.listOperations({ kind: "upgrade" })).operations).toHaveLength(1);
     expect((await h.operations.listOperations({ state: OperationState.FAILED })).operations).toHaveLength(0);
     const page1 = await h.operations.listOperations({ pageSize: 2 });
@@ -176,10 +197,14 @@ describe("operations: cancel", () => {
     expect(operation?.error?.code).toBe("CANCELLED");
     await h.operations.waitOperation({ id: slow.operationId });
     await h.app.engine.idle();
-    const upgrades = h.helm.calls.filter((c) => c.verb === "upgrade").map((c) => (c.args as { chart: { version?: string } }).chart.version);
+    const upgrades = h.helm.calls
+      .filter((c) => c.verb === "upgrade")
+      .map((c) => (c.args as { chart: { version?: string } }).chart.version);
     expect(upgrades).not.toContain("9.9.9");
     expect(h.helm.verbs().filter((v) => v === "upgrade")).toHaveLength(1);
-    const outcome = (await h.audit.list({ pageSize: 10, operationId: queued.operationId })).records.find((r) => r.stage === "outcome");
+    const outcome = (await h.audit.list({ pageSize: 10, operationId: queued.operationId })).records.find(
+      (r) => r.stage === "outcome",
+    );
     expect(outcome?.errorCode).toBe("canceled");
   });
 
@@ -187,7 +212,11 @@ describe("operations: cancel", () => {
     const h = await harness();
     h.helm.delayMs.install = 5000;
     const res = await h.releases.installRelease({ namespace: NS, name: "web", chart: CHART, async: true });
-    await until(async () => ((await h.operations.getOperation({ id: res.operationId })).operation?.steps.some((s) => s.name === "apply") ? true : undefined));
+    await until(async () =>
+      (await h.operations.getOperation({ id: res.operationId })).operation?.steps.some((s) => s.name === "apply")
+        ? true
+        : undefined,
+    );
     const { operation } = await h.operations.cancelOperation({ id: res.operationId });
     expect(operation?.state).toBe(OperationState.CANCELLED);
     expect(operation?.error?.message).toMatch(/helm was sent SIGTERM/);
@@ -199,7 +228,11 @@ describe("operations: cancel", () => {
     const h = await harness();
     h.helm.delayMs.install = 5000;
     const call = failure(h.releases.installRelease({ namespace: NS, name: "web", chart: CHART }));
-    const op = await until(async () => (await h.operations.listOperations({ namespace: NS })).operations.find((o) => o.steps.some((s) => s.name === "apply")));
+    const op = await until(async () =>
+      (await h.operations.listOperations({ namespace: NS })).operations.find((o) =>
+        o.steps.some((s) => s.name === "apply"),
+      ),
+    );
     await h.operations.cancelOperation({ id: op.id });
     const err = await call;
     expect(err.code).toBe(Code.Canceled);
@@ -211,7 +244,11 @@ describe("operations: cancel", () => {
     await h.releases.upgradeRelease({ namespace: NS, name: "web" });
     h.helm.delayMs.rollback = 400;
     const res = await h.releases.rollbackRelease({ namespace: NS, name: "web", async: true });
-    await until(async () => ((await h.operations.getOperation({ id: res.operationId })).operation?.steps.some((s) => s.name === "apply") ? true : undefined));
+    await until(async () =>
+      (await h.operations.getOperation({ id: res.operationId })).operation?.steps.some((s) => s.name === "apply")
+        ? true
+        : undefined,
+    );
     const err = await failure(h.operations.cancelOperation({ id: res.operationId }));
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.rawMessage).toMatch(/cannot be stopped/);
@@ -235,17 +272,26 @@ describe("operations: bad input and scope", () => {
     expect((await failure(h.operations.getOperation({ id: newOperationId() }))).code).toBe(Code.NotFound);
     expect((await failure(h.operations.cancelOperation({ id: newOperationId() }))).code).toBe(Code.NotFound);
     expect((await failure(h.operations.getOperation({ id: "../etc" }))).code).toBe(Code.InvalidArgument);
-    expect((await failure(h.operations.waitOperation({ id: newOperationId(), timeout: { seconds: 9999n, nanos: 0 } }))).code).toBe(Code.InvalidArgument);
+    expect(
+      (await failure(h.operations.waitOperation({ id: newOperationId(), timeout: { seconds: 9999n, nanos: 0 } }))).code,
+    ).toBe(Code.InvalidArgument);
   });
 
   it("another tenant's operation answers NOT_FOUND, the same as an unknown id, and is not listed", async () => {
     const other = "other-tenant-key-0123456789";
-    const h = await harness({ namedKeys: [{ id: "tenant-b", digest: sha256(other), scope: new Scope(["paas-ws-b"], ["read", "deploy"]) }] });
+    const h = await harness({
+      namedKeys: [{ id: "tenant-b", digest: sha256(other), scope: new Scope(["paas-ws-b"], ["read", "deploy"]) }],
+    });
     const res = await h.releases.installRelease({ namespace: NS, name: "web", chart: CHART });
     const b = clientsWith(h, { "x-api-key": other });
     const err = await failure(b.operations.getOperation({ id: res.operationId }));
     expect(err.code).toBe(Code.NotFound);
-    expect(err.rawMessage).toBe((await failure(b.operations.getOperation({ id: newOperationId() }))).rawMessage.replace(/[0-9a-z]{26}/, res.operationId));
+    expect(err.rawMessage).toBe(
+      (await failure(b.operations.getOperation({ id: newOperationId() }))).rawMessage.replace(
+        /[0-9a-z]{26}/,
+        res.operationId,
+      ),
+    );
     expect((await failure(b.operations.cancelOperation({ id: res.operationId }))).code).toBe(Code.NotFound);
     expect((await b.operations.listOperations({})).operations).toHaveLength(0);
     expect((await failure(b.operations.listOperations({ namespace: NS }))).code).toBe(Code.PermissionDenied);

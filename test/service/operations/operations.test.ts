@@ -49,7 +49,10 @@ describe("audit log", () => {
       intentsWhenHelmRan = (await all(h.audit)).filter((r) => r.stage === "intent").length;
       return install(o);
     };
-    await h.releases.installRelease({ namespace: NS, name: "web", chart: CHART, version: "6.0.0", values: { password: "hunter2" } }, { headers: { "user-agent": "erp/1.0" } });
+    await h.releases.installRelease(
+      { namespace: NS, name: "web", chart: CHART, version: "6.0.0", values: { password: "hunter2" } },
+      { headers: { "user-agent": "erp/1.0" } },
+    );
     await h.releases.upgradeRelease({ namespace: NS, name: "web", version: "6.1.0" });
 
     expect(intentsWhenHelmRan).toBe(1);
@@ -62,7 +65,15 @@ describe("audit log", () => {
     ]);
     const [intent, outcome, , upgraded] = records as [AuditRecord, AuditRecord, AuditRecord, AuditRecord];
     expect(intent.operationId).toBe(outcome.operationId);
-    expect(intent).toMatchObject({ caller: "key-" + intent.caller.slice(4), namespace: NS, release: "web", chartReference: CHART, chartVersion: "6.0.0", userAgent: "erp/1.0", replica: h.locks.replica });
+    expect(intent).toMatchObject({
+      caller: "key-" + intent.caller.slice(4),
+      namespace: NS,
+      release: "web",
+      chartReference: CHART,
+      chartVersion: "6.0.0",
+      userAgent: "erp/1.0",
+      replica: h.locks.replica,
+    });
     expect(intent.caller).toMatch(/^key-[0-9a-f]{8}$/);
     expect(intent.valuesSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.stringify(records)).not.toContain("hunter2");
@@ -85,7 +96,9 @@ describe("audit log", () => {
     expect(rollback).toMatchObject({ outcome: "succeeded", revisionBefore: 2, revisionAfter: 3 });
     expect(res.release?.operationId).toBe(rollback.operationId);
     expect(h.cluster.history(NS, "web")[2]!.labels["paas-operation"]).toBe(rollback.operationId);
-    expect((await h.releases.getRelease({ namespace: NS, name: "web" })).release?.operationId).toBe(rollback.operationId);
+    expect((await h.releases.getRelease({ namespace: NS, name: "web" })).release?.operationId).toBe(
+      rollback.operationId,
+    );
   });
 
   it("records a failed operation with its error class", async () => {
@@ -94,7 +107,12 @@ describe("audit log", () => {
     const err = await failure(h.releases.installRelease({ namespace: NS, name: "bad", chart: CHART }));
     expect(err.code).toBe(Code.FailedPrecondition);
     const [, outcome] = await all(h.audit);
-    expect(outcome).toMatchObject({ stage: "outcome", outcome: "failed", errorCode: "failed_precondition", errorMessage: "render guard: ClusterRoleBinding is cluster-scoped" });
+    expect(outcome).toMatchObject({
+      stage: "outcome",
+      outcome: "failed",
+      errorCode: "failed_precondition",
+      errorMessage: "render guard: ClusterRoleBinding is cluster-scoped",
+    });
   });
 
   it("records denials (no key, wrong key, outside the prefix) without an intent and without running helm", async () => {
@@ -153,14 +171,18 @@ describe("idempotency keys", () => {
     await client.installRelease({ namespace: NS, name: "web", chart: CHART });
     await client.installRelease({ namespace: NS, name: "web", chart: CHART });
     expect(h.helm.verbs().filter((v) => v === "install")).toHaveLength(1);
-    const err = await failure(client.installRelease({ namespace: NS, name: "web", chart: CHART, idempotencyKey: "other" }));
+    const err = await failure(
+      client.installRelease({ namespace: NS, name: "web", chart: CHART, idempotencyKey: "other" }),
+    );
     expect(err.code).toBe(Code.InvalidArgument);
   });
 
   it("refuses the same key with a different request: FAILED_PRECONDITION with reason IDEMPOTENCY_KEY_REUSED", async () => {
     const h = await harness();
     await h.releases.installRelease({ namespace: NS, name: "web", chart: CHART, idempotencyKey: "k1" });
-    const err = await failure(h.releases.installRelease({ namespace: NS, name: "web", chart: CHART, version: "9.9.9", idempotencyKey: "k1" }));
+    const err = await failure(
+      h.releases.installRelease({ namespace: NS, name: "web", chart: CHART, version: "9.9.9", idempotencyKey: "k1" }),
+    );
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.findDetails(ErrorInfoSchema)[0]?.reason).toBe("IDEMPOTENCY_KEY_REUSED");
     expect(h.helm.verbs().filter((v) => v === "install")).toHaveLength(1);
@@ -182,30 +204,51 @@ describe("idempotency keys", () => {
   it("replays a stored failure, but frees the key after a transient refusal so that a retry runs", async () => {
     const h = await harness();
     h.helm.errors.install = new PaasError("failed_precondition", "chart not found");
-    const a = await failure(h.releases.installRelease({ namespace: NS, name: "a", chart: CHART, idempotencyKey: "fail" }));
+    const a = await failure(
+      h.releases.installRelease({ namespace: NS, name: "a", chart: CHART, idempotencyKey: "fail" }),
+    );
     delete h.helm.errors.install;
-    const b = await failure(h.releases.installRelease({ namespace: NS, name: "a", chart: CHART, idempotencyKey: "fail" }));
-    expect([a.code, b.code, b.rawMessage]).toEqual([Code.FailedPrecondition, Code.FailedPrecondition, "chart not found"]);
+    const b = await failure(
+      h.releases.installRelease({ namespace: NS, name: "a", chart: CHART, idempotencyKey: "fail" }),
+    );
+    expect([a.code, b.code, b.rawMessage]).toEqual([
+      Code.FailedPrecondition,
+      Code.FailedPrecondition,
+      "chart not found",
+    ]);
     expect(h.helm.verbs().filter((v) => v === "install")).toHaveLength(1);
 
     h.locks.unavailable = new PaasError("unavailable", "Kubernetes API unreachable");
-    expect((await failure(h.releases.installRelease({ namespace: NS, name: "b", chart: CHART, idempotencyKey: "transient" }))).code).toBe(Code.Unavailable);
+    expect(
+      (
+        await failure(
+          h.releases.installRelease({ namespace: NS, name: "b", chart: CHART, idempotencyKey: "transient" }),
+        )
+      ).code,
+    ).toBe(Code.Unavailable);
     h.locks.unavailable = undefined;
-    expect((await h.releases.installRelease({ namespace: NS, name: "b", chart: CHART, idempotencyKey: "transient" })).release?.revision).toBe(1);
+    expect(
+      (await h.releases.installRelease({ namespace: NS, name: "b", chart: CHART, idempotencyKey: "transient" })).release
+        ?.revision,
+    ).toBe(1);
   });
 
   it("keeps keys per caller: another key's identical request runs on its own", async () => {
     const other = "other-key-0123456789abcdef";
     const h = await harness({ apiKeys: [API_KEY, other] });
     await h.releases.installRelease({ namespace: NS, name: "a", chart: CHART, idempotencyKey: "same" });
-    const err = await failure(h.clients(other).releases.installRelease({ namespace: NS, name: "a", chart: CHART, idempotencyKey: "same" }));
+    const err = await failure(
+      h.clients(other).releases.installRelease({ namespace: NS, name: "a", chart: CHART, idempotencyKey: "same" }),
+    );
     // It ran (and found the name taken) instead of receiving the first caller's result.
     expect(err.code).toBe(Code.AlreadyExists);
   });
 
   it("validates the key", async () => {
     const h = await harness();
-    const err = await failure(h.releases.installRelease({ namespace: NS, name: "a", chart: CHART, idempotencyKey: "has space" }));
+    const err = await failure(
+      h.releases.installRelease({ namespace: NS, name: "a", chart: CHART, idempotencyKey: "has space" }),
+    );
     expect(err.code).toBe(Code.InvalidArgument);
   });
 });
@@ -263,7 +306,9 @@ describe("one writer per release", () => {
     expect(Date.now() - started).toBeLessThan(2000);
     // The release stays taken until helm is gone: nothing else may start on it.
     expect(h.locks.isHeld({ namespace: NS, release: "web" })).toBe(true);
-    expect((await all(h.audit)).filter((r) => r.stage === "outcome" && r.method.endsWith("UpgradeRelease"))).toEqual([]);
+    expect((await all(h.audit)).filter((r) => r.stage === "outcome" && r.method.endsWith("UpgradeRelease"))).toEqual(
+      [],
+    );
     finishHelm();
     await h.app.queue.idle();
     expect(h.locks.isHeld({ namespace: NS, release: "web" })).toBe(false);
@@ -274,7 +319,9 @@ describe("one writer per release", () => {
   it("refuses new mutations while draining", async () => {
     const h = await harness();
     h.lifecycle.startDraining();
-    expect((await failure(h.releases.installRelease({ namespace: NS, name: "web", chart: CHART }))).code).toBe(Code.Unavailable);
+    expect((await failure(h.releases.installRelease({ namespace: NS, name: "web", chart: CHART }))).code).toBe(
+      Code.Unavailable,
+    );
     expect(await all(h.audit)).toEqual([]);
   });
 });
@@ -326,7 +373,9 @@ describe("stuck releases", () => {
     const res = await h.releases.recoverRelease({ namespace: NS, name: "web" });
     expect(res.recovered).toBe(true);
     expect(res.release?.status).toBe(ReleaseStatus.FAILED);
-    const outcome = (await all(h.audit)).filter((r) => r.method.endsWith("RecoverRelease") && r.stage === "outcome").at(-1);
+    const outcome = (await all(h.audit))
+      .filter((r) => r.method.endsWith("RecoverRelease") && r.stage === "outcome")
+      .at(-1);
     expect(outcome?.outcome).toBe("recovered");
     expect((await failure(h.releases.recoverRelease({ namespace: NS, name: "nope" }))).code).toBe(Code.NotFound);
   });
@@ -337,7 +386,15 @@ describe("stuck releases", () => {
     await h.releases.installRelease({ namespace: NS, name: "api", chart: CHART });
     stick(h, "web", "pending-upgrade");
     const intent = (over: Partial<AuditRecord>): AuditRecord =>
-      auditRecord({ id: `0000${over.operationId}`, time: new Date(Date.now() - 60_000), method: "paas.v1.ReleaseService/UpgradeRelease", namespace: NS, release: "web", replica: "dead-replica", ...over });
+      auditRecord({
+        id: `0000${over.operationId}`,
+        time: new Date(Date.now() - 60_000),
+        method: "paas.v1.ReleaseService/UpgradeRelease",
+        namespace: NS,
+        release: "web",
+        replica: "dead-replica",
+        ...over,
+      });
     await h.audit.append(intent({ operationId: "deadop1" }));
     await h.audit.append(intent({ operationId: "deadop2", release: "api" }));
     await h.audit.heartbeat("live-replica");
@@ -376,8 +433,17 @@ describe("stuck releases", () => {
 describe("REST statuses of the new refusals", () => {
   it("maps reasons to ErrorInfo on gRPC", async () => {
     const h = await harness({ valuesLimits: { maxBytes: 2048, maxDepth: 10, maxKeys: 5 } });
-    const err = await failure(h.releases.installRelease({ namespace: NS, name: "a", chart: CHART, values: { a: 1, b: 2, c: 3, d: 4, e: 5, f: 6 } }));
+    const err = await failure(
+      h.releases.installRelease({
+        namespace: NS,
+        name: "a",
+        chart: CHART,
+        values: { a: 1, b: 2, c: 3, d: 4, e: 5, f: 6 },
+      }),
+    );
     expect(err.code).toBe(Code.ResourceExhausted);
-    expect(err.findDetails(ErrorInfoSchema)).toEqual([expect.objectContaining({ reason: "VALUES_TOO_LARGE", domain: "paas.io" })]);
+    expect(err.findDetails(ErrorInfoSchema)).toEqual([
+      expect.objectContaining({ reason: "VALUES_TOO_LARGE", domain: "paas.io" }),
+    ]);
   });
 });

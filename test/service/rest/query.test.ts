@@ -23,7 +23,12 @@ describe("GET /api/audit through the REST handler", () => {
 
   beforeAll(async () => {
     store = new MemoryAuditStore();
-    const audit = createAuditTestApp({ store, prefix: PREFIX, adminKey: ADMIN, keys: [{ id: "reader-a", key: READER_A, namespaces: ["paas-ws-a"], verbs: ["read"] }] });
+    const audit = createAuditTestApp({
+      store,
+      prefix: PREFIX,
+      adminKey: ADMIN,
+      keys: [{ id: "reader-a", key: READER_A, namespaces: ["paas-ws-a"], verbs: ["read"] }],
+    });
     const routes = (router: ConnectRouter) => {
       audit.routes(router);
       router.service(ReleaseService, {
@@ -32,11 +37,22 @@ describe("GET /api/audit through the REST handler", () => {
           return { release: create(ReleaseSchema, { namespace: req.namespace, name: req.name, revision: 1 }) };
         },
         upgradeRelease(req) {
-          seen.push({ rpc: "UpgradeRelease", namespace: req.namespace, name: req.name, version: req.version, wait: req.wait });
+          seen.push({
+            rpc: "UpgradeRelease",
+            namespace: req.namespace,
+            name: req.name,
+            version: req.version,
+            wait: req.wait,
+          });
           return { release: create(ReleaseSchema, { namespace: req.namespace, name: req.name, revision: 2 }) };
         },
         uninstallRelease(req: UninstallReleaseRequest) {
-          seen.push({ rpc: "UninstallRelease", namespace: req.namespace, name: req.name, idempotencyKey: req.idempotencyKey });
+          seen.push({
+            rpc: "UninstallRelease",
+            namespace: req.namespace,
+            name: req.name,
+            idempotencyKey: req.idempotencyKey,
+          });
           return { message: `Release ${req.name} uninstalled` };
         },
       });
@@ -67,7 +83,16 @@ describe("GET /api/audit through the REST handler", () => {
     seen.length = 0;
     const t0 = Date.parse("2026-03-01T00:00:00Z");
     ["paas-ws-a", "paas-ws-b", "paas-ws-a", "", "paas-ws-a"].forEach((namespace, i) =>
-      store.records.push(auditRecord({ id: `id-${i}`, time: new Date(t0 + i * 60_000), namespace, stage: i % 2 ? "outcome" : "intent", ...(i % 2 ? { outcome: "succeeded" as const } : {}), durationMs: i * 1000 })),
+      store.records.push(
+        auditRecord({
+          id: `id-${i}`,
+          time: new Date(t0 + i * 60_000),
+          namespace,
+          stage: i % 2 ? "outcome" : "intent",
+          ...(i % 2 ? { outcome: "succeeded" as const } : {}),
+          durationMs: i * 1000,
+        }),
+      ),
     );
   });
 
@@ -75,7 +100,10 @@ describe("GET /api/audit through the REST handler", () => {
     const key = opts.key === undefined ? ADMIN : opts.key;
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { ...(key === null ? {} : { "x-api-key": key }), ...(opts.body === undefined ? {} : { "content-type": "application/json" }) },
+      headers: {
+        ...(key === null ? {} : { "x-api-key": key }),
+        ...(opts.body === undefined ? {} : { "content-type": "application/json" }),
+      },
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
     });
     const text = await res.text();
@@ -87,24 +115,53 @@ describe("GET /api/audit through the REST handler", () => {
     expect(res.status).toBe(200);
     expect(res.json.events.map((e: { id: string }) => e.id)).toEqual(["id-4", "id-3", "id-2", "id-1", "id-0"]);
     expect(res.json.next_page_token).toBe("");
-    expect(res.json.events[1]).toMatchObject({ id: "id-3", time: "2026-03-01T00:03:00.000Z", stage: "AUDIT_STAGE_OUTCOME", outcome: "AUDIT_OUTCOME_SUCCEEDED", operation_id: expect.any(String), source_ip: "10.0.0.1", duration_ms: "3000", revision_before: 0, error_code: "", namespace: "" });
+    expect(res.json.events[1]).toMatchObject({
+      id: "id-3",
+      time: "2026-03-01T00:03:00.000Z",
+      stage: "AUDIT_STAGE_OUTCOME",
+      outcome: "AUDIT_OUTCOME_SUCCEEDED",
+      operation_id: expect.any(String),
+      source_ip: "10.0.0.1",
+      duration_ms: "3000",
+      revision_before: 0,
+      error_code: "",
+      namespace: "",
+    });
     expect(res.json.events[0].outcome).toBe("AUDIT_OUTCOME_UNSPECIFIED");
     expect(Object.keys(res.json.events[0])).not.toContain("operationId");
   });
 
   it("reads filters, times and page size from the query string, in either spelling", async () => {
-    const res = await call("GET", "/api/audit?namespace=paas-ws-a&since=2026-03-01T00:01:00Z&until=2026-03-01T02:04:00%2B02:00&pageSize=1&ignored=1");
+    const res = await call(
+      "GET",
+      "/api/audit?namespace=paas-ws-a&since=2026-03-01T00:01:00Z&until=2026-03-01T02:04:00%2B02:00&pageSize=1&ignored=1",
+    );
     expect(res.status).toBe(200);
     expect(res.json.events.map((e: { id: string }) => e.id)).toEqual(["id-2"]);
-    expect(store.queries.at(-1)).toEqual({ namespace: "paas-ws-a", since: new Date("2026-03-01T00:01:00Z"), until: new Date("2026-03-01T00:04:00Z"), pageSize: 1 });
+    expect(store.queries.at(-1)).toEqual({
+      namespace: "paas-ws-a",
+      since: new Date("2026-03-01T00:01:00Z"),
+      until: new Date("2026-03-01T00:04:00Z"),
+      pageSize: 1,
+    });
     expect(res.json.next_page_token).toBe("");
   });
 
   it("pages with page_token", async () => {
     const first = await call("GET", "/api/audit?page_size=2");
-    const second = await call("GET", `/api/audit?page_size=2&page_token=${encodeURIComponent(first.json.next_page_token)}`);
-    const third = await call("GET", `/api/audit?page_size=2&page_token=${encodeURIComponent(second.json.next_page_token)}`);
-    expect([first, second, third].map((r) => r.json.events.map((e: { id: string }) => e.id))).toEqual([["id-4", "id-3"], ["id-2", "id-1"], ["id-0"]]);
+    const second = await call(
+      "GET",
+      `/api/audit?page_size=2&page_token=${encodeURIComponent(first.json.next_page_token)}`,
+    );
+    const third = await call(
+      "GET",
+      `/api/audit?page_size=2&page_token=${encodeURIComponent(second.json.next_page_token)}`,
+    );
+    expect([first, second, third].map((r) => r.json.events.map((e: { id: string }) => e.id))).toEqual([
+      ["id-4", "id-3"],
+      ["id-2", "id-1"],
+      ["id-0"],
+    ]);
     expect(third.json.next_page_token).toBe("");
   });
 
@@ -122,7 +179,11 @@ describe("GET /api/audit through the REST handler", () => {
   });
 
   it("well-formed values the service refuses are its 400s; a bad page token too", async () => {
-    for (const path of ["/api/audit?page_size=1001", "/api/audit?since=2026-03-02T00:00:00Z&until=2026-03-01T00:00:00Z", "/api/audit?page_token=garbage"]) {
+    for (const path of [
+      "/api/audit?page_size=1001",
+      "/api/audit?since=2026-03-02T00:00:00Z&until=2026-03-01T00:00:00Z",
+      "/api/audit?page_token=garbage",
+    ]) {
       const res = await call("GET", path);
       expect(res.status, path).toBe(400);
       expect(res.json.error_type).toBe("validation_error");
@@ -135,7 +196,10 @@ describe("GET /api/audit through the REST handler", () => {
     expect(mine.json.events.map((e: { id: string }) => e.id)).toEqual(["id-4", "id-2", "id-0"]);
     const other = await call("GET", "/api/audit?namespace=paas-ws-b", { key: READER_A });
     expect(other.status).toBe(403);
-    expect(other.json).toMatchObject({ error_type: "forbidden", detail: 'namespace "paas-ws-b" is outside this API key\'s scope' });
+    expect(other.json).toMatchObject({
+      error_type: "forbidden",
+      detail: 'namespace "paas-ws-b" is outside this API key\'s scope',
+    });
     expect((await call("GET", "/api/audit", { key: null })).status).toBe(401);
   });
 
@@ -153,12 +217,18 @@ describe("GET /api/audit through the REST handler", () => {
   });
 
   it("body routes: fields come from the body only, the query string is ignored", async () => {
-    const res = await call("PATCH", "/api/releases/paas-ws-a/web?version=9.9.9&wait=true", { body: { version: "1.2.3" } });
+    const res = await call("PATCH", "/api/releases/paas-ws-a/web?version=9.9.9&wait=true", {
+      body: { version: "1.2.3" },
+    });
     expect(res.status).toBe(200);
-    expect(seen).toEqual([{ rpc: "UpgradeRelease", namespace: "paas-ws-a", name: "web", version: "1.2.3", wait: false }]);
+    expect(seen).toEqual([
+      { rpc: "UpgradeRelease", namespace: "paas-ws-a", name: "web", version: "1.2.3", wait: false },
+    ]);
     const bad = await call("PATCH", "/api/releases/paas-ws-a/web?wait=notabool", { body: { version: 5 } });
     expect(bad.status).toBe(422);
-    expect(bad.json.errors).toEqual([{ loc: ["body", "version"], msg: "Input should be a valid string", type: "string_type" }]);
+    expect(bad.json.errors).toEqual([
+      { loc: ["body", "version"], msg: "Input should be a valid string", type: "string_type" },
+    ]);
   });
 
   it("body-less DELETE takes its non-path fields from the query (idempotency_key, as documented)", async () => {

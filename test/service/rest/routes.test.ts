@@ -9,7 +9,13 @@ describe("the REST route table comes from the protos' google.api.http annotation
   const routes = buildRoutes();
 
   it("binds the old operator's paths (and the other annotated RPCs)", () => {
-    const table = routes.map((r) => [r.verb, r.template, `${r.method.parent.name}.${r.method.name}`, r.status, r.hasBody]);
+    const table = routes.map((r) => [
+      r.verb,
+      r.template,
+      `${r.method.parent.name}.${r.method.name}`,
+      r.status,
+      r.hasBody,
+    ]);
     expect(table).toEqual([
       ["POST", "/api/releases", "ReleaseService.InstallRelease", 201, true],
       ["GET", "/api/releases/{namespace}/{name}", "ReleaseService.GetRelease", 200, false],
@@ -34,23 +40,45 @@ describe("the REST route table comes from the protos' google.api.http annotation
   });
 
   it("knows which requests name their namespace in the body (400, not 403, outside the prefix)", () => {
-    expect(routes.filter((r) => r.targetInBody).map((r) => r.method.name)).toEqual(["InstallRelease", "CreateNamespace"]);
+    expect(routes.filter((r) => r.targetInBody).map((r) => r.method.name)).toEqual([
+      "InstallRelease",
+      "CreateNamespace",
+    ]);
   });
 
   it("reads every non-path field from the body: path variables win", () => {
     const upgrade = routes.find((r) => r.method.name === "UpgradeRelease")!;
-    expect(upgrade.bodyFields.map((f) => f.name)).toEqual(["chart", "version", "values", "reset_values", "reuse_values", "repo_url", "wait", "timeout", "idempotency_key", "async"]);
+    expect(upgrade.bodyFields.map((f) => f.name)).toEqual([
+      "chart",
+      "version",
+      "values",
+      "reset_values",
+      "reuse_values",
+      "repo_url",
+      "wait",
+      "timeout",
+      "idempotency_key",
+      "async",
+    ]);
     const m = matchRoute(routes, "PATCH", ["api", "releases", "paas-ws-a", "web"])!;
-    const msg = decodeRequest(m.route!, m.params, { namespace: "kube-system", name: "evil", version: "1.2.3" }) as unknown as Record<string, unknown>;
+    const msg = decodeRequest(m.route!, m.params, {
+      namespace: "kube-system",
+      name: "evil",
+      version: "1.2.3",
+    }) as unknown as Record<string, unknown>;
     expect(msg).toMatchObject({ namespace: "paas-ws-a", name: "web", version: "1.2.3" });
   });
 
   it("refuses to start when an annotated RPC has no REST shape, or a shape has no annotation", () => {
     const missing = new Map([...OVERRIDES].filter(([m]) => m !== ReleaseService.method.getRelease));
-    expect(() => buildRoutes(undefined, missing)).toThrow(/GetRelease has a google.api.http annotation but no response shape/);
+    expect(() => buildRoutes(undefined, missing)).toThrow(
+      /GetRelease has a google.api.http annotation but no response shape/,
+    );
     const extra = new Map(OVERRIDES);
     extra.set(ReleaseService.method.watchReleaseStatus, { response: () => null });
-    expect(() => buildRoutes(undefined, extra)).toThrow(/WatchReleaseStatus has a REST shape but no google.api.http annotation/);
+    expect(() => buildRoutes(undefined, extra)).toThrow(
+      /WatchReleaseStatus has a REST shape but no google.api.http annotation/,
+    );
   });
 
   it("matches HEAD as GET and lists every verb of a path", () => {
@@ -88,10 +116,19 @@ describe("body decoding", () => {
   });
 
   it("reads timeout as seconds and makes it a Duration", () => {
-    expect(decode("InstallRelease", { namespace: "n", name: "x", chart: "c", timeout: 90.5 }).timeout).toMatchObject({ seconds: 90n, nanos: 500_000_000 });
-    expect(decode("InstallRelease", { namespace: "n", name: "x", chart: "c", timeout: "600" }).timeout).toMatchObject({ seconds: 600n });
-    expect(refusal(() => decode("InstallRelease", { namespace: "n", name: "x", chart: "c", timeout: -1 })).rest.status).toBe(422);
-    expect(refusal(() => decode("InstallRelease", { namespace: "n", name: "x", chart: "c", timeout: "5m" })).rest.status).toBe(422);
+    expect(decode("InstallRelease", { namespace: "n", name: "x", chart: "c", timeout: 90.5 }).timeout).toMatchObject({
+      seconds: 90n,
+      nanos: 500_000_000,
+    });
+    expect(decode("InstallRelease", { namespace: "n", name: "x", chart: "c", timeout: "600" }).timeout).toMatchObject({
+      seconds: 600n,
+    });
+    expect(
+      refusal(() => decode("InstallRelease", { namespace: "n", name: "x", chart: "c", timeout: -1 })).rest.status,
+    ).toBe(422);
+    expect(
+      refusal(() => decode("InstallRelease", { namespace: "n", name: "x", chart: "c", timeout: "5m" })).rest.status,
+    ).toBe(422);
   });
 
   it("keeps reuse_values unset unless given, and null means unset", () => {
@@ -102,8 +139,9 @@ describe("body decoding", () => {
 
   it("parses bodies: empty is {}, a BOM is fine, anything but an object is refused", () => {
     expect(parseJsonBody(new Uint8Array())).toEqual({});
-    expect(parseJsonBody(Buffer.from("\ufeff{\"a\":1}"))).toEqual({ a: 1 });
-    for (const bad of ["null", "1", '"x"', "[]", "{", "{'a':1}"]) expect(refusal(() => parseJsonBody(Buffer.from(bad))).rest.status).toBe(422);
+    expect(parseJsonBody(Buffer.from('\ufeff{"a":1}'))).toEqual({ a: 1 });
+    for (const bad of ["null", "1", '"x"', "[]", "{", "{'a':1}"])
+      expect(refusal(() => parseJsonBody(Buffer.from(bad))).rest.status).toBe(422);
   });
 });
 

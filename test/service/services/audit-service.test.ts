@@ -33,10 +33,21 @@ beforeEach(() => {
   app = createAuditTestApp({ store, prefix: PREFIX, adminKey: ADMIN, keys: KEYS });
   // One record per namespace, a minute apart; the oldest first.
   const namespaces = ["paas-ws-a", "paas-ws-b", "paas-ws-team-x", "paas-ws-team-y", "", "kube-system", "paas-ws-a"];
-  namespaces.forEach((namespace, i) => store.records.push(auditRecord({ id: `id-${i}`, time: at(i), namespace, caller: i % 2 === 0 ? "key-even" : "key-odd", release: i < 3 ? "web" : "db" })));
+  namespaces.forEach((namespace, i) =>
+    store.records.push(
+      auditRecord({
+        id: `id-${i}`,
+        time: at(i),
+        namespace,
+        caller: i % 2 === 0 ? "key-even" : "key-odd",
+        release: i < 3 ? "web" : "db",
+      }),
+    ),
+  );
 });
 
-const list = (key: string | null, req: Parameters<ReturnType<typeof app.client>["listAuditEvents"]>[0] = {}) => app.client(key).listAuditEvents(req);
+const list = (key: string | null, req: Parameters<ReturnType<typeof app.client>["listAuditEvents"]>[0] = {}) =>
+  app.client(key).listAuditEvents(req);
 const ids = (events: { id: string }[]) => events.map((e) => e.id);
 
 describe("ListAuditEvents for an unrestricted key", () => {
@@ -61,14 +72,34 @@ describe("ListAuditEvents for an unrestricted key", () => {
   });
 
   it("passes every filter to the store: since inclusive, until exclusive", async () => {
-    const res = await list(ADMIN, { namespace: "paas-ws-a", release: "web", caller: "key-even", operationId: "op-x", since: timestampFromDate(at(0)), until: timestampFromDate(at(6)), pageSize: 5 });
-    expect(store.queries.at(-1)).toEqual({ namespace: "paas-ws-a", release: "web", caller: "key-even", operationId: "op-x", since: at(0), until: at(6), pageSize: 5 });
+    const res = await list(ADMIN, {
+      namespace: "paas-ws-a",
+      release: "web",
+      caller: "key-even",
+      operationId: "op-x",
+      since: timestampFromDate(at(0)),
+      until: timestampFromDate(at(6)),
+      pageSize: 5,
+    });
+    expect(store.queries.at(-1)).toEqual({
+      namespace: "paas-ws-a",
+      release: "web",
+      caller: "key-even",
+      operationId: "op-x",
+      since: at(0),
+      until: at(6),
+      pageSize: 5,
+    });
     expect(res.events).toEqual([]);
     expect(ids((await list(ADMIN, { namespace: "paas-ws-a" })).events)).toEqual(["id-6", "id-0"]);
     expect(ids((await list(ADMIN, { release: "db", caller: "key-odd" })).events)).toEqual(["id-5", "id-3"]);
-    expect(ids((await list(ADMIN, { since: timestampFromDate(at(2)), until: timestampFromDate(at(4)) })).events)).toEqual(["id-3", "id-2"]);
+    expect(
+      ids((await list(ADMIN, { since: timestampFromDate(at(2)), until: timestampFromDate(at(4)) })).events),
+    ).toEqual(["id-3", "id-2"]);
     // An empty range is no error.
-    expect((await list(ADMIN, { since: timestampFromDate(at(2)), until: timestampFromDate(at(2)) })).events).toEqual([]);
+    expect((await list(ADMIN, { since: timestampFromDate(at(2)), until: timestampFromDate(at(2)) })).events).toEqual(
+      [],
+    );
   });
 
   it("may filter by a namespace outside the prefix: denied attempts there are records too", async () => {
@@ -78,10 +109,49 @@ describe("ListAuditEvents for an unrestricted key", () => {
   it("maps each record field to the event", async () => {
     store.records.length = 0;
     store.records.push(
-      auditRecord({ id: "o1", time: new Date("2026-03-02T10:00:00.123Z"), stage: "outcome", outcome: "failed", operationId: "op-1", durationMs: 1234, revisionBefore: 2, revisionAfter: 3, errorCode: "failed_precondition", errorMessage: "no", idempotencyKey: "k1", valuesSha256: "ab", sourceIp: "10.1.1.1", userAgent: "ua", replica: "r1", requestId: "rq" }),
+      auditRecord({
+        id: "o1",
+        time: new Date("2026-03-02T10:00:00.123Z"),
+        stage: "outcome",
+        outcome: "failed",
+        operationId: "op-1",
+        durationMs: 1234,
+        revisionBefore: 2,
+        revisionAfter: 3,
+        errorCode: "failed_precondition",
+        errorMessage: "no",
+        idempotencyKey: "k1",
+        valuesSha256: "ab",
+        sourceIp: "10.1.1.1",
+        userAgent: "ua",
+        replica: "r1",
+        requestId: "rq",
+      }),
     );
     const [e] = (await list(ADMIN)).events;
-    expect(e).toMatchObject({ id: "o1", stage: AuditStage.OUTCOME, outcome: AuditOutcome.FAILED, operationId: "op-1", durationMs: 1234n, revisionBefore: 2, revisionAfter: 3, errorCode: "failed_precondition", errorMessage: "no", idempotencyKey: "k1", valuesSha256: "ab", sourceIp: "10.1.1.1", userAgent: "ua", replica: "r1", requestId: "rq", namespace: "paas-ws-a", release: "web", caller: "key-0001", method: "paas.v1.ReleaseService/InstallRelease", chartReference: "oci://r.example/c/nginx", chartVersion: "1.0.0" });
+    expect(e).toMatchObject({
+      id: "o1",
+      stage: AuditStage.OUTCOME,
+      outcome: AuditOutcome.FAILED,
+      operationId: "op-1",
+      durationMs: 1234n,
+      revisionBefore: 2,
+      revisionAfter: 3,
+      errorCode: "failed_precondition",
+      errorMessage: "no",
+      idempotencyKey: "k1",
+      valuesSha256: "ab",
+      sourceIp: "10.1.1.1",
+      userAgent: "ua",
+      replica: "r1",
+      requestId: "rq",
+      namespace: "paas-ws-a",
+      release: "web",
+      caller: "key-0001",
+      method: "paas.v1.ReleaseService/InstallRelease",
+      chartReference: "oci://r.example/c/nginx",
+      chartVersion: "1.0.0",
+    });
     expect(timestampDate(e!.time!).toISOString()).toBe("2026-03-02T10:00:00.123Z");
   });
 });

@@ -9,12 +9,23 @@ describe("NamespaceService", () => {
     const first = await h.namespaces.createNamespace({ name: "paas-ws-a" });
     expect(first.created).toBe(true);
     expect(first.namespace?.quota.map((q) => q.hard)).toEqual(["2", "4Gi", "20Gi"]);
-    const second = await h.namespaces.createNamespace({ name: "paas-ws-a", cpuLimit: "500m", memoryLimit: "1Gi", storageLimit: "5Gi" });
+    const second = await h.namespaces.createNamespace({
+      name: "paas-ws-a",
+      cpuLimit: "500m",
+      memoryLimit: "1Gi",
+      storageLimit: "5Gi",
+    });
     expect(second.created).toBe(false);
     expect(h.cluster.namespaces.get("paas-ws-a")?.quota).toEqual({ cpu: "500m", memory: "1Gi", storage: "5Gi" });
   });
 
-  for (const [field, value] of [["cpuLimit", "two"], ["memoryLimit", "4GB"], ["storageLimit", "-1Gi"], ["cpuLimit", "0"], ["memoryLimit", "1e999999999999999999999999999999999"]] as const) {
+  for (const [field, value] of [
+    ["cpuLimit", "two"],
+    ["memoryLimit", "4GB"],
+    ["storageLimit", "-1Gi"],
+    ["cpuLimit", "0"],
+    ["memoryLimit", "1e999999999999999999999999999999999"],
+  ] as const) {
     it(`refuses ${field}=${value} as INVALID_ARGUMENT and creates nothing`, async () => {
       const h = await createHarness();
       const err = await failure(h.namespaces.createNamespace({ name: "paas-ws-a", [field]: value }));

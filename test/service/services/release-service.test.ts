@@ -25,7 +25,13 @@ describe("InstallRelease", () => {
       version: "17.1.0",
       values: { auth: { password: "s3cret,=\\." }, "a.b": 1 },
     });
-    expect(res.release).toMatchObject({ name: "db", namespace: NS, revision: 1, status: ReleaseStatus.DEPLOYED, chartReference: "oci://registry.example:5000/charts/postgresql" });
+    expect(res.release).toMatchObject({
+      name: "db",
+      namespace: NS,
+      revision: 1,
+      status: ReleaseStatus.DEPLOYED,
+      chartReference: "oci://registry.example:5000/charts/postgresql",
+    });
     const install = h.helm.calls.find((c) => c.verb === "install")!.args as InstallOptions;
     expect(install.chart).toEqual({ ref: "oci://registry.example:5000/charts/postgresql", version: "17.1.0" });
     expect(install.values).toEqual({ auth: { password: "s3cret,=\\." }, "a.b": 1 });
@@ -53,7 +59,13 @@ describe("InstallRelease", () => {
 
   it("takes a chart name with repo_url", async () => {
     const h = await setup();
-    const res = await h.releases.installRelease({ namespace: NS, name: "web", chart: "podinfo", repoUrl: "http://127.0.0.1:8879", version: "6.13.0" });
+    const res = await h.releases.installRelease({
+      namespace: NS,
+      name: "web",
+      chart: "podinfo",
+      repoUrl: "http://127.0.0.1:8879",
+      version: "6.13.0",
+    });
     expect(res.release?.repoUrl).toBe("http://127.0.0.1:8879");
     const install = h.helm.calls.find((c) => c.verb === "install")!.args as InstallOptions;
     expect(install.chart).toEqual({ ref: "podinfo", repoUrl: "http://127.0.0.1:8879", version: "6.13.0" });
@@ -86,22 +98,45 @@ describe("InstallRelease", () => {
 
   it("refuses an install into a namespace this service does not manage", async () => {
     const h = await createHarness();
-    const err = await failure(h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx" }));
+    const err = await failure(
+      h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx" }),
+    );
     expect(err.code).toBe(Code.NotFound);
     expect(h.helm.verbs()).toEqual(["version"]);
   });
 
   it("creates the namespace with the default quota when asked", async () => {
     const h = await createHarness();
-    await h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx", createNamespace: true });
-    expect(h.cluster.namespaces.get(NS)).toEqual({ quota: { cpu: "2", memory: "4Gi", storage: "20Gi" }, managed: true });
+    await h.releases.installRelease({
+      namespace: NS,
+      name: "web",
+      chart: "oci://r.example/c/nginx",
+      createNamespace: true,
+    });
+    expect(h.cluster.namespaces.get(NS)).toEqual({
+      quota: { cpu: "2", memory: "4Gi", storage: "20Gi" },
+      managed: true,
+    });
   });
 
   it("bounds the requested timeout", async () => {
     const h = await setup();
-    const tooLong = await failure(h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx", timeout: { seconds: 999999n, nanos: 0 } }));
+    const tooLong = await failure(
+      h.releases.installRelease({
+        namespace: NS,
+        name: "web",
+        chart: "oci://r.example/c/nginx",
+        timeout: { seconds: 999999n, nanos: 0 },
+      }),
+    );
     expect(tooLong.code).toBe(Code.InvalidArgument);
-    await h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx", timeout: { seconds: 42n, nanos: 0 }, wait: true });
+    await h.releases.installRelease({
+      namespace: NS,
+      name: "web",
+      chart: "oci://r.example/c/nginx",
+      timeout: { seconds: 42n, nanos: 0 },
+      wait: true,
+    });
     const install = h.helm.calls.find((c) => c.verb === "install")!.args as InstallOptions;
     expect(install).toMatchObject({ timeoutSeconds: 42, wait: true });
   });
@@ -110,7 +145,13 @@ describe("InstallRelease", () => {
 describe("UpgradeRelease", () => {
   it("reuses the recorded chart reference and the deployed chart version when chart is omitted", async () => {
     const h = await setup();
-    await h.releases.installRelease({ namespace: NS, name: "web", chart: "podinfo", repoUrl: "http://127.0.0.1:8879", version: "6.13.0" });
+    await h.releases.installRelease({
+      namespace: NS,
+      name: "web",
+      chart: "podinfo",
+      repoUrl: "http://127.0.0.1:8879",
+      version: "6.13.0",
+    });
     const res = await h.releases.upgradeRelease({ namespace: NS, name: "web", values: { replicaCount: 2 } });
     expect(res.release?.revision).toBe(2);
     const upgrade = h.helm.calls.find((c) => c.verb === "upgrade")!.args as UpgradeOptions;
@@ -121,7 +162,12 @@ describe("UpgradeRelease", () => {
 
   it("takes a new version of the recorded chart", async () => {
     const h = await setup();
-    await h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/podinfo", version: "6.13.0" });
+    await h.releases.installRelease({
+      namespace: NS,
+      name: "web",
+      chart: "oci://r.example/c/podinfo",
+      version: "6.13.0",
+    });
     await h.releases.upgradeRelease({ namespace: NS, name: "web", version: "6.14.1" });
     const upgrade = h.helm.calls.find((c) => c.verb === "upgrade")!.args as UpgradeOptions;
     expect(upgrade.chart).toEqual({ ref: "oci://r.example/c/podinfo", version: "6.14.1" });
@@ -143,7 +189,10 @@ describe("UpgradeRelease", () => {
     const [a, b] = h.helm.calls.filter((c) => c.verb === "upgrade").map((c) => c.args as UpgradeOptions);
     expect(a).toMatchObject({ resetValues: true, reuseValues: false });
     expect(b).toMatchObject({ resetValues: false, reuseValues: false });
-    expect((await failure(h.releases.upgradeRelease({ namespace: NS, name: "web", resetValues: true, reuseValues: true }))).code).toBe(Code.InvalidArgument);
+    expect(
+      (await failure(h.releases.upgradeRelease({ namespace: NS, name: "web", resetValues: true, reuseValues: true })))
+        .code,
+    ).toBe(Code.InvalidArgument);
   });
 
   it("runs five concurrent upgrades of one release one at a time, in order", async () => {
@@ -163,7 +212,11 @@ describe("UpgradeRelease", () => {
     const h = await createHarness({ helmConcurrency: 2 });
     managedNamespace(h.cluster, NS);
     h.helm.delayMs.install = 30;
-    await Promise.all([1, 2, 3, 4].map((i) => h.releases.installRelease({ namespace: NS, name: `r${i}`, chart: "oci://r.example/c/podinfo" })));
+    await Promise.all(
+      [1, 2, 3, 4].map((i) =>
+        h.releases.installRelease({ namespace: NS, name: `r${i}`, chart: "oci://r.example/c/podinfo" }),
+      ),
+    );
     expect(h.helm.maxRunning).toBe(2);
   });
 });
@@ -183,7 +236,9 @@ describe("errors", () => {
     it(`maps a helm ${kind} failure to ${Code[code]} with its message`, async () => {
       const h = await setup();
       h.helm.errors.install = new PaasError(kind, `helm said ${kind}`);
-      const err = await failure(h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx" }));
+      const err = await failure(
+        h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx" }),
+      );
       expect(err.code).toBe(code);
       expect(err.rawMessage).toBe(`helm said ${kind}`);
     });
@@ -192,7 +247,9 @@ describe("errors", () => {
   it("answers INTERNAL with a generic message for an unexpected error, logging the detail", async () => {
     const h = await setup();
     h.helm.errors.install = new Error("boom: password=hunter2 at /srv/x.js:1");
-    const err = await failure(h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx" }));
+    const err = await failure(
+      h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx" }),
+    );
     expect(err.code).toBe(Code.Internal);
     expect(err.rawMessage).toBe("internal error");
     expect(h.logs.text).toContain("boom");
@@ -222,8 +279,27 @@ describe("reads", () => {
     await h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx" });
     const started = new Date(Date.now() - 300_000);
     h.cluster.pods.set(`${NS}/web`, [
-      { name: "web-1", phase: "Running", readyContainers: 1, totalContainers: 1, restarts: 0, started, reasons: [], node: "n1", ready: true },
-      { name: "web-2", phase: "Pending", readyContainers: 0, totalContainers: 2, restarts: 3, reasons: ["CrashLoopBackOff"], node: "", ready: false },
+      {
+        name: "web-1",
+        phase: "Running",
+        readyContainers: 1,
+        totalContainers: 1,
+        restarts: 0,
+        started,
+        reasons: [],
+        node: "n1",
+        ready: true,
+      },
+      {
+        name: "web-2",
+        phase: "Pending",
+        readyContainers: 0,
+        totalContainers: 2,
+        restarts: 3,
+        reasons: ["CrashLoopBackOff"],
+        node: "",
+        ready: false,
+      },
     ]);
     const res = await h.releases.getReleaseStatus({ namespace: NS, name: "web" });
     expect(res.release?.name).toBe("web");
@@ -257,7 +333,9 @@ describe("reads", () => {
     expect(rb.release?.revision).toBe(3);
     expect(rb.release?.chartVersion).toBe("1.0.0");
     expect(rb.message).toContain("revision 1");
-    expect((await failure(h.releases.rollbackRelease({ namespace: NS, name: "web", revision: -1 }))).code).toBe(Code.InvalidArgument);
+    expect((await failure(h.releases.rollbackRelease({ namespace: NS, name: "web", revision: -1 }))).code).toBe(
+      Code.InvalidArgument,
+    );
     const list = await h.releases.listReleases({ namespace: NS });
     expect(list.releases.map((r) => r.name)).toEqual(["web"]);
     const un = await h.releases.uninstallRelease({ namespace: NS, name: "web" });
@@ -267,7 +345,16 @@ describe("reads", () => {
 
   it("WatchReleaseStatus maps adapter events to stream messages", async () => {
     const h = await setup();
-    const pod = { name: "web-1", phase: "Pending", readyContainers: 0, totalContainers: 1, restarts: 0, reasons: [], node: "", ready: false };
+    const pod = {
+      name: "web-1",
+      phase: "Pending",
+      readyContainers: 0,
+      totalContainers: 1,
+      restarts: 0,
+      reasons: [],
+      node: "",
+      ready: false,
+    };
     h.kube.watchEvents = [
       { kind: "snapshot", pods: [] },
       { kind: "pod_added", pod },
@@ -276,7 +363,12 @@ describe("reads", () => {
     ];
     const got = [];
     for await (const m of h.releases.watchReleaseStatus({ namespace: NS, name: "web" })) got.push(m);
-    expect(got.map((m) => m.kind)).toEqual([WatchEventKind.SNAPSHOT, WatchEventKind.POD_ADDED, WatchEventKind.POD_MODIFIED, WatchEventKind.RELEASE_UNINSTALLED]);
+    expect(got.map((m) => m.kind)).toEqual([
+      WatchEventKind.SNAPSHOT,
+      WatchEventKind.POD_ADDED,
+      WatchEventKind.POD_MODIFIED,
+      WatchEventKind.RELEASE_UNINSTALLED,
+    ]);
     expect(got[0]?.release).toBeUndefined();
     expect(got[2]?.pod).toMatchObject({ phase: "Running", ready: "1/1", podReady: true });
   });

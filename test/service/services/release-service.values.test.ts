@@ -11,7 +11,8 @@ describe("values limits on the request path", () => {
   it("refuses oversize, too deep and too many-keyed values before any helm call", async () => {
     const h = await createHarness({ valuesLimits: { maxBytes: 2048, maxDepth: 4, maxKeys: 50 } });
     managedNamespace(h.cluster, NS);
-    const install = (values: JsonObject) => codeOf(h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx", values }));
+    const install = (values: JsonObject) =>
+      codeOf(h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx", values }));
     expect(await install({ s: "x".repeat(3000) })).toBe(Code.ResourceExhausted);
     expect(await install(manyKeys(51))).toBe(Code.ResourceExhausted);
     expect(await install(nested(5))).toBe(Code.InvalidArgument);
@@ -28,7 +29,9 @@ describe("values limits on the request path", () => {
   it("applies the defaults when none are configured", async () => {
     const h = await createHarness();
     managedNamespace(h.cluster, NS);
-    const err = await h.releases.installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx", values: manyKeys(10_001) }).catch((e) => ConnectError.from(e));
+    const err = await h.releases
+      .installRelease({ namespace: NS, name: "web", chart: "oci://r.example/c/nginx", values: manyKeys(10_001) })
+      .catch((e) => ConnectError.from(e));
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.ResourceExhausted);
     expect((err as ConnectError).rawMessage).toBe("values have more than 10000 keys");

@@ -42,6 +42,11 @@ describe("newOperationId", () => {
     const late = newOperationId(Date.UTC(2025, 0, 1, 0, 0, 0, 1));
     expect(early.slice(0, 10) < late.slice(0, 10)).toBe(true);
     // 2025-01-01T00:00:00Z in Crockford base32, as a ULID spells it.
-    expect(early.slice(0, 10)).toBe((1735689600000).toString(32).padStart(10, "0").replace(/[a-v]/g, (c) => "abcdefghjkmnpqrstvwxyz"[parseInt(c, 32) - 10]!));
+    expect(early.slice(0, 10)).toBe(
+      (1735689600000)
+        .toString(32)
+        .padStart(10, "0")
+        .replace(/[a-v]/g, (c) => "abcdefghjkmnpqrstvwxyz"[parseInt(c, 32) - 10]!),
+    );
   });
 });

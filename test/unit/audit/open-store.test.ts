@@ -48,7 +48,9 @@ describe("openAuditStore", () => {
 
   it("refuses a URL of another scheme with invalid_argument", async () => {
     const { logger } = capture();
-    const { err } = await rejection(openAuditStore({ databaseUrl: `mysql://u:${PASSWORD}@h/db`, sqlitePath: "/x", logger }));
+    const { err } = await rejection(
+      openAuditStore({ databaseUrl: `mysql://u:${PASSWORD}@h/db`, sqlitePath: "/x", logger }),
+    );
     expect(err.kind).toBe("invalid_argument");
     expect(err.message).not.toContain(PASSWORD);
     expect(() => new PostgresAuditStore({ connectionString: `postgres://u:${PASSWORD}@[bad/db` })).toThrow(/malformed/);
@@ -57,7 +59,13 @@ describe("openAuditStore", () => {
   it("rejects with unavailable at once when nothing listens; neither message nor log names the password", async () => {
     const port = await freePort();
     const { lines, logger } = capture();
-    const { err, ms } = await rejection(openAuditStore({ databaseUrl: `postgresql://paas:${PASSWORD}@127.0.0.1:${port}/audit`, sqlitePath: "/x", logger }));
+    const { err, ms } = await rejection(
+      openAuditStore({
+        databaseUrl: `postgresql://paas:${PASSWORD}@127.0.0.1:${port}/audit`,
+        sqlitePath: "/x",
+        logger,
+      }),
+    );
     expect(err.kind).toBe("unavailable");
     expect(err.message).toBe("audit store unavailable: connection refused");
     expect(ms).toBeLessThan(2000);
@@ -72,7 +80,10 @@ describe("openAuditStore", () => {
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const { port } = server.address() as { port: number };
-    const store = new PostgresAuditStore({ connectionString: `postgres://paas:${PASSWORD}@127.0.0.1:${port}/audit`, connectTimeoutMs: 500 });
+    const store = new PostgresAuditStore({
+      connectionString: `postgres://paas:${PASSWORD}@127.0.0.1:${port}/audit`,
+      connectTimeoutMs: 500,
+    });
     try {
       const { err, ms } = await rejection(store.heartbeat("r1"));
       expect(err.kind).toBe("unavailable");
@@ -80,7 +91,9 @@ describe("openAuditStore", () => {
       expect(ms).toBeGreaterThanOrEqual(400);
       expect(ms).toBeLessThan(3000);
       // The default is about two seconds.
-      const fallback = new PostgresAuditStore({ connectionString: `postgres://paas:${PASSWORD}@127.0.0.1:${port}/audit` });
+      const fallback = new PostgresAuditStore({
+        connectionString: `postgres://paas:${PASSWORD}@127.0.0.1:${port}/audit`,
+      });
       const second = await rejection(fallback.purgeExpired());
       await fallback.close();
       expect(second.err.kind).toBe("unavailable");

@@ -27,7 +27,12 @@ describe("API_KEYS_FILE format", () => {
     const keys = parseKeyFile(
       keyFile([
         { id: "team-a", key: KEY_A, namespaces: ["paas-ws-a"], verbs: ["read", "deploy"] },
-        { id: "team-ops", key_sha256: hex(KEY_B).toUpperCase(), namespaces: ["paas-ws-team-*", "paas-ws-b"], verbs: ["*"] },
+        {
+          id: "team-ops",
+          key_sha256: hex(KEY_B).toUpperCase(),
+          namespaces: ["paas-ws-team-*", "paas-ws-b"],
+          verbs: ["*"],
+        },
       ]),
       PREFIX,
     );
@@ -41,29 +46,73 @@ describe("API_KEYS_FILE format", () => {
     expect(keys[1]!.scope.allowsNamespace("paas-ws-b")).toBe(true);
     expect(keys[1]!.scope.allowsNamespace("paas-ws-bb")).toBe(false);
     // A bare array works too, and so does an empty list.
-    expect(parseKeyFile(JSON.stringify([{ id: "x", key: KEY_A, namespaces: ["*"], verbs: ["read"] }]), PREFIX)).toHaveLength(1);
+    expect(
+      parseKeyFile(JSON.stringify([{ id: "x", key: KEY_A, namespaces: ["*"], verbs: ["read"] }]), PREFIX),
+    ).toHaveLength(1);
     expect(parseKeyFile('{"keys": []}', PREFIX)).toEqual([]);
   });
 
   it.each([
     ["broken JSON", `{"keys": [{"id": "a", "key": "${KEY_A}"`, /not valid JSON/],
     ["an unknown top-level field", '{"key": []}', /unknown top-level/],
-    ["an unknown entry field", keyFile([{ id: "a", key: KEY_A, namespace: ["paas-ws-a"], verbs: ["read"] }]), /unknown field/],
-    ["both key and key_sha256", keyFile([{ id: "a", key: KEY_A, key_sha256: hex(KEY_A), namespaces: ["*"], verbs: ["read"] }]), /exactly one/],
+    [
+      "an unknown entry field",
+      keyFile([{ id: "a", key: KEY_A, namespace: ["paas-ws-a"], verbs: ["read"] }]),
+      /unknown field/,
+    ],
+    [
+      "both key and key_sha256",
+      keyFile([{ id: "a", key: KEY_A, key_sha256: hex(KEY_A), namespaces: ["*"], verbs: ["read"] }]),
+      /exactly one/,
+    ],
     ["neither key nor key_sha256", keyFile([{ id: "a", namespaces: ["*"], verbs: ["read"] }]), /exactly one/],
     ["a short key", keyFile([{ id: "a", key: "short-secret", namespaces: ["*"], verbs: ["read"] }]), /at least 16/],
-    ["a key with a space", keyFile([{ id: "a", key: "with a space 0123456789", namespaces: ["*"], verbs: ["read"] }]), /printable/],
+    [
+      "a key with a space",
+      keyFile([{ id: "a", key: "with a space 0123456789", namespaces: ["*"], verbs: ["read"] }]),
+      /printable/,
+    ],
     ["a bad hash", keyFile([{ id: "a", key_sha256: "abc123", namespaces: ["*"], verbs: ["read"] }]), /64 hexadecimal/],
     ["a missing id", keyFile([{ key: KEY_A, namespaces: ["*"], verbs: ["read"] }]), /"id"/],
     ["a reserved id", keyFile([{ id: "anonymous", key: KEY_A, namespaces: ["*"], verbs: ["read"] }]), /reserved/],
-    ["an id that looks like an unscoped key's", keyFile([{ id: "key-0a1b2c3d", key: KEY_A, namespaces: ["*"], verbs: ["read"] }]), /reserved/],
-    ["a duplicate id", keyFile([{ id: "a", key: KEY_A, namespaces: ["*"], verbs: ["read"] }, { id: "a", key: KEY_B, namespaces: ["*"], verbs: ["read"] }]), /twice/],
-    ["the same key twice", keyFile([{ id: "a", key: KEY_A, namespaces: ["*"], verbs: ["read"] }, { id: "b", key_sha256: hex(KEY_A), namespaces: ["*"], verbs: ["read"] }]), /same key/],
+    [
+      "an id that looks like an unscoped key's",
+      keyFile([{ id: "key-0a1b2c3d", key: KEY_A, namespaces: ["*"], verbs: ["read"] }]),
+      /reserved/,
+    ],
+    [
+      "a duplicate id",
+      keyFile([
+        { id: "a", key: KEY_A, namespaces: ["*"], verbs: ["read"] },
+        { id: "a", key: KEY_B, namespaces: ["*"], verbs: ["read"] },
+      ]),
+      /twice/,
+    ],
+    [
+      "the same key twice",
+      keyFile([
+        { id: "a", key: KEY_A, namespaces: ["*"], verbs: ["read"] },
+        { id: "b", key_sha256: hex(KEY_A), namespaces: ["*"], verbs: ["read"] },
+      ]),
+      /same key/,
+    ],
     ["no namespaces", keyFile([{ id: "a", key: KEY_A, namespaces: [], verbs: ["read"] }]), /namespaces/],
-    ["a namespace outside the prefix", keyFile([{ id: "a", key: KEY_A, namespaces: ["kube-system"], verbs: ["read"] }]), /never match/],
-    ["a malformed pattern", keyFile([{ id: "a", key: KEY_A, namespaces: ["paas-ws-*-x"], verbs: ["read"] }]), /namespaces\[0\] "paas-ws-\*-x" must be a namespace name/],
+    [
+      "a namespace outside the prefix",
+      keyFile([{ id: "a", key: KEY_A, namespaces: ["kube-system"], verbs: ["read"] }]),
+      /never match/,
+    ],
+    [
+      "a malformed pattern",
+      keyFile([{ id: "a", key: KEY_A, namespaces: ["paas-ws-*-x"], verbs: ["read"] }]),
+      /namespaces\[0\] "paas-ws-\*-x" must be a namespace name/,
+    ],
     ["no verbs", keyFile([{ id: "a", key: KEY_A, namespaces: ["*"], verbs: [] }]), /verbs/],
-    ["an unknown verb", keyFile([{ id: "a", key: KEY_A, namespaces: ["*"], verbs: ["write"] }]), /verbs\[0\] "write" is not a verb/],
+    [
+      "an unknown verb",
+      keyFile([{ id: "a", key: KEY_A, namespaces: ["*"], verbs: ["write"] }]),
+      /verbs\[0\] "write" is not a verb/,
+    ],
   ])("refuses %s with a reason", (_what, text, reason) => {
     expect(problem(text)).toMatch(reason);
   });
@@ -89,7 +138,9 @@ describe("API_KEYS_FILE format", () => {
   });
 
   it("namespace patterns must be able to match under the prefix", () => {
-    for (const ok of ["*", "paas-ws-a", "paas-ws-team-*", "paas-ws-*", "paas-*", "p*"]) expect(patternProblem(ok, PREFIX)).toBeUndefined();
-    for (const bad of ["paas-ws-", "default", "kube-*", "paas-wsx*", "PAAS-WS-A", "paas-ws-a*b", "**", ""]) expect(patternProblem(bad, PREFIX)).toBeDefined();
+    for (const ok of ["*", "paas-ws-a", "paas-ws-team-*", "paas-ws-*", "paas-*", "p*"])
+      expect(patternProblem(ok, PREFIX)).toBeUndefined();
+    for (const bad of ["paas-ws-", "default", "kube-*", "paas-wsx*", "PAAS-WS-A", "paas-ws-a*b", "**", ""])
+      expect(patternProblem(bad, PREFIX)).toBeDefined();
   });
 });

@@ -19,16 +19,25 @@ describe("RPC_RULES", () => {
       CancelOperation: "read",
       WaitOperation: "read",
     };
-    const methods = [...ReleaseService.methods, ...NamespaceService.methods, ...OperationService.methods, ...AuditService.methods].map((m) => `${m.parent.typeName}/${m.name}`);
+    const methods = [
+      ...ReleaseService.methods,
+      ...NamespaceService.methods,
+      ...OperationService.methods,
+      ...AuditService.methods,
+    ].map((m) => `${m.parent.typeName}/${m.name}`);
     expect(Object.keys(RPC_RULES).sort()).toEqual([...methods].sort());
     for (const rpc of methods) {
       const name = rpc.split("/")[1]!;
       const verb = expected[name] ?? (/^(Get|List|Watch)/.test(name) ? "read" : "?");
       expect(RPC_RULES[rpc]!.verb, rpc).toBe(verb);
       // Every call but the two lists that span namespaces names its namespace (those filter their answer).
-      expect(RPC_RULES[rpc]!.namespaceField === undefined, rpc).toBe(name === "ListNamespaces" || name === "ListAuditEvents" || rpc.startsWith("paas.v1.OperationService/"));
+      expect(RPC_RULES[rpc]!.namespaceField === undefined, rpc).toBe(
+        name === "ListNamespaces" || name === "ListAuditEvents" || rpc.startsWith("paas.v1.OperationService/"),
+      );
     }
-    expect(RPC_RULES["paas.v1.ReleaseService/InstallRelease"]!.also?.({ createNamespace: true })).toBe("namespace-admin");
+    expect(RPC_RULES["paas.v1.ReleaseService/InstallRelease"]!.also?.({ createNamespace: true })).toBe(
+      "namespace-admin",
+    );
     expect(RPC_RULES["paas.v1.ReleaseService/InstallRelease"]!.also?.({ createNamespace: false })).toBeUndefined();
   });
 

@@ -91,10 +91,23 @@ describe("chart catalogue: matching parsed URLs", () => {
   });
 
   it("normalises what helm is given and resolves named repositories", () => {
-    expect(catalog.resolve("OCI://Registry.Example.com/team-a/podinfo", "6.13.0", "")).toEqual({ ref: "oci://registry.example.com/team-a/podinfo", version: "6.13.0" });
-    expect(catalog.resolve("podinfo", "", "HTTPS://Charts.Example.com/stable/")).toEqual({ ref: "podinfo", repoUrl: "https://charts.example.com/stable/" });
-    expect(catalog.resolve("stable/nginx", "", "")).toEqual({ ref: "nginx", repoUrl: "https://charts.example.com/stable" });
-    expect(catalog.resolve("named/nginx", "1.0.0", "")).toEqual({ ref: "nginx", repoUrl: "https://named.example.com/x", version: "1.0.0" });
+    expect(catalog.resolve("OCI://Registry.Example.com/team-a/podinfo", "6.13.0", "")).toEqual({
+      ref: "oci://registry.example.com/team-a/podinfo",
+      version: "6.13.0",
+    });
+    expect(catalog.resolve("podinfo", "", "HTTPS://Charts.Example.com/stable/")).toEqual({
+      ref: "podinfo",
+      repoUrl: "https://charts.example.com/stable/",
+    });
+    expect(catalog.resolve("stable/nginx", "", "")).toEqual({
+      ref: "nginx",
+      repoUrl: "https://charts.example.com/stable",
+    });
+    expect(catalog.resolve("named/nginx", "1.0.0", "")).toEqual({
+      ref: "nginx",
+      repoUrl: "https://named.example.com/x",
+      version: "1.0.0",
+    });
     expect(kindOf(() => catalog.resolve("other/nginx", "", ""))).toBe("invalid_argument");
   });
 
@@ -176,9 +189,17 @@ describe("chart catalogue: malformed references are INVALID_ARGUMENT", () => {
   });
 
   it("refuses repo_url with an oci:// chart or a repo/chart", () => {
-    expect(kindOf(() => catalog.resolve("oci://registry.example.com/team-a/podinfo", "", "https://charts.example.com/stable"))).toBe("invalid_argument");
-    expect(kindOf(() => catalog.resolve("stable/nginx", "", "https://charts.example.com/stable"))).toBe("invalid_argument");
-    expect(kindOf(() => catalog.resolve("podinfo", "--devel", "https://charts.example.com/stable"))).toBe("invalid_argument");
+    expect(
+      kindOf(() =>
+        catalog.resolve("oci://registry.example.com/team-a/podinfo", "", "https://charts.example.com/stable"),
+      ),
+    ).toBe("invalid_argument");
+    expect(kindOf(() => catalog.resolve("stable/nginx", "", "https://charts.example.com/stable"))).toBe(
+      "invalid_argument",
+    );
+    expect(kindOf(() => catalog.resolve("podinfo", "--devel", "https://charts.example.com/stable"))).toBe(
+      "invalid_argument",
+    );
   });
 });
 
@@ -210,12 +231,23 @@ describe("link-local and metadata addresses are PERMISSION_DENIED, even without 
 
   it("as oci:// references too", () => {
     expect(kindOf(() => open.resolve("oci://169.254.169.254/charts/x", "", ""))).toBe("permission_denied");
-    expect(kindOf(() => open.resolve("oci://[::ffff:169.254.169.254]:5000/charts/x", "", ""))).toBe("permission_denied");
+    expect(kindOf(() => open.resolve("oci://[::ffff:169.254.169.254]:5000/charts/x", "", ""))).toBe(
+      "permission_denied",
+    );
     expect(kindOf(() => open.resolve("oci://metadata.google.internal/charts/x", "", ""))).toBe("permission_denied");
   });
 
   it("but not their neighbours", () => {
-    for (const host of ["169.253.255.255", "169.255.0.1", "100.100.100.201", "[fec0::1]", "[::1]", "[::ffff:127.0.0.1]", "metadata.google.internal.evil.test", "10.0.0.1"]) {
+    for (const host of [
+      "169.253.255.255",
+      "169.255.0.1",
+      "100.100.100.201",
+      "[fec0::1]",
+      "[::1]",
+      "[::ffff:127.0.0.1]",
+      "metadata.google.internal.evil.test",
+      "10.0.0.1",
+    ]) {
       expect(forbiddenHost(parseSourceUrl(`http://${host}/`, "u", ["http"]).host)).toBeUndefined();
     }
   });
@@ -232,10 +264,9 @@ describe("link-local and metadata addresses are PERMISSION_DENIED, even without 
 
 describe("chart catalogue configuration", () => {
   it("reads {sources: [...]} or a bare array of strings and {url, name}", () => {
-    expect(parseCatalog('{"sources": ["oci://r.example/c", {"url": "https://h.example/x", "name": "h"}]}', "t")).toEqual([
-      { url: "oci://r.example/c" },
-      { url: "https://h.example/x", name: "h" },
-    ]);
+    expect(
+      parseCatalog('{"sources": ["oci://r.example/c", {"url": "https://h.example/x", "name": "h"}]}', "t"),
+    ).toEqual([{ url: "oci://r.example/c" }, { url: "https://h.example/x", name: "h" }]);
     expect(parseCatalog('["https://h.example/x"]', "t")).toEqual([{ url: "https://h.example/x" }]);
   });
 
@@ -264,8 +295,12 @@ describe("chart catalogue configuration", () => {
   it("refuses bad names and conflicting names", () => {
     expect(() => new ChartCatalog([{ url: "https://h.example/", name: "Bad_Name" }])).toThrow(CatalogError);
     expect(() => new ChartCatalog([{ url: "oci://h.example/x", name: "x" }])).toThrow(/only HTTP repositories/);
-    expect(() => new ChartCatalog([{ url: "https://a.example/", name: "x" }], { x: "https://b.example/" })).toThrow(/twice/);
-    expect(new ChartCatalog([{ url: "https://a.example/x", name: "x" }], { x: "https://A.example/x" }).restricted).toBe(true);
+    expect(() => new ChartCatalog([{ url: "https://a.example/", name: "x" }], { x: "https://b.example/" })).toThrow(
+      /twice/,
+    );
+    expect(new ChartCatalog([{ url: "https://a.example/x", name: "x" }], { x: "https://A.example/x" }).restricted).toBe(
+      true,
+    );
   });
 
   it("an empty catalogue allows nothing but still lets HELM_REPOSITORIES through", () => {
@@ -290,9 +325,18 @@ describe("CHART_CATALOG_FILE, CHART_CATALOG and HELM_REPOSITORIES", () => {
     const dir = mkdtempSync(join(tmpdir(), "catalog-"));
     const file = join(dir, "catalog.json");
     writeFileSync(file, JSON.stringify({ sources: ["oci://r.example/charts"] }));
-    const c = loadConfig({ API_KEY: KEY, CHART_CATALOG_FILE: file, CHART_CATALOG: '["https://h.example/repo"]', HELM_REPOSITORIES: "stable=https://charts.example.com/stable" });
+    const c = loadConfig({
+      API_KEY: KEY,
+      CHART_CATALOG_FILE: file,
+      CHART_CATALOG: '["https://h.example/repo"]',
+      HELM_REPOSITORIES: "stable=https://charts.example.com/stable",
+    });
     expect(c.catalog.restricted).toBe(true);
-    expect(c.catalog.sources).toEqual(["oci://r.example/charts", "https://h.example/repo", "stable=https://charts.example.com/stable"]);
+    expect(c.catalog.sources).toEqual([
+      "oci://r.example/charts",
+      "https://h.example/repo",
+      "stable=https://charts.example.com/stable",
+    ]);
     expect(kindOf(() => c.catalog.resolve("oci://r.example/charts/x", "", ""))).toBe("ok");
     expect(kindOf(() => c.catalog.resolve("x", "", "https://h.example/repo"))).toBe("ok");
     expect(kindOf(() => c.catalog.resolve("x", "", "https://charts.example.com/stable"))).toBe("ok");
@@ -304,7 +348,9 @@ describe("CHART_CATALOG_FILE, CHART_CATALOG and HELM_REPOSITORIES", () => {
   it("stops the start with a one-line reason for a broken catalogue", () => {
     expect(() => loadConfig({ API_KEY: KEY, CHART_CATALOG: "{" })).toThrow(ConfigError);
     expect(() => loadConfig({ API_KEY: KEY, CHART_CATALOG: '["http://169.254.169.254/"]' })).toThrow(/link-local/);
-    expect(() => loadConfig({ API_KEY: KEY, CHART_CATALOG_FILE: "/nonexistent/catalog.json" })).toThrow(/cannot be read/);
+    expect(() => loadConfig({ API_KEY: KEY, CHART_CATALOG_FILE: "/nonexistent/catalog.json" })).toThrow(
+      /cannot be read/,
+    );
     expect(() => loadConfig({ API_KEY: KEY, HELM_REPOSITORIES: "x=https://u:p@h.example/" })).toThrow(ConfigError);
   });
 });

@@ -1,5 +1,12 @@
 import { readFileSync } from "node:fs";
-import { getOption, hasOption, ScalarType, type DescField, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import {
+  getOption,
+  hasOption,
+  ScalarType,
+  type DescField,
+  type DescMessage,
+  type DescService,
+} from "@bufbuild/protobuf";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { describe, expect, it } from "vitest";
 import { http } from "../../../gen/google/api/annotations_pb.js";
@@ -75,7 +82,25 @@ describe("gen/openapi/openapi.json", () => {
   });
 
   it("uses only the JSON Schema keywords and types it means to (the validator does not check schemas)", () => {
-    const keywords = new Set(["type", "format", "description", "properties", "required", "items", "additionalProperties", "enum", "const", "anyOf", "$ref", "minimum", "maximum", "pattern", "examples", "contentEncoding", "title"]);
+    const keywords = new Set([
+      "type",
+      "format",
+      "description",
+      "properties",
+      "required",
+      "items",
+      "additionalProperties",
+      "enum",
+      "const",
+      "anyOf",
+      "$ref",
+      "minimum",
+      "maximum",
+      "pattern",
+      "examples",
+      "contentEncoding",
+      "title",
+    ]);
     const types = new Set(["string", "number", "integer", "boolean", "object", "array", "null"]);
     const check = (schema: Obj, where: string): void => {
       for (const key of Object.keys(schema)) expect(keywords, `${where}: ${key}`).toContain(key);
@@ -84,13 +109,16 @@ describe("gen/openapi/openapi.json", () => {
       for (const sub of schema.anyOf ?? []) check(sub, `${where}|`);
       if (typeof schema.items === "object") check(schema.items, `${where}[]`);
       if (typeof schema.additionalProperties === "object") check(schema.additionalProperties, `${where}{}`);
-      for (const r of schema.required ?? []) expect(Object.keys(schema.properties ?? {}), `${where} requires ${r}`).toContain(r);
+      for (const r of schema.required ?? [])
+        expect(Object.keys(schema.properties ?? {}), `${where} requires ${r}`).toContain(r);
     };
     for (const [name, schema] of Object.entries(doc.components.schemas as Obj)) check(schema, name);
     for (const { path, method, op } of operations) {
       for (const p of op.parameters ?? []) check(p.schema, `${method} ${path} ${p.name}`);
-      for (const media of Object.values((op.requestBody?.content ?? {}) as Obj)) check(media.schema, `${method} ${path} body`);
-      for (const r of Object.values(op.responses as Obj)) for (const media of Object.values((r.content ?? {}) as Obj)) check(media.schema, `${method} ${path} response`);
+      for (const media of Object.values((op.requestBody?.content ?? {}) as Obj))
+        check(media.schema, `${method} ${path} body`);
+      for (const r of Object.values(op.responses as Obj))
+        for (const media of Object.values((r.content ?? {}) as Obj)) check(media.schema, `${method} ${path} response`);
     }
   });
 
@@ -138,7 +166,10 @@ describe("gen/openapi/openapi.json", () => {
       const type = m.methodKind === "unary" ? "application/json" : "application/connect+json";
       expect(op.requestBody.content[type].schema).toEqual({ $ref: `#/components/schemas/${m.input.typeName}` });
       expect(op.responses["200"].content[type].schema).toEqual({ $ref: `#/components/schemas/${m.output.typeName}` });
-      if (m.methodKind === "unary") expect(resolve(op.responses.default.$ref).content["application/json"].schema).toEqual({ $ref: "#/components/schemas/connect.Error" });
+      if (m.methodKind === "unary")
+        expect(resolve(op.responses.default.$ref).content["application/json"].schema).toEqual({
+          $ref: "#/components/schemas/connect.Error",
+        });
     }
     expect(doc.paths["/paas.v1.ReleaseService/WatchReleaseStatus"].post["x-connect-stream-type"]).toBe("server");
   });
@@ -156,17 +187,51 @@ describe("gen/openapi/openapi.json", () => {
 
   it("gives the REST Release the old operator's fields, status as Helm's lowercase strings", () => {
     const release = doc.components.schemas["rest.Release"];
-    for (const f of ["name", "namespace", "revision", "status", "chart", "app_version", "updated", "description", "values", "chart_version", "notes", "chart_reference", "repo_url"]) {
+    for (const f of [
+      "name",
+      "namespace",
+      "revision",
+      "status",
+      "chart",
+      "app_version",
+      "updated",
+      "description",
+      "values",
+      "chart_version",
+      "notes",
+      "chart_reference",
+      "repo_url",
+    ]) {
       expect(Object.keys(release.properties)).toContain(f);
     }
-    expect(release.required).toEqual(["name", "namespace", "revision", "status", "chart", "app_version", "updated", "description", "values"]);
+    expect(release.required).toEqual([
+      "name",
+      "namespace",
+      "revision",
+      "status",
+      "chart",
+      "app_version",
+      "updated",
+      "description",
+      "values",
+    ]);
     expect(release.properties.revision.type).toBe("integer");
     expect(release.properties.updated).toMatchObject({ type: ["string", "null"], format: "date-time" });
     expect(release.properties.values.type).toBe("object");
     const status = resolve(release.properties.status.$ref);
     expect(status.type).toBe("string");
     expect([...status.enum].sort()).toEqual(
-      ["deployed", "failed", "pending-install", "pending-upgrade", "pending-rollback", "superseded", "uninstalling", "uninstalled", "unknown"].sort(),
+      [
+        "deployed",
+        "failed",
+        "pending-install",
+        "pending-upgrade",
+        "pending-rollback",
+        "superseded",
+        "uninstalling",
+        "uninstalled",
+        "unknown",
+      ].sort(),
     );
     // The Connect Release keeps proto-JSON: lowerCamelCase, enum names, nothing required.
     const connect = doc.components.schemas["paas.v1.Release"];
@@ -182,23 +247,61 @@ describe("gen/openapi/openapi.json", () => {
     expect(jsonBody(install.responses["201"])).toEqual({ $ref: "#/components/schemas/rest.Release" });
     const installBody = resolve(install.requestBody.content["application/json"].schema.$ref);
     expect(installBody.required).toEqual(["namespace", "name", "chart"]);
-    expect(Object.keys(installBody.properties)).toEqual(["namespace", "name", "chart", "version", "values", "create_namespace", "repo_url", "wait", "timeout", "idempotency_key", "async"]);
+    expect(Object.keys(installBody.properties)).toEqual([
+      "namespace",
+      "name",
+      "chart",
+      "version",
+      "values",
+      "create_namespace",
+      "repo_url",
+      "wait",
+      "timeout",
+      "idempotency_key",
+      "async",
+    ]);
     expect(installBody.properties.timeout.type).toBe("number");
 
     const upgrade = op("patch", "/api/releases/{namespace}/{name}");
     const upgradeBody = upgrade.requestBody.content["application/json"].schema;
-    expect(Object.keys(upgradeBody.properties)).toEqual(["chart", "version", "values", "reset_values", "reuse_values", "repo_url", "wait", "timeout", "idempotency_key", "async"]);
+    expect(Object.keys(upgradeBody.properties)).toEqual([
+      "chart",
+      "version",
+      "values",
+      "reset_values",
+      "reuse_values",
+      "repo_url",
+      "wait",
+      "timeout",
+      "idempotency_key",
+      "async",
+    ]);
     expect(jsonBody(upgrade.responses["200"])).toEqual({ $ref: "#/components/schemas/rest.Release" });
-    expect(jsonBody(op("get", "/api/releases/{namespace}/{name}").responses["200"])).toEqual({ $ref: "#/components/schemas/rest.Release" });
+    expect(jsonBody(op("get", "/api/releases/{namespace}/{name}").responses["200"])).toEqual({
+      $ref: "#/components/schemas/rest.Release",
+    });
 
-    expect(resolve(jsonBody(op("delete", "/api/releases/{namespace}/{name}").responses["200"]).$ref).properties).toHaveProperty("message");
+    expect(
+      resolve(jsonBody(op("delete", "/api/releases/{namespace}/{name}").responses["200"]).$ref).properties,
+    ).toHaveProperty("message");
     const rollback = op("post", "/api/releases/{namespace}/{name}/rollback");
-    expect(Object.keys(rollback.requestBody.content["application/json"].schema.properties)).toEqual(["revision", "idempotency_key", "async"]);
+    expect(Object.keys(rollback.requestBody.content["application/json"].schema.properties)).toEqual([
+      "revision",
+      "idempotency_key",
+      "async",
+    ]);
     expect(resolve(jsonBody(rollback.responses["200"]).$ref).properties).toHaveProperty("message");
 
     const revisions = resolve(jsonBody(op("get", "/api/releases/{namespace}/{name}/revisions").responses["200"]).$ref);
     const revision = resolve(revisions.properties.revisions.items.$ref);
-    expect(Object.keys(revision.properties)).toEqual(["revision", "updated", "status", "chart", "app_version", "description"]);
+    expect(Object.keys(revision.properties)).toEqual([
+      "revision",
+      "updated",
+      "status",
+      "chart",
+      "app_version",
+      "description",
+    ]);
 
     const status = resolve(jsonBody(op("get", "/api/releases/{namespace}/{name}/status").responses["200"]).$ref);
     expect(Object.keys(status.properties)).toEqual(["release", "pods", "pod_retrieval_error"]);
@@ -215,7 +318,8 @@ describe("gen/openapi/openapi.json", () => {
 
     for (const { method, path, op: o } of restOperations) {
       const success = Object.keys(o.responses).filter((s) => s.startsWith("2"));
-      const created = (method === "post" && path === "/api/releases") || (method === "post" && path === "/api/namespaces");
+      const created =
+        (method === "post" && path === "/api/releases") || (method === "post" && path === "/api/namespaces");
       expect(success, `${method} ${path}`).toEqual([created ? "201" : "200"]);
     }
   });
@@ -228,7 +332,8 @@ describe("gen/openapi/openapi.json", () => {
     expect(restOperations.length).toBe(18);
     for (const { method, path, op } of restOperations) {
       const errors = Object.keys(op.responses).filter((s) => !s.startsWith("2"));
-      for (const s of ["400", "401", "403", "404", "405", "422", "500", "503", "504"]) expect(errors, `${method} ${path}`).toContain(s);
+      for (const s of ["400", "401", "403", "404", "405", "422", "500", "503", "504"])
+        expect(errors, `${method} ${path}`).toContain(s);
       if (op.requestBody) expect(errors).toContain("413");
       if (method !== "get") expect(errors).toContain("409");
       for (const s of errors) expect(jsonBody(op.responses[s])).toEqual({ $ref: "#/components/schemas/rest.Error" });
@@ -237,8 +342,15 @@ describe("gen/openapi/openapi.json", () => {
 
   it("writes 64-bit integers of the Connect schemas as strings", () => {
     const messages: DescMessage[] = [...file_paas_v1_release.messages, ...file_paas_v1_namespace.messages];
-    const wide = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64]);
-    const scalarOf = (f: DescField) => (f.fieldKind === "scalar" || (f.fieldKind === "list" && f.listKind === "scalar") ? f.scalar : undefined);
+    const wide = new Set([
+      ScalarType.INT64,
+      ScalarType.UINT64,
+      ScalarType.SINT64,
+      ScalarType.FIXED64,
+      ScalarType.SFIXED64,
+    ]);
+    const scalarOf = (f: DescField) =>
+      f.fieldKind === "scalar" || (f.fieldKind === "list" && f.listKind === "scalar") ? f.scalar : undefined;
     for (const m of messages) {
       const schema = doc.components.schemas[m.typeName];
       if (schema === undefined) continue;
@@ -256,7 +368,11 @@ describe("gen/openapi/openapi.json", () => {
     expect(doc.paths["/api/releases/{namespace}/{name}"].patch.summary).toBe(
       "UpgradeRelease upgrades a release; without a chart it reuses the reference recorded at install.",
     );
-    expect(doc.components.schemas["rest.PodStatus"].properties.ready.description).toBe('Ready containers over all containers, e.g. "1/1".');
-    expect(doc.components.schemas["paas.v1.WatchEventKind"].description).toContain("`WATCH_EVENT_KIND_SNAPSHOT`: The first message");
+    expect(doc.components.schemas["rest.PodStatus"].properties.ready.description).toBe(
+      'Ready containers over all containers, e.g. "1/1".',
+    );
+    expect(doc.components.schemas["paas.v1.WatchEventKind"].description).toContain(
+      "`WATCH_EVENT_KIND_SNAPSHOT`: The first message",
+    );
   });
 });

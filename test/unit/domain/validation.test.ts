@@ -28,7 +28,9 @@ describe("validators", () => {
   });
 
   it("quantities", () => {
-    for (const ok of ["2", "500m", "4Gi", "0.5", "1e3", "+1"]) expect(kindOf(() => validateQuantity(ok, "f"))).toBe("ok");
-    for (const bad of ["", "0", "-1", "4GB", "1.2.3", "Gi", "1 Gi"]) expect(kindOf(() => validateQuantity(bad, "f"))).toBe("invalid_argument");
+    for (const ok of ["2", "500m", "4Gi", "0.5", "1e3", "+1"])
+      expect(kindOf(() => validateQuantity(ok, "f"))).toBe("ok");
+    for (const bad of ["", "0", "-1", "4GB", "1.2.3", "Gi", "1 Gi"])
+      expect(kindOf(() => validateQuantity(bad, "f"))).toBe("invalid_argument");
   });
 });

@@ -32,7 +32,9 @@ describe("validateValues", () => {
     let v: JsonValue = 1;
     for (let i = 0; i < 40; i++) v = [v];
     expect(kindOf(() => validateValues({ list: v }))).toBe("invalid_argument");
-    expect(kindOf(() => validateValues(nested(3), { maxBytes: 1e6, maxDepth: 2, maxKeys: 100 }))).toBe("invalid_argument");
+    expect(kindOf(() => validateValues(nested(3), { maxBytes: 1e6, maxDepth: 2, maxKeys: 100 }))).toBe(
+      "invalid_argument",
+    );
   });
 
   it("too many keys (counted over the whole tree) is RESOURCE_EXHAUSTED", () => {

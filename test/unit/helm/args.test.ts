@@ -61,8 +61,21 @@ function invalid(fn: () => unknown): void {
 describe("install args", () => {
   it.each([3, 4] as const)("builds a repoUrl install for v%i", (major) => {
     expect(installArgs(install(), major, ctx)).toEqual([
-      "install", "web", "podinfo", "--version", "6.13.0", "--repo", "http://charts.example/",
-      "--namespace", "ws-a", "--output", "json", "--timeout", "120s", "--values", "/tmp/x/values.json",
+      "install",
+      "web",
+      "podinfo",
+      "--version",
+      "6.13.0",
+      "--repo",
+      "http://charts.example/",
+      "--namespace",
+      "ws-a",
+      "--output",
+      "json",
+      "--timeout",
+      "120s",
+      "--values",
+      "/tmp/x/values.json",
     ]);
   });
 
@@ -76,27 +89,46 @@ describe("install args", () => {
 
   it("passes oci refs as the chart argument, with --plain-http only when asked or on loopback", () => {
     const oci = install({ chart: { ref: "oci://registry.example/charts/podinfo", version: "6.13.0" } });
-    expect(installArgs(oci, 4, ctx).slice(0, 5)).toEqual(["install", "web", "oci://registry.example/charts/podinfo", "--version", "6.13.0"]);
+    expect(installArgs(oci, 4, ctx).slice(0, 5)).toEqual([
+      "install",
+      "web",
+      "oci://registry.example/charts/podinfo",
+      "--version",
+      "6.13.0",
+    ]);
     expect(installArgs(oci, 4, ctx)).not.toContain("--plain-http");
     expect(installArgs(oci, 4, { ...ctx, plainHttp: true })).toContain("--plain-http");
     expect(installArgs(oci, 4, { ...ctx, plainHttpRegistries: ["Registry.example"] })).toContain("--plain-http");
-    expect(installArgs(oci, 4, { ...ctx, plainHttpRegistries: ["registry.example:5000"] })).not.toContain("--plain-http");
+    expect(installArgs(oci, 4, { ...ctx, plainHttpRegistries: ["registry.example:5000"] })).not.toContain(
+      "--plain-http",
+    );
     const withPort = install({ chart: { ref: "oci://registry.example:5000/charts/podinfo" } });
-    expect(installArgs(withPort, 4, { ...ctx, plainHttpRegistries: ["registry.example:5000"] })).toContain("--plain-http");
+    expect(installArgs(withPort, 4, { ...ctx, plainHttpRegistries: ["registry.example:5000"] })).toContain(
+      "--plain-http",
+    );
     for (const host of ["127.0.0.1:5000", "localhost:5001", "[::1]:5000"]) {
-      expect(installArgs(install({ chart: { ref: `oci://${host}/charts/podinfo` } }), 3, ctx)).toContain("--plain-http");
+      expect(installArgs(install({ chart: { ref: `oci://${host}/charts/podinfo` } }), 3, ctx)).toContain(
+        "--plain-http",
+      );
     }
   });
 
   it("passes repo/chart as is", () => {
-    expect(installArgs(install({ chart: { ref: "bitnami/redis" } }), 3, ctx).slice(0, 4)).toEqual(["install", "web", "bitnami/redis", "--namespace"]);
+    expect(installArgs(install({ chart: { ref: "bitnami/redis" } }), 3, ctx).slice(0, 4)).toEqual([
+      "install",
+      "web",
+      "bitnami/redis",
+      "--namespace",
+    ]);
   });
 
   it("rejects anything that could be read as a flag or a local path", () => {
     invalid(() => installArgs(install({ name: "--kubeconfig=/etc/x" }), 4, ctx));
     invalid(() => installArgs(install({ namespace: "-n" }), 4, ctx));
     invalid(() => installArgs(install({ chart: { ref: "-chart", repoUrl: "http://x/" } }), 4, ctx));
-    invalid(() => installArgs(install({ chart: { ref: "podinfo", version: "--devel", repoUrl: "http://x/" } }), 4, ctx));
+    invalid(() =>
+      installArgs(install({ chart: { ref: "podinfo", version: "--devel", repoUrl: "http://x/" } }), 4, ctx),
+    );
     invalid(() => installArgs(install({ chart: { ref: "/etc/charts/x" } }), 4, ctx));
     invalid(() => installArgs(install({ chart: { ref: "./chart" } }), 4, ctx));
     invalid(() => installArgs(install({ chart: { ref: "podinfo" } }), 4, ctx));
@@ -115,9 +147,23 @@ describe("upgrade args", () => {
   it("uses --reset-then-reuse-values for reuse, and never --install", () => {
     const args = upgradeArgs(upgrade(), 4, ctx);
     expect(args).toEqual([
-      "upgrade", "web", "oci://registry.example/charts/podinfo", "--version", "6.14.1",
-      "--namespace", "ws-a", "--output", "json", "--timeout", "60s", "--values", "/tmp/x/values.json",
-      "--labels", "paas.example/tenant=t1", "--reset-then-reuse-values", "--wait",
+      "upgrade",
+      "web",
+      "oci://registry.example/charts/podinfo",
+      "--version",
+      "6.14.1",
+      "--namespace",
+      "ws-a",
+      "--output",
+      "json",
+      "--timeout",
+      "60s",
+      "--values",
+      "/tmp/x/values.json",
+      "--labels",
+      "paas.example/tenant=t1",
+      "--reset-then-reuse-values",
+      "--wait",
     ]);
     expect(args).not.toContain("--install");
   });
@@ -133,30 +179,82 @@ describe("upgrade args", () => {
 describe("other verbs", () => {
   it("rollback omits revision 0 (previous) and passes others", () => {
     const base = { namespace: "ws-a", name: "web", timeoutSeconds: 30, wait: false };
-    expect(rollbackArgs({ ...base, revision: 0 }, 4)).toEqual(["rollback", "web", "--namespace", "ws-a", "--timeout", "30s"]);
-    expect(rollbackArgs({ ...base, revision: 3, wait: true }, 3)).toEqual(["rollback", "web", "3", "--namespace", "ws-a", "--timeout", "30s", "--wait"]);
+    expect(rollbackArgs({ ...base, revision: 0 }, 4)).toEqual([
+      "rollback",
+      "web",
+      "--namespace",
+      "ws-a",
+      "--timeout",
+      "30s",
+    ]);
+    expect(rollbackArgs({ ...base, revision: 3, wait: true }, 3)).toEqual([
+      "rollback",
+      "web",
+      "3",
+      "--namespace",
+      "ws-a",
+      "--timeout",
+      "30s",
+      "--wait",
+    ]);
     invalid(() => rollbackArgs({ ...base, revision: -1 }, 4));
     invalid(() => rollbackArgs({ ...base, revision: 1.5 }, 4));
   });
 
   it("uninstall, status, metadata, history, version", () => {
-    expect(uninstallArgs({ namespace: "ws-a", name: "web", timeoutSeconds: 12.2 }, 4)).toEqual(["uninstall", "web", "--namespace", "ws-a", "--timeout", "13s"]);
+    expect(uninstallArgs({ namespace: "ws-a", name: "web", timeoutSeconds: 12.2 }, 4)).toEqual([
+      "uninstall",
+      "web",
+      "--namespace",
+      "ws-a",
+      "--timeout",
+      "13s",
+    ]);
     expect(statusArgs("ws-a", "web")).toEqual(["status", "web", "--namespace", "ws-a", "--output", "json"]);
-    expect(statusArgs("ws-a", "web", 4)).toEqual(["status", "web", "--namespace", "ws-a", "--output", "json", "--revision", "4"]);
+    expect(statusArgs("ws-a", "web", 4)).toEqual([
+      "status",
+      "web",
+      "--namespace",
+      "ws-a",
+      "--output",
+      "json",
+      "--revision",
+      "4",
+    ]);
     expect(metadataArgs("ws-a", "web")).toEqual(["get", "metadata", "web", "--namespace", "ws-a", "--output", "json"]);
     expect(historyArgs("ws-a", "web")).toEqual(["history", "web", "--namespace", "ws-a", "--output", "json"]);
     expect(versionArgs()).toEqual(["version", "--template", "{{.Version}}"]);
   });
 
   it("list needs --all on v3 only (v4 lists every status and has no --all)", () => {
-    expect(listArgs("ws-a", 3)).toEqual(["list", "--namespace", "ws-a", "--output", "json", "--time-format", LIST_TIME_FORMAT, "--all"]);
-    expect(listArgs("ws-a", 4)).toEqual(["list", "--namespace", "ws-a", "--output", "json", "--time-format", LIST_TIME_FORMAT]);
+    expect(listArgs("ws-a", 3)).toEqual([
+      "list",
+      "--namespace",
+      "ws-a",
+      "--output",
+      "json",
+      "--time-format",
+      LIST_TIME_FORMAT,
+      "--all",
+    ]);
+    expect(listArgs("ws-a", 4)).toEqual([
+      "list",
+      "--namespace",
+      "ws-a",
+      "--output",
+      "json",
+      "--time-format",
+      LIST_TIME_FORMAT,
+    ]);
   });
 });
 
 describe("impersonation and render guard args", () => {
   it("impersonate with --kube-as-user only (the API server adds a ServiceAccount's groups)", () => {
-    expect(impersonationArgs("system:serviceaccount:paas-ws-a:paas-deployer")).toEqual(["--kube-as-user", "system:serviceaccount:paas-ws-a:paas-deployer"]);
+    expect(impersonationArgs("system:serviceaccount:paas-ws-a:paas-deployer")).toEqual([
+      "--kube-as-user",
+      "system:serviceaccount:paas-ws-a:paas-deployer",
+    ]);
     expect(impersonationArgs(undefined)).toEqual([]);
     expect(() => impersonationArgs("--kubeconfig=/x")).toThrow(PaasError);
   });

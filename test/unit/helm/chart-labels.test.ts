@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { isLabelValue } from "../../../src/domain/names.ts";
-import { chartLabels, chartSourceFromLabels, digestFromLabels, resolvedChartLabels } from "../../../src/helm/chart-labels.ts";
+import {
+  chartLabels,
+  chartSourceFromLabels,
+  digestFromLabels,
+  resolvedChartLabels,
+} from "../../../src/helm/chart-labels.ts";
 
 const DIGEST = "sha256:568c7b2c06cfbe8ea5aa0cc6b7530e321e1b4c04bb993731e9be09c1d793707e";
 
@@ -10,7 +15,10 @@ describe("chart labels", () => {
     const labels = chartLabels(source);
     for (const v of Object.values(labels)) expect(isLabelValue(v), v).toBe(true);
     expect(chartSourceFromLabels(labels)).toEqual({ ref: source.ref });
-    expect(chartSourceFromLabels(chartLabels({ ref: "podinfo", repoUrl: "http://charts.example/stable" }))).toEqual({ ref: "podinfo", repoUrl: "http://charts.example/stable" });
+    expect(chartSourceFromLabels(chartLabels({ ref: "podinfo", repoUrl: "http://charts.example/stable" }))).toEqual({
+      ref: "podinfo",
+      repoUrl: "http://charts.example/stable",
+    });
   });
 
   it("record the OCI digest in two halves under keys naming the algorithm, and read it back", () => {
@@ -27,8 +35,14 @@ describe("chart labels", () => {
 
   it("write empty values when there is nothing to record, so that an upgrade overwrites a stale digest", () => {
     // Helm merges an upgrade's labels into the previous revision's.
-    const installed = { ...chartLabels({ ref: "oci://r/charts/podinfo" }), ...resolvedChartLabels({ version: "6.13.0", digest: DIGEST }) };
-    const upgrade = { ...chartLabels({ ref: "podinfo", repoUrl: "http://charts.example/" }), ...resolvedChartLabels({ version: "6.14.1" }) };
+    const installed = {
+      ...chartLabels({ ref: "oci://r/charts/podinfo" }),
+      ...resolvedChartLabels({ version: "6.13.0", digest: DIGEST }),
+    };
+    const upgrade = {
+      ...chartLabels({ ref: "podinfo", repoUrl: "http://charts.example/" }),
+      ...resolvedChartLabels({ version: "6.14.1" }),
+    };
     const merged = { ...installed, ...upgrade };
     expect(digestFromLabels(merged)).toBeUndefined();
     expect(merged["paas-chart-version"]).toBe("6.14.1");
@@ -43,14 +57,22 @@ describe("chart labels", () => {
   });
 
   it("record nor read back anything that is not sha256 and 64 lowercase hex digits", () => {
-    for (const digest of ["sha512:" + "a".repeat(128), "sha256:" + "A".repeat(64), "sha256:" + "a".repeat(63), "a".repeat(64), ""]) {
+    for (const digest of [
+      "sha512:" + "a".repeat(128),
+      "sha256:" + "A".repeat(64),
+      "sha256:" + "a".repeat(63),
+      "a".repeat(64),
+      "",
+    ]) {
       const labels = resolvedChartLabels({ version: "1.0.0", digest });
       expect(labels["paas-chart-sha256-0"], digest).toBe("");
       expect(labels["paas-chart-sha256-1"], digest).toBe("");
     }
     expect(digestFromLabels({})).toBeUndefined();
     expect(digestFromLabels({ "paas-chart-sha256-0": "a".repeat(32) })).toBeUndefined();
-    expect(digestFromLabels({ "paas-chart-sha256-0": "g".repeat(32), "paas-chart-sha256-1": "a".repeat(32) })).toBeUndefined();
+    expect(
+      digestFromLabels({ "paas-chart-sha256-0": "g".repeat(32), "paas-chart-sha256-1": "a".repeat(32) }),
+    ).toBeUndefined();
   });
 });
 

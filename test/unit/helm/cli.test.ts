@@ -35,7 +35,13 @@ class FakeTenant implements TenantAccess {
   }
 }
 
-async function start(t: TestContext, version: string, rules: Rule[], tenant: TenantAccess, over: Partial<HelmCliOptions> = {}): Promise<FakeHelm> {
+async function start(
+  t: TestContext,
+  version: string,
+  rules: Rule[],
+  tenant: TenantAccess,
+  over: Partial<HelmCliOptions> = {},
+): Promise<FakeHelm> {
   const fake = await startFakeHelm(version, rules, { tenant, ...over });
   t.onTestFinished(() => fake.dispose());
   return fake;
@@ -57,7 +63,11 @@ const AS_USER = ["--kube-as-user", "system:serviceaccount:paas-ws-a:paas-deploye
 
 function failedStatus(major: 3 | 4, revision: number): string {
   // A recorded `helm status -o json`, as the failed first revision of a refused install.
-  return JSON.stringify({ ...statusFixture(major), version: revision, info: { ...statusFixture(major).info, status: "failed" } });
+  return JSON.stringify({
+    ...statusFixture(major),
+    version: revision,
+    info: { ...statusFixture(major).info, status: "failed" },
+  });
 }
 function statusFixture(major: 3 | 4): { info: Record<string, unknown> } & Record<string, unknown> {
   return JSON.parse(readFileSync(fixture(major, "status.json"), "utf8"));
@@ -66,12 +76,17 @@ function statusFixture(major: 3 | 4): { info: Record<string, unknown> } & Record
 describe.concurrent.each(versions)("tenant mode with helm $version", ({ major, version }) => {
   it("impersonates the namespace's deployer in every run about a namespace, never for version", async (t) => {
     const tenant = new FakeTenant();
-    const f = await start(t, version, [
-      { verb: "list", stdoutFile: fixture(major, "list.json") },
-      { verb: "history", stdoutFile: fixture(major, "history.json") },
-      { verb: "status", stdoutFile: fixture(major, "status.json") },
-      { verb: "get metadata", stdoutFile: fixture(major, "metadata.json") },
-    ], tenant);
+    const f = await start(
+      t,
+      version,
+      [
+        { verb: "list", stdoutFile: fixture(major, "list.json") },
+        { verb: "history", stdoutFile: fixture(major, "history.json") },
+        { verb: "status", stdoutFile: fixture(major, "status.json") },
+        { verb: "get metadata", stdoutFile: fixture(major, "metadata.json") },
+      ],
+      tenant,
+    );
     await f.cli.list("paas-ws-a");
     await f.cli.history("paas-ws-a", "web");
     await f.cli.get("paas-ws-a", "web");
@@ -105,31 +120,48 @@ describe.concurrent.each(versions)("tenant mode with helm $version", ({ major, v
     await f.cli.uninstall({ namespace: "paas-ws-a", name: "web", timeoutSeconds: 30 });
     expect(tenant.prepared).toEqual(["paas-ws-a", "paas-ws-a", "paas-ws-a"]);
     const runs = await f.calls("run");
-    expect(runs.find((r) => r.verb === "upgrade")?.argv).toEqual(expect.arrayContaining(["--skip-crds", "--post-renderer"]));
-    for (const verb of ["rollback", "uninstall"]) expect(runs.find((r) => r.verb === verb)?.argv).not.toContain("--post-renderer");
+    expect(runs.find((r) => r.verb === "upgrade")?.argv).toEqual(
+      expect.arrayContaining(["--skip-crds", "--post-renderer"]),
+    );
+    for (const verb of ["rollback", "uninstall"])
+      expect(runs.find((r) => r.verb === verb)?.argv).not.toContain("--post-renderer");
   });
 
   it("a namespace that is not ready is refused before helm starts", async (t) => {
     const tenant = new FakeTenant();
-    tenant.refuse = new PaasError("failed_precondition", "namespace paas-ws-a is not fully provisioned; call CreateNamespace again");
+    tenant.refuse = new PaasError(
+      "failed_precondition",
+      "namespace paas-ws-a is not fully provisioned; call CreateNamespace again",
+    );
     const f = await start(t, version, [], tenant);
     await expect(f.cli.install(installOpts())).rejects.toBe(tenant.refuse);
-    await expect(f.cli.uninstall({ namespace: "paas-ws-a", name: "web", timeoutSeconds: 30 })).rejects.toBe(tenant.refuse);
+    await expect(f.cli.uninstall({ namespace: "paas-ws-a", name: "web", timeoutSeconds: 30 })).rejects.toBe(
+      tenant.refuse,
+    );
     expect((await f.calls("run")).map((r) => r.verb)).toEqual(["version"]);
   });
 
   it("uninstalls an install the cluster refused (failed first revision), then reports the refusal", async (t) => {
     const tenant = new FakeTenant();
-    const f = await start(t, version, [
-      {
-        verb: "install",
-        exitCode: 1,
-        stderr: 'Error: INSTALLATION FAILED: rolebindings.rbac.authorization.k8s.io "x" is forbidden: user "system:serviceaccount:paas-ws-a:paas-deployer" is attempting to grant RBAC permissions not currently held',
-      },
-      { verb: "status", stdout: failedStatus(major, 1) },
-    ], tenant);
+    const f = await start(
+      t,
+      version,
+      [
+        {
+          verb: "install",
+          exitCode: 1,
+          stderr:
+            'Error: INSTALLATION FAILED: rolebindings.rbac.authorization.k8s.io "x" is forbidden: user "system:serviceaccount:paas-ws-a:paas-deployer" is attempting to grant RBAC permissions not currently held',
+        },
+        { verb: "status", stdout: failedStatus(major, 1) },
+      ],
+      tenant,
+    );
     const err = await f.cli.install(installOpts()).catch((e: unknown) => e);
-    expect(err).toMatchObject({ kind: "permission_denied", message: "The install of release web would grant permissions the tenant does not hold in namespace paas-ws-a" });
+    expect(err).toMatchObject({
+      kind: "permission_denied",
+      message: "The install of release web would grant permissions the tenant does not hold in namespace paas-ws-a",
+    });
     const runs = await f.calls("run");
     expect(runs.map((r) => r.verb)).toEqual(["version", "pull", "install", "status", "uninstall"]);
     expect(runs.at(-1)?.argv.slice(-2)).toEqual(AS_USER);
@@ -138,17 +170,35 @@ describe.concurrent.each(versions)("tenant mode with helm $version", ({ major, v
 
   it("keeps a failed install that timed out, and a release that is not its own failed first revision", async (t) => {
     const tenant = new FakeTenant();
-    const f = await start(t, version, [
-      { verb: "install", exitCode: 1, stderr: "Error: INSTALLATION FAILED: context deadline exceeded", maxUses: 1 },
-      { verb: "install", exitCode: 1, stderr: 'Error: INSTALLATION FAILED: pods "p" is forbidden: violates PodSecurity "restricted:latest": privileged' },
-      { verb: "status", stdout: failedStatus(major, 2) },
-    ], tenant);
+    const f = await start(
+      t,
+      version,
+      [
+        { verb: "install", exitCode: 1, stderr: "Error: INSTALLATION FAILED: context deadline exceeded", maxUses: 1 },
+        {
+          verb: "install",
+          exitCode: 1,
+          stderr:
+            'Error: INSTALLATION FAILED: pods "p" is forbidden: violates PodSecurity "restricted:latest": privileged',
+        },
+        { verb: "status", stdout: failedStatus(major, 2) },
+      ],
+      tenant,
+    );
     await expect(f.cli.install(installOpts())).rejects.toMatchObject({ kind: "timeout" });
     await expect(f.cli.install(installOpts())).rejects.toMatchObject({
       kind: "failed_precondition",
-      message: 'The install of release web creates a pod that violates the Pod Security level "restricted" of namespace paas-ws-a',
+      message:
+        'The install of release web creates a pod that violates the Pod Security level "restricted" of namespace paas-ws-a',
     });
-    expect((await f.calls("run")).map((r) => r.verb)).toEqual(["version", "pull", "install", "pull", "install", "status"]);
+    expect((await f.calls("run")).map((r) => r.verb)).toEqual([
+      "version",
+      "pull",
+      "install",
+      "pull",
+      "install",
+      "status",
+    ]);
   });
 });
 

@@ -32,23 +32,46 @@ const recorded: Array<[string, ClassifyContext, ErrorKind, string]> = [
   ["version-not-found.txt", install, "not_found", "Chart podinfo 6.13.0 not found"],
   ["oci-chart-not-found.txt", install, "not_found", "Chart podinfo 6.13.0 not found"],
   ["oci-version-not-found.txt", install, "not_found", "Chart podinfo 6.13.0 not found"],
-  ["repo-unreachable.txt", install, "failed_precondition", "Chart podinfo 6.13.0 cannot be fetched: its repository is unreachable or invalid"],
+  [
+    "repo-unreachable.txt",
+    install,
+    "failed_precondition",
+    "Chart podinfo 6.13.0 cannot be fetched: its repository is unreachable or invalid",
+  ],
   ["namespace-missing.txt", install, "failed_precondition", "Namespace ws-a does not exist"],
   ["schema.txt", install, "invalid_argument", "Values do not match the schema of chart podinfo 6.13.0"],
   ["reserved-label.txt", install, "invalid_argument", "Release labels use a name reserved by helm"],
   ["wait-timeout.txt", install, "timeout", "helm install of release web timed out"],
   ["upgrade-cancelled.txt", upgrade, "unavailable", "helm upgrade of release web was cancelled"],
   ["forbidden.txt", status, "permission_denied", "Permission denied for helm status of release web in namespace ws-a"],
-  ["forbidden-install.txt", install, "permission_denied", "Permission denied for helm install of release web in namespace ws-a"],
+  [
+    "forbidden-install.txt",
+    install,
+    "permission_denied",
+    "Permission denied for helm install of release web in namespace ws-a",
+  ],
 ];
 
-const stderrOf = (major: 3 | 4, file: string) => readFileSync(resolve(import.meta.dirname, `../../fixtures/helm/v${major}/stderr/${file}`), "utf8");
+const stderrOf = (major: 3 | 4, file: string) =>
+  readFileSync(resolve(import.meta.dirname, `../../fixtures/helm/v${major}/stderr/${file}`), "utf8");
 
 // More real stderr, captured from the same binaries outside the testbed (no cluster, a
 // local chart repository), and Kubernetes API errors that the testbed cannot produce.
 const cases: Array<[string, ClassifyContext, string, ErrorKind, string]> = [
-  ["v4 same name twice", install, "Error: INSTALLATION FAILED: cannot reuse a name that is still in use\n", "already_exists", "Release web already exists in namespace ws-a"],
-  ["v3+v4 unknown configured repo", install, "Error: INSTALLATION FAILED: repo norepo not found\n", "not_found", "Chart podinfo 6.13.0 not found"],
+  [
+    "v4 same name twice",
+    install,
+    "Error: INSTALLATION FAILED: cannot reuse a name that is still in use\n",
+    "already_exists",
+    "Release web already exists in namespace ws-a",
+  ],
+  [
+    "v3+v4 unknown configured repo",
+    install,
+    "Error: INSTALLATION FAILED: repo norepo not found\n",
+    "not_found",
+    "Chart podinfo 6.13.0 not found",
+  ],
   [
     "v3+v4 repo unreachable",
     install,
@@ -70,8 +93,20 @@ const cases: Array<[string, ClassifyContext, string, ErrorKind, string]> = [
     "invalid_argument",
     "Values do not match the schema of chart podinfo 6.13.0",
   ],
-  ["v4 required value", install, "Error: INSTALLATION FAILED: execution error at (mychart/templates/NOTES.txt:36:28): A valid .Values.needed entry required!\n", "invalid_argument", "The chart cannot be rendered with the given values"],
-  ["v3+v4 reserved label", install, "Error: INSTALLATION FAILED: user supplied labels contains system reserved label name. System labels: [name owner status version createdAt modifiedAt]\n", "invalid_argument", "Release labels use a name reserved by helm"],
+  [
+    "v4 required value",
+    install,
+    "Error: INSTALLATION FAILED: execution error at (mychart/templates/NOTES.txt:36:28): A valid .Values.needed entry required!\n",
+    "invalid_argument",
+    "The chart cannot be rendered with the given values",
+  ],
+  [
+    "v3+v4 reserved label",
+    install,
+    "Error: INSTALLATION FAILED: user supplied labels contains system reserved label name. System labels: [name owner status version createdAt modifiedAt]\n",
+    "invalid_argument",
+    "Release labels use a name reserved by helm",
+  ],
   [
     "v4 invalid release name",
     install,
@@ -93,7 +128,13 @@ const cases: Array<[string, ClassifyContext, string, ErrorKind, string]> = [
     "invalid_argument",
     'The install of release web.v2 creates a Service whose name Kubernetes refuses; charts derive names from the release name, and a Service name may not contain "." (set the chart\'s fullnameOverride)',
   ],
-  ["v3 cluster unreachable", status, 'Error: Kubernetes cluster unreachable: Get "http://localhost:8080/version": dial tcp 127.0.0.1:8080: connect: connection refused\n', "unavailable", "The Kubernetes API is unreachable"],
+  [
+    "v3 cluster unreachable",
+    status,
+    'Error: Kubernetes cluster unreachable: Get "http://localhost:8080/version": dial tcp 127.0.0.1:8080: connect: connection refused\n',
+    "unavailable",
+    "The Kubernetes API is unreachable",
+  ],
   [
     "v4 cluster unreachable",
     install,
@@ -101,8 +142,20 @@ const cases: Array<[string, ClassifyContext, string, ErrorKind, string]> = [
     "unavailable",
     "The Kubernetes API is unreachable",
   ],
-  ["v3 wait timeout", install, "Error: INSTALLATION FAILED: timed out waiting for the condition\n", "timeout", "helm install of release web timed out"],
-  ["v4 wait timeout", upgrade, "Error: UPGRADE FAILED: resource Deployment/ws-a/web not ready. status: InProgress, message: Available: 0/1\ncontext deadline exceeded\n", "timeout", "helm upgrade of release web timed out"],
+  [
+    "v3 wait timeout",
+    install,
+    "Error: INSTALLATION FAILED: timed out waiting for the condition\n",
+    "timeout",
+    "helm install of release web timed out",
+  ],
+  [
+    "v4 wait timeout",
+    upgrade,
+    "Error: UPGRADE FAILED: resource Deployment/ws-a/web not ready. status: InProgress, message: Available: 0/1\ncontext deadline exceeded\n",
+    "timeout",
+    "helm upgrade of release web timed out",
+  ],
   [
     "RBAC forbidden",
     status,
@@ -117,7 +170,13 @@ const cases: Array<[string, ClassifyContext, string, ErrorKind, string]> = [
     "resource_exhausted",
     "Resource quota of namespace ws-a exceeded",
   ],
-  ["namespace missing", install, 'Error: INSTALLATION FAILED: create: failed to create: namespaces "ws-a" not found\n', "failed_precondition", "Namespace ws-a does not exist"],
+  [
+    "namespace missing",
+    install,
+    'Error: INSTALLATION FAILED: create: failed to create: namespaces "ws-a" not found\n',
+    "failed_precondition",
+    "Namespace ws-a does not exist",
+  ],
   [
     "namespace terminating",
     install,
@@ -125,7 +184,13 @@ const cases: Array<[string, ClassifyContext, string, ErrorKind, string]> = [
     "failed_precondition",
     "Namespace ws-a is being deleted",
   ],
-  ["anything else", upgrade, "Error: UPGRADE FAILED: something nobody anticipated: password=hunter2\n", "internal", "helm upgrade failed"],
+  [
+    "anything else",
+    upgrade,
+    "Error: UPGRADE FAILED: something nobody anticipated: password=hunter2\n",
+    "internal",
+    "helm upgrade failed",
+  ],
 ];
 
 describe.each([3, 4] as const)("classify recorded helm v%i stderr", (major) => {
@@ -147,12 +212,48 @@ describe.each([3, 4] as const)("classify recorded helm v%i stderr", (major) => {
 // The API server's refusals of a chart's objects (record.sh refusals): the kind by their
 // meaning, the message naming the object and the fields, never a value.
 const refusals: Array<[3 | 4, string, ClassifyContext, ErrorKind, string]> = [
-  [4, "invalid-object.txt", install, "invalid_argument", 'The install of release web creates an invalid Deployment "r1-podinfo": spec.template.annotations: invalid value'],
-  [3, "invalid-object.txt", install, "invalid_argument", 'The install of release web creates an invalid Deployment "r1-podinfo": spec.template.annotations: invalid value'],
-  [4, "wrong-type.txt", install, "invalid_argument", 'The install of release web creates an invalid Deployment "r2-podinfo": spec.replicas: wrong type'],
-  [3, "wrong-type.txt", install, "invalid_argument", "The install of release web creates an invalid Deployment: spec.replicas: wrong type"],
-  [3, "already-exists.txt", install, "already_exists", 'The install of release web creates configmaps "r3-cm", which already exists in namespace ws-a'],
-  [4, "apply-conflict.txt", upgrade, "failed_precondition", 'The upgrade of release web changes fields of ConfigMap "r4-cm" that another writer ("someone-else") manages: data.a'],
+  [
+    4,
+    "invalid-object.txt",
+    install,
+    "invalid_argument",
+    'The install of release web creates an invalid Deployment "r1-podinfo": spec.template.annotations: invalid value',
+  ],
+  [
+    3,
+    "invalid-object.txt",
+    install,
+    "invalid_argument",
+    'The install of release web creates an invalid Deployment "r1-podinfo": spec.template.annotations: invalid value',
+  ],
+  [
+    4,
+    "wrong-type.txt",
+    install,
+    "invalid_argument",
+    'The install of release web creates an invalid Deployment "r2-podinfo": spec.replicas: wrong type',
+  ],
+  [
+    3,
+    "wrong-type.txt",
+    install,
+    "invalid_argument",
+    "The install of release web creates an invalid Deployment: spec.replicas: wrong type",
+  ],
+  [
+    3,
+    "already-exists.txt",
+    install,
+    "already_exists",
+    'The install of release web creates configmaps "r3-cm", which already exists in namespace ws-a',
+  ],
+  [
+    4,
+    "apply-conflict.txt",
+    upgrade,
+    "failed_precondition",
+    'The upgrade of release web changes fields of ConfigMap "r4-cm" that another writer ("someone-else") manages: data.a',
+  ],
   [4, "quota-exceeded.txt", install, "resource_exhausted", "Resource quota of namespace ws-a exceeded"],
   [3, "quota-exceeded.txt", install, "resource_exhausted", "Resource quota of namespace ws-a exceeded"],
 ];
@@ -173,18 +274,25 @@ describe("classify the API server's refusals of a chart's objects (recorded)", (
       'Error: INSTALLATION FAILED: 1 error occurred:\n\t* Secret.v1 "db" is invalid: [data[pass word]: Invalid value: "s3cr3t x.y: Forbidden", type: Unsupported value: "s3cr3t-type": supported values: "Opaque", metadata.labels: Required value]\n';
     const err = classify(failed(stderr), install);
     expect(err.kind).toBe("invalid_argument");
-    expect(err.message).toBe('The install of release web creates an invalid Secret "db": data[…]: invalid value; type: unsupported value; metadata.labels: required value');
+    expect(err.message).toBe(
+      'The install of release web creates an invalid Secret "db": data[…]: invalid value; type: unsupported value; metadata.labels: required value',
+    );
     expect(err.message).not.toContain("s3cr3t");
     expect(String((err.cause as Error).message)).not.toContain("s3cr3t");
   });
 
   it("an object changed under helm is a conflict (ABORTED): the caller may retry", () => {
-    const stderr = 'Error: UPGRADE FAILED: cannot patch "web" with kind Deployment: Operation cannot be fulfilled on deployments.apps "web": the object has been modified; please apply your changes to the latest version and try again\n';
-    expect(classify(failed(stderr), upgrade)).toMatchObject({ kind: "conflict", message: 'The upgrade of release web raced with another change of deployments.apps "web": retry' });
+    const stderr =
+      'Error: UPGRADE FAILED: cannot patch "web" with kind Deployment: Operation cannot be fulfilled on deployments.apps "web": the object has been modified; please apply your changes to the latest version and try again\n';
+    expect(classify(failed(stderr), upgrade)).toMatchObject({
+      kind: "conflict",
+      message: 'The upgrade of release web raced with another change of deployments.apps "web": retry',
+    });
   });
 
   it("an immutable field stays FAILED_PRECONDITION, a forbidden object PERMISSION_DENIED", () => {
-    const immutable = 'Error: UPGRADE FAILED: cannot patch "web" with kind Deployment: Deployment.apps "web" is invalid: spec.selector: Invalid value: {"matchLabels":{"a":"b"}}: field is immutable\n';
+    const immutable =
+      'Error: UPGRADE FAILED: cannot patch "web" with kind Deployment: Deployment.apps "web" is invalid: spec.selector: Invalid value: {"matchLabels":{"a":"b"}}: field is immutable\n';
     expect(classify(failed(immutable), upgrade).kind).toBe("failed_precondition");
     expect(classify(failed(stderrOf(4, "forbidden-install.txt")), install).kind).toBe("permission_denied");
   });
@@ -209,16 +317,27 @@ describe("classify", () => {
 
   it("reports cancellation, deadlines, runner timeouts and spawn failures", () => {
     const base = { exitCode: 1, stderr: "Error: INSTALLATION FAILED: context canceled\n", timedOut: false };
-    expect(classify({ ...base, aborted: true, abortReason: new DOMException("x", "AbortError") }, install)).toMatchObject({
+    expect(
+      classify({ ...base, aborted: true, abortReason: new DOMException("x", "AbortError") }, install),
+    ).toMatchObject({
       kind: "unavailable",
       message: "helm install of release web was cancelled",
     });
-    expect(classify({ ...base, aborted: true, abortReason: new DOMException("x", "TimeoutError") }, install)).toMatchObject({
+    expect(
+      classify({ ...base, aborted: true, abortReason: new DOMException("x", "TimeoutError") }, install),
+    ).toMatchObject({
       kind: "timeout",
       message: "helm install of release web exceeded its deadline",
     });
-    expect(classify({ exitCode: null, signal: "SIGTERM", stderr: "", timedOut: true, aborted: false }, history).kind).toBe("timeout");
-    expect(classify({ exitCode: null, stderr: "", timedOut: false, aborted: false, failure: "could not start: ENOENT" }, status)).toMatchObject({
+    expect(
+      classify({ exitCode: null, signal: "SIGTERM", stderr: "", timedOut: true, aborted: false }, history).kind,
+    ).toBe("timeout");
+    expect(
+      classify(
+        { exitCode: null, stderr: "", timedOut: false, aborted: false, failure: "could not start: ENOENT" },
+        status,
+      ),
+    ).toMatchObject({
       kind: "internal",
       message: "helm status could not be run",
     });

@@ -7,7 +7,8 @@ import { parseMetadata, parseRelease, parseVersion, withMetadata } from "../../.
 import { parseHistory, parseList, splitChart } from "../../../src/helm/parse-list.ts";
 
 // Real outputs recorded from helm v3.22.0 and v4.3.1 by test/fixtures/helm/record.sh.
-const read = (major: 3 | 4, file: string) => readFileSync(resolve(import.meta.dirname, `../../fixtures/helm/v${major}/${file}`), "utf8");
+const read = (major: 3 | 4, file: string) =>
+  readFileSync(resolve(import.meta.dirname, `../../fixtures/helm/v${major}/${file}`), "utf8");
 
 describe.each([3, 4] as const)("parsers on recorded helm v%i output", (major) => {
   it("install -o json: the new release with chart metadata, user values and notes", () => {
@@ -29,7 +30,12 @@ describe.each([3, 4] as const)("parsers on recorded helm v%i output", (major) =>
   });
 
   it("install of an oci:// chart: JSON after helm's Pulled/Digest lines", () => {
-    expect(parseRelease(read(major, "install-oci.json"))).toMatchObject({ name: "oci-web", chart: "podinfo", chartVersion: "6.13.0", status: "deployed" });
+    expect(parseRelease(read(major, "install-oci.json"))).toMatchObject({
+      name: "oci-web",
+      chart: "podinfo",
+      chartVersion: "6.13.0",
+      status: "deployed",
+    });
   });
 
   it("upgrade -o json with --reset-then-reuse-values merges old and new user values", () => {
@@ -47,15 +53,47 @@ describe.each([3, 4] as const)("parsers on recorded helm v%i output", (major) =>
     expect(status).toMatchObject({ name: "web", revision: 2, status: "deployed", chart: "", chartVersion: "" });
     expect(status.values).toEqual({ replicaCount: 1, ui: { message: "hello from v2" } });
     const meta = parseMetadata(read(major, "metadata.json"));
-    expect(meta).toEqual({ name: "web", namespace: `paas-fixtures-v${major}`, revision: 2, chart: "podinfo", chartVersion: "6.14.1", appVersion: "6.14.1" });
-    expect(withMetadata(status, meta)).toMatchObject({ chart: "podinfo", chartVersion: "6.14.1", appVersion: "6.14.1", notes: status.notes });
+    expect(meta).toEqual({
+      name: "web",
+      namespace: `paas-fixtures-v${major}`,
+      revision: 2,
+      chart: "podinfo",
+      chartVersion: "6.14.1",
+      appVersion: "6.14.1",
+    });
+    expect(withMetadata(status, meta)).toMatchObject({
+      chart: "podinfo",
+      chartVersion: "6.14.1",
+      appVersion: "6.14.1",
+      notes: status.notes,
+    });
   });
 
   it("history -o json, oldest first", () => {
     const h = parseHistory(read(major, "history.json"));
-    expect(h.map(({ revision, status, chart, appVersion, description }) => ({ revision, status, chart, appVersion, description }))).toEqual([
-      { revision: 1, status: "superseded", chart: "podinfo-6.13.0", appVersion: "6.13.0", description: "Install complete" },
-      { revision: 2, status: "deployed", chart: "podinfo-6.14.1", appVersion: "6.14.1", description: "Upgrade complete" },
+    expect(
+      h.map(({ revision, status, chart, appVersion, description }) => ({
+        revision,
+        status,
+        chart,
+        appVersion,
+        description,
+      })),
+    ).toEqual([
+      {
+        revision: 1,
+        status: "superseded",
+        chart: "podinfo-6.13.0",
+        appVersion: "6.13.0",
+        description: "Install complete",
+      },
+      {
+        revision: 2,
+        status: "deployed",
+        chart: "podinfo-6.14.1",
+        appVersion: "6.14.1",
+        description: "Upgrade complete",
+      },
     ]);
     expect(h[0]?.updated).toBeInstanceOf(Date);
   });
@@ -85,7 +123,10 @@ describe("parser edge cases", () => {
   it("splitChart finds the SemVer suffix even with hyphens and digits in names", () => {
     expect(splitChart("podinfo-6.13.0")).toEqual({ name: "podinfo", version: "6.13.0" });
     expect(splitChart("my-app-2-1.0.0-rc.1+build.5")).toEqual({ name: "my-app-2", version: "1.0.0-rc.1+build.5" });
-    expect(splitChart("nginx-ingress-controller-12.0.9")).toEqual({ name: "nginx-ingress-controller", version: "12.0.9" });
+    expect(splitChart("nginx-ingress-controller-12.0.9")).toEqual({
+      name: "nginx-ingress-controller",
+      version: "12.0.9",
+    });
     expect(splitChart("weird")).toEqual({ name: "weird", version: "" });
   });
 
@@ -93,7 +134,9 @@ describe("parser edge cases", () => {
     const r = parseRelease(JSON.stringify({ name: "a", version: 3, info: { last_deployed: "", status: "exploded" } }));
     expect(r).toMatchObject({ revision: 3, status: "unknown", values: {}, notes: "", chart: "" });
     expect(r.updated).toBeUndefined();
-    expect(parseHistory('[{"revision":1,"updated":"0001-01-01T00:00:00Z","status":"deployed"}]')[0]?.updated).toBeUndefined();
+    expect(
+      parseHistory('[{"revision":1,"updated":"0001-01-01T00:00:00Z","status":"deployed"}]')[0]?.updated,
+    ).toBeUndefined();
     expect(parseHistory("[]")).toEqual([]);
     expect(parseList("[]")).toEqual([]);
   });

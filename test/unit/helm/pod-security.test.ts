@@ -34,7 +34,8 @@ describe("podSpecOf", () => {
 
 describe("podSecurityViolations", () => {
   it("accepts a restricted-compliant pod at every level", () => {
-    for (const level of ["restricted", "baseline", "privileged", ""] as const) expect(podSecurityViolations(restrictedPod(), {}, level)).toEqual([]);
+    for (const level of ["restricted", "baseline", "privileged", ""] as const)
+      expect(podSecurityViolations(restrictedPod(), {}, level)).toEqual([]);
   });
 
   it("baseline: host namespaces, privileged, capabilities, hostPath, hostPort, procMount, seccomp, AppArmor, SELinux, sysctls", () => {
@@ -42,8 +43,17 @@ describe("podSecurityViolations", () => {
       hostNetwork: true,
       hostPID: true,
       hostIPC: true,
-      volumes: [{ name: "root", hostPath: { path: "/" } }, { name: "ok", emptyDir: {} }],
-      securityContext: { sysctls: [{ name: "kernel.msgmax", value: "1" }, { name: "net.ipv4.tcp_syncookies", value: "1" }], seccompProfile: { type: "Unconfined" } },
+      volumes: [
+        { name: "root", hostPath: { path: "/" } },
+        { name: "ok", emptyDir: {} },
+      ],
+      securityContext: {
+        sysctls: [
+          { name: "kernel.msgmax", value: "1" },
+          { name: "net.ipv4.tcp_syncookies", value: "1" },
+        ],
+        seccompProfile: { type: "Unconfined" },
+      },
       initContainers: [{ name: "i", image: "x", securityContext: { privileged: true } }],
       containers: [
         {
@@ -59,7 +69,11 @@ describe("podSecurityViolations", () => {
         },
       ],
     };
-    const v = podSecurityViolations(spec, { annotations: { "container.apparmor.security.beta.kubernetes.io/c": "unconfined" } }, "baseline");
+    const v = podSecurityViolations(
+      spec,
+      { annotations: { "container.apparmor.security.beta.kubernetes.io/c": "unconfined" } },
+      "baseline",
+    );
     expect(v).toEqual([
       "hostNetwork=true (host namespaces)",
       "hostPID=true (host namespaces)",
@@ -78,7 +92,11 @@ describe("podSecurityViolations", () => {
   });
 
   it("baseline allows what restricted refuses (root, no seccomp, default capabilities)", () => {
-    const spec = { containers: [{ name: "c", image: "x", securityContext: { runAsUser: 0, capabilities: { add: ["CHOWN", "SETUID"] } } }] };
+    const spec = {
+      containers: [
+        { name: "c", image: "x", securityContext: { runAsUser: 0, capabilities: { add: ["CHOWN", "SETUID"] } } },
+      ],
+    };
     expect(podSecurityViolations(spec, {}, "baseline")).toEqual([]);
     expect(podSecurityViolations(spec, {}, "restricted")).toEqual([
       'container "c": securityContext.allowPrivilegeEscalation must be false',
@@ -93,27 +111,53 @@ describe("podSecurityViolations", () => {
 
   it("restricted: container settings override the pod's, both ways", () => {
     // Pod says non-root, a container says otherwise.
-    expect(podSecurityViolations(restrictedPod({}, [restrictedContainer({ runAsNonRoot: false })]), {}, "restricted")).toEqual([
-      'container "c": securityContext.runAsNonRoot must be true (pod or container)',
-    ]);
+    expect(
+      podSecurityViolations(restrictedPod({}, [restrictedContainer({ runAsNonRoot: false })]), {}, "restricted"),
+    ).toEqual(['container "c": securityContext.runAsNonRoot must be true (pod or container)']);
     // Nothing at pod level, everything on the container.
-    const perContainer = { containers: [restrictedContainer({ runAsNonRoot: true, seccompProfile: { type: "Localhost", localhostProfile: "p.json" } })] };
+    const perContainer = {
+      containers: [
+        restrictedContainer({ runAsNonRoot: true, seccompProfile: { type: "Localhost", localhostProfile: "p.json" } }),
+      ],
+    };
     expect(podSecurityViolations(perContainer, {}, "restricted")).toEqual([]);
     // NET_BIND_SERVICE is the one capability restricted allows to add.
-    expect(podSecurityViolations(restrictedPod({}, [restrictedContainer({ capabilities: { drop: ["ALL"], add: ["NET_BIND_SERVICE"] } })]), {}, "restricted")).toEqual([]);
+    expect(
+      podSecurityViolations(
+        restrictedPod({}, [restrictedContainer({ capabilities: { drop: ["ALL"], add: ["NET_BIND_SERVICE"] } })]),
+        {},
+        "restricted",
+      ),
+    ).toEqual([]);
   });
 
   it("restricted: volume types beyond the allowed ones, root user", () => {
-    const spec = restrictedPod({ volumes: [{ name: "n", nfs: { server: "s", path: "/" } }, { name: "p", persistentVolumeClaim: { claimName: "c" } }] });
+    const spec = restrictedPod({
+      volumes: [
+        { name: "n", nfs: { server: "s", path: "/" } },
+        { name: "p", persistentVolumeClaim: { claimName: "c" } },
+      ],
+    });
     (spec["securityContext"] as Obj)["runAsUser"] = 0;
-    expect(podSecurityViolations(spec, {}, "restricted")).toEqual(['volume "n" of type nfs', "securityContext.runAsUser=0"]);
+    expect(podSecurityViolations(spec, {}, "restricted")).toEqual([
+      'volume "n" of type nfs',
+      "securityContext.runAsUser=0",
+    ]);
   });
 
   it("restricted: Windows pods are exempt from the Linux-only controls", () => {
-    expect(podSecurityViolations({ os: { name: "windows" }, containers: [{ name: "c", image: "x" }] }, {}, "restricted")).toEqual([]);
+    expect(
+      podSecurityViolations({ os: { name: "windows" }, containers: [{ name: "c", image: "x" }] }, {}, "restricted"),
+    ).toEqual([]);
   });
 
   it("survives garbage (the chart decides the shapes)", () => {
-    expect(podSecurityViolations({ containers: "nope", volumes: [null, 3], securityContext: [] } as unknown as Obj, {}, "restricted")).toEqual([]);
+    expect(
+      podSecurityViolations(
+        { containers: "nope", volumes: [null, 3], securityContext: [] } as unknown as Obj,
+        {},
+        "restricted",
+      ),
+    ).toEqual([]);
   });
 });

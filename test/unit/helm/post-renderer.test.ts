@@ -15,7 +15,11 @@ import type { GuardPolicy } from "../../../src/helm/render-guard.ts";
 
 const POLICY: GuardPolicy = {
   namespace: "paas-ws-a",
-  scopes: { "v1/ConfigMap": true, "rbac.authorization.k8s.io/v1/ClusterRole": false, "networking.k8s.io/v1/NetworkPolicy": true },
+  scopes: {
+    "v1/ConfigMap": true,
+    "rbac.authorization.k8s.io/v1/ClusterRole": false,
+    "networking.k8s.io/v1/NetworkPolicy": true,
+  },
   podSecurity: "restricted",
   drop: ["networking.k8s.io/NetworkPolicy"],
 };
@@ -31,7 +35,11 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function runScript(script: string, args: string[], stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runScript(
+  script: string,
+  args: string[],
+  stdin: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(script, args, { stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
@@ -49,7 +57,9 @@ describe("installRenderGuard", () => {
     const flag = await installRenderGuard(home, 3);
     expect(flag).toBe(join(home.root, "bin", GUARD_NAME));
     expect((await stat(flag)).mode & 0o777).toBe(0o700);
-    expect(await readFile(flag, "utf8")).toBe(guardScript(process.execPath, undefined, join(home.root, "node-compile-cache")));
+    expect(await readFile(flag, "utf8")).toBe(
+      guardScript(process.execPath, undefined, join(home.root, "node-compile-cache")),
+    );
     expect(existsSync(join(home.data, "plugins"))).toBe(false);
   });
 
@@ -69,23 +79,35 @@ describe("installRenderGuard", () => {
 
   it("quotes paths for the shell, and keeps node's compile cache in the private home", () => {
     expect(guardScript("/opt/no'de", "/a b/main.ts")).toBe(`#!/bin/sh\nexec '/opt/no'\\''de' '/a b/main.ts' "$@"\n`);
-    expect(guardScript("/n", "/m.ts", "/h/c")).toBe(`#!/bin/sh\nNODE_COMPILE_CACHE='/h/c'\nexport NODE_COMPILE_CACHE\nexec '/n' '/m.ts' "$@"\n`);
+    expect(guardScript("/n", "/m.ts", "/h/c")).toBe(
+      `#!/bin/sh\nNODE_COMPILE_CACHE='/h/c'\nexport NODE_COMPILE_CACHE\nexec '/n' '/m.ts' "$@"\n`,
+    );
   });
 });
 
 describe("the guard process", () => {
   const cm = "---\n# Source: c/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
-  const np = "---\n# Source: c/templates/np.yaml\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: netpol}\n";
+  const np =
+    "---\n# Source: c/templates/np.yaml\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: netpol}\n";
   const cr = "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: evil}\n";
 
   it("passes manifests through, drops NetworkPolicies, reports", async () => {
     const script = await installRenderGuard(home, 3);
-    const { value, report } = await withRenderGuard(POLICY, script, async (flags) => {
-      expect(flags.slice(0, 3)).toEqual(["--post-renderer", script, "--post-renderer-args"]);
-      return runScript(script, [flags[3]!], cm + np);
-    }, { parentDir: dir });
+    const { value, report } = await withRenderGuard(
+      POLICY,
+      script,
+      async (flags) => {
+        expect(flags.slice(0, 3)).toEqual(["--post-renderer", script, "--post-renderer-args"]);
+        return runScript(script, [flags[3]!], cm + np);
+      },
+      { parentDir: dir },
+    );
     expect(value).toEqual({ code: 0, stdout: cm, stderr: "" });
-    expect(report).toEqual({ refused: [], dropped: [{ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", name: "netpol", namespace: "" }], unknownKind: false });
+    expect(report).toEqual({
+      refused: [],
+      dropped: [{ apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", name: "netpol", namespace: "" }],
+      unknownKind: false,
+    });
     // The run's private directory is gone.
     expect((await readdir(dir)).filter((f) => f.startsWith("paas-helm-guard-"))).toEqual([]);
   });
@@ -94,17 +116,27 @@ describe("the guard process", () => {
     const script = await installRenderGuard(home, 3);
     let unknown = 0;
     const helmError = new PaasError("internal", "helm install failed");
-    const err = await withRenderGuard(POLICY, script, async (flags) => {
-      const r = await runScript(script, [flags[3]!], cm + cr + "---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n");
-      expect(r.code).toBe(1);
-      expect(r.stdout).toBe("");
-      expect(r.stderr).toContain('paas-render-guard: refused: ClusterRole "evil"');
-      throw helmError;
-    }, { parentDir: dir, onUnknownKind: () => unknown++ }).catch((e: unknown) => e);
+    const err = await withRenderGuard(
+      POLICY,
+      script,
+      async (flags) => {
+        const r = await runScript(
+          script,
+          [flags[3]!],
+          cm + cr + "---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+        );
+        expect(r.code).toBe(1);
+        expect(r.stdout).toBe("");
+        expect(r.stderr).toContain('paas-render-guard: refused: ClusterRole "evil"');
+        throw helmError;
+      },
+      { parentDir: dir, onUnknownKind: () => unknown++ },
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PaasError);
     expect(err).toMatchObject({
       kind: "failed_precondition",
-      message: 'The chart was refused before anything was applied: ClusterRole "evil": ClusterRole is cluster-scoped: a release may only create objects in its own namespace "paas-ws-a" (and 1 more object)',
+      message:
+        'The chart was refused before anything was applied: ClusterRole "evil": ClusterRole is cluster-scoped: a release may only create objects in its own namespace "paas-ws-a" (and 1 more object)',
       cause: helmError,
     });
     expect(unknown).toBe(1);
@@ -112,7 +144,9 @@ describe("the guard process", () => {
 
   it("leaves other failures alone (the guard did not refuse)", async () => {
     const helmError = new PaasError("timeout", "helm install timed out");
-    await expect(withRenderGuard(POLICY, "unused", async () => Promise.reject(helmError), { parentDir: dir })).rejects.toBe(helmError);
+    await expect(
+      withRenderGuard(POLICY, "unused", async () => Promise.reject(helmError), { parentDir: dir }),
+    ).rejects.toBe(helmError);
   });
 
   it("runs through the v4 plugin script the same way", async () => {

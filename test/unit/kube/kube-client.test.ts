@@ -16,7 +16,13 @@ let kube: KubeClient;
 
 beforeEach(async () => {
   fake = await FakeApiServer.start();
-  kube = createKubeClient({ kubeConfig: fake.kubeConfig(), logger, requestTimeoutMs: 500, pingTimeoutMs: 200, watchBackoff: { initialMs: 10, maxMs: 20, maxFailures: 3 } });
+  kube = createKubeClient({
+    kubeConfig: fake.kubeConfig(),
+    logger,
+    requestTimeoutMs: 500,
+    pingTimeoutMs: 200,
+    watchBackoff: { initialMs: 10, maxMs: 20, maxFailures: 3 },
+  });
 });
 afterEach(async () => {
   await fake.close();
@@ -36,10 +42,19 @@ function quotaAnswer(body: string) {
 
 /** A storage Secret encoded the way Helm does it (gzip, base64, and base64 again in the Secret's JSON). */
 function helmSecret(version: number, status: string, extra: Record<string, unknown> = {}) {
-  const json = JSON.stringify({ name: "web", version, info: { status }, chart: { metadata: { name: "podinfo" } }, ...extra });
+  const json = JSON.stringify({
+    name: "web",
+    version,
+    info: { status },
+    chart: { metadata: { name: "podinfo" } },
+    ...extra,
+  });
   return {
     type: "helm.sh/release.v1",
-    metadata: { name: `sh.helm.release.v1.web.v${version}`, labels: { owner: "helm", name: "web", version: String(version), status } },
+    metadata: {
+      name: `sh.helm.release.v1.web.v${version}`,
+      labels: { owner: "helm", name: "web", version: String(version), status },
+    },
     data: { release: Buffer.from(gzipSync(json).toString("base64")).toString("base64") },
   };
 }
@@ -68,11 +83,19 @@ describe("ping", () => {
  * two ClusterRoles exist, SelfSubjectReview names the operator, apply patches echo their
  * body, access reviews allow. `over` answers first when it returns true.
  */
-function provisioning(opts: { existing?: Record<string, unknown>; over?: (req: Recorded, res: ServerResponse) => boolean; allowed?: () => boolean } = {}) {
+function provisioning(
+  opts: {
+    existing?: Record<string, unknown>;
+    over?: (req: Recorded, res: ServerResponse) => boolean;
+    allowed?: () => boolean;
+  } = {},
+) {
   return (req: Recorded, res: ServerResponse) => {
     if (opts.over?.(req, res)) return;
-    if (req.method === "GET" && req.path.startsWith("/apis/rbac.authorization.k8s.io/v1/clusterroles/")) return json(res, 200, { metadata: { name: req.path.split("/").pop() } });
-    if (req.method === "GET" && req.path === "/version") return json(res, 200, { major: "1", minor: "36", gitVersion: "v1.36.3" });
+    if (req.method === "GET" && req.path.startsWith("/apis/rbac.authorization.k8s.io/v1/clusterroles/"))
+      return json(res, 200, { metadata: { name: req.path.split("/").pop() } });
+    if (req.method === "GET" && req.path === "/version")
+      return json(res, 200, { major: "1", minor: "36", gitVersion: "v1.36.3" });
     if (req.method === "POST" && req.path === "/apis/authentication.k8s.io/v1/selfsubjectreviews") {
       return json(res, 201, { status: { userInfo: { username: "system:serviceaccount:paas-system:paas-operator" } } });
     }
@@ -84,7 +107,8 @@ function provisioning(opts: { existing?: Record<string, unknown>; over?: (req: R
       return json(res, 201, JSON.parse(req.body));
     }
     if (req.method === "GET" && req.path === "/api/v1/namespaces/paas-ws-a") return json(res, 200, opts.existing);
-    if (req.method === "PATCH" && req.path.endsWith("/resourcequotas/paas-quota")) return json(res, 200, quotaAnswer(req.body));
+    if (req.method === "PATCH" && req.path.endsWith("/resourcequotas/paas-quota"))
+      return json(res, 200, quotaAnswer(req.body));
     if (req.method === "PATCH") return json(res, 200, JSON.parse(req.body));
     status(res, 404, "NotFound", "nope");
   };
@@ -95,7 +119,11 @@ const patchPaths = () => fake.requests.filter((r) => r.method === "PATCH").map((
 describe("namespaces", () => {
   it("creates a namespace, then applies labels, LimitRange, quota, NetworkPolicy, ServiceAccount, RoleBindings, and ready last", async () => {
     fake.handler = provisioning();
-    const { created, namespace } = await kube.ensureNamespace("paas-ws-a", { cpu: "2", memory: "4Gi", storage: "10Gi" });
+    const { created, namespace } = await kube.ensureNamespace("paas-ws-a", {
+      cpu: "2",
+      memory: "4Gi",
+      storage: "10Gi",
+    });
     expect(created).toBe(true);
     expect(namespace).toMatchObject({ name: "paas-ws-a", ready: true, podSecurity: "restricted" });
     expect(namespace.quota).toContainEqual({ resource: "limits.cpu", hard: "2", used: "" });
@@ -131,7 +159,12 @@ describe("namespaces", () => {
       "pod-security.kubernetes.io/audit-version": "latest",
     });
     expect(body(1).spec.limits[0]).toHaveProperty("default");
-    expect(body(2).spec.hard).toMatchObject({ "limits.memory": "4Gi", "requests.storage": "10Gi", persistentvolumeclaims: "10", "services.nodeports": "0" });
+    expect(body(2).spec.hard).toMatchObject({
+      "limits.memory": "4Gi",
+      "requests.storage": "10Gi",
+      persistentvolumeclaims: "10",
+      "services.nodeports": "0",
+    });
     expect(body(3).spec.policyTypes).toEqual(["Ingress", "Egress"]);
     expect(body(4)).toMatchObject({ kind: "ServiceAccount", automountServiceAccountToken: false });
     expect(body(5)).toMatchObject({
@@ -142,20 +175,36 @@ describe("namespaces", () => {
       roleRef: { kind: "ClusterRole", name: "paas-operator-tenant" },
       subjects: [{ kind: "ServiceAccount", name: "paas-operator", namespace: "paas-system" }],
     });
-    expect(body(7).metadata.labels).toMatchObject({ "paas.io/ready": "true", "pod-security.kubernetes.io/enforce": "restricted" });
+    expect(body(7).metadata.labels).toMatchObject({
+      "paas.io/ready": "true",
+      "pod-security.kubernetes.io/enforce": "restricted",
+    });
     // The deployer's RoleBinding is checked as the deployer (impersonation), the operator's as itself.
     const reviews = fake.requests.filter((r) => r.path.endsWith("/selfsubjectaccessreviews"));
     expect(reviews.map((r) => [r.headers["impersonate-user"], JSON.parse(r.body).spec.resourceAttributes])).toEqual([
-      ["system:serviceaccount:paas-ws-a:paas-deployer", { namespace: "paas-ws-a", verb: "create", group: "apps", resource: "deployments" }],
+      [
+        "system:serviceaccount:paas-ws-a:paas-deployer",
+        { namespace: "paas-ws-a", verb: "create", group: "apps", resource: "deployments" },
+      ],
       [undefined, { namespace: "paas-ws-a", verb: "list", group: "", resource: "secrets" }],
     ]);
   });
 
   it("enforces the Pod Security level the caller asks for", async () => {
     fake.handler = provisioning();
-    const { namespace } = await kube.ensureNamespace("paas-ws-a", { cpu: "2", memory: "4Gi", storage: "10Gi" }, { podSecurity: "baseline" });
+    const { namespace } = await kube.ensureNamespace(
+      "paas-ws-a",
+      { cpu: "2", memory: "4Gi", storage: "10Gi" },
+      { podSecurity: "baseline" },
+    );
     expect(namespace.podSecurity).toBe("baseline");
-    await expect(kube.ensureNamespace("paas-ws-a", { cpu: "2", memory: "4Gi", storage: "10Gi" }, { podSecurity: "privileged" as "baseline" })).rejects.toMatchObject({
+    await expect(
+      kube.ensureNamespace(
+        "paas-ws-a",
+        { cpu: "2", memory: "4Gi", storage: "10Gi" },
+        { podSecurity: "privileged" as "baseline" },
+      ),
+    ).rejects.toMatchObject({
       kind: "invalid_argument",
     });
   });
@@ -194,7 +243,9 @@ describe("namespaces", () => {
     const again = await kube.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" });
     expect(again).toMatchObject({ created: false, namespace: { ready: true } });
     // Not ready before: the first label apply does not claim readiness.
-    expect(JSON.parse(fake.requests.find((r) => r.method === "PATCH")!.body).metadata.labels).not.toHaveProperty(["paas.io/ready"]);
+    expect(JSON.parse(fake.requests.find((r) => r.method === "PATCH")!.body).metadata.labels).not.toHaveProperty([
+      "paas.io/ready",
+    ]);
   });
 
   it("waits for new RoleBindings to take effect, and gives up with FAILED_PRECONDITION", async () => {
@@ -205,10 +256,12 @@ describe("namespaces", () => {
 
     const never = createKubeClient({ kubeConfig: fake.kubeConfig(), logger, requestTimeoutMs: 500, rbacSettleMs: 200 });
     fake.handler = provisioning({ allowed: () => false });
-    await expect(never.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({
-      kind: "failed_precondition",
-      message: expect.stringContaining("check ClusterRole paas-tenant-deployer (k8s/rbac.yaml)"),
-    });
+    await expect(never.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject(
+      {
+        kind: "failed_precondition",
+        message: expect.stringContaining("check ClusterRole paas-tenant-deployer (k8s/rbac.yaml)"),
+      },
+    );
   });
 
   it("refuses to provision without the tenant ClusterRoles (this service never creates cluster-scoped objects)", async () => {
@@ -223,7 +276,8 @@ describe("namespaces", () => {
     });
     await expect(kube.ensureNamespace("paas-ws-a", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({
       kind: "failed_precondition",
-      message: "ClusterRole paas-tenant-deployer is missing: apply k8s/rbac.yaml (the tenant roles) before creating namespaces",
+      message:
+        "ClusterRole paas-tenant-deployer is missing: apply k8s/rbac.yaml (the tenant roles) before creating namespaces",
     });
     expect(fake.requests.some((r) => r.path === "/api/v1/namespaces")).toBe(false);
   });
@@ -246,16 +300,26 @@ describe("namespaces", () => {
   });
 
   it("rejects bad names and quantities before calling the API", async () => {
-    await expect(kube.ensureNamespace("Paas_WS", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({ kind: "invalid_argument" });
-    await expect(kube.ensureNamespace("paas-ws-a", { cpu: "lots", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({ kind: "invalid_argument" });
+    await expect(kube.ensureNamespace("Paas_WS", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({
+      kind: "invalid_argument",
+    });
+    await expect(
+      kube.ensureNamespace("paas-ws-a", { cpu: "lots", memory: "1Gi", storage: "1Gi" }),
+    ).rejects.toMatchObject({ kind: "invalid_argument" });
     expect(fake.requests).toHaveLength(0);
   });
 
   it("hides namespaces it does not manage", async () => {
     fake.handler = (req, res) =>
       req.path.endsWith("/other") ? json(res, 200, nsObject("other", {})) : status(res, 404, "NotFound", "not found");
-    await expect(kube.getNamespace("other")).rejects.toMatchObject({ kind: "not_found", message: 'namespace "other" not found' });
-    await expect(kube.getNamespace("absent")).rejects.toMatchObject({ kind: "not_found", message: 'namespace "absent" not found' });
+    await expect(kube.getNamespace("other")).rejects.toMatchObject({
+      kind: "not_found",
+      message: 'namespace "other" not found',
+    });
+    await expect(kube.getNamespace("absent")).rejects.toMatchObject({
+      kind: "not_found",
+      message: 'namespace "absent" not found',
+    });
     await expect(kube.deleteNamespace("other")).rejects.toMatchObject({ kind: "not_found" });
     expect(fake.requests.some((r) => r.method === "DELETE")).toBe(false);
   });
@@ -274,7 +338,9 @@ describe("namespaces", () => {
         return json(res, 200, { items: [nsObject("paas-ws-b"), nsObject("paas-ws-a"), nsObject("other-x")] });
       }
       expect(req.query.get("fieldSelector")).toBe("metadata.name=paas-quota");
-      json(res, 200, { items: [{ metadata: { name: "paas-quota", namespace: "paas-ws-a" }, spec: { hard: { "limits.cpu": "1" } } }] });
+      json(res, 200, {
+        items: [{ metadata: { name: "paas-quota", namespace: "paas-ws-a" }, spec: { hard: { "limits.cpu": "1" } } }],
+      });
     };
     const list = await kube.listNamespaces("paas-ws-");
     expect(list.map((n) => [n.name, n.quota.length])).toEqual([
@@ -291,7 +357,8 @@ describe("namespaces", () => {
 
 describe("release reads", () => {
   it("lists a release's pods: its labels, older charts' labels, and what its workloads select", async () => {
-    const manifest = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-podinfo}\nspec:\n  selector:\n    matchLabels: {app.kubernetes.io/name: web-podinfo}\n";
+    const manifest =
+      "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-podinfo}\nspec:\n  selector:\n    matchLabels: {app.kubernetes.io/name: web-podinfo}\n";
     fake.handler = (req, res) => {
       if (req.path.endsWith("/secrets")) return json(res, 200, { items: [helmSecret(1, "deployed", { manifest })] });
       json(res, 200, {
@@ -312,14 +379,23 @@ describe("release reads", () => {
 
   it("reads the newest stored revision, and undefined when there is none", async () => {
     const enc = (version: number, status: string) =>
-      Buffer.from(gzipSync(JSON.stringify({ name: "web", version, info: { status }, chart: { metadata: { name: "podinfo" } } })).toString("base64")).toString("base64");
+      Buffer.from(
+        gzipSync(
+          JSON.stringify({ name: "web", version, info: { status }, chart: { metadata: { name: "podinfo" } } }),
+        ).toString("base64"),
+      ).toString("base64");
     const sec = (v: number, s: string) => ({
       type: "helm.sh/release.v1",
-      metadata: { name: `sh.helm.release.v1.web.v${v}`, labels: { owner: "helm", name: "web", version: String(v), status: s } },
+      metadata: {
+        name: `sh.helm.release.v1.web.v${v}`,
+        labels: { owner: "helm", name: "web", version: String(v), status: s },
+      },
       data: { release: enc(v, s) },
     });
     fake.handler = (_req, res) => json(res, 200, { items: [sec(1, "superseded"), sec(2, "deployed")] });
-    expect(await kube.getStoredRelease("paas-ws-a", "web")).toMatchObject({ release: { revision: 2, status: "deployed", chart: "podinfo" } });
+    expect(await kube.getStoredRelease("paas-ws-a", "web")).toMatchObject({
+      release: { revision: 2, status: "deployed", chart: "podinfo" },
+    });
     expect(fake.requests[0]!.query.get("labelSelector")).toBe("owner=helm,name=web");
     fake.handler = (_req, res) => json(res, 200, { items: [] });
     expect(await kube.getStoredRelease("paas-ws-a", "web")).toBeUndefined();
@@ -358,10 +434,15 @@ describe("watchRelease over HTTP", () => {
   });
 
   it("resumes a dropped watch from the last resourceVersion it saw", async () => {
-    const watches: { rv: string | null; res: import("node:http").ServerResponse; write: (t: string, o: unknown) => void }[] = [];
+    const watches: {
+      rv: string | null;
+      res: import("node:http").ServerResponse;
+      write: (t: string, o: unknown) => void;
+    }[] = [];
     fake.handler = (req, res) => {
       if (req.query.get("watch") !== "1") return json(res, 200, { metadata: { resourceVersion: "10" }, items: [] });
-      if (req.path.endsWith("/pods")) watches.push({ rv: req.query.get("resourceVersion"), res, write: startWatch(res) });
+      if (req.path.endsWith("/pods"))
+        watches.push({ rv: req.query.get("resourceVersion"), res, write: startWatch(res) });
       else startWatch(res);
     };
     const ac = new AbortController();

@@ -9,16 +9,18 @@ describe("OperationQueue", () => {
     const order: string[] = [];
     let running = 0;
     let max = 0;
-    const op = (name: string, fail = false) => async () => {
-      running++;
-      max = Math.max(max, running);
-      order.push(`start ${name}`);
-      await tick(5);
-      order.push(`end ${name}`);
-      running--;
-      if (fail) throw new Error(name);
-      return name;
-    };
+    const op =
+      (name: string, fail = false) =>
+      async () => {
+        running++;
+        max = Math.max(max, running);
+        order.push(`start ${name}`);
+        await tick(5);
+        order.push(`end ${name}`);
+        running--;
+        if (fail) throw new Error(name);
+        return name;
+      };
     const results = await Promise.allSettled([q.run("a", op("1")), q.run("a", op("2", true)), q.run("a", op("3"))]);
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect(order).toEqual(["start 1", "end 1", "start 2", "end 2", "start 3", "end 3"]);
@@ -58,17 +60,32 @@ describe("OperationQueue", () => {
   it("gives up at the deadline with a conflict naming the running operation, and keeps the order for the rest", async () => {
     const q = new OperationQueue(4);
     const order: string[] = [];
-    const first = q.run("rel", async () => {
-      await tick(80);
-      order.push("first");
-    }, { label: "replica-a/op1" });
-    const impatient = q.run("rel", async () => {
-      order.push("impatient");
-    }, { deadline: Date.now() + 20 });
-    const patient = q.run("rel", async () => {
-      order.push("patient");
-    }, { deadline: Date.now() + 5000 });
-    const err = await impatient.then(() => undefined, (e: unknown) => e);
+    const first = q.run(
+      "rel",
+      async () => {
+        await tick(80);
+        order.push("first");
+      },
+      { label: "replica-a/op1" },
+    );
+    const impatient = q.run(
+      "rel",
+      async () => {
+        order.push("impatient");
+      },
+      { deadline: Date.now() + 20 },
+    );
+    const patient = q.run(
+      "rel",
+      async () => {
+        order.push("patient");
+      },
+      { deadline: Date.now() + 5000 },
+    );
+    const err = await impatient.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({ kind: "conflict" });
     expect((err as Error).message).toContain("operation replica-a/op1");
     await Promise.all([first, patient]);
@@ -79,7 +96,12 @@ describe("OperationQueue", () => {
   it("answers UNAVAILABLE when every slot stays busy past the deadline, and frees its place", async () => {
     const q = new OperationQueue(1);
     const busy = q.run("a", () => tick(60));
-    const err = await q.run("b", async () => "ran", { deadline: Date.now() + 10 }).then(() => undefined, (e: unknown) => e);
+    const err = await q
+      .run("b", async () => "ran", { deadline: Date.now() + 10 })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toMatchObject({ kind: "unavailable" });
     await busy;
     // The slot is not leaked: the next operation runs at once.

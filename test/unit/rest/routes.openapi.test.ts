@@ -20,7 +20,12 @@ const routes = buildRoutes();
 
 function resolve(schema: Obj): Obj {
   if (schema.$ref === undefined) return schema;
-  return resolve(schema.$ref.slice(2).split("/").reduce((node: Obj, part: string) => node[part], doc));
+  return resolve(
+    schema.$ref
+      .slice(2)
+      .split("/")
+      .reduce((node: Obj, part: string) => node[part], doc),
+  );
 }
 
 function isType(value: unknown, type: string): boolean {
@@ -44,12 +49,19 @@ function isType(value: unknown, type: string): boolean {
  */
 function check(value: unknown, schemaOrRef: Obj, where: string): string[] {
   const schema = resolve(schemaOrRef);
-  if (schema.anyOf) return schema.anyOf.some((s: Obj) => check(value, s, where).length === 0) ? [] : [`${where}: ${JSON.stringify(value)} matches no anyOf branch`];
+  if (schema.anyOf)
+    return schema.anyOf.some((s: Obj) => check(value, s, where).length === 0)
+      ? []
+      : [`${where}: ${JSON.stringify(value)} matches no anyOf branch`];
   const errors: string[] = [];
-  if (schema.type !== undefined && ![schema.type].flat().some((t: string) => isType(value, t))) return [`${where}: ${JSON.stringify(value)} is not ${schema.type}`];
-  if (schema.enum && !schema.enum.includes(value)) errors.push(`${where}: ${JSON.stringify(value)} not in ${schema.enum}`);
-  if (schema.const !== undefined && value !== schema.const) errors.push(`${where}: ${JSON.stringify(value)} is not ${schema.const}`);
-  if (schema.format === "date-time" && typeof value === "string" && Number.isNaN(Date.parse(value))) errors.push(`${where}: ${value} is no date-time`);
+  if (schema.type !== undefined && ![schema.type].flat().some((t: string) => isType(value, t)))
+    return [`${where}: ${JSON.stringify(value)} is not ${schema.type}`];
+  if (schema.enum && !schema.enum.includes(value))
+    errors.push(`${where}: ${JSON.stringify(value)} not in ${schema.enum}`);
+  if (schema.const !== undefined && value !== schema.const)
+    errors.push(`${where}: ${JSON.stringify(value)} is not ${schema.const}`);
+  if (schema.format === "date-time" && typeof value === "string" && Number.isNaN(Date.parse(value)))
+    errors.push(`${where}: ${value} is no date-time`);
   if (isType(value, "object") && schema.properties) {
     const v = value as Obj;
     for (const r of schema.required ?? []) if (!(r in v)) errors.push(`${where}: missing ${r}`);
@@ -58,7 +70,8 @@ function check(value: unknown, schemaOrRef: Obj, where: string): string[] {
       else if (schema.additionalProperties !== true) errors.push(`${where}: ${k} is not in the document`);
     }
   }
-  if (Array.isArray(value) && schema.items) value.forEach((item, i) => errors.push(...check(item, schema.items, `${where}[${i}]`)));
+  if (Array.isArray(value) && schema.items)
+    value.forEach((item, i) => errors.push(...check(item, schema.items, `${where}[${i}]`)));
   return errors;
 }
 
@@ -86,12 +99,14 @@ function oneValue(f: DescField, depth: number): unknown {
   const message = f.message!;
   if (message.typeName === "google.protobuf.Timestamp") return timestampFromDate(new Date("2025-01-02T03:04:05Z"));
   if (message.typeName === "google.protobuf.Duration") return durationFromMs(300_000);
-  if (message.typeName === "google.protobuf.Struct") return { fields: { replicaCount: { kind: { case: "numberValue", value: 2 } } } };
+  if (message.typeName === "google.protobuf.Struct")
+    return { fields: { replicaCount: { kind: { case: "numberValue", value: 2 } } } };
   return depth < 2 ? filled(message, depth + 1) : undefined;
 }
 
 describe("the REST layer and the document", () => {
-  const op = (verb: string, template: string): Obj => doc.paths[template.replace(/=[^}]*\}/g, "}")]?.[verb.toLowerCase()];
+  const op = (verb: string, template: string): Obj =>
+    doc.paths[template.replace(/=[^}]*\}/g, "}")]?.[verb.toLowerCase()];
 
   it("list the same operations", () => {
     const served = routes.map((r) => `${r.verb} ${r.template}`).sort();
@@ -117,14 +132,17 @@ describe("the REST layer and the document", () => {
       });
 
       it("reads the documented query parameters, by proto name", () => {
-        const documented = (op(route.verb, route.template).parameters ?? []).filter((p: Obj) => p.in === "query").map((p: Obj) => p.name);
+        const documented = (op(route.verb, route.template).parameters ?? [])
+          .filter((p: Obj) => p.in === "query")
+          .map((p: Obj) => p.name);
         const served = [...new Set(route.queryFields.values())].map((f) => f.name);
         expect(served).toEqual(documented);
         for (const f of route.queryFields.values()) expect(route.queryFields.get(f.jsonName)).toBe(f);
       });
 
       it("renders full and empty responses as documented", () => {
-        const schema = op(route.verb, route.template).responses[String(route.status)].content["application/json"].schema;
+        const schema = op(route.verb, route.template).responses[String(route.status)].content["application/json"]
+          .schema;
         for (const message of [filled(route.method.output), create(route.method.output)]) {
           const json = route.response(message as never);
           // An empty release renders as null, which a route that answers with the bare release never does:

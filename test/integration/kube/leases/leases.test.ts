@@ -26,17 +26,28 @@ const managers: LeaseManager[] = [];
 const proxies: Proxy[] = [];
 
 function manager(replica: string, opts: Partial<LeaseManagerOptions> = {}): LeaseManager {
-  const m = new LeaseManager({ kubeConfig: kc, namespace: LEASE_NS, durationSeconds: 3, replica, logger, pollIntervalMs: 100, requestTimeoutMs: 2000, ...opts });
+  const m = new LeaseManager({
+    kubeConfig: kc,
+    namespace: LEASE_NS,
+    durationSeconds: 3,
+    replica,
+    logger,
+    pollIntervalMs: 100,
+    requestTimeoutMs: 2000,
+    ...opts,
+  });
   managers.push(m);
   return m;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const readLease = (release: string) =>
-  coord.readNamespacedLease({ name: LeaseManager.leaseName(tenant, release), namespace: LEASE_NS }).catch((err: unknown) => {
-    if (err instanceof ApiException && err.code === 404) return undefined;
-    throw err;
-  });
+  coord
+    .readNamespacedLease({ name: LeaseManager.leaseName(tenant, release), namespace: LEASE_NS })
+    .catch((err: unknown) => {
+      if (err instanceof ApiException && err.code === 404) return undefined;
+      throw err;
+    });
 
 async function until(what: string, pred: () => boolean | Promise<boolean>, ms: number): Promise<void> {
   const end = Date.now() + ms;
@@ -92,7 +103,10 @@ class Proxy {
 }
 
 beforeAll(async () => {
-  if (missing.length > 0) throw new Error(`testbed variables missing: ${missing.join(", ")}. Run 'npm run testbed:up' and 'set -a; source .testbed/env; set +a'.`);
+  if (missing.length > 0)
+    throw new Error(
+      `testbed variables missing: ${missing.join(", ")}. Run 'npm run testbed:up' and 'set -a; source .testbed/env; set +a'.`,
+    );
   kc = new KubeConfig();
   kc.loadFromDefault();
   coord = kc.makeApiClient(CoordinationV1Api);
@@ -131,13 +145,19 @@ describe("LeaseManager on the testbed", () => {
     const held = await a.acquire({ namespace: tenant, release: "web" }, "op-1", Date.now());
     const lease = await readLease("web");
     expect(lease?.spec).toMatchObject({ holderIdentity: "pod-a/op-1", leaseDurationSeconds: 3 });
-    expect(lease?.metadata?.annotations).toMatchObject({ "paas.io/namespace": tenant, "paas.io/release": "web", "paas.io/operation": "op-1" });
+    expect(lease?.metadata?.annotations).toMatchObject({
+      "paas.io/namespace": tenant,
+      "paas.io/release": "web",
+      "paas.io/operation": "op-1",
+    });
     // The API server keeps microseconds: our MicroTime format was accepted as such.
     expect(String(lease?.spec?.renewTime)).toMatch(/\.\d{6}Z$/);
 
     let got: HeldLease | undefined;
     const t0 = Date.now();
-    const waiting = b.acquire({ namespace: tenant, release: "web" }, "op-2", Date.now() + 20_000).then((h) => (got = h));
+    const waiting = b
+      .acquire({ namespace: tenant, release: "web" }, "op-2", Date.now() + 20_000)
+      .then((h) => (got = h));
     // Meanwhile other releases are independent.
     const other = await b.acquire({ namespace: tenant, release: "api" }, "op-3", Date.now());
     expect(other.holder).toBe("pod-b/op-3");
@@ -163,7 +183,10 @@ describe("LeaseManager on the testbed", () => {
       .catch((e: unknown) => e);
     const waited = Date.now() - t0;
     expect(err).toBeInstanceOf(PaasError);
-    expect(err).toMatchObject({ kind: "conflict", message: `release ${tenant}/web is being changed by operation pod-a/op-1; retry later` });
+    expect(err).toMatchObject({
+      kind: "conflict",
+      message: `release ${tenant}/web is being changed by operation pod-a/op-1; retry later`,
+    });
     expect(waited).toBeGreaterThanOrEqual(950);
     expect(waited).toBeLessThan(4000);
   });
@@ -174,7 +197,16 @@ describe("LeaseManager on the testbed", () => {
     const old = new V1MicroTime(Date.now() - 10_000);
     await coord.createNamespacedLease({
       namespace: LEASE_NS,
-      body: { metadata: { name }, spec: { holderIdentity: "crashed/op-0", leaseDurationSeconds: 3, acquireTime: old, renewTime: old, leaseTransitions: 2 } },
+      body: {
+        metadata: { name },
+        spec: {
+          holderIdentity: "crashed/op-0",
+          leaseDurationSeconds: 3,
+          acquireTime: old,
+          renewTime: old,
+          leaseTransitions: 2,
+        },
+      },
     });
     const t0 = Date.now();
     const held = await manager("pod-b").acquire({ namespace: tenant, release: "stale" }, "op-1", Date.now());
@@ -200,7 +232,10 @@ describe("LeaseManager on the testbed", () => {
     await until("lost", () => held.lost.aborted, 5000);
     const lostAfter = Date.now() - cutAt;
     expect(held.lost.reason).toBeInstanceOf(PaasError);
-    expect(held.lost.reason).toMatchObject({ kind: "unavailable", message: `lost the lease of release ${tenant}/db: Kubernetes API unreachable` });
+    expect(held.lost.reason).toMatchObject({
+      kind: "unavailable",
+      message: `lost the lease of release ${tenant}/db: Kubernetes API unreachable`,
+    });
     // Lost no later than the stored lease expires.
     const stored = (await readLease("db"))!;
     expect(Date.now()).toBeLessThanOrEqual(Date.parse(String(stored.spec!.renewTime)) + 3000 + 200);
@@ -215,7 +250,9 @@ describe("LeaseManager on the testbed", () => {
     expect((await readLease("db"))?.spec?.holderIdentity).toBe("pod-b/op-2");
     // A manager that cannot reach the API at all fails promptly with unavailable.
     const t1 = Date.now();
-    await expect(cut.acquire({ namespace: tenant, release: "other" }, "op-3", Date.now() + 20_000)).rejects.toMatchObject({ kind: "unavailable" });
+    await expect(
+      cut.acquire({ namespace: tenant, release: "other" }, "op-3", Date.now() + 20_000),
+    ).rejects.toMatchObject({ kind: "unavailable" });
     expect(Date.now() - t1).toBeLessThan(3000);
     await next.release();
   });
@@ -225,10 +262,18 @@ describe("LeaseManager on the testbed", () => {
     watcher.watchHolders();
     const other = manager("pod-o");
     const held = await other.acquire({ namespace: tenant, release: "watched" }, "op-w", Date.now());
-    await until("the watched copy to see the holder", async () => (await watcher.holderOf(tenant, "watched"))?.holder === "pod-o/op-w", 5000);
+    await until(
+      "the watched copy to see the holder",
+      async () => (await watcher.holderOf(tenant, "watched"))?.holder === "pod-o/op-w",
+      5000,
+    );
     expect((await watcher.holderOf(tenant, "watched"))?.live).toBe(true);
     await held.release();
-    await until("the watched copy to see the release", async () => (await watcher.holderOf(tenant, "watched")) === undefined, 5000);
+    await until(
+      "the watched copy to see the release",
+      async () => (await watcher.holderOf(tenant, "watched")) === undefined,
+      5000,
+    );
     expect(await readLease("watched")).toBeUndefined();
   });
 

@@ -49,14 +49,28 @@ function helmEnv(): Record<string, string> {
 
 /** helm runs a helm command to completion. */
 function helm(binary: string, ...args: string[]) {
-  return execa(binary, [...args, "--namespace", NS], { env: helmEnv(), extendEnv: false, timeout: 150_000, reject: false });
+  return execa(binary, [...args, "--namespace", NS], {
+    env: helmEnv(),
+    extendEnv: false,
+    timeout: 150_000,
+    reject: false,
+  });
 }
 
 const chart = (version: string) => ["podinfo", "--repo", env.CHART_REPO_URL, "--version", version];
 
 /** stuck starts `helm <args> --wait` on never-ready pods and SIGKILLs it once the pending record is stored. */
-async function stuck(binary: string, release: string, args: string[], pending: string, revision: number): Promise<void> {
-  const proc = spawn(binary, [...args, "--namespace", NS, "--wait", "--timeout", "5m", ...NEVER_READY], { env: helmEnv(), stdio: ["ignore", "pipe", "pipe"] });
+async function stuck(
+  binary: string,
+  release: string,
+  args: string[],
+  pending: string,
+  revision: number,
+): Promise<void> {
+  const proc = spawn(binary, [...args, "--namespace", NS, "--wait", "--timeout", "5m", ...NEVER_READY], {
+    env: helmEnv(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.add(proc);
   let output = "";
   proc.stdout!.on("data", (d) => (output += d));
@@ -66,7 +80,8 @@ async function stuck(binary: string, release: string, args: string[], pending: s
   for (;;) {
     const stored = await kube.getStoredRelease(NS, release);
     if (stored?.release.revision === revision && stored.release.status === pending) break;
-    if (proc.exitCode !== null) throw new Error(`helm exited (${proc.exitCode}) before ${release} was ${pending}: ${output}`);
+    if (proc.exitCode !== null)
+      throw new Error(`helm exited (${proc.exitCode}) before ${release} was ${pending}: ${output}`);
     if (Date.now() > deadline) throw new Error(`${release} never became ${pending}: ${output}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -83,14 +98,20 @@ async function storageSecret(release: string, revision: number) {
   return core.readNamespacedSecret({ name: `sh.helm.release.v1.${release}.v${revision}`, namespace: NS });
 }
 
-async function history(binary: string, release: string): Promise<Array<{ revision: number; status: string; description: string }>> {
+async function history(
+  binary: string,
+  release: string,
+): Promise<Array<{ revision: number; status: string; description: string }>> {
   const r = await helm(binary, "history", release, "-o", "json");
   expect(r.exitCode, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as Array<{ revision: number; status: string; description: string }>;
 }
 
 beforeAll(async () => {
-  if (missing.length > 0) throw new Error(`testbed variables missing: ${missing.join(", ")}. Run 'npm run testbed:up' and 'set -a; source .testbed/env; set +a'.`);
+  if (missing.length > 0)
+    throw new Error(
+      `testbed variables missing: ${missing.join(", ")}. Run 'npm run testbed:up' and 'set -a; source .testbed/env; set +a'.`,
+    );
   helmHome = mkdtempSync(join(tmpdir(), "paas-recovery-it-"));
   const kc = new KubeConfig();
   kc.loadFromDefault();
@@ -133,21 +154,42 @@ describe.each([
 
   it("is found by listPending", async () => {
     const pending = await recovery.listPending(PREFIX);
-    expect(pending).toContainEqual({ namespace: NS, release, revision: 2, status: "pending-upgrade", since: expect.any(Date) });
+    expect(pending).toContainEqual({
+      namespace: NS,
+      release,
+      revision: 2,
+      status: "pending-upgrade",
+      since: expect.any(Date),
+    });
   });
 
   it("is marked failed by markPendingFailed, which helm then reads as its own", async () => {
     const before = await storageSecret(release, 2);
-    const repaired = await recovery.markPendingFailed(NS, release, "Upgrade abandoned: the operator running it stopped");
+    const repaired = await recovery.markPendingFailed(
+      NS,
+      release,
+      "Upgrade abandoned: the operator running it stopped",
+    );
     expect(repaired).toMatchObject({ namespace: NS, release, revision: 2, status: "pending-upgrade" });
     expect(repaired!.since).toBeInstanceOf(Date);
     const after = await storageSecret(release, 2);
     expect(after.metadata!.resourceVersion).not.toBe(before.metadata!.resourceVersion);
-    expect(after.metadata!.labels).toMatchObject({ ...before.metadata!.labels, status: "failed", modifiedAt: expect.stringMatching(/^\d+$/) });
+    expect(after.metadata!.labels).toMatchObject({
+      ...before.metadata!.labels,
+      status: "failed",
+      modifiedAt: expect.stringMatching(/^\d+$/),
+    });
     // Our write (field manager from our User-Agent); the writer's identity is checked below (another namespace's deployer is refused).
-    expect(after.metadata!.managedFields?.some((f) => f.manager === "paas-operator" && f.operation === "Update")).toBe(true);
+    expect(after.metadata!.managedFields?.some((f) => f.manager === "paas-operator" && f.operation === "Update")).toBe(
+      true,
+    );
     const stored = await kube.getStoredRelease(NS, release);
-    expect(stored?.release).toMatchObject({ status: "failed", revision: 2, description: "Upgrade abandoned: the operator running it stopped", chartVersion: "6.14.1" });
+    expect(stored?.release).toMatchObject({
+      status: "failed",
+      revision: 2,
+      description: "Upgrade abandoned: the operator running it stopped",
+      chartVersion: "6.14.1",
+    });
     expect(stored?.release.pendingSince).toBeUndefined();
     const h = await history(binary(), release);
     expect(h.map((e) => [e.revision, e.status])).toEqual([
@@ -161,11 +203,24 @@ describe.each([
   it("then upgrades and rolls back with real helm", async () => {
     const up = await helm(binary(), "upgrade", release, ...chart("6.14.1"), "--wait", "--timeout", "2m");
     expect(up.exitCode, up.stderr).toBe(0);
-    expect((await kube.getStoredRelease(NS, release))?.release).toMatchObject({ status: "deployed", revision: 3, chartVersion: "6.14.1" });
+    expect((await kube.getStoredRelease(NS, release))?.release).toMatchObject({
+      status: "deployed",
+      revision: 3,
+      chartVersion: "6.14.1",
+    });
     const back = await helm(binary(), "rollback", release, "1", "--wait", "--timeout", "2m");
     expect(back.exitCode, back.stderr).toBe(0);
-    expect((await kube.getStoredRelease(NS, release))?.release).toMatchObject({ status: "deployed", revision: 4, chartVersion: "6.13.0" });
-    expect((await history(binary(), release)).map((e) => e.status)).toEqual(["superseded", "failed", "superseded", "deployed"]);
+    expect((await kube.getStoredRelease(NS, release))?.release).toMatchObject({
+      status: "deployed",
+      revision: 4,
+      chartVersion: "6.13.0",
+    });
+    expect((await history(binary(), release)).map((e) => e.status)).toEqual([
+      "superseded",
+      "failed",
+      "superseded",
+      "deployed",
+    ]);
   });
 });
 
@@ -177,14 +232,29 @@ describe("a release stuck in pending-install", () => {
     const refused = await helm(env.HELM_BINARY, "upgrade", release, ...chart("6.13.0"));
     expect(refused.exitCode).not.toBe(0);
     expect(refused.stderr).toContain("another operation (install/upgrade/rollback) is in progress");
-    expect(await recovery.listPending(PREFIX)).toContainEqual(expect.objectContaining({ namespace: NS, release, revision: 1, status: "pending-install" }));
+    expect(await recovery.listPending(PREFIX)).toContainEqual(
+      expect.objectContaining({ namespace: NS, release, revision: 1, status: "pending-install" }),
+    );
 
-    const repaired = await recovery.markPendingFailed(NS, release, "Install abandoned: the operator running it stopped");
+    const repaired = await recovery.markPendingFailed(
+      NS,
+      release,
+      "Install abandoned: the operator running it stopped",
+    );
     expect(repaired).toMatchObject({ release, revision: 1, status: "pending-install" });
     expect((await kube.getStoredRelease(NS, release))?.release.status).toBe("failed");
 
     // --reset-values: without values helm reuses those of the failed install (never-ready pods).
-    const up = await helm(env.HELM_BINARY, "upgrade", release, ...chart("6.13.0"), "--reset-values", "--wait", "--timeout", "2m");
+    const up = await helm(
+      env.HELM_BINARY,
+      "upgrade",
+      release,
+      ...chart("6.13.0"),
+      "--reset-values",
+      "--wait",
+      "--timeout",
+      "2m",
+    );
     expect(up.exitCode, up.stderr).toBe(0);
     expect((await kube.getStoredRelease(NS, release))?.release).toMatchObject({ status: "deployed", revision: 2 });
   });
@@ -205,7 +275,11 @@ describe("markPendingFailed on a release that is not pending", () => {
   it("is refused for an identity without rights: the deployer of another namespace cannot write here", async () => {
     const kc = new KubeConfig();
     kc.loadFromDefault();
-    const foreign = createReleaseRecovery({ kubeConfig: kc, logger, writerFor: () => "system:serviceaccount:default:paas-deployer" });
+    const foreign = createReleaseRecovery({
+      kubeConfig: kc,
+      logger,
+      writerFor: () => "system:serviceaccount:default:paas-deployer",
+    });
     await expect(foreign.markPendingFailed(NS, "web4", "x")).rejects.toMatchObject({ kind: "permission_denied" });
   });
 });

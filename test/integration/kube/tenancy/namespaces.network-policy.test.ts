@@ -51,7 +51,9 @@ describe("tenant NetworkPolicy after ensureNamespace", () => {
   });
 
   it("takes a configured set-based selector, replacing the previous rule", async () => {
-    const policy = await provisioned({ ingressNamespaceSelector: "kubernetes.io/metadata.name in (traefik,ingress-nginx),env!=dev" });
+    const policy = await provisioned({
+      ingressNamespaceSelector: "kubernetes.io/metadata.name in (traefik,ingress-nginx),env!=dev",
+    });
     expect(policy.spec?.ingress).toEqual([
       SAME_NAMESPACE,
       {

@@ -5,10 +5,15 @@ import { HttpStatusError, isNetworkError, kubeError, statusOf } from "../../../.
 
 function apiError(code: number, status: Record<string, unknown>): ApiException<unknown> {
   // client-node hands the Status body over as text.
-  return new ApiException(code, "Unknown API Status Code!", JSON.stringify({ kind: "Status", apiVersion: "v1", code, ...status }), {
-    "content-type": "application/json",
-    authorization: "Bearer secret-token",
-  });
+  return new ApiException(
+    code,
+    "Unknown API Status Code!",
+    JSON.stringify({ kind: "Status", apiVersion: "v1", code, ...status }),
+    {
+      "content-type": "application/json",
+      authorization: "Bearer secret-token",
+    },
+  );
 }
 
 describe("kubeError", () => {
@@ -16,7 +21,11 @@ describe("kubeError", () => {
     [404, { reason: "NotFound", message: 'namespaces "x" not found' }, "not_found"],
     [409, { reason: "AlreadyExists", message: 'namespaces "x" already exists' }, "already_exists"],
     [409, { reason: "Conflict", message: "the object has been modified" }, "conflict"],
-    [403, { reason: "Forbidden", message: 'User "system:serviceaccount:paas:op" cannot list secrets' }, "permission_denied"],
+    [
+      403,
+      { reason: "Forbidden", message: 'User "system:serviceaccount:paas:op" cannot list secrets' },
+      "permission_denied",
+    ],
     [422, { reason: "Invalid", message: "spec.hard[limits.cpu]: Invalid value" }, "invalid_argument"],
     [400, { reason: "BadRequest", message: "bad" }, "invalid_argument"],
     [401, { reason: "Unauthorized" }, "internal"],
@@ -36,7 +45,11 @@ describe("kubeError", () => {
 
   it("keeps the useful part of quota and validation refusals", () => {
     const quota = kubeError(
-      apiError(403, { reason: "Forbidden", message: 'pods "big" is forbidden: exceeded quota: paas-quota, requested: limits.cpu=4, used: limits.cpu=0, limited: limits.cpu=1' }),
+      apiError(403, {
+        reason: "Forbidden",
+        message:
+          'pods "big" is forbidden: exceeded quota: paas-quota, requested: limits.cpu=4, used: limits.cpu=0, limited: limits.cpu=1',
+      }),
       "create pod",
     );
     expect(quota.kind).toBe("resource_exhausted");
@@ -44,13 +57,19 @@ describe("kubeError", () => {
     const invalid = kubeError(apiError(422, { reason: "Invalid", message: "x".repeat(1000) }), "apply quota");
     expect(invalid.message.length).toBeLessThan(350);
     // RBAC refusals do not echo the service account.
-    expect(kubeError(apiError(403, { message: 'User "system:serviceaccount:paas:op" cannot' }), "x").message).not.toContain("serviceaccount");
+    expect(
+      kubeError(apiError(403, { message: 'User "system:serviceaccount:paas:op" cannot' }), "x").message,
+    ).not.toContain("serviceaccount");
   });
 
   it("maps unreachable servers and timeouts to unavailable", () => {
-    const refused = Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
+    const refused = Object.assign(new TypeError("fetch failed"), {
+      cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+    });
     expect(kubeError(refused, "ping").kind).toBe("unavailable");
-    expect(kubeError(new DOMException("The operation was aborted due to timeout", "TimeoutError"), "list").kind).toBe("unavailable");
+    expect(kubeError(new DOMException("The operation was aborted due to timeout", "TimeoutError"), "list").kind).toBe(
+      "unavailable",
+    );
     expect(kubeError(Object.assign(new Error("x"), { code: "UND_ERR_SOCKET" }), "list").kind).toBe("unavailable");
     expect(isNetworkError(new Error("boom"))).toBe(false);
   });
@@ -64,7 +83,10 @@ describe("kubeError", () => {
   });
 
   it("reads Status bodies from our own HTTP errors too", () => {
-    const err = new HttpStatusError(410, '{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version"}');
+    const err = new HttpStatusError(
+      410,
+      '{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version"}',
+    );
     expect(statusOf(err)).toEqual({ code: 410, reason: "Expired", message: "too old resource version" });
     expect(statusOf(new HttpStatusError(502, "<html>bad gateway</html>"))).toEqual({});
     expect(kubeError(new HttpStatusError(502, "<html>"), "watch").kind).toBe("unavailable");

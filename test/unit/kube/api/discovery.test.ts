@@ -1,5 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DiscoveryCache, fetchKindScopes, scopesFromAggregated, scopesFromResourceList } from "../../../../src/kube/api/discovery.ts";
+import {
+  DiscoveryCache,
+  fetchKindScopes,
+  scopesFromAggregated,
+  scopesFromResourceList,
+} from "../../../../src/kube/api/discovery.ts";
 import { FakeApiServer, json, status } from "../../../support/fake-apiserver.ts";
 
 // Which kinds are namespaced, read from the API server's discovery (aggregated v2, and the
@@ -16,7 +21,12 @@ const AGG_CORE = {
           resources: [
             { resource: "namespaces", responseKind: { kind: "Namespace" }, scope: "Cluster" },
             { resource: "configmaps", responseKind: { kind: "ConfigMap" }, scope: "Namespaced" },
-            { resource: "pods", responseKind: { kind: "Pod" }, scope: "Namespaced", subresources: [{ subresource: "log" }] },
+            {
+              resource: "pods",
+              responseKind: { kind: "Pod" },
+              scope: "Namespaced",
+              subresources: [{ subresource: "log" }],
+            },
           ],
         },
       ],
@@ -38,7 +48,15 @@ const AGG_APIS = {
         },
       ],
     },
-    { metadata: { name: "example.com" }, versions: [{ version: "v1beta1", resources: [{ resource: "widgets", responseKind: { kind: "Widget" }, scope: "Namespaced" }] }] },
+    {
+      metadata: { name: "example.com" },
+      versions: [
+        {
+          version: "v1beta1",
+          resources: [{ resource: "widgets", responseKind: { kind: "Widget" }, scope: "Namespaced" }],
+        },
+      ],
+    },
   ],
 };
 
@@ -87,12 +105,27 @@ describe("fetchKindScopes", () => {
   it("falls back to one request per group version on servers without it", async () => {
     fake.handler = (req, res) => {
       if (req.path === "/api") return json(res, 200, { kind: "APIVersions", versions: ["v1"] });
-      if (req.path === "/apis") return json(res, 200, { kind: "APIGroupList", groups: [{ name: "apps", versions: [{ groupVersion: "apps/v1" }] }] });
-      if (req.path === "/api/v1") return json(res, 200, { groupVersion: "v1", resources: [{ name: "namespaces", kind: "Namespace", namespaced: false }] });
-      if (req.path === "/apis/apps/v1") return json(res, 200, { groupVersion: "apps/v1", resources: [{ name: "deployments", kind: "Deployment", namespaced: true }] });
+      if (req.path === "/apis")
+        return json(res, 200, {
+          kind: "APIGroupList",
+          groups: [{ name: "apps", versions: [{ groupVersion: "apps/v1" }] }],
+        });
+      if (req.path === "/api/v1")
+        return json(res, 200, {
+          groupVersion: "v1",
+          resources: [{ name: "namespaces", kind: "Namespace", namespaced: false }],
+        });
+      if (req.path === "/apis/apps/v1")
+        return json(res, 200, {
+          groupVersion: "apps/v1",
+          resources: [{ name: "deployments", kind: "Deployment", namespaced: true }],
+        });
       status(res, 404, "NotFound", "no");
     };
-    expect(await fetchKindScopes(fake.kubeConfig(), AbortSignal.timeout(2000))).toEqual({ "v1/Namespace": false, "apps/v1/Deployment": true });
+    expect(await fetchKindScopes(fake.kubeConfig(), AbortSignal.timeout(2000))).toEqual({
+      "v1/Namespace": false,
+      "apps/v1/Deployment": true,
+    });
   });
 });
 
@@ -121,7 +154,10 @@ describe("DiscoveryCache", () => {
         return { "v1/Pod": true };
       },
     });
-    await expect(cache.get()).rejects.toMatchObject({ kind: "unavailable", message: "read API discovery: Kubernetes API unreachable" });
+    await expect(cache.get()).rejects.toMatchObject({
+      kind: "unavailable",
+      message: "read API discovery: Kubernetes API unreachable",
+    });
     fail = false;
     expect(await cache.get()).toEqual({ "v1/Pod": true });
   });

@@ -5,7 +5,10 @@ import { LeaseCache, UNKNOWN } from "../../../../src/kube/leases/lease-cache.ts"
 import type { WatchSource } from "../../../../src/kube/watch/list-watch.ts";
 import type { WatchEvent } from "../../../../src/kube/watch/watch-stream.ts";
 
-const lease = (name: string, holder: string, rv: string): V1Lease => ({ metadata: { name, resourceVersion: rv }, spec: { holderIdentity: holder } });
+const lease = (name: string, holder: string, rv: string): V1Lease => ({
+  metadata: { name, resourceVersion: rv },
+  spec: { holderIdentity: holder },
+});
 
 /** A collection whose list and watch the test drives: push events, break the watch, change what a list returns. */
 class FakeLeases implements WatchSource<V1Lease> {

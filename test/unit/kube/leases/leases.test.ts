@@ -4,7 +4,14 @@ import type { V1Lease } from "@kubernetes/client-node";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PaasError } from "../../../../src/errors.ts";
-import { type HeldLease, isLive, LeaseManager, type LeaseManagerOptions, leaseRecord, lostMarginMs } from "../../../../src/kube/leases/leases.ts";
+import {
+  type HeldLease,
+  isLive,
+  LeaseManager,
+  type LeaseManagerOptions,
+  leaseRecord,
+  lostMarginMs,
+} from "../../../../src/kube/leases/leases.ts";
 import { FakeApiServer, json, type Recorded, status } from "../../../support/fake-apiserver.ts";
 
 // LeaseManager against a plain-HTTP fake coordination.k8s.io API that keeps Leases in
@@ -34,7 +41,14 @@ class FakeLeases {
   put(lease: V1Lease): V1Lease {
     const name = lease.metadata!.name!;
     const prev = this.leases.get(name);
-    const stored = { ...lease, metadata: { ...lease.metadata, uid: prev?.metadata?.uid ?? `uid-${name}-${this.rv}`, resourceVersion: String(++this.rv) } };
+    const stored = {
+      ...lease,
+      metadata: {
+        ...lease.metadata,
+        uid: prev?.metadata?.uid ?? `uid-${name}-${this.rv}`,
+        resourceVersion: String(++this.rv),
+      },
+    };
     this.leases.set(name, stored);
     this.notify(prev ? "MODIFIED" : "ADDED", stored);
     return stored;
@@ -52,7 +66,11 @@ class FakeLeases {
       res.on("close", () => this.watchers.delete(res));
       return;
     }
-    json(res, 200, { kind: "LeaseList", metadata: { resourceVersion: String(this.rv) }, items: [...this.leases.values()] });
+    json(res, 200, {
+      kind: "LeaseList",
+      metadata: { resourceVersion: String(this.rv) },
+      items: [...this.leases.values()],
+    });
   }
 
   handle = (req: Recorded, res: ServerResponse): void => {
@@ -69,7 +87,8 @@ class FakeLeases {
         return current ? json(res, 200, current) : status(res, 404, "NotFound", `leases "${name}" not found`);
       case "POST": {
         const lease = body as V1Lease;
-        if (!MICRO.test(String(lease.spec?.renewTime))) return status(res, 400, "BadRequest", `renewTime ${lease.spec?.renewTime} is not a MicroTime`);
+        if (!MICRO.test(String(lease.spec?.renewTime)))
+          return status(res, 400, "BadRequest", `renewTime ${lease.spec?.renewTime} is not a MicroTime`);
         if (this.leases.has(lease.metadata!.name!)) return status(res, 409, "AlreadyExists", "already exists");
         return json(res, 201, this.put(lease));
       }
@@ -77,14 +96,19 @@ class FakeLeases {
         this.beforePut?.(name);
         this.beforePut = undefined;
         if (!this.leases.has(name)) return status(res, 404, "NotFound", "not found");
-        if (!MICRO.test(String(body.spec?.renewTime))) return status(res, 400, "BadRequest", "renewTime is not a MicroTime");
-        if (body.metadata?.resourceVersion !== this.leases.get(name)!.metadata!.resourceVersion) return status(res, 409, "Conflict", "the object has been modified");
+        if (!MICRO.test(String(body.spec?.renewTime)))
+          return status(res, 400, "BadRequest", "renewTime is not a MicroTime");
+        if (body.metadata?.resourceVersion !== this.leases.get(name)!.metadata!.resourceVersion)
+          return status(res, 409, "Conflict", "the object has been modified");
         return json(res, 200, this.put(body as V1Lease));
       }
       case "DELETE": {
         if (!current) return status(res, 404, "NotFound", "not found");
         const pre = (body.preconditions ?? {}) as { uid?: string; resourceVersion?: string };
-        if ((pre.uid && pre.uid !== current.metadata!.uid) || (pre.resourceVersion && pre.resourceVersion !== current.metadata!.resourceVersion)) {
+        if (
+          (pre.uid && pre.uid !== current.metadata!.uid) ||
+          (pre.resourceVersion && pre.resourceVersion !== current.metadata!.resourceVersion)
+        ) {
           return status(res, 409, "Conflict", "Precondition failed");
         }
         this.leases.delete(name);
@@ -98,7 +122,9 @@ class FakeLeases {
   private namespace(req: Recorded, res: ServerResponse): void {
     if (req.method === "GET") {
       const name = req.path.split("/")[4]!;
-      return this.namespaces.has(name) ? json(res, 200, { metadata: { name } }) : status(res, 404, "NotFound", "not found");
+      return this.namespaces.has(name)
+        ? json(res, 200, { metadata: { name } })
+        : status(res, 404, "NotFound", "not found");
     }
     const name = (JSON.parse(req.body) as { metadata: { name: string } }).metadata.name;
     this.namespaces.add(name);
@@ -111,7 +137,16 @@ let state: FakeLeases;
 const managers: LeaseManager[] = [];
 
 function manager(replica: string, opts: Partial<LeaseManagerOptions> = {}): LeaseManager {
-  const m = new LeaseManager({ kubeConfig: fake.kubeConfig(), namespace: NS, durationSeconds: 2, replica, logger, pollIntervalMs: 50, requestTimeoutMs: 500, ...opts });
+  const m = new LeaseManager({
+    kubeConfig: fake.kubeConfig(),
+    namespace: NS,
+    durationSeconds: 2,
+    replica,
+    logger,
+    pollIntervalMs: 50,
+    requestTimeoutMs: 500,
+    ...opts,
+  });
   managers.push(m);
   return m;
 }
@@ -146,7 +181,9 @@ describe("LeaseManager.watchHolders", () => {
     const other = manager("pod-o");
     const held = await other.acquire({ namespace: "paas-ws-a", release: "web" }, "op1", Date.now());
     const name = LeaseManager.leaseName("paas-ws-a", "web");
-    await until("the watch to be open", () => fake.requests.some((r) => r.path === LEASES && r.query.get("watch") === "1"));
+    await until("the watch to be open", () =>
+      fake.requests.some((r) => r.path === LEASES && r.query.get("watch") === "1"),
+    );
     const reads = () => fake.requests.filter((r) => r.method === "GET" && r.path === `${LEASES}/${name}`).length;
     const before = reads();
     for (let i = 0; i < 5; i++) expect((await watcher.holderOf("paas-ws-a", "web"))?.holder).toBe("pod-o/op1");
@@ -166,7 +203,10 @@ describe("LeaseManager.watchHolders", () => {
     watcher.watchHolders();
     await expect(watcher.holderOf("paas-ws-a", "web")).rejects.toMatchObject({ kind: "unavailable" });
     state.mode = "ok";
-    state.put({ metadata: { name: LeaseManager.leaseName("paas-ws-a", "web"), namespace: NS }, spec: { holderIdentity: "pod-x/op", leaseDurationSeconds: 5, renewTime: new Date() as never } });
+    state.put({
+      metadata: { name: LeaseManager.leaseName("paas-ws-a", "web"), namespace: NS },
+      spec: { holderIdentity: "pod-x/op", leaseDurationSeconds: 5, renewTime: new Date() as never },
+    });
     expect((await watcher.holderOf("paas-ws-a", "web"))?.holder).toBe("pod-x/op");
   });
 });
@@ -177,7 +217,11 @@ describe("LeaseManager.leaseName", () => {
     expect(a).toMatch(/^paas-op-[0-9a-f]{40}$/);
     expect(a.length).toBeLessThanOrEqual(63);
     expect(LeaseManager.leaseName("paas-ws-acme", "web")).toBe(a);
-    const others = [LeaseManager.leaseName("paas-ws-acme", "api"), LeaseManager.leaseName("paas-ws-other", "web"), LeaseManager.leaseName("paas-ws-acme", "")];
+    const others = [
+      LeaseManager.leaseName("paas-ws-acme", "api"),
+      LeaseManager.leaseName("paas-ws-other", "web"),
+      LeaseManager.leaseName("paas-ws-acme", ""),
+    ];
     expect(new Set([a, ...others]).size).toBe(4);
     // sha256("paas-ws-acme/web"), first 40 hex digits.
     expect(a).toBe("paas-op-" + createHash("sha256").update("paas-ws-acme/web").digest("hex").slice(0, 40));
@@ -189,18 +233,48 @@ describe("expiry decision", () => {
   const lease = (spec: V1Lease["spec"]): V1Lease => ({ metadata: { name: "x" }, spec });
 
   it("is live while renewTime + duration is ahead of now", () => {
-    expect(isLive(leaseRecord(lease({ holderIdentity: "a/1", leaseDurationSeconds: 15, renewTime: "2026-01-01T00:00:00.000000Z" as never })), now)).toBe(true);
-    expect(isLive(leaseRecord(lease({ holderIdentity: "a/1", leaseDurationSeconds: 5, renewTime: "2026-01-01T00:00:00.000000Z" as never })), now)).toBe(false);
+    expect(
+      isLive(
+        leaseRecord(
+          lease({ holderIdentity: "a/1", leaseDurationSeconds: 15, renewTime: "2026-01-01T00:00:00.000000Z" as never }),
+        ),
+        now,
+      ),
+    ).toBe(true);
+    expect(
+      isLive(
+        leaseRecord(
+          lease({ holderIdentity: "a/1", leaseDurationSeconds: 5, renewTime: "2026-01-01T00:00:00.000000Z" as never }),
+        ),
+        now,
+      ),
+    ).toBe(false);
     // Exactly at expiry it is expired.
-    expect(isLive(leaseRecord(lease({ holderIdentity: "a/1", leaseDurationSeconds: 10, renewTime: "2026-01-01T00:00:00.000000Z" as never })), now)).toBe(false);
+    expect(
+      isLive(
+        leaseRecord(
+          lease({ holderIdentity: "a/1", leaseDurationSeconds: 10, renewTime: "2026-01-01T00:00:00.000000Z" as never }),
+        ),
+        now,
+      ),
+    ).toBe(false);
   });
 
   it("falls back to acquireTime, and treats no holder, no time or no duration as free", () => {
-    expect(isLive(leaseRecord(lease({ holderIdentity: "a/1", leaseDurationSeconds: 15, acquireTime: new Date(now - 1000) })), now)).toBe(true);
-    expect(isLive(leaseRecord(lease({ holderIdentity: "", leaseDurationSeconds: 15, renewTime: new Date(now) })), now)).toBe(false);
+    expect(
+      isLive(
+        leaseRecord(lease({ holderIdentity: "a/1", leaseDurationSeconds: 15, acquireTime: new Date(now - 1000) })),
+        now,
+      ),
+    ).toBe(true);
+    expect(
+      isLive(leaseRecord(lease({ holderIdentity: "", leaseDurationSeconds: 15, renewTime: new Date(now) })), now),
+    ).toBe(false);
     expect(isLive(leaseRecord(lease({ holderIdentity: "a/1", leaseDurationSeconds: 15 })), now)).toBe(false);
     expect(isLive(leaseRecord(lease({ holderIdentity: "a/1", renewTime: new Date(now) })), now)).toBe(false);
-    expect(leaseRecord(lease({ holderIdentity: "a/1", leaseDurationSeconds: 15, renewTime: "garbage" as never })).renewedAt).toBeUndefined();
+    expect(
+      leaseRecord(lease({ holderIdentity: "a/1", leaseDurationSeconds: 15, renewTime: "garbage" as never })).renewedAt,
+    ).toBeUndefined();
   });
 
   it("gives a lease up at most a second (a tenth of short durations) before it expires", () => {
@@ -217,12 +291,23 @@ describe("acquire and release", () => {
     expect(held.name).toBe(LeaseManager.leaseName("paas-ws-acme", "web"));
     const stored = leaseOf()!;
     expect(stored.spec).toMatchObject({ holderIdentity: "pod-a/op-1", leaseDurationSeconds: 2, leaseTransitions: 0 });
-    expect(stored.metadata?.annotations).toEqual({ "paas.io/namespace": "paas-ws-acme", "paas.io/release": "web", "paas.io/operation": "op-1" });
-    expect(await m.holderOf("paas-ws-acme", "web")).toMatchObject({ holder: "pod-a/op-1", durationSeconds: 2, live: true });
+    expect(stored.metadata?.annotations).toEqual({
+      "paas.io/namespace": "paas-ws-acme",
+      "paas.io/release": "web",
+      "paas.io/operation": "op-1",
+    });
+    expect(await m.holderOf("paas-ws-acme", "web")).toMatchObject({
+      holder: "pod-a/op-1",
+      durationSeconds: 2,
+      live: true,
+    });
     await held.release();
     expect(leaseOf()).toBeUndefined();
     const del = fake.requests.find((r) => r.method === "DELETE")!;
-    expect(JSON.parse(del.body).preconditions).toEqual({ uid: stored.metadata!.uid, resourceVersion: stored.metadata!.resourceVersion });
+    expect(JSON.parse(del.body).preconditions).toEqual({
+      uid: stored.metadata!.uid,
+      resourceVersion: stored.metadata!.resourceVersion,
+    });
     expect(held.lost.aborted).toBe(false);
     expect(await m.holderOf("paas-ws-acme", "web")).toBeUndefined();
     await held.release(); // twice is fine
@@ -236,13 +321,21 @@ describe("acquire and release", () => {
     const err = await b.acquire(target, "op-2", Date.now() + 300).catch((e: unknown) => e);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
     expect(err).toBeInstanceOf(PaasError);
-    expect(err).toMatchObject({ kind: "conflict", message: "release paas-ws-acme/web is being changed by operation pod-a/op-1; retry later" });
+    expect(err).toMatchObject({
+      kind: "conflict",
+      message: "release paas-ws-acme/web is being changed by operation pod-a/op-1; retry later",
+    });
     // Other releases, and the namespace-level lease, are independent.
     const other = await b.acquire({ namespace: "paas-ws-acme", release: "api" }, "op-3", Date.now());
     const nsLevel = await b.acquire({ namespace: "paas-ws-acme", release: "" }, "op-4", Date.now());
     expect([other.holder, nsLevel.holder]).toEqual(["pod-b/op-3", "pod-b/op-4"]);
-    const nsErr = await a.acquire({ namespace: "paas-ws-acme", release: "" }, "op-5", Date.now()).catch((e: unknown) => e);
-    expect(nsErr).toMatchObject({ kind: "conflict", message: "namespace paas-ws-acme is being changed by operation pod-b/op-4; retry later" });
+    const nsErr = await a
+      .acquire({ namespace: "paas-ws-acme", release: "" }, "op-5", Date.now())
+      .catch((e: unknown) => e);
+    expect(nsErr).toMatchObject({
+      kind: "conflict",
+      message: "namespace paas-ws-acme is being changed by operation pod-b/op-4; retry later",
+    });
   });
 
   it("hands the lease to a waiter once the holder releases it", async () => {
@@ -259,14 +352,27 @@ describe("acquire and release", () => {
 
   it("takes over an expired lease (holder stopped renewing) with optimistic concurrency", async () => {
     state.put({
-      metadata: { name: LeaseManager.leaseName(target.namespace, target.release), namespace: NS, annotations: { "paas.io/operation": "old" } },
-      spec: { holderIdentity: "ghost/op-0", leaseDurationSeconds: 5, renewTime: new Date(Date.now() - 6000).toISOString().replace("Z", "000Z") as never, leaseTransitions: 3 },
+      metadata: {
+        name: LeaseManager.leaseName(target.namespace, target.release),
+        namespace: NS,
+        annotations: { "paas.io/operation": "old" },
+      },
+      spec: {
+        holderIdentity: "ghost/op-0",
+        leaseDurationSeconds: 5,
+        renewTime: new Date(Date.now() - 6000).toISOString().replace("Z", "000Z") as never,
+        leaseTransitions: 3,
+      },
     });
     const before = await manager("pod-c").holderOf(target.namespace, target.release);
     expect(before).toMatchObject({ holder: "ghost/op-0", live: false });
     const held = await manager("pod-a").acquire(target, "op-1", Date.now());
     expect(held.holder).toBe("pod-a/op-1");
-    expect(leaseOf()!.spec).toMatchObject({ holderIdentity: "pod-a/op-1", leaseTransitions: 4, leaseDurationSeconds: 2 });
+    expect(leaseOf()!.spec).toMatchObject({
+      holderIdentity: "pod-a/op-1",
+      leaseTransitions: 4,
+      leaseDurationSeconds: 2,
+    });
     expect(leaseOf()!.metadata!.annotations!["paas.io/operation"]).toBe("op-1");
     const put = fake.requests.find((r) => r.method === "PUT")!;
     expect(JSON.parse(put.body).metadata.resourceVersion).toBe("101");
@@ -274,7 +380,14 @@ describe("acquire and release", () => {
 
   it("creates the lease afresh when an expired one is deleted while it takes it over", async () => {
     const name = LeaseManager.leaseName(target.namespace, target.release);
-    state.put({ metadata: { name, namespace: NS }, spec: { holderIdentity: "ghost/op-0", leaseDurationSeconds: 1, renewTime: "2020-01-01T00:00:00.000000Z" as never } });
+    state.put({
+      metadata: { name, namespace: NS },
+      spec: {
+        holderIdentity: "ghost/op-0",
+        leaseDurationSeconds: 1,
+        renewTime: "2020-01-01T00:00:00.000000Z" as never,
+      },
+    });
     state.beforePut = (n) => state.leases.delete(n);
     const held = await manager("pod-a").acquire(target, "op-1", Date.now());
     expect(leaseOf()!.spec).toMatchObject({ holderIdentity: "pod-a/op-1", leaseTransitions: 0 });
@@ -283,7 +396,10 @@ describe("acquire and release", () => {
   });
 
   it("lets exactly one of two replicas win a race for a free lease", async () => {
-    const results = await Promise.allSettled([manager("pod-a").acquire(target, "op-1", Date.now() + 200), manager("pod-b").acquire(target, "op-2", Date.now() + 200)]);
+    const results = await Promise.allSettled([
+      manager("pod-a").acquire(target, "op-1", Date.now() + 200),
+      manager("pod-b").acquire(target, "op-2", Date.now() + 200),
+    ]);
     const won = results.filter((r) => r.status === "fulfilled");
     expect(won).toHaveLength(1);
     const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
@@ -304,7 +420,14 @@ describe("acquire and release", () => {
   it("never deletes a lease someone else holds now", async () => {
     const held = await manager("pod-a").acquire(target, "op-1", Date.now());
     // Another replica took it over (say, after a long pause of ours).
-    state.put({ ...leaseOf()!, spec: { ...leaseOf()!.spec, holderIdentity: "pod-b/op-9", renewTime: new Date().toISOString().replace("Z", "000Z") as never } });
+    state.put({
+      ...leaseOf()!,
+      spec: {
+        ...leaseOf()!.spec,
+        holderIdentity: "pod-b/op-9",
+        renewTime: new Date().toISOString().replace("Z", "000Z") as never,
+      },
+    });
     await held.release();
     expect(leaseOf()?.spec?.holderIdentity).toBe("pod-b/op-9");
   });
@@ -341,7 +464,10 @@ describe("renewal and loss", () => {
     expect(lostAt).toBeLessThanOrEqual(expiresAt);
     expect(lostAt - acquiredAt).toBeGreaterThan(1000);
     expect(held.lost.reason).toBeInstanceOf(PaasError);
-    expect(held.lost.reason).toMatchObject({ kind: "unavailable", message: "lost the lease of release paas-ws-acme/web: Kubernetes API unreachable" });
+    expect(held.lost.reason).toMatchObject({
+      kind: "unavailable",
+      message: "lost the lease of release paas-ws-acme/web: Kubernetes API unreachable",
+    });
     await expect(held.release()).resolves.toBeUndefined();
     expect(leaseOf()).toBeDefined();
     // The API comes back: the background retry deletes the lease.
@@ -353,7 +479,10 @@ describe("renewal and loss", () => {
     const held = await manager("pod-a").acquire(target, "op-1", Date.now());
     state.put({ ...leaseOf()!, spec: { ...leaseOf()!.spec, holderIdentity: "pod-b/op-2" } });
     await until("lost", () => held.lost.aborted, 2000);
-    expect(held.lost.reason).toMatchObject({ kind: "unavailable", message: "lost the lease of release paas-ws-acme/web: taken over by pod-b/op-2" });
+    expect(held.lost.reason).toMatchObject({
+      kind: "unavailable",
+      message: "lost the lease of release paas-ws-acme/web: taken over by pod-b/op-2",
+    });
   });
 
   it("keeps the lease when only its metadata was changed by someone else", async () => {
@@ -379,12 +508,19 @@ describe("renewal and loss", () => {
 describe("unreachable API", () => {
   it("fails acquire with unavailable at once on 5xx, and within the request timeout when the server hangs", async () => {
     state.mode = "503";
-    await expect(manager("pod-a").acquire(target, "op-1", Date.now() + 10_000)).rejects.toMatchObject({ kind: "unavailable" });
+    await expect(manager("pod-a").acquire(target, "op-1", Date.now() + 10_000)).rejects.toMatchObject({
+      kind: "unavailable",
+    });
     state.mode = "hang";
     const t0 = Date.now();
-    const err = await manager("pod-a", { requestTimeoutMs: 300 }).acquire(target, "op-1", Date.now() + 10_000).catch((e: unknown) => e);
+    const err = await manager("pod-a", { requestTimeoutMs: 300 })
+      .acquire(target, "op-1", Date.now() + 10_000)
+      .catch((e: unknown) => e);
     expect(Date.now() - t0).toBeLessThan(2000);
-    expect(err).toMatchObject({ kind: "unavailable", message: "read the lease of release paas-ws-acme/web: Kubernetes API unreachable" });
+    expect(err).toMatchObject({
+      kind: "unavailable",
+      message: "read the lease of release paas-ws-acme/web: Kubernetes API unreachable",
+    });
   });
 
   it("fails acquire with unavailable when nothing listens", async () => {

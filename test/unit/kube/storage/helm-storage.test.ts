@@ -50,7 +50,11 @@ function helmRelease(version: number, status: string, extra: Record<string, unkn
   };
 }
 
-function storageSecret(version: number, status: string, opts: { labels?: Record<string, string>; release?: unknown } = {}): V1Secret {
+function storageSecret(
+  version: number,
+  status: string,
+  opts: { labels?: Record<string, string>; release?: unknown } = {},
+): V1Secret {
   return {
     apiVersion: "v1",
     kind: "Secret",
@@ -76,7 +80,9 @@ describe("decodeReleaseData", () => {
   });
 
   it("refuses to inflate past the cap (decompression bomb)", async () => {
-    const bomb = Buffer.from(gzipSync(Buffer.alloc(8 * 1024 * 1024, 0x20), { level: 9 }).toString("base64")).toString("base64");
+    const bomb = Buffer.from(gzipSync(Buffer.alloc(8 * 1024 * 1024, 0x20), { level: 9 }).toString("base64")).toString(
+      "base64",
+    );
     expect(bomb.length).toBeLessThan(64 * 1024); // tiny on the wire…
     const err = await decodeReleaseData(bomb, 1024 * 1024).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PaasError);
@@ -86,8 +92,13 @@ describe("decodeReleaseData", () => {
 
   it("reports corrupt data as internal", async () => {
     const notGzip = Buffer.from(Buffer.from([0x1f, 0x8b, 0x08, 0, 1, 2, 3, 4]).toString("base64")).toString("base64");
-    await expect(decodeReleaseData(notGzip)).rejects.toMatchObject({ kind: "internal", message: "stored release is not valid gzip" });
-    await expect(decodeReleaseData(Buffer.from(Buffer.from("{nope").toString("base64")).toString("base64"))).rejects.toMatchObject({
+    await expect(decodeReleaseData(notGzip)).rejects.toMatchObject({
+      kind: "internal",
+      message: "stored release is not valid gzip",
+    });
+    await expect(
+      decodeReleaseData(Buffer.from(Buffer.from("{nope").toString("base64")).toString("base64")),
+    ).rejects.toMatchObject({
       kind: "internal",
     });
   });
@@ -111,7 +122,10 @@ describe("releaseInfoFromJson", () => {
   });
 
   it("treats Go's zero time, missing config and unknown statuses gracefully", () => {
-    const info = releaseInfoFromJson({ name: "a", version: 1, info: { status: "weird", last_deployed: "0001-01-01T00:00:00Z" } }, "ns");
+    const info = releaseInfoFromJson(
+      { name: "a", version: 1, info: { status: "weird", last_deployed: "0001-01-01T00:00:00Z" } },
+      "ns",
+    );
     expect(info).toMatchObject({ namespace: "ns", status: "unknown", values: {}, chart: "", notes: "" });
     expect(info.updated).toBeUndefined();
     expect(releaseInfoFromJson({ config: null }).values).toEqual({});
@@ -143,7 +157,9 @@ describe("storage secrets", () => {
 
   it("ignores Secrets that are not Helm release records", () => {
     const foreign = { ...storageSecret(99, "deployed"), type: "Opaque" };
-    expect(newestStorageSecret([foreign, storageSecret(1, "deployed")])?.metadata?.name).toBe("sh.helm.release.v1.web.v1");
+    expect(newestStorageSecret([foreign, storageSecret(1, "deployed")])?.metadata?.name).toBe(
+      "sh.helm.release.v1.web.v1",
+    );
   });
 
   it("fails clearly on a record without data", async () => {
@@ -155,7 +171,9 @@ describe("storage secrets", () => {
 
 describe("secrets recorded from the testbed cluster", () => {
   const load = (name: string) =>
-    JSON.parse(readFileSync(new URL(`../../../fixtures/kube/recorded/${name}`, import.meta.url), "utf8")) as { items: V1Secret[] };
+    JSON.parse(readFileSync(new URL(`../../../fixtures/kube/recorded/${name}`, import.meta.url), "utf8")) as {
+      items: V1Secret[];
+    };
 
   it("decodes Helm 4's storage (install, then upgrade with --labels team=blue)", async () => {
     const { items } = load("helm4-web-secrets.json");
@@ -176,15 +194,32 @@ describe("secrets recorded from the testbed cluster", () => {
     expect(stored.release.notes).toContain("podinfo");
     expect(stored.labels).toMatchObject({ owner: "helm", name: "web", status: "deployed", version: "2", team: "blue" });
     // The manifest tells which pods the release runs (podinfo labels them by name only).
-    expect(podMatchersFromManifest(manifest)).toEqual([{ selector: { matchLabels: { "app.kubernetes.io/name": "web-podinfo" } } }]);
-    const pod = JSON.parse(readFileSync(new URL("../../../fixtures/kube/recorded/kwok-podinfo-pod.json", import.meta.url), "utf8")) as V1Pod;
+    expect(podMatchersFromManifest(manifest)).toEqual([
+      { selector: { matchLabels: { "app.kubernetes.io/name": "web-podinfo" } } },
+    ]);
+    const pod = JSON.parse(
+      readFileSync(new URL("../../../fixtures/kube/recorded/kwok-podinfo-pod.json", import.meta.url), "utf8"),
+    ) as V1Pod;
     expect(isReleasePod(pod, "web", podMatchersFromManifest(manifest))).toBe(true);
-    expect(summarizePod(pod)).toMatchObject({ phase: "Running", ready: true, readyContainers: 1, totalContainers: 1, reasons: [] });
+    expect(summarizePod(pod)).toMatchObject({
+      phase: "Running",
+      ready: true,
+      readyContainers: 1,
+      totalContainers: 1,
+      reasons: [],
+    });
   });
 
   it("decodes Helm 3's storage", async () => {
     const stored = await storedReleaseFromSecret(newestStorageSecret(load("helm3-legacy-secrets.json").items)!);
-    expect(stored.release).toMatchObject({ name: "legacy", revision: 1, status: "deployed", chartVersion: "6.13.0", values: {}, description: "Install complete" });
+    expect(stored.release).toMatchObject({
+      name: "legacy",
+      revision: 1,
+      status: "deployed",
+      chartVersion: "6.13.0",
+      values: {},
+      description: "Install complete",
+    });
     expect(stored.release.updated).toBeInstanceOf(Date);
   });
 });
@@ -193,7 +228,10 @@ describe("pendingSince (releaseInfoFromJson)", () => {
   it("is last_deployed for a pending revision, first_deployed when that is unset, absent otherwise", () => {
     const upgrade = releaseInfoFromJson(JSON.parse(helmJson(2, "pending-upgrade")));
     expect(upgrade.pendingSince).toEqual(new Date("2026-01-12T09:30:00.5Z"));
-    const install = releaseInfoFromJson({ name: "web", info: { status: "pending-install", first_deployed: "2026-01-10T08:00:00Z", last_deployed: "" } });
+    const install = releaseInfoFromJson({
+      name: "web",
+      info: { status: "pending-install", first_deployed: "2026-01-10T08:00:00Z", last_deployed: "" },
+    });
     expect(install.pendingSince).toEqual(new Date("2026-01-10T08:00:00Z"));
     const rollback = releaseInfoFromJson({ name: "web", info: { status: "pending-rollback" } });
     expect(rollback.status).toBe("pending-rollback");
@@ -213,7 +251,9 @@ describe("encodeReleaseData / parseReleaseJsonExact", () => {
     const data = await encodeReleaseData(again);
     expect(helmText(data)).toBe(again);
     // gzip magic inside the inner base64, as Helm writes it.
-    expect(Buffer.from(Buffer.from(data, "base64").toString("latin1"), "base64").subarray(0, 3)).toEqual(Buffer.from([0x1f, 0x8b, 0x08]));
+    expect(Buffer.from(Buffer.from(data, "base64").toString("latin1"), "base64").subarray(0, 3)).toEqual(
+      Buffer.from([0x1f, 0x8b, 0x08]),
+    );
     expect(await decodeReleaseData(data)).toEqual(JSON.parse(text));
   });
 });

@@ -43,7 +43,11 @@ describe("markedFailed", () => {
     expect(s.data!["extra"]).toBe("eA==");
     const before = JSON.parse(helmText(secret.data!["release"]!)) as Record<string, any>;
     const after = JSON.parse(helmText(s.data!["release"]!)) as Record<string, any>;
-    expect(after.info).toEqual({ ...before.info, status: "failed", description: "operation abandoned: the operator running it stopped" });
+    expect(after.info).toEqual({
+      ...before.info,
+      status: "failed",
+      description: "operation abandoned: the operator running it stopped",
+    });
     expect({ ...after, info: undefined }).toEqual({ ...before, info: undefined });
     expect(helmText(s.data!["release"]!)).toContain('"replicas":12345678901234567890');
     // The input is left alone.
@@ -51,7 +55,8 @@ describe("markedFailed", () => {
   });
 
   it("leaves deployed, failed and superseded revisions alone", async () => {
-    for (const st of ["deployed", "failed", "superseded", "uninstalling"]) expect(await markedFailed(storageSecret(1, st), "x", now)).toBeUndefined();
+    for (const st of ["deployed", "failed", "superseded", "uninstalling"])
+      expect(await markedFailed(storageSecret(1, st), "x", now)).toBeUndefined();
   });
 
   it("takes pending-install's start from first_deployed when last_deployed is unset", async () => {
@@ -63,8 +68,16 @@ describe("markedFailed", () => {
 
 describe("newestByRelease", () => {
   it("picks the highest revision per release, ignoring records not owned by helm", () => {
-    const meta = (name: string, version: number, owner = "helm") => ({ metadata: { name: `sh.helm.release.v1.${name}.v${version}`, labels: { name, owner, version: String(version) } } });
-    const newest = newestByRelease([meta("web", 9), meta("web", 10), meta("web", 2), meta("api", 1), meta("db", 7, "someone")]);
+    const meta = (name: string, version: number, owner = "helm") => ({
+      metadata: { name: `sh.helm.release.v1.${name}.v${version}`, labels: { name, owner, version: String(version) } },
+    });
+    const newest = newestByRelease([
+      meta("web", 9),
+      meta("web", 10),
+      meta("web", 2),
+      meta("api", 1),
+      meta("db", 7, "someone"),
+    ]);
     expect([...newest.keys()].sort()).toEqual(["api", "web"]);
     expect(newest.get("web")!.metadata!.name).toBe("sh.helm.release.v1.web.v10");
   });
@@ -98,7 +111,9 @@ describe("createReleaseRecovery against a fake API server", () => {
       const sel = req.query.get("labelSelector")!;
       const want = Object.fromEntries(sel.split(",").map((kv) => kv.split("=") as [string, string]));
       const items = [...secrets.values()]
-        .filter((s) => s.metadata!.namespace === ns && Object.entries(want).every(([k, v]) => s.metadata!.labels![k] === v))
+        .filter(
+          (s) => s.metadata!.namespace === ns && Object.entries(want).every(([k, v]) => s.metadata!.labels![k] === v),
+        )
         .map((s) => ({ apiVersion: "meta.k8s.io/v1", kind: "PartialObjectMetadata", metadata: s.metadata }));
       return json(res, 200, { kind: "PartialObjectMetadataList", items });
     }
@@ -111,11 +126,18 @@ describe("createReleaseRecovery against a fake API server", () => {
       if (conflictOnce) {
         conflictOnce = false;
         // Someone (helm finishing after all) wrote the record meanwhile: now deployed.
-        secrets.set(key, { ...storageSecret(2, "deployed"), metadata: { ...storageSecret(2, "deployed").metadata, resourceVersion: "900" } });
+        secrets.set(key, {
+          ...storageSecret(2, "deployed"),
+          metadata: { ...storageSecret(2, "deployed").metadata, resourceVersion: "900" },
+        });
         return status(res, 409, "Conflict", "the object has been modified");
       }
-      if (body.metadata!.resourceVersion !== cur.metadata!.resourceVersion) return status(res, 409, "Conflict", "modified");
-      const stored = { ...body, metadata: { ...body.metadata, resourceVersion: String(Number(cur.metadata!.resourceVersion) + 1) } };
+      if (body.metadata!.resourceVersion !== cur.metadata!.resourceVersion)
+        return status(res, 409, "Conflict", "modified");
+      const stored = {
+        ...body,
+        metadata: { ...body.metadata, resourceVersion: String(Number(cur.metadata!.resourceVersion) + 1) },
+      };
       secrets.set(key, stored);
       return json(res, 200, stored);
     }
@@ -127,7 +149,11 @@ describe("createReleaseRecovery against a fake API server", () => {
     fake.handler = handle;
     secrets.clear();
     conflictOnce = false;
-    for (const s of [storageSecret(1, "superseded"), storageSecret(2, "pending-upgrade"), storageSecret(1, "deployed", helmJson(1, "deployed"), "api")]) {
+    for (const s of [
+      storageSecret(1, "superseded"),
+      storageSecret(2, "pending-upgrade"),
+      storageSecret(1, "deployed", helmJson(1, "deployed"), "api"),
+    ]) {
       secrets.set(`paas-ws-acme/${s.metadata!.name}`, s);
     }
   });
@@ -139,7 +165,13 @@ describe("createReleaseRecovery against a fake API server", () => {
 
   it("repairs as the namespace's deployer, reading metadata only and updating with the resourceVersion", async () => {
     const out = await recovery().markPendingFailed("paas-ws-acme", "web", "abandoned");
-    expect(out).toEqual({ namespace: "paas-ws-acme", release: "web", revision: 2, status: "pending-upgrade", since: new Date("2026-01-12T09:30:00.5Z") });
+    expect(out).toEqual({
+      namespace: "paas-ws-acme",
+      release: "web",
+      revision: 2,
+      status: "pending-upgrade",
+      since: new Date("2026-01-12T09:30:00.5Z"),
+    });
     const list = fake.requests.find((r) => r.method === "GET" && r.path.endsWith("/secrets"))!;
     expect(list.headers.accept).toContain("as=PartialObjectMetadataList");
     expect(list.query.get("labelSelector")).toBe("owner=helm,name=web");
@@ -147,10 +179,15 @@ describe("createReleaseRecovery against a fake API server", () => {
     const put = fake.requests.find((r) => r.method === "PUT")!;
     expect(put.path).toBe("/api/v1/namespaces/paas-ws-acme/secrets/sh.helm.release.v1.web.v2");
     expect(JSON.parse(put.body).metadata.resourceVersion).toBe("502");
-    for (const r of fake.requests) expect(r.headers["impersonate-user"]).toBe("system:serviceaccount:paas-ws-acme:paas-deployer");
+    for (const r of fake.requests)
+      expect(r.headers["impersonate-user"]).toBe("system:serviceaccount:paas-ws-acme:paas-deployer");
     const stored = secrets.get("paas-ws-acme/sh.helm.release.v1.web.v2")!;
     expect(stored.metadata!.labels!["status"]).toBe("failed");
-    expect(releaseInfoFromJson(await decodeReleaseData(stored.data!["release"]!))).toMatchObject({ status: "failed", description: "abandoned", revision: 2 });
+    expect(releaseInfoFromJson(await decodeReleaseData(stored.data!["release"]!))).toMatchObject({
+      status: "failed",
+      description: "abandoned",
+      revision: 2,
+    });
   });
 
   it("returns undefined and writes nothing for a deployed or absent release", async () => {
@@ -176,12 +213,22 @@ describe("createReleaseRecovery against a fake API server", () => {
   });
 
   it("refuses names that are not DNS labels", async () => {
-    await expect(recovery().markPendingFailed("paas-ws-acme", "Web/../x", "x")).rejects.toMatchObject({ kind: "invalid_argument" });
+    await expect(recovery().markPendingFailed("paas-ws-acme", "Web/../x", "x")).rejects.toMatchObject({
+      kind: "invalid_argument",
+    });
   });
 
   it("lists pending releases of managed namespaces under the prefix, as the operator, skipping unreadable ones", async () => {
     const found = await recovery().listPending("paas-ws-");
-    expect(found).toEqual([{ namespace: "paas-ws-acme", release: "web", revision: 2, status: "pending-upgrade", since: new Date("2026-01-12T09:30:00.5Z") }]);
+    expect(found).toEqual([
+      {
+        namespace: "paas-ws-acme",
+        release: "web",
+        revision: 2,
+        status: "pending-upgrade",
+        since: new Date("2026-01-12T09:30:00.5Z"),
+      },
+    ]);
     const nsList = fake.requests.find((r) => r.path === "/api/v1/namespaces")!;
     expect(nsList.query.get("labelSelector")).toBe("app.kubernetes.io/managed-by=paas-operator");
     const touched = new Set(fake.requests.map((r) => r.path.split("/")[4]).filter(Boolean));

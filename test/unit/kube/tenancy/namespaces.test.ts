@@ -14,8 +14,15 @@ const LABELS = { "app.kubernetes.io/managed-by": "paas-operator" };
 describe("the tenant NetworkPolicy's ingress allowance", () => {
   it("by default admits the ingress-nginx namespace, on top of same-namespace traffic and DNS", () => {
     expect(DEFAULT_INGRESS_NAMESPACE_SELECTOR).toBe("kubernetes.io/metadata.name=ingress-nginx");
-    const policy = tenantNetworkPolicy("paas-ws-a", LABELS, parseNamespaceSelector(DEFAULT_INGRESS_NAMESPACE_SELECTOR)) as any;
-    expect(policy).toMatchObject({ kind: "NetworkPolicy", metadata: { name: "paas-default-deny", namespace: "paas-ws-a", labels: LABELS } });
+    const policy = tenantNetworkPolicy(
+      "paas-ws-a",
+      LABELS,
+      parseNamespaceSelector(DEFAULT_INGRESS_NAMESPACE_SELECTOR),
+    ) as any;
+    expect(policy).toMatchObject({
+      kind: "NetworkPolicy",
+      metadata: { name: "paas-default-deny", namespace: "paas-ws-a", labels: LABELS },
+    });
     expect(policy.spec.policyTypes).toEqual(["Ingress", "Egress"]);
     expect(policy.spec.ingress).toEqual([
       { from: [{ podSelector: {} }] },
@@ -32,8 +39,14 @@ describe("the tenant NetworkPolicy's ingress allowance", () => {
   });
 
   it("reads kubectl's selector syntax into matchLabels and matchExpressions", () => {
-    expect(parseNamespaceSelector("team=ingress, tier==edge")).toEqual({ matchLabels: { team: "ingress", tier: "edge" } });
-    expect(parseNamespaceSelector("kubernetes.io/metadata.name in (traefik, ingress-nginx),env!=dev,!legacy,example.com/ingress")).toEqual({
+    expect(parseNamespaceSelector("team=ingress, tier==edge")).toEqual({
+      matchLabels: { team: "ingress", tier: "edge" },
+    });
+    expect(
+      parseNamespaceSelector(
+        "kubernetes.io/metadata.name in (traefik, ingress-nginx),env!=dev,!legacy,example.com/ingress",
+      ),
+    ).toEqual({
       matchExpressions: [
         { key: "kubernetes.io/metadata.name", operator: "In", values: ["traefik", "ingress-nginx"] },
         { key: "env", operator: "NotIn", values: ["dev"] },
@@ -41,7 +54,10 @@ describe("the tenant NetworkPolicy's ingress allowance", () => {
         { key: "example.com/ingress", operator: "Exists" },
       ],
     });
-    expect(parseNamespaceSelector("a=b,c notin (x)")).toEqual({ matchLabels: { a: "b" }, matchExpressions: [{ key: "c", operator: "NotIn", values: ["x"] }] });
+    expect(parseNamespaceSelector("a=b,c notin (x)")).toEqual({
+      matchLabels: { a: "b" },
+      matchExpressions: [{ key: "c", operator: "NotIn", values: ["x"] }],
+    });
   });
 
   it("refuses selectors that are malformed, admit every namespace, or use the labels of tenant namespaces", () => {
@@ -92,9 +108,17 @@ describe("the tenant NetworkPolicy's ingress allowance", () => {
       currentContext: "x",
     });
     const logger = pino({ level: "silent" });
-    expect(() => createKubeClient({ kubeConfig, logger, ingressNamespaceSelector: "env!=dev" })).toThrow(/must name the namespaces it admits/);
-    const kube = createKubeClient({ kubeConfig, logger, ingressNamespaceSelector: "kubernetes.io/metadata.name in (ingress-nginx, paas-ws-victim)" });
-    await expect(kube.ensureNamespace("paas-ws-victim", { cpu: "1", memory: "1Gi", storage: "1Gi" })).rejects.toMatchObject({
+    expect(() => createKubeClient({ kubeConfig, logger, ingressNamespaceSelector: "env!=dev" })).toThrow(
+      /must name the namespaces it admits/,
+    );
+    const kube = createKubeClient({
+      kubeConfig,
+      logger,
+      ingressNamespaceSelector: "kubernetes.io/metadata.name in (ingress-nginx, paas-ws-victim)",
+    });
+    await expect(
+      kube.ensureNamespace("paas-ws-victim", { cpu: "1", memory: "1Gi", storage: "1Gi" }),
+    ).rejects.toMatchObject({
       kind: "failed_precondition",
       message: expect.stringContaining('matches the tenant namespace "paas-ws-victim"'),
     });

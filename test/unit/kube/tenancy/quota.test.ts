@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { PaasError } from "../../../../src/errors.ts";
-import { limitRangeManifest, parseQuantity, quotaItems, quotaManifest, validateQuota } from "../../../../src/kube/tenancy/quota.ts";
+import {
+  limitRangeManifest,
+  parseQuantity,
+  quotaItems,
+  quotaManifest,
+  validateQuota,
+} from "../../../../src/kube/tenancy/quota.ts";
 
 describe("parseQuantity", () => {
   it.each([
@@ -63,14 +69,26 @@ describe("manifests", () => {
     });
   });
 
-  it("gives default requests/limits that fit in the quota, in wire JSON (\"default\", not \"_default\")", () => {
+  it('gives default requests/limits that fit in the quota, in wire JSON ("default", not "_default")', () => {
     const big = limitRangeManifest("ns", { cpu: "4", memory: "8Gi", storage: "1Gi" }, labels);
     expect(big["spec"]).toEqual({
-      limits: [{ type: "Container", defaultRequest: { cpu: "100m", memory: "128Mi" }, default: { cpu: "500m", memory: "512Mi" } }],
+      limits: [
+        {
+          type: "Container",
+          defaultRequest: { cpu: "100m", memory: "128Mi" },
+          default: { cpu: "500m", memory: "512Mi" },
+        },
+      ],
     });
     const small = limitRangeManifest("ns", { cpu: "250m", memory: "100Mi", storage: "1Gi" }, labels);
     expect(small["spec"]).toEqual({
-      limits: [{ type: "Container", defaultRequest: { cpu: "100m", memory: "100Mi" }, default: { cpu: "250m", memory: "100Mi" } }],
+      limits: [
+        {
+          type: "Container",
+          defaultRequest: { cpu: "100m", memory: "100Mi" },
+          default: { cpu: "250m", memory: "100Mi" },
+        },
+      ],
     });
   });
 });

@@ -23,7 +23,12 @@ describe("tenant manifests", () => {
         egress: [
           { to: [{ podSelector: {} }] },
           {
-            to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+            to: [
+              {
+                namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+                podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+              },
+            ],
             ports: [
               { protocol: "UDP", port: 53 },
               { protocol: "TCP", port: 53 },
@@ -49,9 +54,25 @@ describe("tenant manifests", () => {
   });
 
   it("RoleBinding subjects: ServiceAccounts by kind, anyone else as a User", () => {
-    expect(subjectForUser("system:serviceaccount:paas-system:paas-operator")).toEqual({ kind: "ServiceAccount", namespace: "paas-system", name: "paas-operator" });
-    expect(subjectForUser("kubernetes-admin")).toEqual({ kind: "User", apiGroup: "rbac.authorization.k8s.io", name: "kubernetes-admin" });
-    expect(roleBindingManifest("paas-ws-a", "paas-deployer", "paas-tenant-deployer", subjectForUser(deployerUser("paas-ws-a")), labels)).toMatchObject({
+    expect(subjectForUser("system:serviceaccount:paas-system:paas-operator")).toEqual({
+      kind: "ServiceAccount",
+      namespace: "paas-system",
+      name: "paas-operator",
+    });
+    expect(subjectForUser("kubernetes-admin")).toEqual({
+      kind: "User",
+      apiGroup: "rbac.authorization.k8s.io",
+      name: "kubernetes-admin",
+    });
+    expect(
+      roleBindingManifest(
+        "paas-ws-a",
+        "paas-deployer",
+        "paas-tenant-deployer",
+        subjectForUser(deployerUser("paas-ws-a")),
+        labels,
+      ),
+    ).toMatchObject({
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "paas-tenant-deployer" },
       subjects: [{ kind: "ServiceAccount", namespace: "paas-ws-a", name: "paas-deployer" }],
     });

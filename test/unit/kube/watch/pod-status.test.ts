@@ -5,7 +5,9 @@ import { formatAge, samePodInfo, summarizePod } from "../../../../src/kube/watch
 
 // Fixtures are raw API JSON (timestamps as strings), the shape our watch stream delivers.
 function fixture(name: string): V1Pod {
-  return JSON.parse(readFileSync(new URL(`../../../fixtures/kube/pods/${name}.json`, import.meta.url), "utf8")) as V1Pod;
+  return JSON.parse(
+    readFileSync(new URL(`../../../fixtures/kube/pods/${name}.json`, import.meta.url), "utf8"),
+  ) as V1Pod;
 }
 
 describe("summarizePod", () => {
@@ -42,7 +44,12 @@ describe("summarizePod", () => {
 
   it("reports image pull failures", () => {
     const info = summarizePod(fixture("image-pull-backoff"));
-    expect(info).toMatchObject({ phase: "Pending", reasons: ["ImagePullBackOff"], readyContainers: 0, totalContainers: 1 });
+    expect(info).toMatchObject({
+      phase: "Pending",
+      reasons: ["ImagePullBackOff"],
+      readyContainers: 0,
+      totalContainers: 1,
+    });
   });
 
   it("reports CreateContainerConfigError", () => {
@@ -51,7 +58,13 @@ describe("summarizePod", () => {
 
   it("reports an unschedulable pod without node or start time", () => {
     const info = summarizePod(fixture("unschedulable"));
-    expect(info).toMatchObject({ phase: "Pending", reasons: ["Unschedulable"], node: "", readyContainers: 0, totalContainers: 1 });
+    expect(info).toMatchObject({
+      phase: "Pending",
+      reasons: ["Unschedulable"],
+      node: "",
+      readyContainers: 0,
+      totalContainers: 1,
+    });
     expect(info.started).toBeUndefined();
   });
 
@@ -92,7 +105,17 @@ describe("summarizePod", () => {
 
   it("describes a pod with no status at all (just created)", () => {
     const info = summarizePod({ metadata: { name: "p" }, spec: { containers: [{ name: "c" }] } });
-    expect(info).toEqual({ name: "p", phase: "Unknown", readyContainers: 0, totalContainers: 1, restarts: 0, started: undefined, reasons: [], node: "", ready: false });
+    expect(info).toEqual({
+      name: "p",
+      phase: "Unknown",
+      readyContainers: 0,
+      totalContainers: 1,
+      restarts: 0,
+      started: undefined,
+      reasons: [],
+      node: "",
+      ready: false,
+    });
   });
 });
 

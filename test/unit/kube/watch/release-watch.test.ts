@@ -20,7 +20,10 @@ class Reader {
     this.pending ??= this.it.next();
     let timer: NodeJS.Timeout | undefined;
     try {
-      const r = await Promise.race([this.pending, new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), ms)))]);
+      const r = await Promise.race([
+        this.pending,
+        new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), ms))),
+      ]);
       if (r !== "timeout") this.pending = undefined;
       return r;
     } catch (err) {
@@ -52,7 +55,11 @@ function setup(opts: { pods?: V1Pod[]; secrets?: V1Secret[]; backoff?: Backoff }
   pods.items = opts.pods ?? [];
   secrets.items = opts.secrets ?? [];
   const ac = new AbortController();
-  const gen = watchReleaseEvents({ pods, secrets, decode: decodeFromLabels, logger: quiet, backoff: opts.backoff ?? fast }, "web", ac.signal);
+  const gen = watchReleaseEvents(
+    { pods, secrets, decode: decodeFromLabels, logger: quiet, backoff: opts.backoff ?? fast },
+    "web",
+    ac.signal,
+  );
   const reader = new Reader(gen);
   cleanups.push(async () => {
     ac.abort();
@@ -82,18 +89,30 @@ describe("watchReleaseEvents", () => {
     expect(sw.resourceVersion).toBe("100"); // resumes from the snapshot's list
 
     sw.push({ type: "ADDED", object: secret(1, "pending-install") });
-    expect(await reader.next()).toMatchObject({ kind: "release_changed", release: { revision: 1, status: "pending-install" } });
+    expect(await reader.next()).toMatchObject({
+      kind: "release_changed",
+      release: { revision: 1, status: "pending-install" },
+    });
 
     pw.push({ type: "ADDED", object: pod("web-a") });
-    expect(await reader.next()).toMatchObject({ kind: "pod_added", pod: { name: "web-a", phase: "Pending", ready: false } });
+    expect(await reader.next()).toMatchObject({
+      kind: "pod_added",
+      pod: { name: "web-a", phase: "Pending", ready: false },
+    });
     // Another release's pod and a no-op update are not events.
     pw.push({ type: "ADDED", object: pod("other-2", { release: "other" }) });
     pw.push({ type: "MODIFIED", object: pod("web-a") });
     pw.push({ type: "MODIFIED", object: pod("web-a", { ready: true }) });
-    expect(await reader.next()).toMatchObject({ kind: "pod_modified", pod: { name: "web-a", phase: "Running", ready: true } });
+    expect(await reader.next()).toMatchObject({
+      kind: "pod_modified",
+      pod: { name: "web-a", phase: "Running", ready: true },
+    });
 
     sw.push({ type: "MODIFIED", object: secret(1, "deployed") });
-    expect(await reader.next()).toMatchObject({ kind: "release_changed", release: { revision: 1, status: "deployed" } });
+    expect(await reader.next()).toMatchObject({
+      kind: "release_changed",
+      release: { revision: 1, status: "deployed" },
+    });
     // Same revision, same status (e.g. Helm rewriting labels): nothing.
     sw.push({ type: "MODIFIED", object: secret(1, "deployed") });
 
@@ -160,7 +179,10 @@ describe("watchReleaseEvents", () => {
     const pw = await pods.watchOpened();
     pods.items = [pod("web-a", { ready: true }), pod("web-c")];
     pods.resourceVersion = "200";
-    pw.push({ type: "ERROR", object: { kind: "Status", code: 410, reason: "Expired", message: "too old resource version" } });
+    pw.push({
+      type: "ERROR",
+      object: { kind: "Status", code: 410, reason: "Expired", message: "too old resource version" },
+    });
     const events = [await reader.next(), await reader.next()];
     expect(events).toEqual(
       expect.arrayContaining([
@@ -205,7 +227,8 @@ describe("watchReleaseEvents", () => {
   it("gives up after repeated failures and says so", async () => {
     const { pods, reader } = setup();
     await reader.next();
-    for (let i = 1; i <= 3; i++) (await pods.watchOpened(i)).fail(Object.assign(new Error("refused"), { code: "ECONNREFUSED" }));
+    for (let i = 1; i <= 3; i++)
+      (await pods.watchOpened(i)).fail(Object.assign(new Error("refused"), { code: "ECONNREFUSED" }));
     await expect(reader.take()).rejects.toMatchObject({ code: "ECONNREFUSED" });
   });
 
@@ -233,7 +256,11 @@ describe("watchReleaseEvents", () => {
     const ac = new AbortController();
     ac.abort();
     const src = new FakeSource<never>();
-    const gen = watchReleaseEvents({ pods: src, secrets: src, decode: decodeFromLabels, logger: quiet }, "web", ac.signal);
+    const gen = watchReleaseEvents(
+      { pods: src, secrets: src, decode: decodeFromLabels, logger: quiet },
+      "web",
+      ac.signal,
+    );
     expect((await gen.next()).done).toBe(true);
     expect(src.listCalls).toBe(0);
   });
@@ -250,9 +277,15 @@ describe("watchReleaseEvents", () => {
     const sw = await secrets.watchOpened();
     sw.push({ type: "ADDED", object: secret(2, "pending-upgrade") });
     sw.push({ type: "MODIFIED", object: secret(1, "superseded") });
-    expect(await reader.next()).toMatchObject({ kind: "release_changed", release: { revision: 2, status: "pending-upgrade" } });
+    expect(await reader.next()).toMatchObject({
+      kind: "release_changed",
+      release: { revision: 2, status: "pending-upgrade" },
+    });
     sw.push({ type: "MODIFIED", object: secret(2, "deployed") });
-    expect(await reader.next()).toMatchObject({ kind: "release_changed", release: { revision: 2, status: "deployed" } });
+    expect(await reader.next()).toMatchObject({
+      kind: "release_changed",
+      release: { revision: 2, status: "deployed" },
+    });
   });
 
   it("does not report older revisions while Helm purges them newest first", async () => {

@@ -3,11 +3,16 @@ import { describe, expect, it } from "vitest";
 import { matcherOf, podMatchersFromManifest } from "../../../../src/kube/watch/workload-pods.ts";
 
 // `helm template web podinfo --version 6.13.0` from the testbed's chart repository.
-const podinfoManifest = readFileSync(new URL("../../../fixtures/kube/podinfo-6.13.0-manifest.yaml", import.meta.url), "utf8");
+const podinfoManifest = readFileSync(
+  new URL("../../../fixtures/kube/podinfo-6.13.0-manifest.yaml", import.meta.url),
+  "utf8",
+);
 
 describe("podMatchersFromManifest", () => {
   it("finds podinfo's Deployment selector and skips services and hook pods", () => {
-    expect(podMatchersFromManifest(podinfoManifest)).toEqual([{ selector: { matchLabels: { "app.kubernetes.io/name": "web-podinfo" } } }]);
+    expect(podMatchersFromManifest(podinfoManifest)).toEqual([
+      { selector: { matchLabels: { "app.kubernetes.io/name": "web-podinfo" } } },
+    ]);
   });
 
   it("handles every workload kind, and skips junk", () => {
@@ -22,7 +27,9 @@ describe("podMatchersFromManifest", () => {
       "---\njust a string\n",
     ].join("");
     expect(podMatchersFromManifest(manifest)).toEqual([
-      { selector: { matchLabels: { app: "db" }, matchExpressions: [{ key: "tier", operator: "In", values: ["data"] }] } },
+      {
+        selector: { matchLabels: { app: "db" }, matchExpressions: [{ key: "tier", operator: "In", values: ["data"] }] },
+      },
       { selector: { matchLabels: { job: "migrate" } } },
       { selector: { matchLabels: { cron: "backup" } } },
       { podName: "lonely" },
@@ -31,6 +38,8 @@ describe("podMatchersFromManifest", () => {
   });
 
   it("ignores hooks", () => {
-    expect(matcherOf({ kind: "Pod", metadata: { name: "t", annotations: { "helm.sh/hook": "test" } } })).toBeUndefined();
+    expect(
+      matcherOf({ kind: "Pod", metadata: { name: "t", annotations: { "helm.sh/hook": "test" } } }),
+    ).toBeUndefined();
   });
 });

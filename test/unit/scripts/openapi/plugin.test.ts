@@ -26,7 +26,14 @@ type FieldInit = MessageInitShape<typeof FieldDescriptorProtoSchema>;
 
 /** field is a field as protoc describes it, json_name included. */
 function field(name: string, number: number, type: Type, extra: FieldInit = {}): FieldInit {
-  return { name, number, type, label: Label.OPTIONAL, jsonName: name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), ...extra };
+  return {
+    name,
+    number,
+    type,
+    label: Label.OPTIONAL,
+    jsonName: name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()),
+    ...extra,
+  };
 }
 
 function methodOptions(rule: MessageInitShape<typeof HttpRuleSchema>) {
@@ -40,7 +47,15 @@ const kitchen = create(FileDescriptorProtoSchema, {
   package: "kitchen.v1",
   syntax: "proto3",
   dependency: ["google/api/annotations.proto", "google/protobuf/timestamp.proto"],
-  enumType: [{ name: "Color", value: [{ name: "COLOR_UNSPECIFIED", number: 0 }, { name: "COLOR_RED", number: 1 }] }],
+  enumType: [
+    {
+      name: "Color",
+      value: [
+        { name: "COLOR_UNSPECIFIED", number: 0 },
+        { name: "COLOR_RED", number: 1 },
+      ],
+    },
+  ],
   messageType: [
     {
       name: "Kitchen",
@@ -61,10 +76,30 @@ const kitchen = create(FileDescriptorProtoSchema, {
         field("note", 14, Type.STRING, { proto3Optional: true, oneofIndex: 0 }),
       ],
       oneofDecl: [{ name: "_note" }],
-      nestedType: [{ name: "CountsEntry", options: { mapEntry: true }, field: [field("key", 1, Type.STRING), field("value", 2, Type.INT64)] }],
+      nestedType: [
+        {
+          name: "CountsEntry",
+          options: { mapEntry: true },
+          field: [field("key", 1, Type.STRING), field("value", 2, Type.INT64)],
+        },
+      ],
     },
-    { name: "GetKitchenRequest", field: [field("id", 1, Type.INT32), field("filter", 2, Type.STRING), field("colors", 3, Type.ENUM, { label: Label.REPEATED, typeName: ".kitchen.v1.Color" })] },
-    { name: "Wrapper", field: [field("id", 1, Type.INT32), field("kitchen", 2, Type.MESSAGE, { typeName: ".kitchen.v1.Kitchen" }), field("dry_run", 3, Type.BOOL)] },
+    {
+      name: "GetKitchenRequest",
+      field: [
+        field("id", 1, Type.INT32),
+        field("filter", 2, Type.STRING),
+        field("colors", 3, Type.ENUM, { label: Label.REPEATED, typeName: ".kitchen.v1.Color" }),
+      ],
+    },
+    {
+      name: "Wrapper",
+      field: [
+        field("id", 1, Type.INT32),
+        field("kitchen", 2, Type.MESSAGE, { typeName: ".kitchen.v1.Kitchen" }),
+        field("dry_run", 3, Type.BOOL),
+      ],
+    },
   ],
   service: [
     {
@@ -83,7 +118,9 @@ const kitchen = create(FileDescriptorProtoSchema, {
           options: methodOptions({
             pattern: { case: "put", value: "/v1/wrapped/{id}" },
             body: "kitchen",
-            additionalBindings: [create(HttpRuleSchema, { pattern: { case: "post", value: "/v1/wrapped/{id=*}" }, body: "*" })],
+            additionalBindings: [
+              create(HttpRuleSchema, { pattern: { case: "post", value: "/v1/wrapped/{id=*}" }, body: "*" }),
+            ],
           }),
         },
         {
@@ -92,13 +129,23 @@ const kitchen = create(FileDescriptorProtoSchema, {
           outputType: ".kitchen.v1.Kitchen",
           options: methodOptions({ pattern: { case: "get", value: "/v1/kitchens/{id}" }, responseBody: "child" }),
         },
-        { name: "WatchKitchen", inputType: ".kitchen.v1.GetKitchenRequest", outputType: ".kitchen.v1.Kitchen", serverStreaming: true },
+        {
+          name: "WatchKitchen",
+          inputType: ".kitchen.v1.GetKitchenRequest",
+          outputType: ".kitchen.v1.Kitchen",
+          serverStreaming: true,
+        },
       ],
     },
   ],
 });
 
-const deps = [file_google_protobuf_descriptor, file_google_protobuf_timestamp, file_google_api_http, file_google_api_annotations].map((f) => f.proto);
+const deps = [
+  file_google_protobuf_descriptor,
+  file_google_protobuf_timestamp,
+  file_google_api_http,
+  file_google_api_annotations,
+].map((f) => f.proto);
 
 function request(options: { parameter?: string; files?: typeof deps; generate?: string[] } = {}): CodeGeneratorRequest {
   const files = options.files ?? [...deps, kitchen];
@@ -136,7 +183,10 @@ describe("protoc-gen-openapi", () => {
     expect(k.raw).toEqual({ type: "string", contentEncoding: "base64" });
     expect(k.ratio.type).toBe("number");
     expect(k.many).toEqual({ type: "array", items: { type: "string", format: "int64", pattern: "^-?[0-9]+$" } });
-    expect(k.counts).toEqual({ type: "object", additionalProperties: { type: "string", format: "int64", pattern: "^-?[0-9]+$" } });
+    expect(k.counts).toEqual({
+      type: "object",
+      additionalProperties: { type: "string", format: "int64", pattern: "^-?[0-9]+$" },
+    });
     expect(k.color).toEqual({ $ref: "#/components/schemas/kitchen.v1.Color" });
     expect(schemas["kitchen.v1.Color"].enum).toEqual(["COLOR_UNSPECIFIED", "COLOR_RED"]);
     expect(k.seenAt).toMatchObject({ type: "string", format: "date-time" });
@@ -156,22 +206,33 @@ describe("protoc-gen-openapi", () => {
   it("binds paths, bodies and query parameters as gRPC transcoding does", () => {
     const post = doc.paths["/v1/kitchens/{small}"].post;
     expect(post.operationId).toBe("UpdateKitchen");
-    expect(post.parameters).toEqual([{ name: "small", in: "path", required: true, schema: { type: "integer", format: "int32" } }]);
+    expect(post.parameters).toEqual([
+      { name: "small", in: "path", required: true, schema: { type: "integer", format: "int32" } },
+    ]);
     expect(post.requestBody.content["application/json"].schema.properties).not.toHaveProperty("small");
     expect(post.requestBody.content["application/json"].schema.title).toBe("Kitchen");
     const put = doc.paths["/v1/wrapped/{id}"].put;
     expect(put.operationId).toBe("PutKitchen");
-    expect(put.requestBody.content["application/json"].schema).toEqual({ anyOf: [{ $ref: "#/components/schemas/rest.Kitchen" }, { type: "null" }] });
+    expect(put.requestBody.content["application/json"].schema).toEqual({
+      anyOf: [{ $ref: "#/components/schemas/rest.Kitchen" }, { type: "null" }],
+    });
     expect(put.parameters.map((p: Obj) => `${p.in}:${p.name}`)).toEqual(["path:id", "query:dry_run"]);
     const wrapped = doc.paths["/v1/wrapped/{id}"].post;
     expect(wrapped.operationId).toBe("PutKitchen_1");
-    expect(Object.keys(wrapped.requestBody.content["application/json"].schema.properties)).toEqual(["kitchen", "dry_run"]);
+    expect(Object.keys(wrapped.requestBody.content["application/json"].schema.properties)).toEqual([
+      "kitchen",
+      "dry_run",
+    ]);
     const get = doc.paths["/v1/kitchens/{id}"].get;
     expect(get.parameters.map((p: Obj) => `${p.in}:${p.name}`)).toEqual(["path:id", "query:filter", "query:colors"]);
     expect(get.parameters[2].schema).toEqual({ type: "array", items: { $ref: "#/components/schemas/rest.Color" } });
-    expect(get.responses["200"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/rest.Kitchen" });
+    expect(get.responses["200"].content["application/json"].schema).toEqual({
+      $ref: "#/components/schemas/rest.Kitchen",
+    });
     expect(Object.keys(get.responses)).not.toContain("409");
-    expect(doc.paths["/kitchen.v1.KitchenService/WatchKitchen"].post.requestBody.content).toHaveProperty("application/connect+json");
+    expect(doc.paths["/kitchen.v1.KitchenService/WatchKitchen"].post.requestBody.content).toHaveProperty(
+      "application/connect+json",
+    );
     expect(Object.keys(doc.paths)).toEqual([
       "/health",
       "/healthz",
@@ -205,15 +266,29 @@ describe("protoc-gen-openapi", () => {
     bad.service = [
       create(ServiceDescriptorProtoSchema, {
         name: "BadService",
-        method: [{ name: "Get", inputType: ".kitchen.v1.Wrapper", outputType: ".kitchen.v1.Kitchen", options: methodOptions({ pattern: { case: "get", value: "/v1/bad/{id}" } }) }],
+        method: [
+          {
+            name: "Get",
+            inputType: ".kitchen.v1.Wrapper",
+            outputType: ".kitchen.v1.Kitchen",
+            options: methodOptions({ pattern: { case: "get", value: "/v1/bad/{id}" } }),
+          },
+        ],
       }),
     ];
-    expect(() => openApiPlugin.run(request({ files: [...deps, bad] }))).toThrow(/query parameter kitchen of a message type/);
+    expect(() => openApiPlugin.run(request({ files: [...deps, bad] }))).toThrow(
+      /query parameter kitchen of a message type/,
+    );
   });
 
   it("fails when rest-contract.ts names an RPC or message the package does not have", () => {
     // kitchen.v1 renamed to paas.v1: the contract's paas.v1 entries now name missing RPCs.
-    const renamed = fromJsonString(FileDescriptorProtoSchema, toJsonString(FileDescriptorProtoSchema, kitchen).replaceAll("kitchen.v1", "paas.v1"));
-    expect(() => openApiPlugin.run(request({ parameter: "package=paas.v1", files: [...deps, renamed] }))).toThrow(/rest-contract.ts names the unknown RPC paas.v1.ReleaseService.InstallRelease/);
+    const renamed = fromJsonString(
+      FileDescriptorProtoSchema,
+      toJsonString(FileDescriptorProtoSchema, kitchen).replaceAll("kitchen.v1", "paas.v1"),
+    );
+    expect(() => openApiPlugin.run(request({ parameter: "package=paas.v1", files: [...deps, renamed] }))).toThrow(
+      /rest-contract.ts names the unknown RPC paas.v1.ReleaseService.InstallRelease/,
+    );
   });
 });

@@ -1,5 +1,5 @@
-import { existsSync, readdirSync } from "node:fs";
-import { basename, dirname, extname, join, relative } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, dirname, extname, join, normalize, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
@@ -29,8 +29,10 @@ function sourceOf(test: string): string | undefined {
   for (const name of names) {
     const inSrc = join("src", dir, `${name}.ts`);
     if (existsSync(join(ROOT, inSrc))) return inSrc;
-    if (dir !== "." && existsSync(join(ROOT, dir))) {
-      const other = readdirSync(join(ROOT, dir)).find((f) => basename(f, extname(f)) === name);
+    if (existsSync(join(ROOT, dir))) {
+      // Outside src/: a file of that name in the same directory of the repository (any
+      // extension); at the top, README.md is tested by readme.test.ts.
+      const other = readdirSync(join(ROOT, dir)).find((f) => basename(f, extname(f)).toLowerCase() === name);
       if (other) return join(dir, other);
     }
   }
@@ -57,6 +59,7 @@ describe("layout", () => {
     expect(sourceOf("test/unit/kube/watch/list-watch.test.ts")).toBe("src/kube/watch/list-watch.ts");
     expect(sourceOf("test/unit/config.pod-security.test.ts")).toBe("src/config.ts");
     expect(sourceOf("test/integration/k8s/rbac.test.ts")).toBe("k8s/rbac.yaml");
+    expect(sourceOf("test/unit/readme.test.ts")).toBe("README.md");
     expect(sourceOf("test/unit/kube/no-such-file.test.ts")).toBeUndefined();
   });
 
@@ -66,4 +69,48 @@ describe("layout", () => {
       files("test").filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && !f.startsWith("test/support/")),
     ).toEqual([]);
   });
+
+  it('every import in src/ follows the README\'s "Where things live" table', () => {
+    const rules = layerRules();
+    expect(Object.keys(rules)).toEqual(
+      expect.arrayContaining(["server", "services", "operations", "domain", "process"]),
+    );
+    const folders = readdirSync(join(ROOT, "src"), { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+    // Every folder of src/ has its row, and every row its folder.
+    expect(folders.sort()).toEqual(Object.keys(rules).sort());
+    const broken: string[] = [];
+    for (const file of files("src").filter((f) => f.endsWith(".ts") && f.split("/").length > 2)) {
+      const from = file.split("/")[1]!;
+      for (const m of readFileSync(join(ROOT, file), "utf8").matchAll(/from "(\.{1,2}\/[^"]+)"/g)) {
+        const target = normalize(join(dirname(file), m[1]!))
+          .split("\\")
+          .join("/");
+        if (!target.startsWith("src/")) continue;
+        const parts = target.split("/");
+        const to = parts.length > 2 ? parts[1]! : parts[1]!;
+        if (parts.length === 2 ? to === "errors.ts" : to === from || rules[from]!.includes(to)) continue;
+        broken.push(`${file} imports ${target}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
 });
+
+/** layerRules reads the README's table: folder → the folders it may import. */
+function layerRules(): Record<string, string[]> {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const start = readme.indexOf("| folder | what it owns | may import |");
+  expect(start).toBeGreaterThan(0);
+  const rows = readme.slice(start).split("\n").slice(2);
+  const rules: Record<string, string[]> = {};
+  for (const row of rows) {
+    if (!row.startsWith("|")) break;
+    const cells = row.split(" | ");
+    const folder = /^\| `([a-z]+)\/`/.exec(row)?.[1];
+    if (!folder || folder === "src") continue;
+    rules[folder] = [...cells.at(-1)!.matchAll(/`([a-z]+)\/`/g)].map((x) => x[1]!);
+  }
+  return rules;
+}

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { newAuditId, newOperationId } from "../../src/audit/ids.ts";
 import type { AuditQuery, AuditRecord, AuditStore, StoredResult } from "../../src/domain/audit.ts";
+import type { OperationRecord } from "../../src/domain/operation.ts";
 import { PaasError } from "../../src/errors.ts";
 
 /** AuditTestDatabase is one empty database (file, schema) for one test. */
@@ -546,5 +547,191 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       expect(await store.append(r)).toBe("written");
       expect((await store.list({ pageSize: 1 })).records[0]!.durationMs).toBe(13);
     });
+
+    it("operations: created with their intent in one transaction, round-trip every field", async () => {
+      const store = await open();
+      const op = operation({
+        progress: {
+          podsReady: 1,
+          podsDesired: 2,
+          workloads: [{ kind: "Deployment", name: "web", ready: 1, desired: 2 }],
+        },
+      });
+      const intent = record({ operationId: op.id, namespace: op.namespace, release: op.release });
+      await store.createOperation(op, intent);
+      expect(await store.getOperation(op.id)).toEqual(op);
+      expect((await store.openIntents()).map((r) => r.operationId)).toEqual([op.id]);
+      expect(await store.getOperation(newOperationId())).toBeUndefined();
+      // A second operation with the same id is refused, and its intent is not written either.
+      await expect(store.createOperation(op, record({ operationId: op.id }))).rejects.toBeInstanceOf(PaasError);
+      expect((await store.list({ pageSize: 10, operationId: op.id })).records).toHaveLength(1);
+    });
+
+    it("operations: start is a compare-and-set from queued by the owner; finish writes the end and the outcome once", async () => {
+      const store = await open();
+      const other = await open();
+      const op = operation();
+      await store.createOperation(op, record({ operationId: op.id }));
+      expect(await other.startOperation(op.id, "another-replica", new Date())).toBe(false);
+      const results = await Promise.all([
+        store.startOperation(op.id, op.replica, new Date()),
+        other.startOperation(op.id, op.replica, new Date()),
+      ]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect((await store.getOperation(op.id))!.state).toBe("running");
+      const steps = [
+        {
+          name: "apply",
+          order: 1,
+          state: "succeeded" as const,
+          detail: "done",
+          startedAt: new Date(Date.UTC(2030, 0, 1)),
+          finishedAt: new Date(Date.UTC(2030, 0, 1, 0, 0, 1)),
+        },
+      ];
+      await store.saveProgress(op.id, steps, { podsReady: 2, podsDesired: 2, workloads: [] });
+      expect((await other.getOperation(op.id))!.progress).toEqual({ podsReady: 2, podsDesired: 2, workloads: [] });
+      const end = {
+        state: "succeeded" as const,
+        finishedAt: new Date(Date.UTC(2030, 0, 1, 0, 0, 2)),
+        steps,
+        response: '{"message":"ok"}',
+      };
+      const outcome = record({ operationId: op.id, stage: "outcome", outcome: "succeeded" });
+      const ends = await Promise.all([
+        store.finishOperation(op.id, end, outcome),
+        other.finishOperation(op.id, { ...end, state: "failed" }, { ...outcome, id: newAuditId() }),
+      ]);
+      expect(ends.filter(Boolean)).toHaveLength(1);
+      const done = (await store.getOperation(op.id))!;
+      expect(["succeeded", "failed"]).toContain(done.state);
+      expect(done.request).toBe("");
+      expect(done.finishedAt).toEqual(end.finishedAt);
+      expect(
+        (await store.list({ pageSize: 10, operationId: op.id })).records.filter((r) => r.stage === "outcome"),
+      ).toHaveLength(1);
+      expect(await store.openIntents()).toEqual([]);
+      // An ended operation neither starts nor saves progress.
+      expect(await store.startOperation(op.id, op.replica, new Date())).toBe(false);
+      await store.saveProgress(op.id, [], undefined);
+      expect((await store.getOperation(op.id))!.steps).toEqual(steps);
+    });
+
+    it("operations: a cancel of a queued one (finish from queued only) loses to a start, and the other way round", async () => {
+      const store = await open();
+      const a = operation();
+      await store.createOperation(a, record({ operationId: a.id }));
+      const cancelled = {
+        state: "cancelled" as const,
+        finishedAt: new Date(),
+        steps: [],
+        error: { code: "CANCELLED", message: "by x", reason: "OPERATION_CANCELLED" },
+      };
+      expect(await store.finishOperation(a.id, cancelled, undefined, ["queued"])).toBe(true);
+      expect(await store.startOperation(a.id, a.replica, new Date())).toBe(false);
+      expect((await store.getOperation(a.id))!.error).toEqual(cancelled.error);
+      const b = operation();
+      await store.createOperation(b, record({ operationId: b.id }));
+      expect(await store.startOperation(b.id, b.replica, new Date())).toBe(true);
+      expect(await store.finishOperation(b.id, cancelled, undefined, ["queued"])).toBe(false);
+      await store.requestCancel(b.id);
+      expect(await store.cancelRequested([a.id, b.id, newOperationId()])).toEqual([b.id]);
+    });
+
+    it("operations: queued ones of dead replicas are adopted by one live replica only; running ones of dead replicas are orphans", async () => {
+      const one = await open();
+      const two = await open();
+      await one.heartbeat("live-1");
+      await one.heartbeat("live-2");
+      const dead = [operation({ replica: "dead" }), operation({ replica: "dead" }), operation({ replica: "dead" })];
+      const alive = operation({ replica: "live-1" });
+      const running = operation({ replica: "dead" });
+      for (const op of [...dead, alive, running]) await one.createOperation(op, record({ operationId: op.id }));
+      expect(await one.startOperation(running.id, "dead", new Date())).toBe(true);
+      const [x, y] = await Promise.all([one.adoptQueued("live-1", 60_000, 10), two.adoptQueued("live-2", 60_000, 10)]);
+      const adopted = [...x, ...y].map((o) => o.id).sort();
+      expect(adopted).toEqual(dead.map((o) => o.id).sort());
+      expect(new Set(adopted).size).toBe(3);
+      for (const o of x) expect((await one.getOperation(o.id))!.replica).toBe("live-1");
+      for (const o of y) expect((await one.getOperation(o.id))!.replica).toBe("live-2");
+      expect(await one.adoptQueued("live-1", 60_000, 10)).toEqual([]);
+      expect((await one.orphanedRunning(60_000)).map((o) => o.id)).toEqual([running.id]);
+      expect((await one.getOperation(alive.id))!.replica).toBe("live-1");
+    });
+
+    it("operations: list newest first, filtered, visible, paged; purge removes ended ones only", async () => {
+      const store = await open();
+      const made = [];
+      for (let i = 0; i < 5; i++) {
+        const op = operation({
+          createdAt: new Date(Date.UTC(2030, 0, 1, 0, 0, i)),
+          namespace: i < 3 ? "paas-ws-a" : "paas-ws-b",
+          kind: i % 2 ? "upgrade" : "install",
+        });
+        await store.createOperation(op, record({ operationId: op.id }));
+        made.push(op);
+      }
+      const all = [];
+      let pageToken = "";
+      for (let page = 0; page < 10; page++) {
+        const res = await store.listOperations({ pageSize: 2, ...(pageToken ? { pageToken } : {}) });
+        all.push(...res.operations);
+        if (!res.nextPageToken) break;
+        pageToken = res.nextPageToken;
+      }
+      expect(all.map((o) => o.id)).toEqual([...made].reverse().map((o) => o.id));
+      expect((await store.listOperations({ pageSize: 10, namespace: "paas-ws-b" })).operations).toHaveLength(2);
+      expect((await store.listOperations({ pageSize: 10, kind: "upgrade" })).operations).toHaveLength(2);
+      expect(
+        (await store.listOperations({ pageSize: 10, since: new Date(Date.UTC(2030, 0, 1, 0, 0, 3)) })).operations,
+      ).toHaveLength(2);
+      expect(
+        (await store.listOperations({ pageSize: 10, visibility: { exact: [], prefixes: ["paas-ws-a"] } })).operations,
+      ).toHaveLength(3);
+      expect(
+        (await store.listOperations({ pageSize: 10, visibility: { exact: ["paas-ws-b"], prefixes: [] } })).operations,
+      ).toHaveLength(2);
+      expect(
+        (await store.listOperations({ pageSize: 10, visibility: { exact: [], prefixes: [] } })).operations,
+      ).toHaveLength(0);
+      await expectKind(store.listOperations({ pageSize: 0 }), "invalid_argument");
+      await expectKind(store.listOperations({ pageSize: 10, pageToken: "nope!" }), "invalid_argument");
+      await store.finishOperation(
+        made[0]!.id,
+        { state: "succeeded", finishedAt: new Date(Date.UTC(2030, 0, 2)), steps: [] },
+        undefined,
+      );
+      expect(await store.purgeOperations(new Date(Date.UTC(2030, 0, 3)))).toBe(1);
+      expect(await store.getOperation(made[0]!.id)).toBeUndefined();
+      expect((await store.listOperations({ pageSize: 10 })).operations).toHaveLength(4);
+    });
   });
+}
+
+/** operation builds a queued operation with every field set. */
+export function operation(over: Partial<OperationRecord> = {}): OperationRecord {
+  seq++;
+  const at = new Date(Date.UTC(2030, 0, 1, 12, 0, 0, seq));
+  return {
+    id: newOperationId(),
+    kind: "upgrade",
+    method: "paas.v1.ReleaseService/UpgradeRelease",
+    namespace: "paas-ws-a",
+    release: `rel-${seq}`,
+    caller: `key-${seq}`,
+    idempotencyKey: `idem-${seq}`,
+    state: "queued",
+    createdAt: at,
+    steps: [
+      { name: "wait-for-release", order: 1, state: "running", detail: `queued behind operation ${seq}`, startedAt: at },
+    ],
+    request: JSON.stringify({ namespace: "paas-ws-a", name: `rel-${seq}` }),
+    params: { namespace: "paas-ws-a", wait: true, n: seq },
+    response: "",
+    responseType: "paas.v1.UpgradeReleaseResponse",
+    replica: "replica-1",
+    cancelRequested: false,
+    updatedAt: at,
+    ...over,
+  };
 }

@@ -603,13 +603,6 @@ export class PostgresAuditStore implements AuditStore {
     );
   }
 
-  async orphanedRunning(replicaTtlMs: number): Promise<OperationRecord[]> {
-    const sql =
-      `SELECT ${OP_COLUMNS.join(", ")} FROM ${this.s}operations WHERE state = 'running' ` +
-      `AND replica NOT IN (SELECT id FROM ${this.s}replicas WHERE heartbeat_at > now() - make_interval(secs => $1::double precision / 1000)) ORDER BY created_at, id`;
-    return this.run(async () => ((await this.pool.query(sql, [replicaTtlMs])).rows as Row[]).map(toOperation));
-  }
-
   async purgeOperations(before: Date): Promise<number> {
     const sql = `DELETE FROM ${this.s}operations WHERE finished_at IS NOT NULL AND finished_at < $1`;
     return this.run(async () => (await this.pool.query(sql, [before])).rowCount ?? 0);

@@ -534,16 +534,6 @@ export class SqliteAuditStore implements AuditStore {
     );
   }
 
-  async orphanedRunning(replicaTtlMs: number): Promise<OperationRecord[]> {
-    return this.run(() =>
-      (
-        this.stmt(
-          `SELECT ${OP_COLUMNS} FROM operations WHERE state = 'running' AND replica NOT IN (SELECT id FROM replicas WHERE heartbeat_at > ?) ORDER BY created_at, id`,
-        ).all(Date.now() - replicaTtlMs) as Row[]
-      ).map(toOperation),
-    );
-  }
-
   async purgeOperations(before: Date): Promise<number> {
     return this.run(() =>
       Number(

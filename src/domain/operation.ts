@@ -146,8 +146,6 @@ export interface OperationStore {
    * (each is adopted by one replica only); returned oldest first, at most `limit`.
    */
   adoptQueued(replica: string, replicaTtlMs: number, limit: number): Promise<OperationRecord[]>;
-  /** Running operations whose replica has no heartbeat within replicaTtlMs. */
-  orphanedRunning(replicaTtlMs: number): Promise<OperationRecord[]>;
   /** Deletes operations that ended before `before`; returns how many. */
   purgeOperations(before: Date): Promise<number>;
 }

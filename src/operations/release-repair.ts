@@ -3,6 +3,7 @@ import { newAuditId, newOperationId } from "../audit/ids.ts";
 import type { AuditRecord, AuditStore } from "../domain/audit.ts";
 import type { Call } from "./call.ts";
 import { emptyRecord } from "./audit-records.ts";
+import { TERMINAL } from "../domain/operation.ts";
 import type { PendingRevision, ReleaseRecovery } from "../domain/ports.ts";
 
 export interface ReleaseRepairDeps {
@@ -95,7 +96,12 @@ export class ReleaseRepair {
     live.add(this.deps.replica);
     let closed = 0;
     for (const intent of open) {
-      if (live.has(intent.replica) || !(await which(intent))) continue;
+      if (live.has(intent.replica)) continue;
+      const op = await audit.getOperation(intent.operationId);
+      // Queued: a live replica adopts and runs it (src/operations/engine.ts adopt). Adopted
+      // already: it is that replica's to end.
+      if (op && (op.state === "queued" || (op.replica !== intent.replica && !TERMINAL.has(op.state)))) continue;
+      if (!(await which(intent))) continue;
       const after = revision ?? (await this.revisionOf(intent.namespace, intent.release));
       const message = `the replica running it (${intent.replica}) stopped before it finished; ${note}`;
       const outcome: AuditRecord = {
@@ -110,8 +116,7 @@ export class ReleaseRepair {
         errorMessage: message,
         replica: this.deps.replica,
       };
-      const op = await audit.getOperation(intent.operationId);
-      if (op && (op.state === "running" || op.state === "queued") && op.replica === intent.replica) {
+      if (op && op.state === "running") {
         // The operation ends with its outcome, in one transaction.
         const step = op.steps.findLast((s) => s.state === "running");
         const steps = op.steps.map((s) =>
@@ -128,7 +133,7 @@ export class ReleaseRepair {
             error: { code: "ABORTED", message: `${message}${died}`, reason: "REPLICA_LOST" },
           },
           outcome,
-          [op.state],
+          ["running"],
         );
         if (ended) closed++;
         continue;

@@ -104,9 +104,6 @@ export class MemoryAuditStore implements AuditStore {
   adoptQueued(): Promise<never> {
     return notUsed();
   }
-  orphanedRunning(): Promise<never> {
-    return notUsed();
-  }
   purgeOperations(): Promise<never> {
     return notUsed();
   }

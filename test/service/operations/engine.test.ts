@@ -8,6 +8,7 @@ import { Scope } from "../../../src/auth/scopes.ts";
 import { toJsonString } from "@bufbuild/protobuf";
 import { OperationSchema } from "../../../gen/paas/v1/operation_pb.js";
 import { failure } from "../../support/failure.ts";
+import { operation, record } from "../../support/audit-contract.ts";
 import { API_KEY, createHarness, managedNamespace } from "../../support/harness.ts";
 
 const NS = "paas-ws-ops";
@@ -357,6 +358,37 @@ describe("operations: accepted means it runs", () => {
     // Adopted once only: a second pass finds nothing.
     expect(await h.app.engine.adopt()).toBe(0);
     expect(h.helm.verbs().filter((v) => v === "upgrade")).toHaveLength(1);
+  });
+
+  it("closing a dead replica's intents leaves its queued operations for adoption and fails its running one, naming the step", async () => {
+    const h = await harness();
+    const queued = operation({ namespace: NS, release: "a", replica: "dead-replica" });
+    const running = operation({ namespace: NS, release: "b", replica: "dead-replica" });
+    for (const op of [queued, running]) {
+      await h.audit.createOperation(
+        op,
+        record({ operationId: op.id, namespace: NS, release: op.release, replica: "dead-replica" }),
+      );
+    }
+    expect(await h.audit.startOperation(running.id, "dead-replica", new Date())).toBe(true);
+    await h.audit.saveProgress(
+      running.id,
+      [{ name: "apply", order: 1, state: "running", detail: "", startedAt: new Date() }],
+      undefined,
+    );
+    expect(await h.app.repair.closeOrphans(() => true, undefined, "closed from the release's history")).toBe(1);
+    expect((await h.audit.getOperation(queued.id))!.state).toBe("queued");
+    const failed = (await h.operations.getOperation({ id: running.id })).operation;
+    expect(failed?.state).toBe(OperationState.FAILED);
+    expect(failed?.error?.reason).toBe("REPLICA_LOST");
+    expect(failed?.error?.message).toMatch(
+      /stopped before it finished; closed from the release's history; it died in step "apply"/,
+    );
+    expect(failed?.steps[0]?.state).toBe(StepState.FAILED);
+    const outcomes = (await h.audit.list({ pageSize: 10, operationId: running.id })).records.filter(
+      (r) => r.stage === "outcome",
+    );
+    expect(outcomes.map((r) => r.outcome)).toEqual(["recovered"]);
   });
 
   it("ended operations are purged after the retention; the audit log keeps its records", async () => {

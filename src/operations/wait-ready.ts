@@ -1,3 +1,4 @@
+import { PaasError } from "../errors.ts";
 import type { KubeClient, PodInfo } from "../kube/kube-types.ts";
 import type { WorkloadReplicas } from "../kube/watch/workload-replicas.ts";
 import type { ProgressRecord } from "../domain/operation.ts";
@@ -83,7 +84,13 @@ export function followReadiness(
       if (!waiting) return;
       if (ok) report();
       const p = latest;
-      run.steps.end("wait-ready", p ? `${p.podsReady}/${p.podsDesired} pods ready` : "", ok ? "succeeded" : "failed");
+      const reason: unknown = run.signal.reason;
+      const cancelled = run.signal.aborted && reason instanceof PaasError && reason.kind === "cancelled";
+      run.steps.end(
+        "wait-ready",
+        p ? `${p.podsReady}/${p.podsDesired} pods ready` : "",
+        ok ? "succeeded" : cancelled ? "cancelled" : "failed",
+      );
     },
   };
 }

@@ -169,6 +169,13 @@ export declare type ScaleWorkloadRequest = Message<"paas.v1.ScaleWorkloadRequest
    * @generated from field: bool async = 9;
    */
   async: boolean;
+
+  /**
+   * The kind as a REST path names it ("deployments", "statefulsets"), when kind is unspecified.
+   *
+   * @generated from field: string resource = 10;
+   */
+  resource: string;
 };
 
 /**
@@ -267,6 +274,13 @@ export declare type RestartWorkloadRequest = Message<"paas.v1.RestartWorkloadReq
    * @generated from field: bool async = 7;
    */
   async: boolean;
+
+  /**
+   * The kind as a REST path names it ("deployments", "statefulsets"), when kind is unspecified.
+   *
+   * @generated from field: string resource = 8;
+   */
+  resource: string;
 };
 
 /**
@@ -635,6 +649,7 @@ export declare const WorkloadService: GenService<{
   },
   /**
    * ScaleWorkload sets a Deployment's or StatefulSet's replicas through its scale subresource.
+   * REST (the ops API): POST /ops/namespaces/{ns}/deployments/{name}/scale and …/statefulsets/{name}/scale.
    *
    * @generated from rpc paas.v1.WorkloadService.ScaleWorkload
    */
@@ -676,6 +691,8 @@ export declare const WorkloadService: GenService<{
   /**
    * RebuildStatefulSetMember replaces the volumes of one StatefulSet ordinal: scale-to-zero,
    * wait-pods-gone, delete-pvcs, wait-pvcs-gone, scale-up, wait-ready.
+   * REST (the ops API): POST /ops/jobs/pg-rebuild, always asynchronous there: answers {job_id}
+   * at once, followed with GET /ops/jobs/{job_id}.
    *
    * @generated from rpc paas.v1.WorkloadService.RebuildStatefulSetMember
    */

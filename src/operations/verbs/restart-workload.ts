@@ -23,7 +23,7 @@ export function restartWorkload(
     response: RestartWorkloadResponseSchema,
     stoppable: true,
     async prepare(req) {
-      const kind = scalableKindOf(req.kind);
+      const kind = scalableKindOf(req.kind, req.resource);
       checkName(req.name, "name");
       await requireManaged(deps, req.namespace);
       const found = await deps.workloads.get(req.namespace, kind, req.name);

@@ -25,7 +25,7 @@ export function scaleWorkload(
     response: ScaleWorkloadResponseSchema,
     stoppable: true,
     async prepare(req) {
-      const kind = scalableKindOf(req.kind);
+      const kind = scalableKindOf(req.kind, req.resource);
       checkName(req.name, "name");
       if (req.replicas < 0) throw new PaasError("invalid_argument", "replicas must not be negative");
       if (req.replicas > deps.maxReplicas)

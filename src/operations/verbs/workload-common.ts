@@ -24,11 +24,23 @@ export interface WorkloadVerbDeps {
   pollMs?: number;
 }
 
-/** kindOf maps the proto kind to the API kind; INVALID_ARGUMENT for anything but the scalable kinds. */
-export function scalableKindOf(kind: WorkloadKind): ScalableKind {
-  if (kind === WorkloadKind.DEPLOYMENT) return "Deployment";
-  if (kind === WorkloadKind.STATEFULSET) return "StatefulSet";
-  throw new PaasError("invalid_argument", "kind must be DEPLOYMENT or STATEFULSET");
+const RESOURCES: Record<string, ScalableKind> = { deployments: "Deployment", statefulsets: "StatefulSet" };
+
+/**
+ * scalableKindOf maps the proto kind (or, when unspecified, the REST path's resource:
+ * "deployments", "statefulsets") to the API kind; INVALID_ARGUMENT for anything else.
+ */
+export function scalableKindOf(kind: WorkloadKind, resource = ""): ScalableKind {
+  const byKind =
+    kind === WorkloadKind.DEPLOYMENT ? "Deployment" : kind === WorkloadKind.STATEFULSET ? "StatefulSet" : undefined;
+  const byResource = resource ? RESOURCES[resource] : undefined;
+  if (resource && !byResource)
+    throw new PaasError("invalid_argument", `resource must be "deployments" or "statefulsets"`);
+  if (byKind && byResource && byKind !== byResource)
+    throw new PaasError("invalid_argument", "kind and resource name different kinds");
+  const out = byKind ?? byResource;
+  if (!out) throw new PaasError("invalid_argument", "kind must be DEPLOYMENT or STATEFULSET");
+  return out;
 }
 
 export function protoKind(kind: WorkloadKindName): WorkloadKind {

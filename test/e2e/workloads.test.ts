@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaasClient, type PaasClient } from "../../clients/paas-client.ts";
 import { OperationState, StepState } from "../../gen/paas/v1/operation_pb.js";
 import { WorkloadKind } from "../../gen/paas/v1/workload_pb.js";
+import { LocalVolumes } from "../support/local-volumes.ts";
 import { allAuditEvents, core, deleteNamespace, waitFor } from "../support/reliability.ts";
 import { startServer, testbedEnv, TEST_LEASE_NAMESPACE, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
 
@@ -20,13 +21,12 @@ const tb = testbedEnv();
 const kc = new k8s.KubeConfig();
 kc.loadFromFile(tb.KUBECONFIG);
 const apps = kc.makeApiClient(k8s.AppsV1Api);
-const storage = kc.makeApiClient(k8s.StorageV1Api);
 
 const D = WorkloadKind.DEPLOYMENT;
 const S = WorkloadKind.STATEFULSET;
 const tag = randomBytes(3).toString("hex");
-const SC = `paas-e2e-local-${tag}`;
-const PVS = Array.from({ length: 6 }, (_, i) => `paas-e2e-pv-${tag}-${i}`);
+const local = new LocalVolumes(kc, tag, 6);
+const PVS = local.volumes;
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
   try {
@@ -42,36 +42,6 @@ const replicasOf = async (ns: string, name: string) => (await apps.readNamespace
 const stsReplicas = async (ns: string, name: string) => (await apps.readNamespacedStatefulSet({ name, namespace: ns })).spec?.replicas;
 const claimUid = async (ns: string, name: string) =>
   (await core.readNamespacedPersistentVolumeClaim({ name, namespace: ns }).catch(() => undefined))?.metadata?.uid;
-
-function statefulSet(ns: string, name: string, replicas: number): k8s.V1StatefulSet {
-  return {
-    metadata: { name, namespace: ns },
-    spec: {
-      replicas,
-      serviceName: name,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          containers: [
-            {
-              name: "db",
-              image: "registry.k8s.io/pause:3.10",
-              resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { cpu: "50m", memory: "32Mi" } },
-              volumeMounts: [{ name: "data", mountPath: "/data" }],
-            },
-          ],
-        },
-      },
-      volumeClaimTemplates: [
-        {
-          metadata: { name: "data" },
-          spec: { accessModes: ["ReadWriteOnce"], storageClassName: SC, resources: { requests: { storage: "1Gi" } } },
-        },
-      ],
-    },
-  };
-}
 
 describe("WorkloadService on the testbed", () => {
   let server: ServerProcess;
@@ -109,34 +79,12 @@ describe("WorkloadService on the testbed", () => {
     await paas.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
     await paas.namespaces.createNamespace({ name: other, podSecurity: "baseline" });
     await core.createNamespace({ body: { metadata: { name: unmanaged } } });
-    await storage.createStorageClass({
-      body: {
-        metadata: { name: SC },
-        provisioner: "kubernetes.io/no-provisioner",
-        volumeBindingMode: "Immediate",
-        reclaimPolicy: "Retain",
-      },
-    });
-    for (const pv of PVS) {
-      await core.createPersistentVolume({
-        body: {
-          metadata: { name: pv },
-          spec: {
-            capacity: { storage: "1Gi" },
-            accessModes: ["ReadWriteOnce"],
-            storageClassName: SC,
-            persistentVolumeReclaimPolicy: "Retain",
-            hostPath: { path: `/tmp/${pv}` },
-          },
-        },
-      });
-    }
+    await local.create();
   }, 120_000);
 
   afterAll(async () => {
     await Promise.all([deleteNamespace(ns), deleteNamespace(other), deleteNamespace(unmanaged)]);
-    for (const pv of PVS) await core.deletePersistentVolume({ name: pv }).catch(() => undefined);
-    await storage.deleteStorageClass({ name: SC }).catch(() => undefined);
+    await local.destroy();
     expect(await server?.stop()).toBe(0);
   });
 
@@ -248,7 +196,7 @@ describe("WorkloadService on the testbed", () => {
   }, 180_000);
 
   it("a StatefulSet on bound PVs: scale with expected_replicas, PVC refused while mounted, deleted when not", async () => {
-    await apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet(ns, "db", 2) });
+    await apps.createNamespacedStatefulSet({ namespace: ns, body: local.statefulSet("db", 2) });
     await waitFor("db ready", async () => ((await apps.readNamespacedStatefulSet({ name: "db", namespace: ns })).status?.readyReplicas === 2 ? true : undefined), 90_000);
     const pvc0 = await core.readNamespacedPersistentVolumeClaim({ name: "data-db-0", namespace: ns });
     expect(pvc0.status?.phase).toBe("Bound");

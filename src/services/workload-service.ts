@@ -35,7 +35,10 @@ export function createWorkloadService(deps: WorkloadServiceDeps): ServiceImpl<ty
       };
     },
     async scaleWorkload(req, ctx) {
-      return answerOf(ScaleWorkloadResponseSchema, await engine.submit(verbs.scaleWorkload, req, submitOptions(req, ctx)));
+      return answerOf(
+        ScaleWorkloadResponseSchema,
+        await engine.submit(verbs.scaleWorkload, req, submitOptions(req, ctx)),
+      );
     },
     async restartWorkload(req, ctx) {
       return answerOf(

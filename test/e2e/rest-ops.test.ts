@@ -133,7 +133,9 @@ describe("the ops API's REST contract against the real server", () => {
     const db1 = await core.readNamespacedPersistentVolumeClaim({ name: "data-db-1", namespace: ns });
     expect(db1.metadata?.uid).not.toBe(before.db1);
     expect(db1.status?.phase).toBe("Bound");
-    expect((await core.readNamespacedPersistentVolumeClaim({ name: "data-db-0", namespace: ns })).metadata?.uid).toBe(before.db0);
+    expect((await core.readNamespacedPersistentVolumeClaim({ name: "data-db-0", namespace: ns })).metadata?.uid).toBe(
+      before.db0,
+    );
     await expect(core.readNamespacedPersistentVolumeClaim({ name: "scratch", namespace: ns })).rejects.toThrow();
   }, 300_000);
 });

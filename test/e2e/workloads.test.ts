@@ -10,7 +10,13 @@ import { OperationState, StepState } from "../../gen/paas/v1/operation_pb.js";
 import { WorkloadKind } from "../../gen/paas/v1/workload_pb.js";
 import { LocalVolumes } from "../support/local-volumes.ts";
 import { allAuditEvents, core, deleteNamespace, waitFor } from "../support/reliability.ts";
-import { startServer, testbedEnv, TEST_LEASE_NAMESPACE, uniqueNamespace, type ServerProcess } from "../support/testbed.ts";
+import {
+  startServer,
+  testbedEnv,
+  TEST_LEASE_NAMESPACE,
+  uniqueNamespace,
+  type ServerProcess,
+} from "../support/testbed.ts";
 
 // WorkloadService on the real cluster: scale (scale subresource, expected_replicas, the quota,
 // dry run), restart, delete a pod, delete a claim (refused while mounted), the StatefulSet
@@ -38,8 +44,10 @@ async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: strin
   throw new Error("expected the call to fail");
 }
 
-const replicasOf = async (ns: string, name: string) => (await apps.readNamespacedDeployment({ name, namespace: ns })).spec?.replicas;
-const stsReplicas = async (ns: string, name: string) => (await apps.readNamespacedStatefulSet({ name, namespace: ns })).spec?.replicas;
+const replicasOf = async (ns: string, name: string) =>
+  (await apps.readNamespacedDeployment({ name, namespace: ns })).spec?.replicas;
+const stsReplicas = async (ns: string, name: string) =>
+  (await apps.readNamespacedStatefulSet({ name, namespace: ns })).spec?.replicas;
 const claimUid = async (ns: string, name: string) =>
   (await core.readNamespacedPersistentVolumeClaim({ name, namespace: ns }).catch(() => undefined))?.metadata?.uid;
 
@@ -116,9 +124,23 @@ describe("WorkloadService on the testbed", () => {
     expect(up.operationId).not.toBe("");
     expect(await replicasOf(ns, "web-podinfo")).toBe(3);
 
-    const zero = await paas.workloads.scaleWorkload({ namespace: ns, kind: D, name: "web-podinfo", replicas: 0, expectedReplicas: 3, wait: true });
+    const zero = await paas.workloads.scaleWorkload({
+      namespace: ns,
+      kind: D,
+      name: "web-podinfo",
+      replicas: 0,
+      expectedReplicas: 3,
+      wait: true,
+    });
     expect(zero.workload?.desiredReplicas).toBe(0);
-    const two = await paas.workloads.scaleWorkload({ namespace: ns, kind: D, name: "web-podinfo", replicas: 2, expectedReplicas: 0, wait: true });
+    const two = await paas.workloads.scaleWorkload({
+      namespace: ns,
+      kind: D,
+      name: "web-podinfo",
+      replicas: 2,
+      expectedReplicas: 0,
+      wait: true,
+    });
     expect(two.workload?.readyReplicas).toBe(2);
 
     const wrong = await codeOf(
@@ -129,15 +151,27 @@ describe("WorkloadService on the testbed", () => {
     expect(await replicasOf(ns, "web-podinfo")).toBe(2);
 
     // podinfo declares no limits: each pod gets the LimitRange's 500m / 512Mi, the quota has 2 / 4Gi.
-    const quota = await codeOf(paas.workloads.scaleWorkload({ namespace: ns, kind: D, name: "web-podinfo", replicas: 12 }));
+    const quota = await codeOf(
+      paas.workloads.scaleWorkload({ namespace: ns, kind: D, name: "web-podinfo", replicas: 12 }),
+    );
     expect(quota.code).toBe(Code.ResourceExhausted);
-    expect(quota.message).toMatch(/exceeded quota: scaling Deployment web-podinfo to 12 needs limits\.cpu=6000m .*limited: 2/);
+    expect(quota.message).toMatch(
+      /exceeded quota: scaling Deployment web-podinfo to 12 needs limits\.cpu=6000m .*limited: 2/,
+    );
     expect(await replicasOf(ns, "web-podinfo")).toBe(2);
 
-    const tooMany = await codeOf(paas.workloads.scaleWorkload({ namespace: ns, kind: D, name: "web-podinfo", replicas: 21 }));
+    const tooMany = await codeOf(
+      paas.workloads.scaleWorkload({ namespace: ns, kind: D, name: "web-podinfo", replicas: 21 }),
+    );
     expect(tooMany.code).toBe(Code.InvalidArgument);
 
-    const dry = await paas.workloads.scaleWorkload({ namespace: ns, kind: D, name: "web-podinfo", replicas: 4, dryRun: true });
+    const dry = await paas.workloads.scaleWorkload({
+      namespace: ns,
+      kind: D,
+      name: "web-podinfo",
+      replicas: 4,
+      dryRun: true,
+    });
     expect(dry.dryRun).toBe(true);
     expect(dry.message).toMatch(/would be scaled from 2 to 4/);
     expect(await replicasOf(ns, "web-podinfo")).toBe(2);
@@ -149,7 +183,9 @@ describe("WorkloadService on the testbed", () => {
   }, 240_000);
 
   it("restarts a Deployment (annotation, new ReplicaSet, pods replaced) and deletes a pod (replaced)", async () => {
-    const podsBefore = (await core.listNamespacedPod({ namespace: ns, labelSelector: "app.kubernetes.io/name=web-podinfo" })).items
+    const podsBefore = (
+      await core.listNamespacedPod({ namespace: ns, labelSelector: "app.kubernetes.io/name=web-podinfo" })
+    ).items
       .map((p) => p.metadata!.name!)
       .sort();
     expect(podsBefore.length).toBe(2);
@@ -162,7 +198,9 @@ describe("WorkloadService on the testbed", () => {
     const podsAfter = await waitFor(
       "the old pods gone",
       async () => {
-        const names = (await core.listNamespacedPod({ namespace: ns, labelSelector: "app.kubernetes.io/name=web-podinfo" })).items
+        const names = (
+          await core.listNamespacedPod({ namespace: ns, labelSelector: "app.kubernetes.io/name=web-podinfo" })
+        ).items
           .filter((p) => !p.metadata?.deletionTimestamp)
           .map((p) => p.metadata!.name!);
         return names.length === 2 && names.every((n) => !podsBefore.includes(n)) ? names : undefined;
@@ -176,7 +214,9 @@ describe("WorkloadService on the testbed", () => {
     await waitFor(
       "a replacement pod",
       async () => {
-        const names = (await core.listNamespacedPod({ namespace: ns, labelSelector: "app.kubernetes.io/name=web-podinfo" })).items
+        const names = (
+          await core.listNamespacedPod({ namespace: ns, labelSelector: "app.kubernetes.io/name=web-podinfo" })
+        ).items
           .filter((p) => !p.metadata?.deletionTimestamp && p.status?.phase === "Running")
           .map((p) => p.metadata!.name!);
         return names.length === 2 && !names.includes(victim) ? names : undefined;
@@ -197,17 +237,40 @@ describe("WorkloadService on the testbed", () => {
 
   it("a StatefulSet on bound PVs: scale with expected_replicas, PVC refused while mounted, deleted when not", async () => {
     await apps.createNamespacedStatefulSet({ namespace: ns, body: local.statefulSet("db", 2) });
-    await waitFor("db ready", async () => ((await apps.readNamespacedStatefulSet({ name: "db", namespace: ns })).status?.readyReplicas === 2 ? true : undefined), 90_000);
+    await waitFor(
+      "db ready",
+      async () =>
+        (await apps.readNamespacedStatefulSet({ name: "db", namespace: ns })).status?.readyReplicas === 2
+          ? true
+          : undefined,
+      90_000,
+    );
     const pvc0 = await core.readNamespacedPersistentVolumeClaim({ name: "data-db-0", namespace: ns });
     expect(pvc0.status?.phase).toBe("Bound");
     expect(PVS).toContain(pvc0.spec?.volumeName);
 
-    const wrong = await codeOf(paas.workloads.scaleWorkload({ namespace: ns, kind: S, name: "db", replicas: 3, expectedReplicas: 1 }));
+    const wrong = await codeOf(
+      paas.workloads.scaleWorkload({ namespace: ns, kind: S, name: "db", replicas: 3, expectedReplicas: 1 }),
+    );
     expect(wrong.code).toBe(Code.FailedPrecondition);
-    const three = await paas.workloads.scaleWorkload({ namespace: ns, kind: S, name: "db", replicas: 3, expectedReplicas: 2, wait: true });
+    const three = await paas.workloads.scaleWorkload({
+      namespace: ns,
+      kind: S,
+      name: "db",
+      replicas: 3,
+      expectedReplicas: 2,
+      wait: true,
+    });
     expect(three.workload?.readyReplicas).toBe(3);
     expect(three.warning).toBe("");
-    await paas.workloads.scaleWorkload({ namespace: ns, kind: S, name: "db", replicas: 2, expectedReplicas: 3, wait: true });
+    await paas.workloads.scaleWorkload({
+      namespace: ns,
+      kind: S,
+      name: "db",
+      replicas: 2,
+      expectedReplicas: 3,
+      wait: true,
+    });
 
     const refused = await codeOf(paas.workloads.deletePersistentVolumeClaim({ namespace: ns, name: "data-db-0" }));
     expect(refused.code).toBe(Code.FailedPrecondition);
@@ -225,7 +288,12 @@ describe("WorkloadService on the testbed", () => {
   it("rebuilds a member: new claim for the ordinal, others untouched, steps in order; a failure mid-runbook names its step and a rerun succeeds", async () => {
     const before = { 0: await claimUid(ns, "data-db-0"), 1: await claimUid(ns, "data-db-1") };
     expect(before[0] && before[1]).toBeTruthy();
-    const res = await paas.workloads.rebuildStatefulSetMember({ namespace: ns, statefulset: "db", ordinal: 1, targetReplicas: 2 });
+    const res = await paas.workloads.rebuildStatefulSetMember({
+      namespace: ns,
+      statefulset: "db",
+      ordinal: 1,
+      targetReplicas: 2,
+    });
     expect(res.claims).toEqual(["data-db-1"]);
     expect(res.workload?.readyReplicas).toBe(2);
     const after1 = await claimUid(ns, "data-db-1");
@@ -251,10 +319,20 @@ describe("WorkloadService on the testbed", () => {
 
     // Failure: a finalizer of the test holds the claim in wait-pvcs-gone while someone scales the set back.
     await core.patchNamespacedPersistentVolumeClaim(
-      { name: "data-db-1", namespace: ns, body: { metadata: { finalizers: ["kubernetes.io/pvc-protection", "paas.io/e2e-hold"] } } },
+      {
+        name: "data-db-1",
+        namespace: ns,
+        body: { metadata: { finalizers: ["kubernetes.io/pvc-protection", "paas.io/e2e-hold"] } },
+      },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
-    const started = await paas.workloads.rebuildStatefulSetMember({ namespace: ns, statefulset: "db", ordinal: 1, targetReplicas: 2, async: true });
+    const started = await paas.workloads.rebuildStatefulSetMember({
+      namespace: ns,
+      statefulset: "db",
+      ordinal: 1,
+      targetReplicas: 2,
+      async: true,
+    });
     const id = started.operationId;
     await waitFor(
       "the runbook in wait-pvcs-gone",
@@ -292,7 +370,12 @@ describe("WorkloadService on the testbed", () => {
       },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
-    const rerun = await paas.workloads.rebuildStatefulSetMember({ namespace: ns, statefulset: "db", ordinal: 1, targetReplicas: 2 });
+    const rerun = await paas.workloads.rebuildStatefulSetMember({
+      namespace: ns,
+      statefulset: "db",
+      ordinal: 1,
+      targetReplicas: 2,
+    });
     expect(rerun.workload?.readyReplicas).toBe(2);
     const after2 = await claimUid(ns, "data-db-1");
     expect(after2).toBeDefined();
@@ -309,7 +392,10 @@ describe("WorkloadService on the testbed", () => {
         spec: {
           replicas: 1,
           selector: { matchLabels: { app: "app" } },
-          template: { metadata: { labels: { app: "app" } }, spec: { containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] } },
+          template: {
+            metadata: { labels: { app: "app" } },
+            spec: { containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] },
+          },
         },
       },
     });
@@ -320,32 +406,56 @@ describe("WorkloadService on the testbed", () => {
         spec: {
           replicas: 1,
           selector: { matchLabels: { app: "app" } },
-          template: { metadata: { labels: { app: "app" } }, spec: { containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] } },
+          template: {
+            metadata: { labels: { app: "app" } },
+            spec: { containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] },
+          },
         },
       },
     });
-    const scale = (c: PaasClient, namespace: string) => c.workloads.scaleWorkload({ namespace, kind: D, name: "app", replicas: 3 });
+    const scale = (c: PaasClient, namespace: string) =>
+      c.workloads.scaleWorkload({ namespace, kind: D, name: "app", replicas: 3 });
     expect((await codeOf(scale(paas, "kube-system"))).code).toBe(Code.PermissionDenied);
     expect((await codeOf(scale(paas, TEST_LEASE_NAMESPACE))).code).toBe(Code.PermissionDenied);
     expect((await codeOf(scale(paas, unmanaged))).code).toBe(Code.NotFound);
     expect((await codeOf(scale(otherScoped, ns))).code).toBe(Code.PermissionDenied);
     expect((await codeOf(scale(readOnly, other))).code).toBe(Code.PermissionDenied);
     expect((await codeOf(scale(deployOnly, other))).code).toBe(Code.PermissionDenied);
-    expect((await codeOf(deployOnly.workloads.deletePod({ namespace: ns, name: "db-0" }))).code).toBe(Code.PermissionDenied);
-    expect((await codeOf(readOnly.workloads.deletePersistentVolumeClaim({ namespace: ns, name: "data-db-0" }))).code).toBe(
+    expect((await codeOf(deployOnly.workloads.deletePod({ namespace: ns, name: "db-0" }))).code).toBe(
       Code.PermissionDenied,
     );
-    expect((await codeOf(readOnly.workloads.rebuildStatefulSetMember({ namespace: ns, statefulset: "db", ordinal: 0, targetReplicas: 2 }))).code).toBe(
-      Code.PermissionDenied,
-    );
+    expect(
+      (await codeOf(readOnly.workloads.deletePersistentVolumeClaim({ namespace: ns, name: "data-db-0" }))).code,
+    ).toBe(Code.PermissionDenied);
+    expect(
+      (
+        await codeOf(
+          readOnly.workloads.rebuildStatefulSetMember({
+            namespace: ns,
+            statefulset: "db",
+            ordinal: 0,
+            targetReplicas: 2,
+          }),
+        )
+      ).code,
+    ).toBe(Code.PermissionDenied);
     expect(await replicasOf(other, "app")).toBe(1);
     expect(await replicasOf(unmanaged, "app")).toBe(1);
     expect(await stsReplicas(ns, "db")).toBe(2);
     expect(await claimUid(ns, "data-db-0")).toBeDefined();
     expect((await core.readNamespacedPod({ name: "db-0", namespace: ns })).metadata?.deletionTimestamp).toBeUndefined();
     // The read-only key may list; the other tenant's key does it in its own namespace.
-    expect((await readOnly.workloads.listWorkloads({ namespace: ns })).workloads.map((w) => w.name)).toEqual(["web-podinfo", "db"]);
-    const own = await otherScoped.workloads.scaleWorkload({ namespace: other, kind: D, name: "app", replicas: 2, expectedReplicas: 1 });
+    expect((await readOnly.workloads.listWorkloads({ namespace: ns })).workloads.map((w) => w.name)).toEqual([
+      "web-podinfo",
+      "db",
+    ]);
+    const own = await otherScoped.workloads.scaleWorkload({
+      namespace: other,
+      kind: D,
+      name: "app",
+      replicas: 2,
+      expectedReplicas: 1,
+    });
     expect(own.workload?.desiredReplicas).toBe(2);
   }, 120_000);
 });

@@ -28,7 +28,13 @@ export class FakeWorkloads implements WorkloadClient {
   onPoll?: (what: string) => void;
   private uid = 0;
 
-  add(namespace: string, kind: WorkloadKindName, name: string, replicas: number, extra: Partial<WorkloadInfo> = {}): void {
+  add(
+    namespace: string,
+    kind: WorkloadKindName,
+    name: string,
+    replicas: number,
+    extra: Partial<WorkloadInfo> = {},
+  ): void {
     this.workloads.set(`${namespace}/${kind}/${name}`, {
       resourceVersion: 1,
       info: {
@@ -95,7 +101,14 @@ export class FakeWorkloads implements WorkloadClient {
         if (!this.claims.has(`${namespace}/${c}`)) this.claim(namespace, c);
         this.claims.get(`${namespace}/${c}`)!.mountedBy.push(pod);
       }
-      this.pods.set(`${namespace}/${pod}`, { name: pod, uid: `pod-${++this.uid}`, phase: "Running", ready: true, terminating: false, claims });
+      this.pods.set(`${namespace}/${pod}`, {
+        name: pod,
+        uid: `pod-${++this.uid}`,
+        phase: "Running",
+        ready: true,
+        terminating: false,
+        claims,
+      });
     }
   }
 
@@ -145,7 +158,9 @@ export class FakeWorkloads implements WorkloadClient {
   async getClaim(namespace: string, name: string): Promise<ClaimInfo | undefined> {
     this.onPoll?.(`getClaim ${name}`);
     const c = this.claims.get(`${namespace}/${name}`);
-    return c ? { name: c.name, uid: c.uid, phase: c.phase, terminating: c.terminating, finalizers: [...c.finalizers] } : undefined;
+    return c
+      ? { name: c.name, uid: c.uid, phase: c.phase, terminating: c.terminating, finalizers: [...c.finalizers] }
+      : undefined;
   }
   async deleteClaim(namespace: string, name: string, dryRun: boolean) {
     this.calls.push(`delete pvc ${name}${dryRun ? " dry" : ""}`);

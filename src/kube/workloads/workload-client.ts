@@ -102,7 +102,10 @@ export function createWorkloadClient(kc: KubeConfig, requestTimeoutMs = 30_000):
     let found = apis.get(namespace);
     if (!found) {
       const user = impersonating(kc, deployerUser(namespace));
-      found = { apps: createApi(user, requestTimeoutMs, AppsV1Api), core: createApi(user, requestTimeoutMs, CoreV1Api) };
+      found = {
+        apps: createApi(user, requestTimeoutMs, AppsV1Api),
+        core: createApi(user, requestTimeoutMs, CoreV1Api),
+      };
       apis.set(namespace, found);
     }
     return found;
@@ -259,7 +262,9 @@ export function createWorkloadClient(kc: KubeConfig, requestTimeoutMs = 30_000):
         .join(",");
       const pods = await guard(`list pods in ${namespace}`, () => core.listNamespacedPod({ namespace, labelSelector }));
       return pods.items
-        .filter((p) => (p.metadata?.ownerReferences ?? []).some((o) => o.kind === "StatefulSet" && o.name === statefulset))
+        .filter((p) =>
+          (p.metadata?.ownerReferences ?? []).some((o) => o.kind === "StatefulSet" && o.name === statefulset),
+        )
         .map(briefOf);
     },
   };

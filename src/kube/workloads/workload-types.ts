@@ -66,7 +66,11 @@ export interface WorkloadClient {
   /** NOT_FOUND when absent. */
   get(namespace: string, kind: WorkloadKindName, name: string): Promise<WorkloadInfo>;
   /** Reads the scale subresource: spec.replicas and its resourceVersion. */
-  readScale(namespace: string, kind: ScalableKind, name: string): Promise<{ replicas: number; resourceVersion: string }>;
+  readScale(
+    namespace: string,
+    kind: ScalableKind,
+    name: string,
+  ): Promise<{ replicas: number; resourceVersion: string }>;
   /** Writes the scale subresource with the resourceVersion read (a concurrent change → CONFLICT). */
   writeScale(
     namespace: string,

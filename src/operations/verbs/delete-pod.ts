@@ -23,7 +23,11 @@ export function deletePod(deps: WorkloadVerbDeps): Verb<typeof DeletePodRequestS
         namespace: req.namespace,
         release: "",
         repairFirst: false,
-        params: { name: req.name, dry_run: req.dryRun, ...(grace !== undefined ? { grace_period_seconds: grace } : {}) },
+        params: {
+          name: req.name,
+          dry_run: req.dryRun,
+          ...(grace !== undefined ? { grace_period_seconds: grace } : {}),
+        },
         async perform(run) {
           await run.step(
             "delete",

@@ -44,7 +44,10 @@ export function rebuildStatefulSetMember(
       const sts = await deps.workloads.get(req.namespace, KIND, req.statefulset);
       const target = req.targetReplicas || sts.desired;
       if (target === 0)
-        throw new PaasError("invalid_argument", `StatefulSet ${req.statefulset} is at 0 replicas: pass target_replicas`);
+        throw new PaasError(
+          "invalid_argument",
+          `StatefulSet ${req.statefulset} is at 0 replicas: pass target_replicas`,
+        );
       if (req.ordinal >= target)
         throw new PaasError("invalid_argument", `ordinal ${req.ordinal} is not below target_replicas ${target}`);
       if (sts.claimTemplates.length === 0)
@@ -66,7 +69,11 @@ export function rebuildStatefulSetMember(
           const name = req.statefulset;
           if (req.dryRun) {
             const s = await deps.workloads.readScale(ns, KIND, name);
-            await run.step("scale-to-zero", () => deps.workloads.writeScale(ns, KIND, name, 0, s.resourceVersion, true), () => "dry run");
+            await run.step(
+              "scale-to-zero",
+              () => deps.workloads.writeScale(ns, KIND, name, 0, s.resourceVersion, true),
+              () => "dry run",
+            );
             return create(RebuildStatefulSetMemberResponseSchema, {
               workload: toWorkload(sts),
               claims,
@@ -160,4 +167,3 @@ async function assertAtZero(deps: WorkloadVerbDeps, ns: string, name: string, st
   const s = await deps.workloads.readScale(ns, KIND, name);
   if (s.replicas !== 0) throw scaledBack(name, s.replicas, step);
 }
-

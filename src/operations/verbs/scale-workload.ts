@@ -64,7 +64,11 @@ export function scaleWorkload(
             (s) => `${s.replicas} replicas`,
           );
           const before = await deps.workloads.get(ns, kind, name);
-          await run.step("quota", () => checkQuota(deps, before, req.replicas), (d) => d);
+          await run.step(
+            "quota",
+            () => checkQuota(deps, before, req.replicas),
+            (d) => d,
+          );
           const set = await run.step(
             "scale",
             () => deps.workloads.writeScale(ns, kind, name, req.replicas, scale.resourceVersion, req.dryRun),
@@ -72,7 +76,11 @@ export function scaleWorkload(
           );
           let after = await deps.workloads.get(ns, kind, name);
           if (req.wait && !req.dryRun)
-            after = await run.step("wait-ready", () => waitReady(deps, run, ns, kind, name, set), (w) => `${w.ready} ready`);
+            after = await run.step(
+              "wait-ready",
+              () => waitReady(deps, run, ns, kind, name, set),
+              (w) => `${w.ready} ready`,
+            );
           const warning = helmWarning(after);
           const verb = req.dryRun ? "would be scaled" : "scaled";
           return create(ScaleWorkloadResponseSchema, {

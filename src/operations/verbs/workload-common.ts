@@ -5,7 +5,12 @@ import { isDnsSubdomain } from "../../domain/names.ts";
 import { PaasError } from "../../errors.ts";
 import type { KubeClient } from "../../kube/kube-types.ts";
 import { DEFAULT_LIMIT, DEFAULT_REQUEST, parseQuantity } from "../../kube/tenancy/quota.ts";
-import type { ScalableKind, WorkloadClient, WorkloadInfo, WorkloadKindName } from "../../kube/workloads/workload-types.ts";
+import type {
+  ScalableKind,
+  WorkloadClient,
+  WorkloadInfo,
+  WorkloadKindName,
+} from "../../kube/workloads/workload-types.ts";
 import type { VerbRun } from "../verb.ts";
 
 export const WORKLOAD_SERVICE = "paas.v1.WorkloadService";

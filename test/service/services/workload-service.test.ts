@@ -63,17 +63,30 @@ describe("WorkloadService", () => {
   it("scales with expected_replicas, refuses a wrong one, the maximum and the quota, and changes nothing on a dry run", async () => {
     const { fake, wl } = await setup();
     fake.add(NS, "Deployment", "web", 1, { helmRelease: "web" });
-    const up = await wl.scaleWorkload({ namespace: NS, kind: D, name: "web", replicas: 3, expectedReplicas: 1, wait: true });
+    const up = await wl.scaleWorkload({
+      namespace: NS,
+      kind: D,
+      name: "web",
+      replicas: 3,
+      expectedReplicas: 1,
+      wait: true,
+    });
     expect(up.previousReplicas).toBe(1);
     expect(up.workload?.readyReplicas).toBe(3);
     expect(up.warning).toMatch(/Helm release web/);
-    const wrong = await failure(wl.scaleWorkload({ namespace: NS, kind: D, name: "web", replicas: 1, expectedReplicas: 1 }));
+    const wrong = await failure(
+      wl.scaleWorkload({ namespace: NS, kind: D, name: "web", replicas: 1, expectedReplicas: 1 }),
+    );
     expect(wrong.code).toBe(Code.FailedPrecondition);
-    expect((await failure(wl.scaleWorkload({ namespace: NS, kind: D, name: "web", replicas: 11 }))).code).toBe(Code.InvalidArgument);
-    expect((await failure(wl.scaleWorkload({ namespace: NS, kind: D, name: "web", replicas: -1 }))).code).toBe(Code.InvalidArgument);
-    expect((await failure(wl.scaleWorkload({ namespace: NS, kind: WorkloadKind.DAEMONSET, name: "web", replicas: 1 }))).code).toBe(
+    expect((await failure(wl.scaleWorkload({ namespace: NS, kind: D, name: "web", replicas: 11 }))).code).toBe(
       Code.InvalidArgument,
     );
+    expect((await failure(wl.scaleWorkload({ namespace: NS, kind: D, name: "web", replicas: -1 }))).code).toBe(
+      Code.InvalidArgument,
+    );
+    expect(
+      (await failure(wl.scaleWorkload({ namespace: NS, kind: WorkloadKind.DAEMONSET, name: "web", replicas: 1 }))).code,
+    ).toBe(Code.InvalidArgument);
     // 0.5 CPU per pod, 2 CPUs of quota (none used in the fake): 3 → 7 fits, 3 → 8 does not.
     fake.workloads.get(`${NS}/Deployment/web`)!.info.perPod["limits.cpu"] = 0.5;
     const quota = await failure(wl.scaleWorkload({ namespace: NS, kind: D, name: "web", replicas: 8 }));
@@ -83,7 +96,9 @@ describe("WorkloadService", () => {
     expect(dry.dryRun).toBe(true);
     expect(fake.calls).toEqual(["scale Deployment web 3", "scale Deployment web 4 dry"]);
     expect((await wl.listWorkloads({ namespace: NS })).workloads[0]?.desiredReplicas).toBe(3);
-    expect((await failure(wl.scaleWorkload({ namespace: NS, kind: D, name: "nope", replicas: 1 }))).code).toBe(Code.NotFound);
+    expect((await failure(wl.scaleWorkload({ namespace: NS, kind: D, name: "nope", replicas: 1 }))).code).toBe(
+      Code.NotFound,
+    );
   });
 
   it("is refused outside managed namespaces and without the operate verb, before anything runs", async () => {
@@ -116,7 +131,9 @@ describe("WorkloadService", () => {
     await wl.deletePod({ namespace: NS, name: "db-0", gracePeriodSeconds: 0n });
     expect(fake.calls).toEqual(["restart Deployment web", "delete pod db-0 grace=0"]);
     expect((await failure(wl.deletePod({ namespace: NS, name: "db-9" }))).code).toBe(Code.NotFound);
-    expect((await failure(wl.deletePod({ namespace: NS, name: "db-0", gracePeriodSeconds: -1n }))).code).toBe(Code.InvalidArgument);
+    expect((await failure(wl.deletePod({ namespace: NS, name: "db-0", gracePeriodSeconds: -1n }))).code).toBe(
+      Code.InvalidArgument,
+    );
   });
 
   it("refuses a mounted claim unless force, and says when its finalizer holds it", async () => {
@@ -128,7 +145,7 @@ describe("WorkloadService", () => {
     expect(refused.rawMessage).toMatch(/mounted by running pod\(s\) db-0/);
     expect(fake.calls).toEqual([]);
     // A forced delete waits up to 5 s for the claim to go before reporting the finalizer.
-    const forced = await (wl.deletePersistentVolumeClaim({ namespace: NS, name: "data", force: true }));
+    const forced = await wl.deletePersistentVolumeClaim({ namespace: NS, name: "data", force: true });
     expect(forced.deleted).toBe(false);
     expect(forced.heldByFinalizer).toBe(true);
     expect(forced.message).toMatch(/held by its kubernetes.io\/pvc-protection finalizer/);
@@ -165,7 +182,9 @@ describe("WorkloadService", () => {
         fake.scaleBehind(NS, "StatefulSet", "db", 2);
       }
     };
-    const err = await failure(wl.rebuildStatefulSetMember({ namespace: NS, statefulset: "db", ordinal: 1, targetReplicas: 2 }));
+    const err = await failure(
+      wl.rebuildStatefulSetMember({ namespace: NS, statefulset: "db", ordinal: 1, targetReplicas: 2 }),
+    );
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.rawMessage).toMatch(/scaled to 2 by someone else during wait-pvcs-gone/);
     const { operations } = await h.operations.listOperations({ namespace: NS });
@@ -176,11 +195,17 @@ describe("WorkloadService", () => {
     // The rerun, once the hold is gone, succeeds.
     const c = fake.claims.get(`${NS}/data-db-1`)!;
     c.finalizers = c.finalizers.filter((f) => f !== "test/hold");
-    const rerun = await wl.rebuildStatefulSetMember({ namespace: NS, statefulset: "db", ordinal: 1, targetReplicas: 2 });
+    const rerun = await wl.rebuildStatefulSetMember({
+      namespace: NS,
+      statefulset: "db",
+      ordinal: 1,
+      targetReplicas: 2,
+    });
     expect(rerun.workload?.readyReplicas).toBe(2);
     expect(fake.claims.get(`${NS}/data-db-0`)!.uid).toBe(before[0]);
-    expect((await failure(wl.rebuildStatefulSetMember({ namespace: NS, statefulset: "db", ordinal: 2, targetReplicas: 2 }))).code).toBe(
-      Code.InvalidArgument,
-    );
+    expect(
+      (await failure(wl.rebuildStatefulSetMember({ namespace: NS, statefulset: "db", ordinal: 2, targetReplicas: 2 })))
+        .code,
+    ).toBe(Code.InvalidArgument);
   }, 20_000);
 });

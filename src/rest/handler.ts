@@ -169,6 +169,11 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
             "preference-applied": "respond-async",
           },
         );
+      } else if (route.forceAsync && operationId) {
+        // The ops API's job start: {job_id, status}, followed at /ops/jobs/{job_id}.
+        reply(res, route.status, route.response(result.message as never), {
+          location: `/ops/jobs/${operationId}`,
+        });
       } else {
         reply(res, route.status, route.response(result.message as never));
       }

@@ -129,7 +129,16 @@ describe("WorkloadService", () => {
     expect(paused.code).toBe(Code.FailedPrecondition);
     expect(paused.rawMessage).toMatch(/paused/);
     await wl.deletePod({ namespace: NS, name: "db-0", gracePeriodSeconds: 0n });
-    expect(fake.calls).toEqual(["restart Deployment web", "delete pod db-0 grace=0"]);
+    const dry = await wl.restartWorkload({ namespace: NS, kind: D, name: "web", dryRun: true });
+    expect(dry.message).toBe("Deployment web would be restarted");
+    expect(fake.workloads.get(`${NS}/Deployment/web`)!.info.restartedAt).toBe(r.restartedAt);
+    await wl.deletePod({ namespace: NS, name: "db-0", dryRun: true });
+    expect(fake.calls).toEqual([
+      "restart Deployment web",
+      "delete pod db-0 grace=0",
+      "restart Deployment web dry",
+      "delete pod db-0 dry",
+    ]);
     expect((await failure(wl.deletePod({ namespace: NS, name: "db-9" }))).code).toBe(Code.NotFound);
     expect((await failure(wl.deletePod({ namespace: NS, name: "db-0", gracePeriodSeconds: -1n }))).code).toBe(
       Code.InvalidArgument,

@@ -91,12 +91,16 @@ async function engineCost(): Promise<void> {
 
 /** maxOverlap is the most helm writes running at once, from the server's "started" and end log lines. */
 function maxOverlap(logs: Array<Record<string, unknown>>): number {
+  // pino writes ISO times here (src/log.ts).
+  const at = (l: Record<string, unknown>) => (typeof l.time === "number" ? l.time : Date.parse(String(l.time)));
   const events: Array<[number, number]> = [];
   for (const l of logs) {
-    if (l.msg === "helm upgrade started") events.push([Number(l.time), +1]);
+    if (l.msg === "helm upgrade started") events.push([at(l), +1]);
     else if ((l.msg === "helm upgrade" || l.msg === "helm upgrade failed") && typeof l.durationMs === "number")
-      events.push([Number(l.time), -1]);
+      events.push([at(l), -1]);
   }
+  if (events.length === 0 || events.some(([t]) => Number.isNaN(t)))
+    throw new Error("no helm runs with readable times in the log");
   events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let now = 0;
   let max = 0;
@@ -105,16 +109,21 @@ function maxOverlap(logs: Array<Record<string, unknown>>): number {
 }
 
 async function asyncDrain(): Promise<void> {
-  const ns = uniqueNamespace("benchq");
+  // Five releases a namespace: a tenant namespace's quota holds 100 Secrets (Helm keeps one per
+  // revision); its CPU and memory limits are raised for the pods.
+  const spaces = Array.from({ length: Math.ceil(ASYNC_RELEASES / 5) }, () => uniqueNamespace("benchq"));
   const server = await startServer({ LOG_LEVEL: "info", HELM_CONCURRENCY: String(CONCURRENCY) });
   try {
     const c = createPaasClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, protocol: "grpc" });
-    await c.namespaces.createNamespace({ name: ns, podSecurity: "baseline" });
-    const names = Array.from({ length: ASYNC_RELEASES }, (_, i) => `q${i}`);
+    for (const name of spaces) {
+      await c.namespaces.createNamespace({ name, podSecurity: "baseline", cpuLimit: "50", memoryLimit: "100Gi" });
+    }
+    const targets = Array.from({ length: ASYNC_RELEASES }, (_, i) => ({
+      namespace: spaces[i % spaces.length]!,
+      name: `q${i}`,
+    }));
     // Installed async too, then waited for: the drain below starts from deployed releases.
-    const installs = await Promise.all(
-      names.map((name) => c.releases.installRelease({ namespace: ns, name, ...chart, async: true })),
-    );
+    const installs = await Promise.all(targets.map((t) => c.releases.installRelease({ ...t, ...chart, async: true })));
     for (const i of installs)
       await c.operations.waitOperation({ id: i.operationId, timeout: { seconds: 600n, nanos: 0 } });
     const startedAt = performance.now();
@@ -122,9 +131,9 @@ async function asyncDrain(): Promise<void> {
     const ids: string[] = [];
     for (let i = 0; i < ASYNC_OPS; i++) {
       const t = performance.now();
+      const target = targets[i % targets.length]!;
       const res = await c.releases.upgradeRelease({
-        namespace: ns,
-        name: names[i % names.length]!,
+        ...target,
         values: { podAnnotations: { bench: `n${i}` } },
         async: true,
       });
@@ -133,24 +142,31 @@ async function asyncDrain(): Promise<void> {
     }
     const queuedIn = performance.now() - startedAt;
     const states = new Map<OperationState, number>();
+    const errors = new Map<string, number>();
     for (const id of ids) {
       const { operation } = await c.operations.waitOperation({ id, timeout: { seconds: 600n, nanos: 0 } });
       states.set(operation!.state, (states.get(operation!.state) ?? 0) + 1);
+      const e = operation?.error ? `${operation.error.code}: ${operation.error.message.slice(0, 120)}` : "";
+      if (e) errors.set(e, (errors.get(e) ?? 0) + 1);
     }
     const drained = performance.now() - startedAt;
-    console.log(`${ASYNC_OPS} async UpgradeRelease over ${ASYNC_RELEASES} releases, HELM_CONCURRENCY=${CONCURRENCY}`);
+    const ok = states.get(OperationState.SUCCEEDED) ?? 0;
+    console.log(
+      `${ASYNC_OPS} async UpgradeRelease over ${ASYNC_RELEASES} releases in ${spaces.length} namespaces, HELM_CONCURRENCY=${CONCURRENCY}`,
+    );
     console.log(
       `  accepted (durably queued) p50 ${fmt(p(accepted, 0.5))} ms  p95 ${fmt(p(accepted, 0.95))} ms; all queued in ${fmt(queuedIn)} ms`,
     );
     console.log(
-      `  drained in ${(drained / 1000).toFixed(1)} s (${((ASYNC_OPS / drained) * 1000).toFixed(2)} ops/s); succeeded ${states.get(OperationState.SUCCEEDED) ?? 0}, other ${ASYNC_OPS - (states.get(OperationState.SUCCEEDED) ?? 0)}`,
+      `  drained in ${(drained / 1000).toFixed(1)} s (${((ASYNC_OPS / drained) * 1000).toFixed(2)} ops/s); succeeded ${ok}, other ${ASYNC_OPS - ok}`,
     );
+    for (const [e, n] of errors) console.log(`  ${n} × ${e}`);
     console.log(`  most helm upgrades at once: ${maxOverlap(server.logs)} (bound ${CONCURRENCY})`);
   } finally {
     await server.stop();
-    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    for (const name of spaces) await core.deleteNamespace({ name }).catch(() => undefined);
   }
 }
 
-await engineCost();
-await asyncDrain();
+if (process.env.BENCH_ONLY !== "drain") await engineCost();
+if (process.env.BENCH_ONLY !== "engine") await asyncDrain();

@@ -4,11 +4,13 @@ import { ReleaseService } from "../gen/paas/v1/release_pb.js";
 import { NamespaceService } from "../gen/paas/v1/namespace_pb.js";
 import { OperationService } from "../gen/paas/v1/operation_pb.js";
 import { AuditService } from "../gen/paas/v1/audit_pb.js";
+import { WorkloadService } from "../gen/paas/v1/workload_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 
 export * from "../gen/paas/v1/release_pb.js";
 export * from "../gen/paas/v1/namespace_pb.js";
 export * from "../gen/paas/v1/operation_pb.js";
+export * from "../gen/paas/v1/workload_pb.js";
 
 /** Protocol is the wire protocol a client speaks; the server answers all three on one port. */
 export type Protocol = "connect" | "grpc" | "grpc-web";
@@ -33,6 +35,7 @@ export interface PaasClient {
   namespaces: Client<typeof NamespaceService>;
   operations: Client<typeof OperationService>;
   audit: Client<typeof AuditService>;
+  workloads: Client<typeof WorkloadService>;
   health: Client<typeof Health>;
   transport: Transport;
 }
@@ -67,6 +70,7 @@ export function createPaasClient(options: PaasClientOptions): PaasClient {
     namespaces: createClient(NamespaceService, transport),
     operations: createClient(OperationService, transport),
     audit: createClient(AuditService, transport),
+    workloads: createClient(WorkloadService, transport),
     health: createClient(Health, transport),
     transport,
   };

@@ -23,7 +23,10 @@ import { OperationQueue } from "./operations/operation-queue.ts";
 import { OperationEngine } from "./operations/engine.ts";
 import { NamespaceManager } from "./operations/namespace-manager.ts";
 import { ReleaseRepair } from "./operations/release-repair.ts";
-import { allVerbs, createVerbs } from "./operations/verbs/all-verbs.ts";
+import { allVerbs, createVerbs, createWorkloadVerbs } from "./operations/verbs/all-verbs.ts";
+import { WorkloadService } from "../gen/paas/v1/workload_pb.js";
+import type { WorkloadClient } from "./kube/workloads/workload-types.ts";
+import { createWorkloadService } from "./services/workload-service.ts";
 import { OperationService } from "../gen/paas/v1/operation_pb.js";
 import { createOperationService } from "./services/operation-service.ts";
 import type { ReleaseLocks, ReleaseRecovery } from "./domain/ports.ts";
@@ -80,6 +83,12 @@ export interface AppDeps {
   operationRetentionMs?: number;
   /** How often cancellations asked on other replicas are looked for, ms (tests shorten it). */
   operationPollMs?: number;
+  /** WorkloadService's Kubernetes calls (as each namespace's deployer); absent: the service is not served. */
+  workloads?: WorkloadClient;
+  /** WORKLOAD_MAX_REPLICAS (default 20). */
+  workloadMaxReplicas?: number;
+  /** Poll interval of the workload verbs' waits, ms (tests shorten it). */
+  workloadPollMs?: number;
 }
 
 /**
@@ -139,6 +148,20 @@ export function createApp(deps: AppDeps): App {
     maxHelmTimeoutSeconds: deps.maxHelmTimeoutSeconds,
   });
   engine.register(...allVerbs(verbs));
+  const workloadVerbs = deps.workloads
+    ? createWorkloadVerbs({
+        workloads: deps.workloads,
+        kube: deps.kube,
+        maxReplicas: deps.workloadMaxReplicas ?? 20,
+        waitTimeoutMs: deps.helmTimeoutSeconds * 1000,
+        ...(deps.workloadPollMs !== undefined ? { pollMs: deps.workloadPollMs } : {}),
+      })
+    : undefined;
+  if (workloadVerbs) engine.register(...allVerbs(workloadVerbs));
+  const workload =
+    deps.workloads && workloadVerbs
+      ? createWorkloadService({ kube: deps.kube, workloads: deps.workloads, engine, verbs: workloadVerbs })
+      : undefined;
   const release = createReleaseService({
     helm: deps.helm,
     kube: deps.kube,
@@ -156,6 +179,7 @@ export function createApp(deps: AppDeps): App {
     NamespaceService,
     OperationService,
     AuditService,
+    ...(workload ? [WorkloadService] : []),
     Health,
   ]);
 
@@ -179,6 +203,7 @@ export function createApp(deps: AppDeps): App {
     router.service(NamespaceService, namespace);
     router.service(OperationService, operationService);
     router.service(AuditService, auditService);
+    if (workload) router.service(WorkloadService, workload);
     router.service(Health, health);
     router.service(ServerReflection, reflection);
   };

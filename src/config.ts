@@ -66,6 +66,8 @@ export interface Config {
   heartbeatMs: number;
   /** RECONCILE_INTERVAL: how often stuck releases and orphaned audit intents are looked for, ms. */
   reconcileIntervalMs: number;
+  /** WORKLOAD_MAX_REPLICAS: the most replicas ScaleWorkload and RebuildStatefulSetMember accept. */
+  workloadMaxReplicas: number;
 }
 
 /** ConfigError is thrown for an invalid environment; main prints its one-line message and exits 1. */
@@ -137,6 +139,7 @@ export function loadConfig(env: Env = process.env): Config {
     replica: `${(env.POD_NAME || hostname()).slice(0, 40)}-${randomBytes(3).toString("hex")}`,
     heartbeatMs: duration(env, "HEARTBEAT_INTERVAL", 5, 300) * 1000,
     reconcileIntervalMs: duration(env, "RECONCILE_INTERVAL", 30, 3600) * 1000,
+    workloadMaxReplicas: int(env, "WORKLOAD_MAX_REPLICAS", 20, 1, 10_000),
   };
 }
 

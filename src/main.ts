@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { HealthMonitor } from "./health/health-monitor.ts";
 import { createHelmCli } from "./helm/cli.ts";
 import { createKubeClient, DEFAULT_MANAGED_LABEL, defaultKubeConfig } from "./kube/kube-client.ts";
+import { createWorkloadClient } from "./kube/workloads/workload-client.ts";
 import { createTenantAccess } from "./kube/tenancy/kube-tenant-access.ts";
 import { Lifecycle } from "./operations/lifecycle.ts";
 import { listen } from "./server/listener.ts";
@@ -76,7 +77,21 @@ async function main(): Promise<void> {
   locks.watchHolders();
   const recovery = createReleaseRecovery({ kubeConfig, logger });
   const replicaTtlMs = config.heartbeatMs * 3;
-  const app = createApp({ ...config, helm, kube, logger, lifecycle, monitor, audit, locks, recovery, replicaTtlMs });
+  // WorkloadService's calls go out as each namespace's deployer (impersonation), like helm's.
+  const workloads = createWorkloadClient(kubeConfig);
+  const app = createApp({
+    ...config,
+    helm,
+    kube,
+    logger,
+    lifecycle,
+    monitor,
+    audit,
+    locks,
+    recovery,
+    replicaTtlMs,
+    workloads,
+  });
   const reconciler = new Reconciler({
     repair: app.repair,
     engine: app.engine,

@@ -45,7 +45,7 @@ const JOB_SCHEMA: JsonObject = {
     type: {
       type: "string",
       description:
-        "The operation's kind: install, upgrade, rollback, uninstall, recover, create-namespace, delete-namespace.",
+        "The operation's kind: install, upgrade, rollback, uninstall, recover, create-namespace, delete-namespace, scale-workload, restart-workload, delete-pod, delete-pvc, and pg-rebuild (RebuildStatefulSetMember).",
     },
     status: {
       type: "string",
@@ -84,6 +84,17 @@ const JOB_SCHEMA: JsonObject = {
   required: ["job_id", "type", "status", "created_at", "finished_at", "params", "steps"],
 };
 
+/** JOB_ACCEPTED_SCHEMA: the ops API's answer to a started job (src/rest/shapes.ts restJobAccepted). */
+const JOB_ACCEPTED_SCHEMA: JsonObject = {
+  type: "object",
+  description: "The job was queued; follow it with GET /ops/jobs/{job_id}.",
+  properties: {
+    job_id: { type: "string", description: "The operation id." },
+    status: { type: "string", enum: ["pending", "running", "success", "failed"] },
+  },
+  required: ["job_id", "status"],
+};
+
 /** REST_METHODS: per-RPC differences, keyed by the method's full name. */
 export const REST_METHODS: Record<string, RestMethodOverride> = {
   // The old operator answered a created release with 201 and the bare release.
@@ -99,6 +110,11 @@ export const REST_METHODS: Record<string, RestMethodOverride> = {
   },
   "paas.v1.OperationService.WaitOperation": { responseBody: "operation" },
   "paas.v1.OperationService.CancelOperation": { responseBody: "operation" },
+  // The ops API starts the rebuild as a job: 202 and {job_id, status} at once.
+  "paas.v1.WorkloadService.RebuildStatefulSetMember": {
+    successStatus: 202,
+    bindingSchemas: { "/ops/jobs/pg-rebuild": JOB_ACCEPTED_SCHEMA },
+  },
 };
 
 /**
@@ -121,6 +137,8 @@ export const REST_REQUIRED: Record<string, string[]> = {
   "paas.v1.PodStatus": ["name", "phase", "ready", "restarts", "age"],
   "paas.v1.InstallReleaseRequest": ["namespace", "name", "chart"],
   "paas.v1.CreateNamespaceRequest": ["name"],
+  "paas.v1.ScaleWorkloadRequest": ["replicas"],
+  "paas.v1.RebuildStatefulSetMemberRequest": ["namespace", "statefulset", "ordinal"],
 };
 
 /** REST_TYPES: message types the REST layer renders as something else than proto-JSON does. */
@@ -299,4 +317,12 @@ export const PLAIN_HTTP_PATHS: Record<string, JsonObject> = {
       },
     },
   },
+};
+
+// The ops API's names of the same probes (src/server/http-routes.ts).
+PLAIN_HTTP_PATHS["/health/live"] = {
+  get: { ...(PLAIN_HTTP_PATHS["/healthz"]!.get as JsonObject), operationId: "healthLive", summary: "Liveness (the ops API's path): the process answers." },
+};
+PLAIN_HTTP_PATHS["/health/ready"] = {
+  get: { ...(PLAIN_HTTP_PATHS["/readyz"]!.get as JsonObject), operationId: "healthReady", summary: "Readiness (the ops API's path), as /readyz." },
 };

@@ -2,8 +2,8 @@ import { createContextKey } from "@connectrpc/connect";
 import { DNS1123_LABEL_MAX, isDnsLabel, isDnsLabelPrefix } from "../domain/names.ts";
 
 /** Verb is what an API key may do; each RPC needs exactly one (RPC_RULES). */
-export type Verb = "read" | "deploy" | "delete" | "namespace-admin";
-export const VERBS: readonly Verb[] = ["read", "deploy", "delete", "namespace-admin"];
+export type Verb = "read" | "deploy" | "delete" | "namespace-admin" | "operate";
+export const VERBS: readonly Verb[] = ["read", "deploy", "delete", "namespace-admin", "operate"];
 
 /** RpcRule says which verb an RPC needs and which request field names the namespace it acts on. */
 export interface RpcRule {
@@ -46,6 +46,14 @@ export const RPC_RULES: Readonly<Record<string, RpcRule>> = {
   // Spans namespaces like ListNamespaces: its `namespace` is an optional filter, and the handler
   // shows a scoped key only the records of its namespaces (src/services/audit-service.ts).
   "paas.v1.AuditService/ListAuditEvents": read(),
+  // Day-2 actions on workloads (scale, restart, delete a pod or claim, the rebuild runbook):
+  // "operate", which read-only and deploy-only keys lack.
+  "paas.v1.WorkloadService/ListWorkloads": read("namespace"),
+  "paas.v1.WorkloadService/ScaleWorkload": { verb: "operate", namespaceField: "namespace" },
+  "paas.v1.WorkloadService/RestartWorkload": { verb: "operate", namespaceField: "namespace" },
+  "paas.v1.WorkloadService/DeletePod": { verb: "operate", namespaceField: "namespace" },
+  "paas.v1.WorkloadService/DeletePersistentVolumeClaim": { verb: "operate", namespaceField: "namespace" },
+  "paas.v1.WorkloadService/RebuildStatefulSetMember": { verb: "operate", namespaceField: "namespace" },
   // Operations name no namespace in their requests: the handlers answer NOT_FOUND for an
   // operation outside the key's scope, and cancelling also needs the verb of the operation's
   // own RPC (src/services/operation-service.ts).

@@ -12,6 +12,7 @@ interface Target {
 const targets: Record<string, Target> = {
   "paas.v1.ReleaseService": { namespace: "namespace", release: "name" },
   "paas.v1.NamespaceService": { namespace: "name" },
+  "paas.v1.WorkloadService": { namespace: "namespace" },
 };
 
 /**

@@ -156,6 +156,25 @@ function decodeField(field: DescField, raw: JsonValue): Decoded {
       return { value: n };
     }
   }
+  if (field.fieldKind === "enum") {
+    // An enum value by name, with or without its prefix ("STATEFULSET", "WORKLOAD_KIND_STATEFULSET"), or its number.
+    const values = field.enum.values;
+    const found =
+      typeof raw === "number"
+        ? values.find((v) => v.number === raw)
+        : typeof raw === "string"
+          ? values.find((v) => v.name === raw || v.localName === raw.toUpperCase())
+          : undefined;
+    if (!found || found.number === 0)
+      return {
+        error: `Input should be one of ${values
+          .filter((v) => v.number !== 0)
+          .map((v) => `'${v.localName}'`)
+          .join(", ")}`,
+        type: "enum",
+      };
+    return { value: found.number };
+  }
   if (field.fieldKind === "message") {
     switch (field.message.typeName) {
       case "google.protobuf.Struct":

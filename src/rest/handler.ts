@@ -143,7 +143,7 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
         handlerOf.get(route)!,
         route,
         message,
-        requestHeaders(req, requestId),
+        requestHeaders(req, requestId, route.forceAsync),
         deps.contextValues(req),
         abort.signal,
       );
@@ -156,7 +156,7 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
       if ("error" in result) {
         const { status, body: errBody } = errorBodyOf(result.error, route.targetInBody, requestId);
         reply(res, status, errBody);
-      } else if (operationId && acceptedAsync(result.message)) {
+      } else if (operationId && acceptedAsync(result.message) && !route.forceAsync) {
         // Prefer: respond-async (RFC 7240): accepted, follow it at Location.
         const state = (result.message as unknown as { operation: Operation }).operation.state;
         reply(
@@ -169,6 +169,11 @@ export function createRestHandler(deps: RestDeps): NodeHandler {
             "preference-applied": "respond-async",
           },
         );
+      } else if (route.forceAsync && operationId) {
+        // The ops API's job start: {job_id, status}, followed at /ops/jobs/{job_id}.
+        reply(res, route.status, route.response(result.message as never), {
+          location: `/ops/jobs/${operationId}`,
+        });
       } else {
         reply(res, route.status, route.response(result.message as never));
       }
@@ -244,12 +249,13 @@ function checkPathValue(field: string, value: string): void {
   }
 }
 
-function requestHeaders(req: Req, requestId: string): Headers {
+function requestHeaders(req: Req, requestId: string, forceAsync = false): Headers {
   const header = new Headers({ "content-type": "application/proto", "x-request-id": requestId });
   for (const name of FORWARDED) {
     const v = req.headers[name];
     if (typeof v === "string") header.set(name, v);
   }
+  if (forceAsync) header.set("prefer", "respond-async");
   return header;
 }
 

@@ -15,11 +15,21 @@ import { AuditService } from "../../gen/paas/v1/audit_pb.js";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
 import { OperationService } from "../../gen/paas/v1/operation_pb.js";
+import {
+  DeletePersistentVolumeClaimResponseSchema,
+  DeletePodResponseSchema,
+  ListWorkloadsResponseSchema,
+  RestartWorkloadResponseSchema,
+  ScaleWorkloadResponseSchema,
+  WorkloadService,
+} from "../../gen/paas/v1/workload_pb.js";
 import { assertQuerySupported, queryNamesOf } from "./query.ts";
 import {
   orNull,
   restAuditEvent,
   restJob,
+  restJobAccepted,
+  restMessage,
   restNamespace,
   restOperation,
   restPod,
@@ -60,6 +70,8 @@ export interface RestRoute {
   targetInBody: boolean;
   /** Renders the RPC's response in the old operator's JSON. */
   response: (message: never) => JsonValue;
+  /** The route always runs asynchronously (as if `Prefer: respond-async` were sent) and answers with `response`. */
+  forceAsync: boolean;
 }
 
 /** Override adapts one annotated RPC to the old operator's REST shape. */
@@ -69,6 +81,8 @@ interface Override<O extends DescMessage> {
   response: (message: MessageShape<O>) => JsonValue;
   /** Another shape for one binding (by its template), e.g. an additional binding for older callers. */
   byTemplate?: Record<string, (message: MessageShape<O>) => JsonValue>;
+  /** Always asynchronous, answered by `response` (the ops API's job start: {job_id}). */
+  forceAsync?: boolean;
 }
 
 type AnyOverride = Override<DescMessage>;
@@ -81,6 +95,7 @@ const R = ReleaseService.method;
 const N = NamespaceService.method;
 const A = AuditService.method;
 const O = OperationService.method;
+const W = WorkloadService.method;
 
 /**
  * Per-RPC adaptations to the old operator. Paths, verbs and body mapping come from the
@@ -131,10 +146,31 @@ export const OVERRIDES = new Map<DescMethod, AnyOverride>([
   }),
   override(O.waitOperation, { response: (m) => restOperation(m.operation) }),
   override(O.cancelOperation, { response: (m) => restOperation(m.operation) }),
+  // The ops API's paths: the response messages with proto field names (restMessage); the
+  // rebuild starts a job and answers {job_id, status} at once (GET /ops/jobs/{job_id} follows it).
+  override(W.listWorkloads, { response: (m) => restMessage(ListWorkloadsResponseSchema, m) }),
+  override(W.scaleWorkload, { required: ["replicas"], response: (m) => restMessage(ScaleWorkloadResponseSchema, m) }),
+  override(W.restartWorkload, { response: (m) => restMessage(RestartWorkloadResponseSchema, m) }),
+  override(W.deletePod, { response: (m) => restMessage(DeletePodResponseSchema, m) }),
+  override(W.deletePersistentVolumeClaim, {
+    response: (m) => restMessage(DeletePersistentVolumeClaimResponseSchema, m),
+  }),
+  override(W.rebuildStatefulSetMember, {
+    status: 202,
+    required: ["namespace", "statefulset", "ordinal"],
+    forceAsync: true,
+    response: (m) => restJobAccepted(m),
+  }),
 ]);
 
 /** The services whose annotated RPCs are served as REST. */
-export const REST_SERVICES: DescService[] = [ReleaseService, NamespaceService, OperationService, AuditService];
+export const REST_SERVICES: DescService[] = [
+  ReleaseService,
+  NamespaceService,
+  OperationService,
+  AuditService,
+  WorkloadService,
+];
 
 /**
  * buildRoutes reads the google.api.http annotations of the services and returns the route
@@ -202,6 +238,7 @@ function toRoute(method: DescMethod, rule: HttpRule, o: AnyOverride): RestRoute 
     status: o.status ?? 200,
     targetInBody: hasBody && pathFields.size === 0,
     response: (o.byTemplate?.[template] ?? o.response) as (message: never) => JsonValue,
+    forceAsync: o.forceAsync ?? false,
   };
 }
 
@@ -260,6 +297,7 @@ const SUPPORTED_SCALARS = new Set([
 function assertSupported(method: DescMethod, f: DescField): void {
   const ok =
     (f.fieldKind === "scalar" && SUPPORTED_SCALARS.has(f.scalar)) ||
+    f.fieldKind === "enum" ||
     (f.fieldKind === "message" && SUPPORTED_MESSAGES.has(f.message.typeName));
   if (!ok) throw new Error(`REST: ${method}: body field ${f.name} has a kind the REST decoder does not support`);
 }

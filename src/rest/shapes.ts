@@ -1,4 +1,4 @@
-import { toJson } from "@bufbuild/protobuf";
+import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { JsonObject, JsonValue } from "../domain/release.ts";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuditEventSchema, type AuditEvent } from "../../gen/paas/v1/audit_pb.js";
@@ -124,6 +124,22 @@ const JOB_STATUS: Record<OperationState, string> = {
   [OperationState.CANCELLED]: "failed",
 };
 
+/** JOB_TYPE: the ops API's names of job types, where they differ from the operation's kind. */
+const JOB_TYPE: Record<string, string> = { "rebuild-statefulset-member": "pg-rebuild" };
+
+/** restJobAccepted is the ops API's answer to a job it started (POST /ops/jobs/pg-rebuild): {job_id, status}. */
+export function restJobAccepted(m: { operationId: string; operation?: Operation | undefined }): JsonObject {
+  return { job_id: m.operationId, status: JOB_STATUS[m.operation?.state ?? OperationState.QUEUED] };
+}
+
+/**
+ * restMessage is a response as the ops API's paths answer it: the message's proto3 JSON with proto
+ * field names and every implicit field present (new proto fields appear without a change).
+ */
+export function restMessage<D extends DescMessage>(schema: D, m: MessageShape<D>): JsonObject {
+  return toJson(schema, m, { useProtoFieldName: true, alwaysEmitImplicit: true }) as JsonObject;
+}
+
 const JOB_STEP_STATUS: Record<StepState, string> = {
   [StepState.UNSPECIFIED]: "pending",
   [StepState.RUNNING]: "running",
@@ -143,7 +159,7 @@ export function restJob(o: Operation | undefined): JsonObject | null {
   if (!o) return null;
   return {
     job_id: o.id,
-    type: o.kind,
+    type: JOB_TYPE[o.kind] ?? o.kind,
     status: JOB_STATUS[o.state],
     created_at: iso(o.createdAt),
     finished_at: iso(o.finishedAt),

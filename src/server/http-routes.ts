@@ -16,7 +16,7 @@ export function sendJson(res: Res, status: number, body: unknown): void {
   res.end(text);
 }
 
-const PLAIN_PATHS = new Set(["/health", "/healthz", "/readyz"]);
+const PLAIN_PATHS = new Set(["/health", "/healthz", "/readyz", "/health/live", "/health/ready"]);
 
 /**
  * createHttpRoutes serves the plain HTTP endpoints that need no key: GET /health (the old
@@ -46,11 +46,12 @@ export function createHttpRoutes(monitor: HealthMonitor, lifecycle: Lifecycle) {
       });
       return;
     }
-    if (path === "/healthz" && get) {
+    // /health/live and /health/ready: the ops API's names of the same probes.
+    if ((path === "/healthz" || path === "/health/live") && get) {
       sendJson(res, 200, { status: "ok" });
       return;
     }
-    if (path === "/readyz" && get) {
+    if ((path === "/readyz" || path === "/health/ready") && get) {
       const h = monitor.current();
       sendJson(res, h.serving ? 200 : 503, {
         status: h.serving ? "ready" : "not ready",

@@ -57,8 +57,15 @@ describe("loadConfig", () => {
     ["HELM_REPOSITORIES", "bitnami"],
     ["HELM_REPOSITORIES", "x=ftp://example.test"],
     ["ALLOW_UNAUTHENTICATED", "maybe"],
+    ["WORKLOAD_MAX_REPLICAS", "0"],
+    ["WORKLOAD_MAX_REPLICAS", "many"],
   ])("rejects %s=%s with a one-line reason", (name, value) => {
     expect(() => loadConfig({ API_KEY: KEY, [name]: value })).toThrow(ConfigError);
+  });
+
+  it("reads WORKLOAD_MAX_REPLICAS (default 20)", () => {
+    expect(loadConfig({ API_KEY: KEY }).workloadMaxReplicas).toBe(20);
+    expect(loadConfig({ API_KEY: KEY, WORKLOAD_MAX_REPLICAS: "50" }).workloadMaxReplicas).toBe(50);
   });
 
   it("parses durations, repositories and plain-HTTP registries", () => {

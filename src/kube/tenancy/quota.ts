@@ -93,8 +93,8 @@ export function quotaManifest(namespace: string, spec: QuotaSpec, labels: Record
 // A quota on limits.cpu/limits.memory makes the API server refuse every pod that does not
 // declare them, and many charts (podinfo among them) set requests only. Defaults fill the
 // gap; each is capped at the quota so that one defaulted pod always fits.
-const DEFAULT_REQUEST = { cpu: "100m", memory: "128Mi" };
-const DEFAULT_LIMIT = { cpu: "500m", memory: "512Mi" };
+export const DEFAULT_REQUEST = { cpu: "100m", memory: "128Mi" };
+export const DEFAULT_LIMIT = { cpu: "500m", memory: "512Mi" };
 
 function capped(value: string, cap: string): string {
   return parseQuantity(value) <= parseQuantity(cap) ? value : cap;

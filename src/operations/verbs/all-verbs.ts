@@ -7,6 +7,12 @@ import { rollbackRelease } from "./rollback-release.ts";
 import { uninstallRelease } from "./uninstall-release.ts";
 import { upgradeRelease } from "./upgrade-release.ts";
 import type { VerbDeps } from "./verb-deps.ts";
+import { deletePod } from "./delete-pod.ts";
+import { deletePersistentVolumeClaim } from "./delete-pvc.ts";
+import { rebuildStatefulSetMember } from "./rebuild-statefulset-member.ts";
+import { restartWorkload } from "./restart-workload.ts";
+import { scaleWorkload } from "./scale-workload.ts";
+import type { WorkloadVerbDeps } from "./workload-common.ts";
 
 /** Verbs are every mutation the service runs, one file each. */
 export interface Verbs {
@@ -33,6 +39,26 @@ export function createVerbs(deps: VerbDeps): Verbs {
 }
 
 /** allVerbs lists them for the engine's registry. */
-export function allVerbs(v: Verbs): AnyVerb[] {
+export function allVerbs(v: Verbs | WorkloadVerbs): AnyVerb[] {
   return Object.values(v);
+}
+
+/** WorkloadVerbs are the day-2 actions on a tenant's workloads (WorkloadService). */
+export interface WorkloadVerbs {
+  scaleWorkload: ReturnType<typeof scaleWorkload>;
+  restartWorkload: ReturnType<typeof restartWorkload>;
+  deletePod: ReturnType<typeof deletePod>;
+  deletePersistentVolumeClaim: ReturnType<typeof deletePersistentVolumeClaim>;
+  rebuildStatefulSetMember: ReturnType<typeof rebuildStatefulSetMember>;
+}
+
+/** createWorkloadVerbs builds the workload verbs on their dependencies. */
+export function createWorkloadVerbs(deps: WorkloadVerbDeps): WorkloadVerbs {
+  return {
+    scaleWorkload: scaleWorkload(deps),
+    restartWorkload: restartWorkload(deps),
+    deletePod: deletePod(deps),
+    deletePersistentVolumeClaim: deletePersistentVolumeClaim(deps),
+    rebuildStatefulSetMember: rebuildStatefulSetMember(deps),
+  };
 }

@@ -36,6 +36,18 @@ describe("the REST route table comes from the protos' google.api.http annotation
       ["POST", "/api/operations/{id}/wait", "OperationService.WaitOperation", 200, true],
       ["POST", "/api/operations/{id}/cancel", "OperationService.CancelOperation", 200, true],
       ["GET", "/api/audit", "AuditService.ListAuditEvents", 200, false],
+      ["GET", "/ops/namespaces/{namespace}/workloads", "WorkloadService.ListWorkloads", 200, false],
+      ["POST", "/ops/namespaces/{namespace}/{resource}/{name}/scale", "WorkloadService.ScaleWorkload", 200, true],
+      ["POST", "/ops/namespaces/{namespace}/{resource}/{name}/restart", "WorkloadService.RestartWorkload", 200, true],
+      ["DELETE", "/ops/namespaces/{namespace}/pods/{name}", "WorkloadService.DeletePod", 200, false],
+      [
+        "DELETE",
+        "/ops/namespaces/{namespace}/persistentvolumeclaims/{name}",
+        "WorkloadService.DeletePersistentVolumeClaim",
+        200,
+        false,
+      ],
+      ["POST", "/ops/jobs/pg-rebuild", "WorkloadService.RebuildStatefulSetMember", 202, true],
     ]);
   });
 
@@ -43,6 +55,7 @@ describe("the REST route table comes from the protos' google.api.http annotation
     expect(routes.filter((r) => r.targetInBody).map((r) => r.method.name)).toEqual([
       "InstallRelease",
       "CreateNamespace",
+      "RebuildStatefulSetMember",
     ]);
   });
 

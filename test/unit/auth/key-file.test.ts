@@ -40,7 +40,7 @@ describe("API_KEYS_FILE format", () => {
     expect(keys[0]!.digest.toString("hex")).toBe(hex(KEY_A));
     expect(keys[1]!.digest.toString("hex")).toBe(hex(KEY_B));
     expect([...keys[0]!.scope.verbs]).toEqual(["read", "deploy"]);
-    expect([...keys[1]!.scope.verbs]).toEqual(["read", "deploy", "delete", "namespace-admin"]);
+    expect([...keys[1]!.scope.verbs]).toEqual(["read", "deploy", "delete", "namespace-admin", "operate"]);
     expect(keys[1]!.scope.allowsNamespace("paas-ws-team-x")).toBe(true);
     expect(keys[1]!.scope.allowsNamespace("paas-ws-teamx")).toBe(false);
     expect(keys[1]!.scope.allowsNamespace("paas-ws-b")).toBe(true);

@@ -3,6 +3,7 @@ import { OperationService } from "../../../gen/paas/v1/operation_pb.js";
 import { AuditService } from "../../../gen/paas/v1/audit_pb.js";
 import { NamespaceService } from "../../../gen/paas/v1/namespace_pb.js";
 import { ReleaseService } from "../../../gen/paas/v1/release_pb.js";
+import { WorkloadService } from "../../../gen/paas/v1/workload_pb.js";
 import { RPC_RULES, Scope } from "../../../src/auth/scopes.ts";
 
 describe("RPC_RULES", () => {
@@ -18,12 +19,19 @@ describe("RPC_RULES", () => {
       // Needs read to see the operation; the handler checks the operation's own verb too.
       CancelOperation: "read",
       WaitOperation: "read",
+      // Day-2 actions on workloads: a verb read-only and deploy-only keys lack.
+      ScaleWorkload: "operate",
+      RestartWorkload: "operate",
+      DeletePod: "operate",
+      DeletePersistentVolumeClaim: "operate",
+      RebuildStatefulSetMember: "operate",
     };
     const methods = [
       ...ReleaseService.methods,
       ...NamespaceService.methods,
       ...OperationService.methods,
       ...AuditService.methods,
+      ...WorkloadService.methods,
     ].map((m) => `${m.parent.typeName}/${m.name}`);
     expect(Object.keys(RPC_RULES).sort()).toEqual([...methods].sort());
     for (const rpc of methods) {

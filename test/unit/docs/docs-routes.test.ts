@@ -177,9 +177,10 @@ describe("gen/openapi/openapi.json", () => {
   it("describes the probes without a key, and asks for X-API-Key everywhere else", () => {
     expect(doc.components.securitySchemes.ApiKey).toMatchObject({ type: "apiKey", in: "header", name: "X-API-Key" });
     expect(doc.security).toEqual([{ ApiKey: [] }]);
-    for (const path of ["/health", "/healthz", "/readyz"]) expect(doc.paths[path].get.security).toEqual([]);
+    const probes = ["/health", "/health/live", "/health/ready", "/healthz", "/readyz"];
+    for (const path of probes) expect(doc.paths[path].get.security).toEqual([]);
     const open = operations.filter((o) => o.op.security !== undefined).map((o) => o.path);
-    expect(open.sort()).toEqual(["/health", "/healthz", "/readyz"]);
+    expect(open.sort()).toEqual(probes);
     const health = jsonBody(doc.paths["/health"].get.responses["200"]);
     expect(health.required).toEqual(["status", "timestamp", "helm_version"]);
     expect(health.properties.status.enum).toEqual(["healthy", "degraded"]);

@@ -170,7 +170,7 @@ describe("the REST layer and the document", () => {
       for (const draining of [false, true]) {
         const monitor = { current: () => snapshot } as unknown as HealthMonitor;
         const routes = createHttpRoutes(monitor, { draining } as Lifecycle);
-        for (const path of ["/health", "/healthz", "/readyz"]) {
+        for (const path of ["/health", "/healthz", "/readyz", "/health/live", "/health/ready"]) {
           let text = "";
           const res = { statusCode: 0, setHeader: () => undefined, end: (t: string) => (text = t) };
           routes({ url: path, method: "GET" } as never, res as never);

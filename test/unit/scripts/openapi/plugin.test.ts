@@ -237,6 +237,8 @@ describe("protoc-gen-openapi", () => {
       "/health",
       "/healthz",
       "/readyz",
+      "/health/live",
+      "/health/ready",
       "/v1/kitchens/{small}",
       "/v1/wrapped/{id}",
       "/v1/kitchens/{id}",

@@ -321,8 +321,16 @@ export const PLAIN_HTTP_PATHS: Record<string, JsonObject> = {
 
 // The ops API's names of the same probes (src/server/http-routes.ts).
 PLAIN_HTTP_PATHS["/health/live"] = {
-  get: { ...(PLAIN_HTTP_PATHS["/healthz"]!.get as JsonObject), operationId: "healthLive", summary: "Liveness (the ops API's path): the process answers." },
+  get: {
+    ...(PLAIN_HTTP_PATHS["/healthz"]!.get as JsonObject),
+    operationId: "healthLive",
+    summary: "Liveness (the ops API's path): the process answers.",
+  },
 };
 PLAIN_HTTP_PATHS["/health/ready"] = {
-  get: { ...(PLAIN_HTTP_PATHS["/readyz"]!.get as JsonObject), operationId: "healthReady", summary: "Readiness (the ops API's path), as /readyz." },
+  get: {
+    ...(PLAIN_HTTP_PATHS["/readyz"]!.get as JsonObject),
+    operationId: "healthReady",
+    summary: "Readiness (the ops API's path), as /readyz.",
+  },
 };

@@ -25,6 +25,8 @@ import { NamespaceManager } from "./operations/namespace-manager.ts";
 import { ReleaseRepair } from "./operations/release-repair.ts";
 import { allVerbs, createVerbs } from "./operations/verbs/all-verbs.ts";
 import { OperationService } from "../gen/paas/v1/operation_pb.js";
+import { WebhookService } from "../gen/paas/v1/webhook_pb.js";
+import { createWebhookService } from "./services/webhook-service.ts";
 import { createOperationService } from "./services/operation-service.ts";
 import type { ReleaseLocks, ReleaseRecovery } from "./domain/ports.ts";
 import type { AuditStore } from "./domain/audit.ts";
@@ -38,6 +40,10 @@ import { contextValuesOf } from "./server/request-context.ts";
 import { bodyLimits } from "./server/body-limit.ts";
 import { reclassifyUndecodableRequests } from "./server/request-gate.ts";
 import { createRpcHandler, type NodeHandler } from "./server/rpc-handler.ts";
+import { outboxPlanner } from "./webhooks/events.ts";
+import { DEFAULT_SCHEDULE_MS } from "./webhooks/schedule.ts";
+import { WebhookSender } from "./webhooks/sender.ts";
+import { SubscriptionRegistry, type Subscription } from "./webhooks/subscriptions.ts";
 
 /** AppDeps are the adapters and settings the request path is built from. */
 export interface AppDeps {
@@ -80,6 +86,13 @@ export interface AppDeps {
   operationRetentionMs?: number;
   /** How often cancellations asked on other replicas are looked for, ms (tests shorten it). */
   operationPollMs?: number;
+  /** WEBHOOKS_FILE and the subscriptions it held at start. */
+  webhooksFile?: string;
+  webhookSubscriptions?: Subscription[];
+  webhooksAllowLoopback?: boolean;
+  webhookScheduleMs?: number[];
+  webhookPollMs?: number;
+  webhookTimeoutMs?: number;
 }
 
 /**
@@ -98,11 +111,33 @@ export interface App {
   repair: ReleaseRepair;
   /** The API keys; close() stops watching API_KEYS_FILE. */
   keys: KeyStore;
+  /** Webhook subscriptions (WEBHOOKS_FILE, watched) and the outbox's sender (started by main). */
+  webhooks: SubscriptionRegistry;
+  webhookSender: WebhookSender;
 }
 
 /** createApp wires services, interceptors and HTTP routes; it opens no port. */
 export function createApp(deps: AppDeps): App {
   const queue = new OperationQueue(deps.helmConcurrency);
+  const allowLoopback = deps.webhooksAllowLoopback ?? false;
+  const webhooks = new SubscriptionRegistry({
+    ...(deps.webhooksFile ? { file: deps.webhooksFile } : {}),
+    ...(deps.webhookSubscriptions ? { subscriptions: deps.webhookSubscriptions } : {}),
+    parse: { prefix: deps.namespacePrefix, allowLoopback },
+  });
+  webhooks.watch(deps.logger, deps.apiKeysReloadDebounceMs);
+  const webhookSender = new WebhookSender({
+    store: deps.audit,
+    subscriptions: webhooks,
+    replica: deps.replica,
+    logger: deps.logger,
+    scheduleMs: deps.webhookScheduleMs ?? DEFAULT_SCHEDULE_MS,
+    pollMs: deps.webhookPollMs ?? 1000,
+    timeoutMs: deps.webhookTimeoutMs ?? 15_000,
+    allowLoopback,
+  });
+  // Operations that end write their deliveries in the same transaction.
+  deps.audit.setOutboxPlanner(outboxPlanner(() => webhooks.all, () => webhookSender.disabled));
   const repair = new ReleaseRepair({
     audit: deps.audit,
     recovery: deps.recovery,
@@ -156,8 +191,14 @@ export function createApp(deps: AppDeps): App {
     NamespaceService,
     OperationService,
     AuditService,
+    WebhookService,
     Health,
   ]);
+  const webhookService = createWebhookService({
+    store: deps.audit,
+    subscriptions: webhooks,
+    disabled: () => webhookSender.disabled,
+  });
 
   const keys = new KeyStore({
     staticKeys: deps.apiKeys,
@@ -179,6 +220,7 @@ export function createApp(deps: AppDeps): App {
     router.service(NamespaceService, namespace);
     router.service(OperationService, operationService);
     router.service(AuditService, auditService);
+    router.service(WebhookService, webhookService);
     router.service(Health, health);
     router.service(ServerReflection, reflection);
   };
@@ -208,5 +250,5 @@ export function createApp(deps: AppDeps): App {
     contextValues: contextValuesOf,
     logger: deps.logger,
   });
-  return { routes, interceptors, handler, queue, engine, repair, keys };
+  return { routes, interceptors, handler, queue, engine, repair, keys, webhooks, webhookSender };
 }

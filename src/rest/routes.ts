@@ -12,6 +12,7 @@ import type { JsonValue } from "../domain/release.ts";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { AuditService } from "../../gen/paas/v1/audit_pb.js";
+import { WebhookService } from "../../gen/paas/v1/webhook_pb.js";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
 import { OperationService } from "../../gen/paas/v1/operation_pb.js";
@@ -25,6 +26,9 @@ import {
   restPod,
   restRelease,
   restRevision,
+  restWebhookDeliveries,
+  restWebhookRedelivered,
+  restWebhookSubscriptions,
 } from "./shapes.ts";
 
 /** Verb is an HTTP method the route table can bind. */
@@ -81,6 +85,7 @@ const R = ReleaseService.method;
 const N = NamespaceService.method;
 const A = AuditService.method;
 const O = OperationService.method;
+const W = WebhookService.method;
 
 /**
  * Per-RPC adaptations to the old operator. Paths, verbs and body mapping come from the
@@ -131,10 +136,20 @@ export const OVERRIDES = new Map<DescMethod, AnyOverride>([
   }),
   override(O.waitOperation, { response: (m) => restOperation(m.operation) }),
   override(O.cancelOperation, { response: (m) => restOperation(m.operation) }),
+  // No old shape: the response messages' JSON with proto field names (src/rest/shapes.ts).
+  override(W.listWebhookSubscriptions, { response: (m) => restWebhookSubscriptions(m) }),
+  override(W.listWebhookDeliveries, { response: (m) => restWebhookDeliveries(m) }),
+  override(W.redeliverWebhook, { response: (m) => restWebhookRedelivered(m) }),
 ]);
 
 /** The services whose annotated RPCs are served as REST. */
-export const REST_SERVICES: DescService[] = [ReleaseService, NamespaceService, OperationService, AuditService];
+export const REST_SERVICES: DescService[] = [
+  ReleaseService,
+  NamespaceService,
+  OperationService,
+  AuditService,
+  WebhookService,
+];
 
 /**
  * buildRoutes reads the google.api.http annotations of the services and returns the route

@@ -36,6 +36,9 @@ describe("the REST route table comes from the protos' google.api.http annotation
       ["POST", "/api/operations/{id}/wait", "OperationService.WaitOperation", 200, true],
       ["POST", "/api/operations/{id}/cancel", "OperationService.CancelOperation", 200, true],
       ["GET", "/api/audit", "AuditService.ListAuditEvents", 200, false],
+      ["GET", "/api/webhooks/subscriptions", "WebhookService.ListWebhookSubscriptions", 200, false],
+      ["GET", "/api/webhooks/deliveries", "WebhookService.ListWebhookDeliveries", 200, false],
+      ["POST", "/api/webhooks/deliveries/{id}/redeliver", "WebhookService.RedeliverWebhook", 200, true],
     ]);
   });
 

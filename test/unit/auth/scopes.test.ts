@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { OperationService } from "../../../gen/paas/v1/operation_pb.js";
 import { AuditService } from "../../../gen/paas/v1/audit_pb.js";
+import { WebhookService } from "../../../gen/paas/v1/webhook_pb.js";
 import { NamespaceService } from "../../../gen/paas/v1/namespace_pb.js";
 import { ReleaseService } from "../../../gen/paas/v1/release_pb.js";
 import { RPC_RULES, Scope } from "../../../src/auth/scopes.ts";
@@ -18,12 +19,15 @@ describe("RPC_RULES", () => {
       // Needs read to see the operation; the handler checks the operation's own verb too.
       CancelOperation: "read",
       WaitOperation: "read",
+      // Sends a delivery again; the handler also requires an unrestricted key.
+      RedeliverWebhook: "deploy",
     };
     const methods = [
       ...ReleaseService.methods,
       ...NamespaceService.methods,
       ...OperationService.methods,
       ...AuditService.methods,
+      ...WebhookService.methods,
     ].map((m) => `${m.parent.typeName}/${m.name}`);
     expect(Object.keys(RPC_RULES).sort()).toEqual([...methods].sort());
     for (const rpc of methods) {
@@ -32,7 +36,10 @@ describe("RPC_RULES", () => {
       expect(RPC_RULES[rpc]!.verb, rpc).toBe(verb);
       // Every call but the two lists that span namespaces names its namespace (those filter their answer).
       expect(RPC_RULES[rpc]!.namespaceField === undefined, rpc).toBe(
-        name === "ListNamespaces" || name === "ListAuditEvents" || rpc.startsWith("paas.v1.OperationService/"),
+        name === "ListNamespaces" ||
+          name === "ListAuditEvents" ||
+          rpc.startsWith("paas.v1.OperationService/") ||
+          rpc.startsWith("paas.v1.WebhookService/"),
       );
     }
     expect(RPC_RULES["paas.v1.ReleaseService/InstallRelease"]!.also?.({ createNamespace: true })).toBe(

@@ -60,7 +60,13 @@ export function eventPayload(type: WebhookEventType, op: OperationRecord, at: Da
   });
   let text = JSON.stringify(body(1000, 4000));
   if (Buffer.byteLength(text) >= MAX_PAYLOAD_BYTES) text = JSON.stringify(body(100, 1000));
-  if (Buffer.byteLength(text) >= MAX_PAYLOAD_BYTES) text = JSON.stringify({ ...body(0, 500), truncated: true });
+  // Still too large (hundreds of steps): keep the last steps that fit, and say so.
+  for (let keep = op.steps.length; Buffer.byteLength(text) >= MAX_PAYLOAD_BYTES; keep = Math.floor(keep / 2)) {
+    const cut = body(100, 1000);
+    cut.data.steps = cut.data.steps.slice(op.steps.length - keep);
+    text = JSON.stringify({ ...cut, truncated: true });
+    if (keep === 0) break;
+  }
   return text;
 }
 

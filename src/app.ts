@@ -40,7 +40,7 @@ import { contextValuesOf } from "./server/request-context.ts";
 import { bodyLimits } from "./server/body-limit.ts";
 import { reclassifyUndecodableRequests } from "./server/request-gate.ts";
 import { createRpcHandler, type NodeHandler } from "./server/rpc-handler.ts";
-import { outboxPlanner } from "./webhooks/events.ts";
+import { outboxPlanner, stepListener } from "./webhooks/events.ts";
 import { DEFAULT_SCHEDULE_MS } from "./webhooks/schedule.ts";
 import { WebhookSender } from "./webhooks/sender.ts";
 import { SubscriptionRegistry, type Subscription } from "./webhooks/subscriptions.ts";
@@ -160,6 +160,13 @@ export function createApp(deps: AppDeps): App {
     ...(deps.lostAnswerGraceMs !== undefined ? { lostAnswerGraceMs: deps.lostAnswerGraceMs } : {}),
     ...(deps.operationRetentionMs !== undefined ? { retentionMs: deps.operationRetentionMs } : {}),
     ...(deps.operationPollMs !== undefined ? { pollMs: deps.operationPollMs } : {}),
+    onStep: stepListener(
+      () => webhooks.all,
+      () => webhookSender.disabled,
+      (rows) => deps.audit.enqueueDeliveries(rows),
+      (err) =>
+        deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "webhooks: a step event was not written"),
+    ),
     logger: deps.logger,
   });
   const verbs = createVerbs({

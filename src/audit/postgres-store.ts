@@ -669,7 +669,15 @@ export class PostgresAuditStore implements AuditStore {
 
   async purgeOperations(before: Date): Promise<number> {
     const sql = `DELETE FROM ${this.s}operations WHERE finished_at IS NOT NULL AND finished_at < $1`;
-    return this.run(async () => (await this.pool.query(sql, [before])).rowCount ?? 0);
+    // Settled webhook deliveries (and their attempts) go with the operations of that age.
+    const settled = `SELECT id FROM ${this.s}webhook_deliveries WHERE state <> 'pending' AND updated_at < $1`;
+    return this.run(() =>
+      this.transaction(async (c) => {
+        await c.query(`DELETE FROM ${this.s}webhook_attempts WHERE delivery_id IN (${settled})`, [before]);
+        await c.query(`DELETE FROM ${this.s}webhook_deliveries WHERE state <> 'pending' AND updated_at < $1`, [before]);
+        return (await c.query(sql, [before])).rowCount ?? 0;
+      }),
+    );
   }
 
   // ---------------------------------------------------------------- webhook outbox

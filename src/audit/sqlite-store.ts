@@ -603,11 +603,18 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async purgeOperations(before: Date): Promise<number> {
-    return this.run(() =>
-      Number(
-        this.stmt("DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ?").run(before.getTime())
-          .changes,
-      ),
+    return this.run((db) =>
+      this.transaction(db, () => {
+        // Settled webhook deliveries (and their attempts) go with the operations of that age.
+        this.stmt(
+          "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < ?)",
+        ).run(before.getTime());
+        this.stmt("DELETE FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < ?").run(before.getTime());
+        return Number(
+          this.stmt("DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ?").run(before.getTime())
+            .changes,
+        );
+      }),
     );
   }
 

@@ -87,6 +87,12 @@ export interface DeliveryPage {
 export type OutboxPlanner = (op: OperationRecord) => NewDelivery[];
 
 /**
+ * StepListener is told when a step of an operation starts or ends (the operation as it is
+ * then, and the step); it must not throw. The webhooks' operation.step events come from it.
+ */
+export type StepListener = (op: OperationRecord, step: OperationRecord["steps"][number]) => void;
+
+/**
  * WebhookStore is the durable outbox, shared by every replica (the audit store implements
  * it). Deliveries are claimed by one replica at a time (row claims that expire), so an
  * attempt is made by one sender, and survive restarts.

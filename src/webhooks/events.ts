@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { OperationRecord } from "../domain/operation.ts";
+import type { OperationRecord, StepRecord } from "../domain/operation.ts";
 import type { NewDelivery, OutboxPlanner, WebhookEventType } from "../domain/webhook.ts";
 import { matchesNamespace, type Subscription } from "./subscriptions.ts";
 
@@ -30,7 +30,7 @@ export function eventTypeOf(op: OperationRecord): WebhookEventType | undefined {
  * params (values digests), response or progress — id, kind, method, target, state, steps,
  * error, caller and times only.
  */
-export function eventPayload(type: WebhookEventType, op: OperationRecord, at: Date): string {
+export function eventPayload(type: WebhookEventType, op: OperationRecord, at: Date, step?: StepRecord): string {
   const iso = (d: Date | undefined) => d?.toISOString();
   const body = (detailMax: number, messageMax: number) => ({
     type,
@@ -55,6 +55,19 @@ export function eventPayload(type: WebhookEventType, op: OperationRecord, at: Da
       })),
       ...(op.error
         ? { error: { code: op.error.code, reason: op.error.reason, message: op.error.message.slice(0, messageMax) } }
+        : {}),
+      // operation.step: the step that started or ended.
+      ...(step
+        ? {
+            step: {
+              name: step.name,
+              order: step.order,
+              state: step.state,
+              detail: step.detail.slice(0, detailMax),
+              started_at: iso(step.startedAt),
+              finished_at: iso(step.finishedAt),
+            },
+          }
         : {}),
     },
   });
@@ -82,10 +95,11 @@ export function deliveriesFor(
   op: OperationRecord,
   at: Date,
   disabled: ReadonlySet<string>,
+  step?: StepRecord,
 ): NewDelivery[] {
   const matching = subs.filter((s) => wants(s, type, op.namespace, disabled));
   if (matching.length === 0) return [];
-  const payload = eventPayload(type, op, at);
+  const payload = eventPayload(type, op, at, step);
   return matching.map((s) => ({
     id: newWebhookId(),
     subscriptionId: s.id,
@@ -103,5 +117,23 @@ export function outboxPlanner(subs: () => readonly Subscription[], disabled: () 
     const type = eventTypeOf(op);
     if (!type) return [];
     return deliveriesFor(subs(), type, op, op.finishedAt ?? new Date(), disabled());
+  };
+}
+
+/**
+ * stepListener writes operation.step deliveries (opt-in per subscription) when a step starts
+ * or ends. They are written on their own, after the step's progress write, not in one
+ * transaction with it: a crash between the two loses that step event (the end events are
+ * transactional).
+ */
+export function stepListener(
+  subs: () => readonly Subscription[],
+  disabled: () => ReadonlySet<string>,
+  enqueue: (rows: NewDelivery[]) => Promise<void>,
+  onError: (err: unknown) => void,
+): (op: OperationRecord, step: StepRecord) => void {
+  return (op, step) => {
+    const rows = deliveriesFor(subs(), "operation.step", op, new Date(), disabled(), step);
+    if (rows.length > 0) enqueue(rows).catch(onError);
   };
 }

@@ -34,6 +34,7 @@ const S = {
   dead: secret(),
   late: secret(),
   crash: secret(),
+  steps: secret(),
 };
 
 const rx = {
@@ -44,6 +45,7 @@ const rx = {
   dead: new WebhookReceiver(),
   late: new WebhookReceiver(),
   crash: new WebhookReceiver(),
+  steps: new WebhookReceiver(),
 };
 
 interface PyLine {
@@ -99,6 +101,7 @@ function subscriptions(): unknown {
       sub("dead", rx.dead.url, [S.dead]),
       sub("late", rx.late.url, [S.late]),
       sub("crash", rx.crash.url, [S.crash]),
+      { ...sub("steps", rx.steps.url, [S.steps]), events: ["operation.step"] },
     ],
   };
 }
@@ -233,6 +236,33 @@ describe("webhooks on operation events", () => {
     for (const r of rx.late.received) verifyNode(r, S.late);
   }, 30_000);
 
+  it("sends operation.step events (opt-in) for each step that starts or ends, and no end events to that subscription", async () => {
+    await until("step events", () => (rx.steps.received.length >= 4 ? true : undefined), 15_000);
+    const bodies = rx.steps.received.map(
+      (r) => verifyNode(r, S.steps) as { type: string; data: { id: string; step: { name: string; state: string } } },
+    );
+    expect(new Set(bodies.map((b) => b.type))).toEqual(new Set(["operation.step"]));
+    const install = bodies.filter((b) => b.data.id === installOp);
+    expect(install.length).toBeGreaterThanOrEqual(2);
+    expect(install.some((b) => b.data.step.state === "running")).toBe(true);
+    expect(install.some((b) => b.data.step.state === "succeeded")).toBe(true);
+    expect(new Set(rx.steps.received.map((r) => r.headers["webhook-id"])).size).toBe(rx.steps.received.length);
+  }, 30_000);
+
+  it("answers the deliveries over REST too", async () => {
+    const res = await fetch(`${server.baseUrl}/api/webhooks/deliveries?subscription_id=node`, {
+      headers: { "x-api-key": server.apiKey },
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { deliveries: Array<Record<string, unknown>> };
+    expect(body.deliveries.map((d) => d.state)).toEqual(["WEBHOOK_DELIVERY_STATE_DELIVERED", "WEBHOOK_DELIVERY_STATE_DELIVERED"]);
+    expect(body.deliveries[0]).toHaveProperty("attempt_log");
+    expect(JSON.stringify(body)).not.toContain("payload");
+    const subs = await fetch(`${server.baseUrl}/api/webhooks/subscriptions`, { headers: { "x-api-key": server.apiKey } });
+    expect(subs.status).toBe(200);
+    expect(await subs.text()).not.toContain("whsec_");
+  });
+
   it("sends nothing to a subscription whose namespace patterns do not match", async () => {
     expect(rx.other.received).toHaveLength(0);
     expect(await deliveries("other-tenant")).toHaveLength(0);
@@ -329,7 +359,7 @@ describe("webhooks on operation events", () => {
     const err = server.logs.find((l) => l.msg === "WEBHOOKS_FILE is invalid; keeping the previous subscriptions")!;
     expect(String(err.error)).toContain('subscription 0 ("x")');
     expect(String(err.error)).toContain("link-local");
-    expect((await webhooks.listWebhookSubscriptions({})).subscriptions).toHaveLength(8);
+    expect((await webhooks.listWebhookSubscriptions({})).subscriptions).toHaveLength(9);
     expect(JSON.stringify(server.logs)).not.toContain(S.node);
   }, 20_000);
 });

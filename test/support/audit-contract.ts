@@ -696,6 +696,19 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       expect((await store.listDeliveries({ state: "disabled", pageSize: 10 })).deliveries.map((x) => x.id)).toEqual([off.id]);
     });
 
+    it("outbox: purgeOperations removes settled deliveries and their attempts, never pending ones", async () => {
+      const store = await open();
+      const [done, waiting] = [delivery("op-purge"), delivery("op-purge")];
+      await store.enqueueDeliveries([done!, waiting!]);
+      await store.claimDeliveries("r", 60_000, 10);
+      const attempt = { deliveryId: done!.id, attempt: 1, at: new Date(), statusCode: 204, durationMs: 2, errorClass: "", replica: "r" };
+      expect(await store.recordAttempt(attempt, { state: "delivered" })).toBe(true);
+      await store.purgeOperations(new Date(Date.now() + 60_000));
+      expect(await store.getDelivery(done!.id)).toBeUndefined();
+      expect(await store.listAttempts(done!.id)).toEqual([]);
+      expect((await store.getDelivery(waiting!.id))!.state).toBe("pending");
+    });
+
     it("outbox: lists newest first, filtered and paged", async () => {
       const store = await open();
       const rows = Array.from({ length: 7 }, (_, i) => delivery(i % 2 ? "op-odd" : "op-even"));

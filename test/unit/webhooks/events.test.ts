@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { OperationRecord } from "../../../src/domain/operation.ts";
-import { deliveriesFor, eventPayload, MAX_PAYLOAD_BYTES, outboxPlanner } from "../../../src/webhooks/events.ts";
+import type { NewDelivery } from "../../../src/domain/webhook.ts";
+import {
+  deliveriesFor,
+  eventPayload,
+  MAX_PAYLOAD_BYTES,
+  outboxPlanner,
+  stepListener,
+} from "../../../src/webhooks/events.ts";
 import type { Subscription } from "../../../src/webhooks/subscriptions.ts";
 
 const op = (over: Partial<OperationRecord> = {}): OperationRecord => ({
@@ -97,5 +104,31 @@ describe("webhook events", () => {
     expect(plan(op({ state: "cancelled" }))[0]!.eventType).toBe("operation.cancelled");
     expect(plan(op({ state: "failed" }))[0]!.eventType).toBe("operation.failed");
     expect(plan(op({ state: "running" }))).toEqual([]);
+  });
+});
+
+describe("operation.step events", () => {
+  it("carry the step, go only to subscriptions that opted in, and report enqueue failures", async () => {
+    const written: NewDelivery[][] = [];
+    const errors: unknown[] = [];
+    const listen = stepListener(
+      () => [sub(), sub({ id: "steps", events: ["operation.step"] })],
+      () => new Set(),
+      async (rows) => {
+        written.push(rows);
+        if (rows[0]!.payload.includes('"state":"failed"')) throw new Error("store down");
+      },
+      (err) => errors.push(err),
+    );
+    const step = { name: "helm", order: 1, state: "running" as const, detail: "installing", startedAt: new Date() };
+    listen(op({ state: "running" }), step);
+    expect(written).toHaveLength(1);
+    expect(written[0]!.map((r) => r.subscriptionId)).toEqual(["steps"]);
+    const body = JSON.parse(written[0]![0]!.payload);
+    expect(body.type).toBe("operation.step");
+    expect(body.data.step).toMatchObject({ name: "helm", order: 1, state: "running", detail: "installing" });
+    listen(op({ state: "running" }), { ...step, state: "failed" });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(errors.map((e) => (e as Error).message)).toEqual(["store down"]);
   });
 });

@@ -137,7 +137,12 @@ export function createApp(deps: AppDeps): App {
     allowLoopback,
   });
   // Operations that end write their deliveries in the same transaction.
-  deps.audit.setOutboxPlanner(outboxPlanner(() => webhooks.all, () => webhookSender.disabled));
+  deps.audit.setOutboxPlanner(
+    outboxPlanner(
+      () => webhooks.all,
+      () => webhookSender.disabled,
+    ),
+  );
   const repair = new ReleaseRepair({
     audit: deps.audit,
     recovery: deps.recovery,
@@ -165,7 +170,10 @@ export function createApp(deps: AppDeps): App {
       () => webhookSender.disabled,
       (rows) => deps.audit.enqueueDeliveries(rows),
       (err) =>
-        deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "webhooks: a step event was not written"),
+        deps.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "webhooks: a step event was not written",
+        ),
     ),
     logger: deps.logger,
   });

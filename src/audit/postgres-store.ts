@@ -696,7 +696,15 @@ export class PostgresAuditStore implements AuditStore {
       await c.query(
         `INSERT INTO ${this.s}webhook_deliveries (${DELIVERY_COLUMNS.join(", ")}) VALUES ` +
           "($1, $2, $3, $4, $5, $6, 'pending', 0, 0, $7, $7, now(), 0, '', NULL, NULL) ON CONFLICT DO NOTHING",
-        [text(d.id), text(d.subscriptionId), d.eventType, text(d.operationId), text(d.namespace), text(d.payload), d.createdAt],
+        [
+          text(d.id),
+          text(d.subscriptionId),
+          d.eventType,
+          text(d.operationId),
+          text(d.namespace),
+          text(d.payload),
+          d.createdAt,
+        ],
       );
     }
   }

@@ -720,8 +720,7 @@ export class SqliteAuditStore implements AuditStore {
   async getDelivery(id: string): Promise<DeliveryRecord | undefined> {
     return this.run(() => {
       const row = this.stmt(`SELECT ${DELIVERY_COLUMNS.join(", ")} FROM webhook_deliveries WHERE id = ?`).get(id) as
-        | Row
-        | undefined;
+        Row | undefined;
       return row ? toDelivery(row) : undefined;
     });
   }

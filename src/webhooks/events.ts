@@ -84,8 +84,15 @@ export function eventPayload(type: WebhookEventType, op: OperationRecord, at: Da
 }
 
 /** wants: the subscription takes this event type for this namespace, and its endpoint is not disabled. */
-export function wants(sub: Subscription, type: WebhookEventType, namespace: string, disabled: ReadonlySet<string>): boolean {
-  return sub.events.includes(type) && matchesNamespace(sub.namespaces, namespace) && !disabled.has(`${sub.id} ${sub.url}`);
+export function wants(
+  sub: Subscription,
+  type: WebhookEventType,
+  namespace: string,
+  disabled: ReadonlySet<string>,
+): boolean {
+  return (
+    sub.events.includes(type) && matchesNamespace(sub.namespaces, namespace) && !disabled.has(`${sub.id} ${sub.url}`)
+  );
 }
 
 /** deliveriesFor: one delivery (its own webhook-id) per subscription that wants the event. */

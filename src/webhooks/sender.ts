@@ -114,7 +114,8 @@ export class WebhookSender {
       result = { state: "disabled" };
     } else {
       const delay = nextDelay(this.o.scheduleMs, attempt - d.scheduleFrom, outcome.retryAfterMs);
-      result = delay === undefined ? { state: "dead" } : { state: "pending", nextAttemptAt: new Date(Date.now() + delay) };
+      result =
+        delay === undefined ? { state: "dead" } : { state: "pending", nextAttemptAt: new Date(Date.now() + delay) };
     }
     const written = await this.o.store.recordAttempt(
       { ...base, at, statusCode: outcome.status, durationMs, errorClass: outcome.errorClass },
@@ -124,7 +125,14 @@ export class WebhookSender {
       await this.o.store.disableEndpoint(sub.id, sub.url, new Date());
       this.disabled = new Set([...this.disabled, `${sub.id} ${sub.url}`]);
     }
-    const log = { delivery: d.id, subscription: sub.id, operation: d.operationId, attempt, status: outcome.status, durationMs };
+    const log = {
+      delivery: d.id,
+      subscription: sub.id,
+      operation: d.operationId,
+      attempt,
+      status: outcome.status,
+      durationMs,
+    };
     if (!written) this.o.logger.warn(log, "webhook attempt not recorded: the claim was lost");
     else if (result.state === "delivered") this.o.logger.info(log, "webhook delivered");
     else

@@ -53,8 +53,9 @@ export function parseWebhookFile(text: string, opts: ParseOptions): Subscription
   } catch {
     throw new WebhookFileError("is not valid JSON");
   }
-  const list =
-    Array.isArray(parsed) ? parsed : (parsed as { subscriptions?: unknown } | null)?.subscriptions ?? undefined;
+  const list = Array.isArray(parsed)
+    ? parsed
+    : ((parsed as { subscriptions?: unknown } | null)?.subscriptions ?? undefined);
   if (!Array.isArray(list)) throw new WebhookFileError('must be {"subscriptions": [...]} or a list of subscriptions');
   const seen = new Set<string>();
   return list.map((entry, i) => {
@@ -98,9 +99,7 @@ function parseEntry(entry: unknown, i: number, opts: ParseOptions): Subscription
     return e as WebhookEventType;
   });
   if (!Array.isArray(o.namespaces) || o.namespaces.length === 0)
-    throw new WebhookFileError(
-      `${at}: "namespaces" must be a non-empty list of names, prefixes ending in '*', or '*'`,
-    );
+    throw new WebhookFileError(`${at}: "namespaces" must be a non-empty list of names, prefixes ending in '*', or '*'`);
   const namespaces = o.namespaces.map((p, j) => {
     const problem = typeof p === "string" ? patternProblem(p, opts.prefix) : "must be a string";
     if (problem) throw new WebhookFileError(`${at}: namespaces[${j}] ${problem}`);

@@ -38,7 +38,15 @@ describe("webhooks across two replicas on PostgreSQL", () => {
     const file = join(dir, "webhooks.json");
     writeFileSync(
       file,
-      JSON.stringify([{ id: "rx", url: rx.url, secrets: [secret], events: ["operation.succeeded", "operation.failed"], namespaces: [`${PREFIX}*`] }]),
+      JSON.stringify([
+        {
+          id: "rx",
+          url: rx.url,
+          secrets: [secret],
+          events: ["operation.succeeded", "operation.failed"],
+          namespaces: [`${PREFIX}*`],
+        },
+      ]),
     );
     const env = {
       AUDIT_DATABASE_URL: pg.url,
@@ -92,7 +100,10 @@ describe("webhooks across two replicas on PostgreSQL", () => {
     const replicas = new Set<string>();
     for (const d of ds!) {
       const statuses = byId.get(d.id)!;
-      expect(statuses.filter((s) => s >= 200 && s < 300), d.id).toHaveLength(1);
+      expect(
+        statuses.filter((s) => s >= 200 && s < 300),
+        d.id,
+      ).toHaveLength(1);
       expect(statuses.at(-1)).toBe(204);
       expect(d.attempts, d.id).toBe(statuses.length);
       expect(d.attemptLog.map((x) => x.statusCode)).toEqual(statuses);

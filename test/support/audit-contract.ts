@@ -595,7 +595,12 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       expect(seen[0]).toMatchObject({ id: op.id, state: "succeeded", request: "" });
       const page = await store.listDeliveries({ operationId: op.id, pageSize: 10 });
       expect(page.deliveries).toHaveLength(1);
-      expect(page.deliveries[0]).toMatchObject({ state: "pending", attempts: 0, scheduleFrom: 0, subscriptionId: "sub-a" });
+      expect(page.deliveries[0]).toMatchObject({
+        state: "pending",
+        attempts: 0,
+        scheduleFrom: 0,
+        subscriptionId: "sub-a",
+      });
       // A second end writes nothing (no second delivery).
       expect(await store.finishOperation(op.id, end, undefined)).toBe(false);
       expect((await store.listDeliveries({ operationId: op.id, pageSize: 10 })).deliveries).toHaveLength(1);
@@ -634,9 +639,23 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       const d = ca[0] ?? cb[0]!;
       const holder = ca[0] ? "ra" : "rb";
       const other = holder === "ra" ? "rb" : "ra";
-      const attempt = { deliveryId: d.id, attempt: 1, at: new Date(), statusCode: 500, durationMs: 12, errorClass: "http_500" };
-      expect(await a.recordAttempt({ ...attempt, replica: other }, { state: "pending", nextAttemptAt: new Date() })).toBe(false);
-      expect(await a.recordAttempt({ ...attempt, replica: holder }, { state: "pending", nextAttemptAt: new Date(Date.now() - 1) })).toBe(true);
+      const attempt = {
+        deliveryId: d.id,
+        attempt: 1,
+        at: new Date(),
+        statusCode: 500,
+        durationMs: 12,
+        errorClass: "http_500",
+      };
+      expect(
+        await a.recordAttempt({ ...attempt, replica: other }, { state: "pending", nextAttemptAt: new Date() }),
+      ).toBe(false);
+      expect(
+        await a.recordAttempt(
+          { ...attempt, replica: holder },
+          { state: "pending", nextAttemptAt: new Date(Date.now() - 1) },
+        ),
+      ).toBe(true);
       // The same attempt number twice is refused.
       expect(await a.recordAttempt({ ...attempt, replica: holder }, { state: "delivered" })).toBe(false);
       const after = (await a.getDelivery(d.id))!;
@@ -645,7 +664,12 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       // Due again and unclaimed: claimable by anyone.
       const again = await b.claimDeliveries("rb", 60_000, 50);
       expect(again.map((x) => x.id)).toEqual([d.id]);
-      expect(await b.recordAttempt({ ...attempt, attempt: 2, replica: "rb", statusCode: 204, errorClass: "" }, { state: "delivered" })).toBe(true);
+      expect(
+        await b.recordAttempt(
+          { ...attempt, attempt: 2, replica: "rb", statusCode: 204, errorClass: "" },
+          { state: "delivered" },
+        ),
+      ).toBe(true);
       expect((await a.getDelivery(d.id))!).toMatchObject({ state: "delivered", attempts: 2 });
     });
 
@@ -653,14 +677,24 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       const store = await open();
       const [d1, d2] = [delivery("op-exp"), delivery("op-exp")];
       await store.enqueueDeliveries([d1!, d2!]);
-      expect((await store.claimDeliveries("dead-replica", 30, 10)).map((d) => d.id).sort()).toEqual([d1!.id, d2!.id].sort());
+      expect((await store.claimDeliveries("dead-replica", 30, 10)).map((d) => d.id).sort()).toEqual(
+        [d1!.id, d2!.id].sort(),
+      );
       await sleep(60);
       const taken = await store.claimDeliveries("live", 60_000, 10);
       expect(taken.map((d) => d.id).sort()).toEqual([d1!.id, d2!.id].sort());
       // The dead replica's late attempt is not recorded.
       expect(
         await store.recordAttempt(
-          { deliveryId: d1!.id, attempt: 1, at: new Date(), statusCode: 200, durationMs: 1, errorClass: "", replica: "dead-replica" },
+          {
+            deliveryId: d1!.id,
+            attempt: 1,
+            at: new Date(),
+            statusCode: 200,
+            durationMs: 1,
+            errorClass: "",
+            replica: "dead-replica",
+          },
           { state: "delivered" },
         ),
       ).toBe(false);
@@ -681,7 +715,15 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       expect(claimed).toHaveLength(3);
       expect(
         await store.recordAttempt(
-          { deliveryId: d.id, attempt: 1, at: new Date(), statusCode: 500, durationMs: 3, errorClass: "http_500", replica: "r" },
+          {
+            deliveryId: d.id,
+            attempt: 1,
+            at: new Date(),
+            statusCode: 500,
+            durationMs: 3,
+            errorClass: "http_500",
+            replica: "r",
+          },
           { state: "dead" },
         ),
       ).toBe(true);
@@ -693,7 +735,9 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       expect((await store.getDelivery(off.id))!.state).toBe("disabled");
       expect(await store.redeliver(off.id)).toBe(false);
       expect((await store.getDelivery(keep.id))!.state).toBe("pending");
-      expect((await store.listDeliveries({ state: "disabled", pageSize: 10 })).deliveries.map((x) => x.id)).toEqual([off.id]);
+      expect((await store.listDeliveries({ state: "disabled", pageSize: 10 })).deliveries.map((x) => x.id)).toEqual([
+        off.id,
+      ]);
     });
 
     it("outbox: purgeOperations removes settled deliveries and their attempts, never pending ones", async () => {
@@ -701,7 +745,15 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       const [done, waiting] = [delivery("op-purge"), delivery("op-purge")];
       await store.enqueueDeliveries([done!, waiting!]);
       await store.claimDeliveries("r", 60_000, 10);
-      const attempt = { deliveryId: done!.id, attempt: 1, at: new Date(), statusCode: 204, durationMs: 2, errorClass: "", replica: "r" };
+      const attempt = {
+        deliveryId: done!.id,
+        attempt: 1,
+        at: new Date(),
+        statusCode: 204,
+        durationMs: 2,
+        errorClass: "",
+        replica: "r",
+      };
       expect(await store.recordAttempt(attempt, { state: "delivered" })).toBe(true);
       await store.purgeOperations(new Date(Date.now() + 60_000));
       expect(await store.getDelivery(done!.id)).toBeUndefined();

@@ -45,7 +45,9 @@ describe("webhook configuration", () => {
 
   it("reads WEBHOOKS_FILE; a loopback URL needs WEBHOOKS_ALLOW_LOOPBACK", () => {
     const f = write({ subscriptions: [sub()] });
-    expect(errorOf({ WEBHOOKS_FILE: f })).toMatch(/^WEBHOOKS_FILE .*: subscription 0 \("erp"\): "url" points at a loopback address/);
+    expect(errorOf({ WEBHOOKS_FILE: f })).toMatch(
+      /^WEBHOOKS_FILE .*: subscription 0 \("erp"\): "url" points at a loopback address/,
+    );
     const c = loadConfig({ ...base, WEBHOOKS_FILE: f, WEBHOOKS_ALLOW_LOOPBACK: "true" });
     expect(c.webhookSubscriptions.map((s) => s.id)).toEqual(["erp"]);
     expect(c.webhooksFile).toBe(f);
@@ -64,7 +66,12 @@ describe("webhook configuration", () => {
   });
 
   it("parses the schedule, poll interval and timeout, and refuses bad ones", () => {
-    const c = loadConfig({ ...base, WEBHOOK_RETRY_SCHEDULE: "0,1s,2m", WEBHOOK_POLL_INTERVAL: "200ms", WEBHOOK_TIMEOUT: "2s" });
+    const c = loadConfig({
+      ...base,
+      WEBHOOK_RETRY_SCHEDULE: "0,1s,2m",
+      WEBHOOK_POLL_INTERVAL: "200ms",
+      WEBHOOK_TIMEOUT: "2s",
+    });
     expect(c.webhookScheduleMs).toEqual([0, 1000, 120_000]);
     expect(c.webhookPollMs).toBe(200);
     expect(c.webhookTimeoutMs).toBe(2000);

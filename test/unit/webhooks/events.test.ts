@@ -100,7 +100,10 @@ describe("webhook events", () => {
   });
 
   it("the planner maps the end state to the event type and plans nothing for an operation that has not ended", () => {
-    const plan = outboxPlanner(() => [sub({ events: ["operation.cancelled", "operation.failed", "operation.succeeded"] })], () => new Set());
+    const plan = outboxPlanner(
+      () => [sub({ events: ["operation.cancelled", "operation.failed", "operation.succeeded"] })],
+      () => new Set(),
+    );
     expect(plan(op({ state: "cancelled" }))[0]!.eventType).toBe("operation.cancelled");
     expect(plan(op({ state: "failed" }))[0]!.eventType).toBe("operation.failed");
     expect(plan(op({ state: "running" }))).toEqual([]);

@@ -4,11 +4,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import {
-  matchesNamespace,
-  parseWebhookFile,
-  SubscriptionRegistry,
-} from "../../../src/webhooks/subscriptions.ts";
+import { matchesNamespace, parseWebhookFile, SubscriptionRegistry } from "../../../src/webhooks/subscriptions.ts";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
 const opts = { prefix: "paas-ws-", allowLoopback: false };
@@ -55,7 +51,11 @@ describe("parseWebhookFile", () => {
     ["localhost", { url: "http://localhost/" }, /a loopback address/],
     ["IPv6 loopback", { url: "http://[::1]/" }, /a loopback address/],
     ["the unspecified address", { url: "http://0.0.0.0/" }, /unspecified/],
-    ["a short secret", { secrets: [`whsec_${randomBytes(16).toString("base64")}`] }, /secrets\[0\] must hold 24 to 64 bytes \(it holds 16\)/],
+    [
+      "a short secret",
+      { secrets: [`whsec_${randomBytes(16).toString("base64")}`] },
+      /secrets\[0\] must hold 24 to 64 bytes \(it holds 16\)/,
+    ],
     ["a secret without whsec_", { secrets: [randomBytes(32).toString("base64")] }, /secrets\[0\] must be "whsec_"/],
     ["no secrets", { secrets: [] }, /"secrets" must be a list of 1 to 8/],
     ["an unknown event type", { events: ["operation.exploded"] }, /events\[0\] "operation.exploded" is unknown/],
@@ -79,7 +79,9 @@ describe("parseWebhookFile", () => {
       "http://127.0.0.1:9000/h",
     );
     // Link-local stays refused even then.
-    expect(() => parse([entry({ url: "http://169.254.1.1/" })], { ...opts, allowLoopback: true })).toThrow(/link-local/);
+    expect(() => parse([entry({ url: "http://169.254.1.1/" })], { ...opts, allowLoopback: true })).toThrow(
+      /link-local/,
+    );
   });
 
   it("matches namespaces exactly, by prefix and with '*'", () => {

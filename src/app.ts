@@ -28,6 +28,8 @@ import { WorkloadService } from "../gen/paas/v1/workload_pb.js";
 import type { WorkloadClient } from "./kube/workloads/workload-types.ts";
 import { createWorkloadService } from "./services/workload-service.ts";
 import { OperationService } from "../gen/paas/v1/operation_pb.js";
+import { WebhookService } from "../gen/paas/v1/webhook_pb.js";
+import { createWebhookService } from "./services/webhook-service.ts";
 import { createOperationService } from "./services/operation-service.ts";
 import type { ReleaseLocks, ReleaseRecovery } from "./domain/ports.ts";
 import type { AuditStore } from "./domain/audit.ts";
@@ -41,6 +43,10 @@ import { contextValuesOf } from "./server/request-context.ts";
 import { bodyLimits } from "./server/body-limit.ts";
 import { reclassifyUndecodableRequests } from "./server/request-gate.ts";
 import { createRpcHandler, type NodeHandler } from "./server/rpc-handler.ts";
+import { outboxPlanner, stepListener } from "./webhooks/events.ts";
+import { DEFAULT_SCHEDULE_MS } from "./webhooks/schedule.ts";
+import { WebhookSender } from "./webhooks/sender.ts";
+import { SubscriptionRegistry, type Subscription } from "./webhooks/subscriptions.ts";
 
 /** AppDeps are the adapters and settings the request path is built from. */
 export interface AppDeps {
@@ -89,6 +95,13 @@ export interface AppDeps {
   workloadMaxReplicas?: number;
   /** Poll interval of the workload verbs' waits, ms (tests shorten it). */
   workloadPollMs?: number;
+  /** WEBHOOKS_FILE and the subscriptions it held at start. */
+  webhooksFile?: string;
+  webhookSubscriptions?: Subscription[];
+  webhooksAllowLoopback?: boolean;
+  webhookScheduleMs?: number[];
+  webhookPollMs?: number;
+  webhookTimeoutMs?: number;
 }
 
 /**
@@ -107,11 +120,38 @@ export interface App {
   repair: ReleaseRepair;
   /** The API keys; close() stops watching API_KEYS_FILE. */
   keys: KeyStore;
+  /** Webhook subscriptions (WEBHOOKS_FILE, watched) and the outbox's sender (started by main). */
+  webhooks: SubscriptionRegistry;
+  webhookSender: WebhookSender;
 }
 
 /** createApp wires services, interceptors and HTTP routes; it opens no port. */
 export function createApp(deps: AppDeps): App {
   const queue = new OperationQueue(deps.helmConcurrency);
+  const allowLoopback = deps.webhooksAllowLoopback ?? false;
+  const webhooks = new SubscriptionRegistry({
+    ...(deps.webhooksFile ? { file: deps.webhooksFile } : {}),
+    ...(deps.webhookSubscriptions ? { subscriptions: deps.webhookSubscriptions } : {}),
+    parse: { prefix: deps.namespacePrefix, allowLoopback },
+  });
+  webhooks.watch(deps.logger, deps.apiKeysReloadDebounceMs);
+  const webhookSender = new WebhookSender({
+    store: deps.audit,
+    subscriptions: webhooks,
+    replica: deps.replica,
+    logger: deps.logger,
+    scheduleMs: deps.webhookScheduleMs ?? DEFAULT_SCHEDULE_MS,
+    pollMs: deps.webhookPollMs ?? 1000,
+    timeoutMs: deps.webhookTimeoutMs ?? 15_000,
+    allowLoopback,
+  });
+  // Operations that end write their deliveries in the same transaction.
+  deps.audit.setOutboxPlanner(
+    outboxPlanner(
+      () => webhooks.all,
+      () => webhookSender.disabled,
+    ),
+  );
   const repair = new ReleaseRepair({
     audit: deps.audit,
     recovery: deps.recovery,
@@ -134,6 +174,16 @@ export function createApp(deps: AppDeps): App {
     ...(deps.lostAnswerGraceMs !== undefined ? { lostAnswerGraceMs: deps.lostAnswerGraceMs } : {}),
     ...(deps.operationRetentionMs !== undefined ? { retentionMs: deps.operationRetentionMs } : {}),
     ...(deps.operationPollMs !== undefined ? { pollMs: deps.operationPollMs } : {}),
+    onStep: stepListener(
+      () => webhooks.all,
+      () => webhookSender.disabled,
+      (rows) => deps.audit.enqueueDeliveries(rows),
+      (err) =>
+        deps.logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "webhooks: a step event was not written",
+        ),
+    ),
     logger: deps.logger,
   });
   const verbs = createVerbs({
@@ -180,8 +230,14 @@ export function createApp(deps: AppDeps): App {
     OperationService,
     AuditService,
     ...(workload ? [WorkloadService] : []),
+    WebhookService,
     Health,
   ]);
+  const webhookService = createWebhookService({
+    store: deps.audit,
+    subscriptions: webhooks,
+    disabled: () => webhookSender.disabled,
+  });
 
   const keys = new KeyStore({
     staticKeys: deps.apiKeys,
@@ -204,6 +260,7 @@ export function createApp(deps: AppDeps): App {
     router.service(OperationService, operationService);
     router.service(AuditService, auditService);
     if (workload) router.service(WorkloadService, workload);
+    router.service(WebhookService, webhookService);
     router.service(Health, health);
     router.service(ServerReflection, reflection);
   };
@@ -233,5 +290,5 @@ export function createApp(deps: AppDeps): App {
     contextValues: contextValuesOf,
     logger: deps.logger,
   });
-  return { routes, interceptors, handler, queue, engine, repair, keys };
+  return { routes, interceptors, handler, queue, engine, repair, keys, webhooks, webhookSender };
 }

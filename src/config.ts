@@ -7,6 +7,8 @@ import { isDnsLabelPrefix } from "./domain/names.ts";
 import { isPodSecurityLevel, POD_SECURITY_LEVELS, type PodSecurityLevel } from "./domain/pod-security-levels.ts";
 import { DEFAULT_VALUES_LIMITS, type ValuesLimits } from "./domain/validation.ts";
 import { DEFAULT_INGRESS_NAMESPACE_SELECTOR, parseNamespaceSelector } from "./kube/tenancy/namespaces.ts";
+import { DEFAULT_SCHEDULE_MS, parseDurationMs, parseSchedule } from "./webhooks/schedule.ts";
+import { parseWebhookFile, WebhookFileError, type Subscription } from "./webhooks/subscriptions.ts";
 
 /** Config is the service's whole configuration, read from the environment once at start. */
 export interface Config {
@@ -68,6 +70,18 @@ export interface Config {
   reconcileIntervalMs: number;
   /** WORKLOAD_MAX_REPLICAS: the most replicas ScaleWorkload and RebuildStatefulSetMember accept. */
   workloadMaxReplicas: number;
+  /** WEBHOOKS_FILE: webhook subscriptions, reloaded when the file changes. */
+  webhooksFile: string | undefined;
+  /** The subscriptions WEBHOOKS_FILE held at start. */
+  webhookSubscriptions: Subscription[];
+  /** WEBHOOKS_ALLOW_LOOPBACK: loopback endpoints are allowed (tests, a sidecar receiver). */
+  webhooksAllowLoopback: boolean;
+  /** WEBHOOK_RETRY_SCHEDULE: delays before attempt 1, 2, …, ms. */
+  webhookScheduleMs: number[];
+  /** WEBHOOK_POLL_INTERVAL: how often due deliveries are looked for, ms. */
+  webhookPollMs: number;
+  /** WEBHOOK_TIMEOUT: one delivery request's limit, ms. */
+  webhookTimeoutMs: number;
 }
 
 /** ConfigError is thrown for an invalid environment; main prints its one-line message and exits 1. */
@@ -140,6 +154,63 @@ export function loadConfig(env: Env = process.env): Config {
     heartbeatMs: duration(env, "HEARTBEAT_INTERVAL", 5, 300) * 1000,
     reconcileIntervalMs: duration(env, "RECONCILE_INTERVAL", 30, 3600) * 1000,
     workloadMaxReplicas: int(env, "WORKLOAD_MAX_REPLICAS", 20, 1, 10_000),
+    ...webhooks(env, prefix),
+  };
+}
+
+/** webhooks reads WEBHOOKS_FILE and the sender's settings; a broken file stops the process. */
+function webhooks(
+  env: Env,
+  prefix: string,
+): Pick<
+  Config,
+  | "webhooksFile"
+  | "webhookSubscriptions"
+  | "webhooksAllowLoopback"
+  | "webhookScheduleMs"
+  | "webhookPollMs"
+  | "webhookTimeoutMs"
+> {
+  const allowLoopback = bool(env, "WEBHOOKS_ALLOW_LOOPBACK", false);
+  const file = env.WEBHOOKS_FILE || undefined;
+  let subscriptions: Subscription[] = [];
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      throw new ConfigError(`WEBHOOKS_FILE ${file} cannot be read`);
+    }
+    try {
+      subscriptions = parseWebhookFile(text, { prefix, allowLoopback });
+    } catch (err) {
+      if (err instanceof WebhookFileError) throw new ConfigError(`WEBHOOKS_FILE ${file}: ${err.message}`);
+      throw err;
+    }
+  }
+  let scheduleMs = [...DEFAULT_SCHEDULE_MS];
+  if (env.WEBHOOK_RETRY_SCHEDULE) {
+    try {
+      scheduleMs = parseSchedule(env.WEBHOOK_RETRY_SCHEDULE);
+    } catch (err) {
+      throw new ConfigError(`WEBHOOK_RETRY_SCHEDULE ${(err as Error).message}`);
+    }
+  }
+  const ms = (name: string, fallback: number, min: number, max: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const v = parseDurationMs(raw);
+    if (v === undefined || v < min || v > max)
+      throw new ConfigError(`${name} must be a duration between ${min}ms and ${max / 1000}s (500ms, 5s, 1m)`);
+    return v;
+  };
+  return {
+    webhooksFile: file,
+    webhookSubscriptions: subscriptions,
+    webhooksAllowLoopback: allowLoopback,
+    webhookScheduleMs: scheduleMs,
+    webhookPollMs: ms("WEBHOOK_POLL_INTERVAL", 1000, 50, 60_000),
+    webhookTimeoutMs: ms("WEBHOOK_TIMEOUT", 15_000, 100, 60_000),
   };
 }
 

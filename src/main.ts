@@ -109,6 +109,7 @@ async function main(): Promise<void> {
   // Start-up recovery: stuck releases without a live Lease, intents of dead replicas.
   await reconciler.start();
   const listener = await listen(app.handler, config.host, config.port);
+  app.webhookSender.start();
   const health = monitor.current();
   logger.info(
     {
@@ -152,6 +153,8 @@ async function main(): Promise<void> {
     // Every operation wrote its outcome and gave its Lease up when it ended; this is the
     // safety net for any still held.
     await reconciler.stop();
+    await app.webhookSender.stop();
+    app.webhooks.close();
     await locks.releaseAll();
     await helm.close();
     await audit.close().catch(() => undefined);

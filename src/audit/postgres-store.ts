@@ -32,6 +32,16 @@ import type {
   StepRecord,
 } from "../domain/operation.ts";
 import { checkOperationQuery, operationFromRow, operationPage, progressJson, stepsJson } from "./operation-rows.ts";
+import type {
+  AttemptResult,
+  DeliveryAttempt,
+  DeliveryPage,
+  DeliveryQuery,
+  DeliveryRecord,
+  NewDelivery,
+  OutboxPlanner,
+} from "../domain/webhook.ts";
+import { checkDeliveryQuery, DELIVERY_COLUMNS, deliveryFromRow, deliveryPage } from "./delivery-rows.ts";
 
 /**
  * The PostgreSQL store (several replicas). Times that compare replicas with each other
@@ -153,6 +163,49 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       CREATE INDEX operations_finished ON {s}operations (finished_at) WHERE finished_at IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    sql: `
+      CREATE TABLE {s}webhook_deliveries (
+        id text PRIMARY KEY,
+        subscription_id text NOT NULL,
+        event_type text NOT NULL,
+        operation_id text NOT NULL,
+        namespace text NOT NULL,
+        payload text NOT NULL,
+        state text NOT NULL CHECK (state IN ('pending', 'delivered', 'dead', 'disabled')),
+        attempts integer NOT NULL,
+        schedule_from integer NOT NULL,
+        next_attempt_at timestamptz NOT NULL,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        last_status integer NOT NULL,
+        last_error text NOT NULL,
+        claimed_by text,
+        claimed_until timestamptz
+      );
+      CREATE INDEX webhook_deliveries_due ON {s}webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+      CREATE INDEX webhook_deliveries_created ON {s}webhook_deliveries (created_at, id);
+      CREATE INDEX webhook_deliveries_operation ON {s}webhook_deliveries (operation_id);
+      CREATE INDEX webhook_deliveries_subscription ON {s}webhook_deliveries (subscription_id, created_at, id);
+      CREATE TABLE {s}webhook_attempts (
+        delivery_id text NOT NULL,
+        attempt integer NOT NULL,
+        at timestamptz NOT NULL,
+        status_code integer NOT NULL,
+        duration_ms integer NOT NULL,
+        error_class text NOT NULL,
+        replica text NOT NULL,
+        PRIMARY KEY (delivery_id, attempt)
+      );
+      CREATE TABLE {s}webhook_disabled_endpoints (
+        subscription_id text NOT NULL,
+        url text NOT NULL,
+        disabled_at timestamptz NOT NULL,
+        PRIMARY KEY (subscription_id, url)
+      );
+    `,
+  },
 ];
 
 const OP_COLUMNS = [
@@ -216,6 +269,7 @@ export class PostgresAuditStore implements AuditStore {
   private readonly s: string;
   private readonly logger: Pick<Logger, "warn"> | undefined;
   private closed = false;
+  private planner: OutboxPlanner | undefined;
 
   constructor(opts: PostgresAuditStoreOptions) {
     if (!/^postgres(ql)?:\/\//i.test(opts.connectionString) || !URL.canParse(opts.connectionString)) {
@@ -549,7 +603,8 @@ export class PostgresAuditStore implements AuditStore {
   ): Promise<boolean> {
     const sql =
       `UPDATE ${this.s}operations SET state = $2, finished_at = $3, updated_at = now(), steps = $4, progress = $5, response = $6, ` +
-      "error_code = $7, error_message = $8, error_reason = $9, request = '' WHERE id = $1 AND state = ANY($10::text[])";
+      "error_code = $7, error_message = $8, error_reason = $9, request = '' WHERE id = $1 AND state = ANY($10::text[]) " +
+      `RETURNING ${OP_COLUMNS.join(", ")}`;
     const values = [
       text(id),
       end.state,
@@ -565,8 +620,10 @@ export class PostgresAuditStore implements AuditStore {
     const outcomeQuery = outcome ? this.appendQuery(outcome) : undefined;
     return this.run(() =>
       this.transaction(async (c) => {
-        if ((await c.query(sql, values)).rowCount !== 1) return false;
+        const updated = await c.query(sql, values);
+        if (updated.rowCount !== 1) return false;
         if (outcomeQuery) await c.query(outcomeQuery.sql, outcomeQuery.values);
+        if (this.planner) await this.enqueueIn(c, this.planner(toOperation(updated.rows[0] as Row)));
         return true;
       }),
     );
@@ -605,7 +662,189 @@ export class PostgresAuditStore implements AuditStore {
 
   async purgeOperations(before: Date): Promise<number> {
     const sql = `DELETE FROM ${this.s}operations WHERE finished_at IS NOT NULL AND finished_at < $1`;
-    return this.run(async () => (await this.pool.query(sql, [before])).rowCount ?? 0);
+    // Settled webhook deliveries (and their attempts) go with the operations of that age.
+    const settled = `SELECT id FROM ${this.s}webhook_deliveries WHERE state <> 'pending' AND updated_at < $1`;
+    return this.run(() =>
+      this.transaction(async (c) => {
+        await c.query(`DELETE FROM ${this.s}webhook_attempts WHERE delivery_id IN (${settled})`, [before]);
+        await c.query(`DELETE FROM ${this.s}webhook_deliveries WHERE state <> 'pending' AND updated_at < $1`, [before]);
+        return (await c.query(sql, [before])).rowCount ?? 0;
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------- webhook outbox
+
+  setOutboxPlanner(planner: OutboxPlanner | undefined): void {
+    this.planner = planner;
+  }
+
+  async enqueueDeliveries(rows: NewDelivery[]): Promise<void> {
+    if (rows.length === 0) return;
+    return this.run(() => this.transaction((c) => this.enqueueIn(c, rows)));
+  }
+
+  private async enqueueIn(c: pg.PoolClient, rows: NewDelivery[]): Promise<void> {
+    for (const d of rows) {
+      await c.query(
+        `INSERT INTO ${this.s}webhook_deliveries (${DELIVERY_COLUMNS.join(", ")}) VALUES ` +
+          "($1, $2, $3, $4, $5, $6, 'pending', 0, 0, $7, $7, now(), 0, '', NULL, NULL) ON CONFLICT DO NOTHING",
+        [
+          text(d.id),
+          text(d.subscriptionId),
+          d.eventType,
+          text(d.operationId),
+          text(d.namespace),
+          text(d.payload),
+          d.createdAt,
+        ],
+      );
+    }
+  }
+
+  async claimDeliveries(replica: string, claimMs: number, limit: number): Promise<DeliveryRecord[]> {
+    // Row locks with SKIP LOCKED: replicas claiming at once take different deliveries.
+    const sql = `
+      UPDATE ${this.s}webhook_deliveries d SET claimed_by = $1, claimed_until = now() + make_interval(secs => $2::double precision / 1000)
+      WHERE d.id IN (
+        SELECT id FROM ${this.s}webhook_deliveries
+        WHERE state = 'pending' AND next_attempt_at <= now() AND (claimed_until IS NULL OR claimed_until < now())
+        ORDER BY next_attempt_at, id
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+      ) AND d.state = 'pending'
+      RETURNING ${DELIVERY_COLUMNS.map((c) => `d.${c}`).join(", ")}`;
+    return this.run(async () =>
+      ((await this.pool.query(sql, [text(replica), claimMs, limit])).rows as Row[])
+        .map(toDelivery)
+        .sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || (a.id < b.id ? -1 : 1)),
+    );
+  }
+
+  async recordAttempt(attempt: DeliveryAttempt, result: AttemptResult): Promise<boolean> {
+    const update =
+      `UPDATE ${this.s}webhook_deliveries SET attempts = attempts + 1, state = $1, next_attempt_at = $2, updated_at = now(), ` +
+      "last_status = $3, last_error = $4, claimed_by = NULL, claimed_until = NULL " +
+      "WHERE id = $5 AND claimed_by = $6 AND claimed_until >= now() AND attempts + 1 = $7";
+    const insert =
+      `INSERT INTO ${this.s}webhook_attempts (delivery_id, attempt, at, status_code, duration_ms, error_class, replica) ` +
+      "VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    return this.run(() =>
+      this.transaction(async (c) => {
+        const changed = await c.query(update, [
+          result.state,
+          result.nextAttemptAt ?? attempt.at,
+          whole(attempt.statusCode),
+          text(attempt.errorClass),
+          text(attempt.deliveryId),
+          text(attempt.replica),
+          attempt.attempt,
+        ]);
+        if (changed.rowCount !== 1) return false;
+        await c.query(insert, [
+          text(attempt.deliveryId),
+          attempt.attempt,
+          attempt.at,
+          whole(attempt.statusCode),
+          whole(attempt.durationMs),
+          text(attempt.errorClass),
+          text(attempt.replica),
+        ]);
+        return true;
+      }),
+    );
+  }
+
+  async releaseClaim(id: string, replica: string, at: Date): Promise<void> {
+    const sql = `UPDATE ${this.s}webhook_deliveries SET claimed_by = NULL, claimed_until = NULL, next_attempt_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'pending'`;
+    await this.run(() => this.pool.query(sql, [text(id), text(replica), at]));
+  }
+
+  async getDelivery(id: string): Promise<DeliveryRecord | undefined> {
+    const sql = `SELECT ${DELIVERY_COLUMNS.join(", ")} FROM ${this.s}webhook_deliveries WHERE id = $1`;
+    return this.run(async () => {
+      const rows = (await this.pool.query(sql, [text(id)])).rows as Row[];
+      return rows[0] ? toDelivery(rows[0]) : undefined;
+    });
+  }
+
+  async listDeliveries(query: DeliveryQuery): Promise<DeliveryPage> {
+    const q = checkDeliveryQuery(query);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const [column, value] of [
+      ["subscription_id", q.subscriptionId],
+      ["operation_id", q.operationId],
+      ["state", q.state],
+    ] as const) {
+      if (value) {
+        params.push(text(value));
+        where.push(`${column} = $${params.length}`);
+      }
+    }
+    if (q.after) {
+      params.push(new Date(q.after.timeMs), q.after.id);
+      where.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
+    }
+    params.push(q.pageSize + 1);
+    const sql =
+      `SELECT ${DELIVERY_COLUMNS.join(", ")} FROM ${this.s}webhook_deliveries` +
+      (where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "") +
+      ` ORDER BY created_at DESC, id DESC LIMIT $${params.length}`;
+    return this.run(async () =>
+      deliveryPage(((await this.pool.query(sql, params)).rows as Row[]).map(toDelivery), q.pageSize),
+    );
+  }
+
+  async listAttempts(deliveryId: string): Promise<DeliveryAttempt[]> {
+    const sql = `SELECT delivery_id, attempt, at, status_code, duration_ms, error_class, replica FROM ${this.s}webhook_attempts WHERE delivery_id = $1 ORDER BY attempt`;
+    return this.run(async () =>
+      ((await this.pool.query(sql, [text(deliveryId)])).rows as Row[]).map((r) => ({
+        deliveryId: String(r.delivery_id),
+        attempt: Number(r.attempt),
+        at: r.at as Date,
+        statusCode: Number(r.status_code),
+        durationMs: Number(r.duration_ms),
+        errorClass: String(r.error_class),
+        replica: String(r.replica),
+      })),
+    );
+  }
+
+  async redeliver(id: string): Promise<DeliveryRecord | undefined | false> {
+    const sql =
+      `UPDATE ${this.s}webhook_deliveries SET state = 'pending', schedule_from = attempts, next_attempt_at = now(), updated_at = now(), ` +
+      `claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state IN ('delivered', 'dead') RETURNING ${DELIVERY_COLUMNS.join(", ")}`;
+    return this.run(async () => {
+      const rows = (await this.pool.query(sql, [text(id)])).rows as Row[];
+      if (rows[0]) return toDelivery(rows[0]);
+      return (await this.getDelivery(id)) ? false : undefined;
+    });
+  }
+
+  async disableEndpoint(subscriptionId: string, url: string, at: Date): Promise<void> {
+    return this.run(() =>
+      this.transaction(async (c) => {
+        await c.query(
+          `INSERT INTO ${this.s}webhook_disabled_endpoints (subscription_id, url, disabled_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+          [text(subscriptionId), text(url), at],
+        );
+        await c.query(
+          `UPDATE ${this.s}webhook_deliveries SET state = 'disabled', updated_at = now(), claimed_by = NULL, claimed_until = NULL WHERE subscription_id = $1 AND state = 'pending'`,
+          [text(subscriptionId)],
+        );
+      }),
+    );
+  }
+
+  async disabledEndpoints(): Promise<Set<string>> {
+    const sql = `SELECT subscription_id, url FROM ${this.s}webhook_disabled_endpoints`;
+    return this.run(
+      async () =>
+        new Set(
+          ((await this.pool.query(sql)).rows as Row[]).map((r) => `${String(r.subscription_id)} ${String(r.url)}`),
+        ),
+    );
   }
 
   async close(): Promise<void> {
@@ -712,6 +951,14 @@ function toOperation(r: Row): OperationRecord {
     createdAt: r.created_at as Date,
     startedAt: at(r.started_at),
     finishedAt: at(r.finished_at),
+    updatedAt: r.updated_at as Date,
+  });
+}
+
+function toDelivery(r: Row): DeliveryRecord {
+  return deliveryFromRow(r, {
+    createdAt: r.created_at as Date,
+    nextAttemptAt: r.next_attempt_at as Date,
     updatedAt: r.updated_at as Date,
   });
 }

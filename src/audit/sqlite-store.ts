@@ -32,6 +32,16 @@ import type {
   StepRecord,
 } from "../domain/operation.ts";
 import { checkOperationQuery, operationFromRow, operationPage, progressJson, stepsJson } from "./operation-rows.ts";
+import type {
+  AttemptResult,
+  DeliveryAttempt,
+  DeliveryPage,
+  DeliveryQuery,
+  DeliveryRecord,
+  NewDelivery,
+  OutboxPlanner,
+} from "../domain/webhook.ts";
+import { checkDeliveryQuery, DELIVERY_COLUMNS, deliveryFromRow, deliveryPage } from "./delivery-rows.ts";
 
 /**
  * The SQLite store (one replica): node:sqlite's DatabaseSync on a file, WAL journal,
@@ -141,6 +151,49 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       CREATE INDEX operations_finished ON operations (finished_at) WHERE finished_at IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    sql: `
+      CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        subscription_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        operation_id TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead', 'disabled')),
+        attempts INTEGER NOT NULL,
+        schedule_from INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_status INTEGER NOT NULL,
+        last_error TEXT NOT NULL,
+        claimed_by TEXT,
+        claimed_until INTEGER
+      ) STRICT;
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+      CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at, id);
+      CREATE INDEX webhook_deliveries_operation ON webhook_deliveries (operation_id);
+      CREATE INDEX webhook_deliveries_subscription ON webhook_deliveries (subscription_id, created_at, id);
+      CREATE TABLE webhook_attempts (
+        delivery_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        status_code INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        error_class TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        PRIMARY KEY (delivery_id, attempt)
+      ) STRICT;
+      CREATE TABLE webhook_disabled_endpoints (
+        subscription_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        disabled_at INTEGER NOT NULL,
+        PRIMARY KEY (subscription_id, url)
+      ) STRICT;
+    `,
+  },
 ];
 
 /** SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB: worth a new handle. */
@@ -168,6 +221,7 @@ export class SqliteAuditStore implements AuditStore {
   private statements = new Map<string, StatementSync>();
   private closed = false;
   private readonly inMemory: boolean;
+  private planner: OutboxPlanner | undefined;
 
   constructor(opts: SqliteAuditStoreOptions) {
     this.path = opts.path;
@@ -491,6 +545,10 @@ export class SqliteAuditStore implements AuditStore {
         ).changes;
         if (Number(changed) !== 1) return false;
         if (outcome) this.appendIn(outcome);
+        if (this.planner) {
+          const row = this.stmt(`SELECT ${OP_COLUMNS} FROM operations WHERE id = ?`).get(id) as Row;
+          this.enqueueIn(this.planner(toOperation(row)));
+        }
         return true;
       }),
     );
@@ -535,11 +593,207 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async purgeOperations(before: Date): Promise<number> {
+    return this.run((db) =>
+      this.transaction(db, () => {
+        // Settled webhook deliveries (and their attempts) go with the operations of that age.
+        this.stmt(
+          "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < ?)",
+        ).run(before.getTime());
+        this.stmt("DELETE FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < ?").run(before.getTime());
+        return Number(
+          this.stmt("DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ?").run(before.getTime())
+            .changes,
+        );
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------- webhook outbox
+
+  setOutboxPlanner(planner: OutboxPlanner | undefined): void {
+    this.planner = planner;
+  }
+
+  async enqueueDeliveries(rows: NewDelivery[]): Promise<void> {
+    if (rows.length === 0) return;
+    return this.run((db) => this.transaction(db, () => this.enqueueIn(rows)));
+  }
+
+  private enqueueIn(rows: NewDelivery[]): void {
+    const now = Date.now();
+    for (const d of rows) {
+      this.stmt(
+        `INSERT INTO webhook_deliveries (${DELIVERY_COLUMNS.join(", ")}) VALUES (${DELIVERY_COLUMNS.map(() => "?").join(", ")}) ON CONFLICT DO NOTHING`,
+      ).run(
+        d.id,
+        d.subscriptionId,
+        d.eventType,
+        d.operationId,
+        d.namespace,
+        d.payload,
+        "pending",
+        0,
+        0,
+        d.createdAt.getTime(),
+        d.createdAt.getTime(),
+        now,
+        0,
+        "",
+        null,
+        null,
+      );
+    }
+  }
+
+  async claimDeliveries(replica: string, claimMs: number, limit: number): Promise<DeliveryRecord[]> {
+    return this.run((db) =>
+      this.transaction(db, () => {
+        const now = Date.now();
+        const rows = this.stmt(
+          `SELECT ${DELIVERY_COLUMNS.join(", ")} FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ? ` +
+            "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at, id LIMIT ?",
+        ).all(now, now, limit) as Row[];
+        for (const r of rows)
+          this.stmt("UPDATE webhook_deliveries SET claimed_by = ?, claimed_until = ? WHERE id = ?").run(
+            replica,
+            now + claimMs,
+            String(r.id),
+          );
+        return rows.map(toDelivery);
+      }),
+    );
+  }
+
+  async recordAttempt(attempt: DeliveryAttempt, result: AttemptResult): Promise<boolean> {
+    return this.run((db) =>
+      this.transaction(db, () => {
+        const now = Date.now();
+        const changed = this.stmt(
+          "UPDATE webhook_deliveries SET attempts = attempts + 1, state = ?, next_attempt_at = ?, updated_at = ?, last_status = ?, last_error = ?, " +
+            "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ? AND claimed_until >= ? AND attempts + 1 = ?",
+        ).run(
+          result.state,
+          (result.nextAttemptAt ?? attempt.at).getTime(),
+          now,
+          whole(attempt.statusCode),
+          attempt.errorClass,
+          attempt.deliveryId,
+          attempt.replica,
+          now,
+          attempt.attempt,
+        ).changes;
+        if (Number(changed) !== 1) return false;
+        this.stmt(
+          "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, duration_ms, error_class, replica) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ).run(
+          attempt.deliveryId,
+          attempt.attempt,
+          attempt.at.getTime(),
+          whole(attempt.statusCode),
+          whole(attempt.durationMs),
+          attempt.errorClass,
+          attempt.replica,
+        );
+        return true;
+      }),
+    );
+  }
+
+  async releaseClaim(id: string, replica: string, at: Date): Promise<void> {
+    return this.run(() => {
+      this.stmt(
+        "UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL, next_attempt_at = ? WHERE id = ? AND claimed_by = ? AND state = 'pending'",
+      ).run(at.getTime(), id, replica);
+    });
+  }
+
+  async getDelivery(id: string): Promise<DeliveryRecord | undefined> {
+    return this.run(() => {
+      const row = this.stmt(`SELECT ${DELIVERY_COLUMNS.join(", ")} FROM webhook_deliveries WHERE id = ?`).get(id) as
+        Row | undefined;
+      return row ? toDelivery(row) : undefined;
+    });
+  }
+
+  async listDeliveries(query: DeliveryQuery): Promise<DeliveryPage> {
+    const q = checkDeliveryQuery(query);
+    const where: string[] = [];
+    const params: SQLInputValue[] = [];
+    for (const [column, value] of [
+      ["subscription_id", q.subscriptionId],
+      ["operation_id", q.operationId],
+      ["state", q.state],
+    ] as const) {
+      if (value) {
+        where.push(`${column} = ?`);
+        params.push(value);
+      }
+    }
+    if (q.after) {
+      where.push("(created_at, id) < (?, ?)");
+      params.push(q.after.timeMs, q.after.id);
+    }
+    const sql = `SELECT ${DELIVERY_COLUMNS.join(", ")} FROM webhook_deliveries${where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    params.push(q.pageSize + 1);
+    return this.run(() => deliveryPage((this.stmt(sql).all(...params) as Row[]).map(toDelivery), q.pageSize));
+  }
+
+  async listAttempts(deliveryId: string): Promise<DeliveryAttempt[]> {
     return this.run(() =>
-      Number(
-        this.stmt("DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ?").run(before.getTime())
-          .changes,
-      ),
+      (
+        this.stmt(
+          "SELECT delivery_id, attempt, at, status_code, duration_ms, error_class, replica FROM webhook_attempts WHERE delivery_id = ? ORDER BY attempt",
+        ).all(deliveryId) as Row[]
+      ).map((r) => ({
+        deliveryId: String(r.delivery_id),
+        attempt: Number(r.attempt),
+        at: new Date(Number(r.at)),
+        statusCode: Number(r.status_code),
+        durationMs: Number(r.duration_ms),
+        errorClass: String(r.error_class),
+        replica: String(r.replica),
+      })),
+    );
+  }
+
+  async redeliver(id: string): Promise<DeliveryRecord | undefined | false> {
+    return this.run((db) =>
+      this.transaction(db, () => {
+        const now = Date.now();
+        const row = this.stmt("SELECT state FROM webhook_deliveries WHERE id = ?").get(id) as Row | undefined;
+        if (!row) return undefined;
+        if (row.state !== "delivered" && row.state !== "dead") return false;
+        this.stmt(
+          "UPDATE webhook_deliveries SET state = 'pending', schedule_from = attempts, next_attempt_at = ?, updated_at = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+        ).run(now, now, id);
+        return toDelivery(
+          this.stmt(`SELECT ${DELIVERY_COLUMNS.join(", ")} FROM webhook_deliveries WHERE id = ?`).get(id) as Row,
+        );
+      }),
+    );
+  }
+
+  async disableEndpoint(subscriptionId: string, url: string, at: Date): Promise<void> {
+    return this.run((db) =>
+      this.transaction(db, () => {
+        this.stmt(
+          "INSERT INTO webhook_disabled_endpoints (subscription_id, url, disabled_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        ).run(subscriptionId, url, at.getTime());
+        this.stmt(
+          "UPDATE webhook_deliveries SET state = 'disabled', updated_at = ?, claimed_by = NULL, claimed_until = NULL WHERE subscription_id = ? AND state = 'pending'",
+        ).run(Date.now(), subscriptionId);
+      }),
+    );
+  }
+
+  async disabledEndpoints(): Promise<Set<string>> {
+    return this.run(
+      () =>
+        new Set(
+          (this.stmt("SELECT subscription_id, url FROM webhook_disabled_endpoints").all() as Row[]).map(
+            (r) => `${String(r.subscription_id)} ${String(r.url)}`,
+          ),
+        ),
     );
   }
 
@@ -633,6 +887,14 @@ function toOperation(r: Row): OperationRecord {
     startedAt: at(r.started_at),
     finishedAt: at(r.finished_at),
     updatedAt: at(r.updated_at)!,
+  });
+}
+
+function toDelivery(r: Row): DeliveryRecord {
+  return deliveryFromRow(r, {
+    createdAt: new Date(Number(r.created_at)),
+    nextAttemptAt: new Date(Number(r.next_attempt_at)),
+    updatedAt: new Date(Number(r.updated_at)),
   });
 }
 

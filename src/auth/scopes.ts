@@ -62,6 +62,11 @@ export const RPC_RULES: Readonly<Record<string, RpcRule>> = {
   "paas.v1.OperationService/WatchOperation": read(),
   "paas.v1.OperationService/WaitOperation": read(),
   "paas.v1.OperationService/CancelOperation": read(),
+  // Server configuration and every tenant's deliveries: the handlers also require an
+  // unrestricted key (src/services/webhook-service.ts).
+  "paas.v1.WebhookService/ListWebhookSubscriptions": read(),
+  "paas.v1.WebhookService/ListWebhookDeliveries": read(),
+  "paas.v1.WebhookService/RedeliverWebhook": { verb: "deploy" },
 };
 
 /**

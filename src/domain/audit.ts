@@ -6,6 +6,7 @@
  */
 
 import type { OperationStore } from "./operation.ts";
+import type { WebhookStore } from "./webhook.ts";
 
 export type AuditStage = "intent" | "outcome";
 export type AuditOutcome = "succeeded" | "failed" | "recovered" | "denied";
@@ -100,7 +101,7 @@ export type IdempotencyClaim =
   /** Same key, same fingerprint, first execution finished. */
   | { state: "done"; operationId: string; result: StoredResult };
 
-export interface AuditStore extends OperationStore {
+export interface AuditStore extends OperationStore, WebhookStore {
   /** Creates or migrates the schema; idempotent, safe when several replicas start at once. */
   migrate(): Promise<void>;
   /**

@@ -1,3 +1,4 @@
+import type { StepListener } from "../domain/webhook.ts";
 import {
   fromJsonString,
   toJson,
@@ -48,6 +49,8 @@ export interface EngineDeps {
   pollMs?: number;
   /** How long ended operations are kept (default 30 days). */
   retentionMs?: number;
+  /** Told of every step that starts or ends (webhooks' operation.step). */
+  onStep?: StepListener;
   logger: Logger;
 }
 
@@ -242,7 +245,7 @@ export class OperationEngine {
     sync: boolean,
   ): Promise<MessageShape<DescMessage>> {
     const { lifecycle, locks, repair, store, logger } = this.deps;
-    const tracker = new StepTracker(op, store, this.bus, logger);
+    const tracker = new StepTracker(op, store, this.bus, logger, this.deps.onStep);
     const cancel = new AbortController();
     const entry: Live = { op, verb, tracker, cancel, done: Promise.resolve() };
     this.live.set(op.id, entry);

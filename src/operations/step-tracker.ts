@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { OperationBus } from "./operation-bus.ts";
 import type { OperationRecord, OperationStore, ProgressRecord, StepRecord, StepState } from "../domain/operation.ts";
+import type { StepListener } from "../domain/webhook.ts";
 
 /** StepReporter is how adapters (helm, the namespace provisioning) report steps they run. */
 export interface StepReporter {
@@ -31,7 +32,10 @@ export class StepTracker implements StepReporter {
   private lastProgressSave = 0;
   private progressTimer: NodeJS.Timeout | undefined;
 
-  constructor(op: OperationRecord, store: OperationStore, bus: OperationBus, logger: Logger) {
+  private readonly onStep: StepListener | undefined;
+
+  constructor(op: OperationRecord, store: OperationStore, bus: OperationBus, logger: Logger, onStep?: StepListener) {
+    this.onStep = onStep;
     this.op = op;
     this.store = store;
     this.bus = bus;
@@ -56,6 +60,7 @@ export class StepTracker implements StepReporter {
     this.finishRunning(name, "succeeded");
     this.op.steps.push({ name, order: this.op.steps.length + 1, state: "running", detail, startedAt: new Date() });
     this.changed(true);
+    this.stepChanged(this.op.steps.at(-1)!);
   }
 
   end(name: string, detail?: string, state: StepState = "succeeded"): void {
@@ -65,6 +70,7 @@ export class StepTracker implements StepReporter {
     step.finishedAt = new Date();
     if (detail !== undefined) step.detail = detail;
     this.changed(true);
+    this.stepChanged(step);
   }
 
   detail(name: string, detail: string): void {
@@ -128,6 +134,23 @@ export class StepTracker implements StepReporter {
   publish(): void {
     this.op.updatedAt = new Date();
     this.bus.publish(snapshot(this.op));
+  }
+
+  /** stepChanged tells the step listener (webhooks) after the store write of this change was queued. */
+  private stepChanged(step: StepRecord): void {
+    if (!this.onStep) return;
+    const op = snapshot(this.op);
+    const copy = { ...step };
+    this.writes = this.writes.then(() => {
+      try {
+        this.onStep?.(op, copy);
+      } catch (err) {
+        this.logger.warn(
+          { operation: this.op.id, err: err instanceof Error ? err.message : String(err) },
+          "operations: the step listener failed",
+        );
+      }
+    });
   }
 
   private finishRunning(name: string, state: StepState): void {

@@ -12,6 +12,7 @@ import type { JsonValue } from "../domain/release.ts";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { AuditService } from "../../gen/paas/v1/audit_pb.js";
+import { WebhookService } from "../../gen/paas/v1/webhook_pb.js";
 import { NamespaceService } from "../../gen/paas/v1/namespace_pb.js";
 import { ReleaseService } from "../../gen/paas/v1/release_pb.js";
 import { OperationService } from "../../gen/paas/v1/operation_pb.js";
@@ -35,6 +36,9 @@ import {
   restPod,
   restRelease,
   restRevision,
+  restWebhookDeliveries,
+  restWebhookRedelivered,
+  restWebhookSubscriptions,
 } from "./shapes.ts";
 
 /** Verb is an HTTP method the route table can bind. */
@@ -96,6 +100,7 @@ const N = NamespaceService.method;
 const A = AuditService.method;
 const O = OperationService.method;
 const W = WorkloadService.method;
+const WH = WebhookService.method;
 
 /**
  * Per-RPC adaptations to the old operator. Paths, verbs and body mapping come from the
@@ -161,6 +166,10 @@ export const OVERRIDES = new Map<DescMethod, AnyOverride>([
     forceAsync: true,
     response: (m) => restJobAccepted(m),
   }),
+  // No old shape: the response messages' JSON with proto field names (src/rest/shapes.ts).
+  override(WH.listWebhookSubscriptions, { response: (m) => restWebhookSubscriptions(m) }),
+  override(WH.listWebhookDeliveries, { response: (m) => restWebhookDeliveries(m) }),
+  override(WH.redeliverWebhook, { response: (m) => restWebhookRedelivered(m) }),
 ]);
 
 /** The services whose annotated RPCs are served as REST. */
@@ -170,6 +179,7 @@ export const REST_SERVICES: DescService[] = [
   OperationService,
   AuditService,
   WorkloadService,
+  WebhookService,
 ];
 
 /**

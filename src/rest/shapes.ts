@@ -5,6 +5,14 @@ import { AuditEventSchema, type AuditEvent } from "../../gen/paas/v1/audit_pb.js
 import { OperationSchema, OperationState, StepState, type Operation } from "../../gen/paas/v1/operation_pb.js";
 import type { PodStatus, Release, Revision } from "../../gen/paas/v1/release_pb.js";
 import type { Namespace } from "../../gen/paas/v1/namespace_pb.js";
+import {
+  ListWebhookDeliveriesResponseSchema,
+  ListWebhookSubscriptionsResponseSchema,
+  RedeliverWebhookResponseSchema,
+  type ListWebhookDeliveriesResponse,
+  type ListWebhookSubscriptionsResponse,
+  type RedeliverWebhookResponse,
+} from "../../gen/paas/v1/webhook_pb.js";
 import { helmStatus } from "../mapping/release-mapping.ts";
 
 // The JSON the old FastAPI operator returned: snake_case keys, Helm's own lowercase status
@@ -177,4 +185,19 @@ export function restJob(o: Operation | undefined): JsonObject | null {
     namespace: o.namespace,
     release: o.release,
   };
+}
+
+const PROTO_NAMES = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
+
+/** The webhook RPCs answer their response messages' JSON with proto field names. */
+export function restWebhookSubscriptions(m: ListWebhookSubscriptionsResponse): JsonValue {
+  return toJson(ListWebhookSubscriptionsResponseSchema, m, PROTO_NAMES) as JsonValue;
+}
+
+export function restWebhookDeliveries(m: ListWebhookDeliveriesResponse): JsonValue {
+  return toJson(ListWebhookDeliveriesResponseSchema, m, PROTO_NAMES) as JsonValue;
+}
+
+export function restWebhookRedelivered(m: RedeliverWebhookResponse): JsonValue {
+  return toJson(RedeliverWebhookResponseSchema, m, PROTO_NAMES) as JsonValue;
 }

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { newAuditId, newOperationId } from "../../src/audit/ids.ts";
 import type { AuditQuery, AuditRecord, AuditStore, StoredResult } from "../../src/domain/audit.ts";
 import type { OperationRecord } from "../../src/domain/operation.ts";
+import type { NewDelivery } from "../../src/domain/webhook.ts";
 import { PaasError } from "../../src/errors.ts";
 
 /** AuditTestDatabase is one empty database (file, schema) for one test. */
@@ -80,6 +81,48 @@ function newestFirst(records: AuditRecord[]): AuditRecord[] {
 }
 
 const ids = (records: AuditRecord[]) => records.map((r) => r.id);
+
+/** queuedOperation builds a queued operation and its intent record. */
+export function queuedOperation(over: Partial<OperationRecord> = {}): { op: OperationRecord; intent: AuditRecord } {
+  const id = newOperationId();
+  const now = new Date();
+  const op: OperationRecord = {
+    id,
+    kind: "install",
+    method: "paas.v1.ReleaseService/InstallRelease",
+    namespace: "paas-ws-a",
+    release: "web",
+    caller: "key-1",
+    idempotencyKey: "",
+    state: "queued",
+    createdAt: now,
+    steps: [],
+    request: "{}",
+    params: { chart: "podinfo" },
+    response: "",
+    responseType: "paas.v1.InstallReleaseResponse",
+    replica: "r1",
+    cancelRequested: false,
+    updatedAt: now,
+    ...over,
+  };
+  return { op, intent: record({ operationId: id, stage: "intent" }) };
+}
+
+let deliverySeq = 0;
+function delivery(operationId: string, over: Partial<NewDelivery> = {}): NewDelivery {
+  deliverySeq++;
+  return {
+    id: `msg_contract_${Date.now()}_${deliverySeq}`,
+    subscriptionId: "sub-a",
+    eventType: "operation.succeeded",
+    operationId,
+    namespace: "paas-ws-a",
+    payload: JSON.stringify({ type: "operation.succeeded", n: deliverySeq }),
+    createdAt: new Date(Date.now() - 1000 + deliverySeq),
+    ...over,
+  };
+}
 
 /**
  * auditStoreContract is the behaviour every AuditStore implementation shares (SQLite in
@@ -533,6 +576,210 @@ export function auditStoreContract(label: string, newDatabase: () => Promise<Aud
       // migrate is idempotent on a database that has the schema.
       await again.migrate();
       expect((await again.list({ pageSize: 10 })).records).toHaveLength(1);
+    });
+
+    it("outbox: finishOperation writes the planner's deliveries in its transaction, and none when the operation had ended", async () => {
+      const store = await open();
+      const seen: OperationRecord[] = [];
+      store.setOutboxPlanner((op) => {
+        seen.push(op);
+        return [delivery(op.id, { namespace: op.namespace })];
+      });
+      const { op, intent } = queuedOperation();
+      await store.createOperation(op, intent);
+      const end = { state: "succeeded" as const, finishedAt: new Date(), steps: [] };
+      const outcome = record({ operationId: op.id, stage: "outcome", outcome: "succeeded" });
+      expect(await store.finishOperation(op.id, end, outcome)).toBe(true);
+      // The planner saw the operation as written: ended, request emptied.
+      expect(seen).toHaveLength(1);
+      expect(seen[0]).toMatchObject({ id: op.id, state: "succeeded", request: "" });
+      const page = await store.listDeliveries({ operationId: op.id, pageSize: 10 });
+      expect(page.deliveries).toHaveLength(1);
+      expect(page.deliveries[0]).toMatchObject({
+        state: "pending",
+        attempts: 0,
+        scheduleFrom: 0,
+        subscriptionId: "sub-a",
+      });
+      // A second end writes nothing (no second delivery).
+      expect(await store.finishOperation(op.id, end, undefined)).toBe(false);
+      expect((await store.listDeliveries({ operationId: op.id, pageSize: 10 })).deliveries).toHaveLength(1);
+      expect(seen).toHaveLength(1);
+    });
+
+    it("outbox: a planner that throws rolls the operation's end back", async () => {
+      const store = await open();
+      store.setOutboxPlanner(() => {
+        throw new Error("planner broke");
+      });
+      const { op, intent } = queuedOperation();
+      await store.createOperation(op, intent);
+      const end = { state: "failed" as const, finishedAt: new Date(), steps: [] };
+      await expect(
+        store.finishOperation(op.id, end, record({ operationId: op.id, stage: "outcome", outcome: "failed" })),
+      ).rejects.toThrow();
+      expect((await store.getOperation(op.id))!.state).toBe("queued");
+      expect((await store.openIntents()).map((r) => r.operationId)).toContain(op.id);
+      store.setOutboxPlanner(undefined);
+      expect(await store.finishOperation(op.id, end, undefined)).toBe(true);
+      expect((await store.listDeliveries({ operationId: op.id, pageSize: 10 })).deliveries).toHaveLength(0);
+    });
+
+    it("outbox: two replicas claiming at once take different deliveries; an attempt is recorded only by the claim holder", async () => {
+      const a = await open();
+      const b = await open();
+      const rows = Array.from({ length: 20 }, () => delivery("op-claims"));
+      await a.enqueueDeliveries(rows);
+      const [ca, cb] = await Promise.all([a.claimDeliveries("ra", 60_000, 15), b.claimDeliveries("rb", 60_000, 15)]);
+      const all = [...ca, ...cb].map((d) => d.id);
+      expect(new Set(all).size).toBe(all.length);
+      expect(all.sort()).toEqual(rows.map((r) => r.id).sort());
+      // Claimed rows are not claimed again while the claim lasts.
+      expect(await a.claimDeliveries("ra", 60_000, 50)).toEqual([]);
+      const d = ca[0] ?? cb[0]!;
+      const holder = ca[0] ? "ra" : "rb";
+      const other = holder === "ra" ? "rb" : "ra";
+      const attempt = {
+        deliveryId: d.id,
+        attempt: 1,
+        at: new Date(),
+        statusCode: 500,
+        durationMs: 12,
+        errorClass: "http_500",
+      };
+      expect(
+        await a.recordAttempt({ ...attempt, replica: other }, { state: "pending", nextAttemptAt: new Date() }),
+      ).toBe(false);
+      expect(
+        await a.recordAttempt(
+          { ...attempt, replica: holder },
+          { state: "pending", nextAttemptAt: new Date(Date.now() - 1) },
+        ),
+      ).toBe(true);
+      // The same attempt number twice is refused.
+      expect(await a.recordAttempt({ ...attempt, replica: holder }, { state: "delivered" })).toBe(false);
+      const after = (await a.getDelivery(d.id))!;
+      expect(after).toMatchObject({ state: "pending", attempts: 1, lastStatus: 500, lastError: "http_500" });
+      expect(await a.listAttempts(d.id)).toEqual([{ ...attempt, replica: holder, at: attempt.at }]);
+      // Due again and unclaimed: claimable by anyone.
+      const again = await b.claimDeliveries("rb", 60_000, 50);
+      expect(again.map((x) => x.id)).toEqual([d.id]);
+      expect(
+        await b.recordAttempt(
+          { ...attempt, attempt: 2, replica: "rb", statusCode: 204, errorClass: "" },
+          { state: "delivered" },
+        ),
+      ).toBe(true);
+      expect((await a.getDelivery(d.id))!).toMatchObject({ state: "delivered", attempts: 2 });
+    });
+
+    it("outbox: an expired claim is taken over; a released claim is due at its new time", async () => {
+      const store = await open();
+      const [d1, d2] = [delivery("op-exp"), delivery("op-exp")];
+      await store.enqueueDeliveries([d1!, d2!]);
+      expect((await store.claimDeliveries("dead-replica", 30, 10)).map((d) => d.id).sort()).toEqual(
+        [d1!.id, d2!.id].sort(),
+      );
+      await sleep(60);
+      const taken = await store.claimDeliveries("live", 60_000, 10);
+      expect(taken.map((d) => d.id).sort()).toEqual([d1!.id, d2!.id].sort());
+      // The dead replica's late attempt is not recorded.
+      expect(
+        await store.recordAttempt(
+          {
+            deliveryId: d1!.id,
+            attempt: 1,
+            at: new Date(),
+            statusCode: 200,
+            durationMs: 1,
+            errorClass: "",
+            replica: "dead-replica",
+          },
+          { state: "delivered" },
+        ),
+      ).toBe(false);
+      await store.releaseClaim(d2!.id, "live", new Date(Date.now() + 3_600_000));
+      await store.releaseClaim(d1!.id, "live", new Date(Date.now() - 1));
+      expect((await store.claimDeliveries("live", 60_000, 10)).map((d) => d.id)).toEqual([d1!.id]);
+    });
+
+    it("outbox: dead and delivered ones can be redelivered (a new schedule), pending ones not; disabling an endpoint disables its pending deliveries", async () => {
+      const store = await open();
+      const d = delivery("op-redeliver");
+      const keep = delivery("op-redeliver", { subscriptionId: "sub-b" });
+      const off = delivery("op-redeliver", { subscriptionId: "sub-off" });
+      await store.enqueueDeliveries([d, keep, off]);
+      expect(await store.redeliver(d.id)).toBe(false);
+      expect(await store.redeliver("msg_missing")).toBeUndefined();
+      const claimed = await store.claimDeliveries("r", 60_000, 10);
+      expect(claimed).toHaveLength(3);
+      expect(
+        await store.recordAttempt(
+          {
+            deliveryId: d.id,
+            attempt: 1,
+            at: new Date(),
+            statusCode: 500,
+            durationMs: 3,
+            errorClass: "http_500",
+            replica: "r",
+          },
+          { state: "dead" },
+        ),
+      ).toBe(true);
+      const again = await store.redeliver(d.id);
+      expect(again).toMatchObject({ id: d.id, state: "pending", attempts: 1, scheduleFrom: 1 });
+      await store.releaseClaim(off.id, "r", new Date());
+      await store.disableEndpoint("sub-off", "http://x.example/hook", new Date());
+      expect(await store.disabledEndpoints()).toEqual(new Set(["sub-off http://x.example/hook"]));
+      expect((await store.getDelivery(off.id))!.state).toBe("disabled");
+      expect(await store.redeliver(off.id)).toBe(false);
+      expect((await store.getDelivery(keep.id))!.state).toBe("pending");
+      expect((await store.listDeliveries({ state: "disabled", pageSize: 10 })).deliveries.map((x) => x.id)).toEqual([
+        off.id,
+      ]);
+    });
+
+    it("outbox: purgeOperations removes settled deliveries and their attempts, never pending ones", async () => {
+      const store = await open();
+      const [done, waiting] = [delivery("op-purge"), delivery("op-purge")];
+      await store.enqueueDeliveries([done!, waiting!]);
+      await store.claimDeliveries("r", 60_000, 10);
+      const attempt = {
+        deliveryId: done!.id,
+        attempt: 1,
+        at: new Date(),
+        statusCode: 204,
+        durationMs: 2,
+        errorClass: "",
+        replica: "r",
+      };
+      expect(await store.recordAttempt(attempt, { state: "delivered" })).toBe(true);
+      await store.purgeOperations(new Date(Date.now() + 60_000));
+      expect(await store.getDelivery(done!.id)).toBeUndefined();
+      expect(await store.listAttempts(done!.id)).toEqual([]);
+      expect((await store.getDelivery(waiting!.id))!.state).toBe("pending");
+    });
+
+    it("outbox: lists newest first, filtered and paged", async () => {
+      const store = await open();
+      const rows = Array.from({ length: 7 }, (_, i) => delivery(i % 2 ? "op-odd" : "op-even"));
+      await store.enqueueDeliveries(rows);
+      const seen: string[] = [];
+      let pageToken: string | undefined;
+      for (let i = 0; i < 10; i++) {
+        const page = await store.listDeliveries({ pageSize: 3, ...(pageToken ? { pageToken } : {}) });
+        seen.push(...page.deliveries.map((x) => x.id));
+        if (!page.nextPageToken) break;
+        pageToken = page.nextPageToken;
+      }
+      expect(seen).toEqual(rows.map((r) => r.id).reverse());
+      expect((await store.listDeliveries({ operationId: "op-odd", pageSize: 10 })).deliveries).toHaveLength(3);
+      await expectKind(store.listDeliveries({ pageSize: 0 }), "invalid_argument");
+      await expectKind(store.listDeliveries({ pageSize: 10, state: "lost" as "dead" }), "invalid_argument");
+      await expectKind(store.listDeliveries({ pageSize: 10, pageToken: "!!" }), "invalid_argument");
+      // The payload is kept exactly.
+      expect((await store.getDelivery(rows[0]!.id))!.payload).toBe(rows[0]!.payload);
     });
 
     it("rejects records it cannot store faithfully with invalid_argument", async () => {

@@ -108,6 +108,36 @@ export class MemoryAuditStore implements AuditStore {
     return notUsed();
   }
   async close(): Promise<void> {}
+
+  // The webhook outbox is not kept in memory: these stores back audit-service tests only;
+  // the outbox runs against SQLite and PostgreSQL (test/support/audit-contract.ts).
+  setOutboxPlanner(): void {}
+  async enqueueDeliveries(): Promise<void> {
+    throw new PaasError("failed_precondition", "the in-memory audit store keeps no webhook outbox");
+  }
+  async claimDeliveries(): Promise<never[]> {
+    return [];
+  }
+  async recordAttempt(): Promise<boolean> {
+    return false;
+  }
+  async releaseClaim(): Promise<void> {}
+  async getDelivery(): Promise<undefined> {
+    return undefined;
+  }
+  async listDeliveries(): Promise<{ deliveries: never[]; nextPageToken: string }> {
+    return { deliveries: [], nextPageToken: "" };
+  }
+  async listAttempts(): Promise<never[]> {
+    return [];
+  }
+  async redeliver(): Promise<undefined> {
+    return undefined;
+  }
+  async disableEndpoint(): Promise<void> {}
+  async disabledEndpoints(): Promise<Set<string>> {
+    return new Set();
+  }
 }
 
 function matches(r: AuditRecord, q: AuditQuery): boolean {

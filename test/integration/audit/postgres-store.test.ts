@@ -69,7 +69,7 @@ describe("PostgresAuditStore", () => {
       await Promise.all(stores.map((s) => s.migrate()));
       await Promise.all(stores.map((s) => s.migrate()));
       const versions = await admin((c) => c.query(`SELECT version FROM "${schema}".schema_migrations`));
-      expect(versions.rows).toEqual([{ version: 1 }, { version: 2 }]);
+      expect(versions.rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
       const r = record();
       expect(await stores[0]!.append(r)).toBe("written");
       expect((await stores[3]!.list({ pageSize: 5 })).records.map((x) => x.id)).toEqual([r.id]);

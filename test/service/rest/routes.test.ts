@@ -48,6 +48,9 @@ describe("the REST route table comes from the protos' google.api.http annotation
         false,
       ],
       ["POST", "/ops/jobs/pg-rebuild", "WorkloadService.RebuildStatefulSetMember", 202, true],
+      ["GET", "/api/webhooks/subscriptions", "WebhookService.ListWebhookSubscriptions", 200, false],
+      ["GET", "/api/webhooks/deliveries", "WebhookService.ListWebhookDeliveries", 200, false],
+      ["POST", "/api/webhooks/deliveries/{id}/redeliver", "WebhookService.RedeliverWebhook", 200, true],
     ]);
   });
 

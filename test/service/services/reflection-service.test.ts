@@ -30,6 +30,7 @@ describe("Reflection", () => {
       "paas.v1.NamespaceService",
       "paas.v1.OperationService",
       "paas.v1.AuditService",
+      "paas.v1.WebhookService",
       "grpc.health.v1.Health",
     ]);
     expect(out[1]?.messageResponse.case).toBe("fileDescriptorResponse");

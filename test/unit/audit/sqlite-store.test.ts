@@ -43,7 +43,11 @@ describe("SqliteAuditStore", () => {
     const raw = new DatabaseSync(path);
     try {
       expect(raw.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
-      expect(raw.prepare("SELECT version FROM schema_migrations").all()).toEqual([{ version: 1 }, { version: 2 }]);
+      expect(raw.prepare("SELECT version FROM schema_migrations").all()).toEqual([
+        { version: 1 },
+        { version: 2 },
+        { version: 3 },
+      ]);
       expect(raw.prepare("SELECT count(*) AS n FROM audit_events").get()).toEqual({ n: 1 });
     } finally {
       raw.close();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { OperationService } from "../../../gen/paas/v1/operation_pb.js";
 import { AuditService } from "../../../gen/paas/v1/audit_pb.js";
+import { WebhookService } from "../../../gen/paas/v1/webhook_pb.js";
 import { NamespaceService } from "../../../gen/paas/v1/namespace_pb.js";
 import { ReleaseService } from "../../../gen/paas/v1/release_pb.js";
 import { WorkloadService } from "../../../gen/paas/v1/workload_pb.js";
@@ -25,6 +26,8 @@ describe("RPC_RULES", () => {
       DeletePod: "operate",
       DeletePersistentVolumeClaim: "operate",
       RebuildStatefulSetMember: "operate",
+      // Sends a delivery again; the handler also requires an unrestricted key.
+      RedeliverWebhook: "deploy",
     };
     const methods = [
       ...ReleaseService.methods,
@@ -32,6 +35,7 @@ describe("RPC_RULES", () => {
       ...OperationService.methods,
       ...AuditService.methods,
       ...WorkloadService.methods,
+      ...WebhookService.methods,
     ].map((m) => `${m.parent.typeName}/${m.name}`);
     expect(Object.keys(RPC_RULES).sort()).toEqual([...methods].sort());
     for (const rpc of methods) {
@@ -40,7 +44,10 @@ describe("RPC_RULES", () => {
       expect(RPC_RULES[rpc]!.verb, rpc).toBe(verb);
       // Every call but the two lists that span namespaces names its namespace (those filter their answer).
       expect(RPC_RULES[rpc]!.namespaceField === undefined, rpc).toBe(
-        name === "ListNamespaces" || name === "ListAuditEvents" || rpc.startsWith("paas.v1.OperationService/"),
+        name === "ListNamespaces" ||
+          name === "ListAuditEvents" ||
+          rpc.startsWith("paas.v1.OperationService/") ||
+          rpc.startsWith("paas.v1.WebhookService/"),
       );
     }
     expect(RPC_RULES["paas.v1.ReleaseService/InstallRelease"]!.also?.({ createNamespace: true })).toBe(

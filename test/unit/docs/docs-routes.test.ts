@@ -330,7 +330,7 @@ describe("gen/openapi/openapi.json", () => {
     expect(error.required).toEqual(["detail", "error_type"]);
     expect(error.properties.detail.type).toBe("string");
     expect(error.properties.error_type.type).toBe("string");
-    expect(restOperations.length).toBe(18);
+    expect(restOperations.length).toBe(21);
     for (const { method, path, op } of restOperations) {
       const errors = Object.keys(op.responses).filter((s) => !s.startsWith("2"));
       for (const s of ["400", "401", "403", "404", "405", "422", "500", "503", "504"])

@@ -224,7 +224,9 @@ describe("SIGTERM during an install", () => {
       }),
     );
     await waitForLog(server, (l) => l.msg === "helm install started", "helm install started");
-    await sleep(1000);
+    // helm writes its pending record a moment after it starts (after the chart pull): wait for
+    // it rather than a fixed time, which a busy machine outlasts.
+    for (let i = 0; i < 300 && (await statuses(ns, "web")).length === 0; i++) await sleep(100);
     expect(await statuses(ns, "web")).toEqual(["pending-install"]);
     const termAt = Date.now();
     const exit = server.stop("SIGTERM");

@@ -80,6 +80,8 @@ export interface AppDeps {
   operationRetentionMs?: number;
   /** How often cancellations asked on other replicas are looked for, ms (tests shorten it). */
   operationPollMs?: number;
+  /** Serve GET /metrics on this port without a key (METRICS_PORT not set). */
+  metricsOnMainPort?: boolean;
 }
 
 /**
@@ -113,7 +115,7 @@ export function createApp(deps: AppDeps): App {
   const engine = new OperationEngine({
     queue,
     // Namespace calls are short API calls: they must not wait for helm slots.
-    namespaceQueue: new OperationQueue(16),
+    namespaceQueue: new OperationQueue(16, "namespace"),
     lifecycle: deps.lifecycle,
     store: deps.audit,
     locks: deps.locks,
@@ -186,7 +188,7 @@ export function createApp(deps: AppDeps): App {
   // interceptors; every other path that is not an RPC goes to the API docs (/openapi.json,
   // /docs), then the probes and the JSON 404.
   const docs = createDocsRoutes();
-  const plain = createHttpRoutes(deps.monitor, deps.lifecycle);
+  const plain = createHttpRoutes(deps.monitor, deps.lifecycle, deps.metricsOnMainPort ?? false);
   const rest = createRestHandler({
     routes,
     interceptors,

@@ -86,6 +86,7 @@ describe("TypeScript client package against the real server", () => {
       },
     });
     const out = JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<string, unknown>;
+    console.log(`client steps, ms since start: ${JSON.stringify(out.ms)}`);
     expect(out.health).toBe("SERVING");
     expect(out.created).toBe(true);
     expect(out.installed).toMatchObject({ revision: 1 });

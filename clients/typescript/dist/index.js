@@ -105,11 +105,7 @@ export function createPaasClient(options) {
     };
     const interceptors = [typed, retry, auth, ...(options.interceptors ?? [])];
     const protocol = options.protocol ?? "grpc";
-    const common = {
-        baseUrl: options.baseUrl,
-        interceptors,
-        ...(options.timeoutMs !== undefined ? { defaultTimeoutMs: options.timeoutMs } : {}),
-    };
+    const common = { baseUrl: options.baseUrl, interceptors };
     const transport = protocol === "grpc"
         ? createGrpcTransport(common)
         : protocol === "grpc-web"
@@ -123,12 +119,13 @@ export function createPaasClient(options) {
                 httpVersion: options.httpVersion ?? "1.1",
                 useBinaryFormat: options.binary ?? false,
             });
+    const t = options.timeoutMs;
     return {
-        releases: typedClient(createClient(ReleaseService, transport)),
-        namespaces: typedClient(createClient(NamespaceService, transport)),
-        operations: typedClient(createClient(OperationService, transport)),
-        audit: typedClient(createClient(AuditService, transport)),
-        health: typedClient(createClient(Health, transport)),
+        releases: typedClient(ReleaseService, createClient(ReleaseService, transport), t),
+        namespaces: typedClient(NamespaceService, createClient(NamespaceService, transport), t),
+        operations: typedClient(OperationService, createClient(OperationService, transport), t),
+        audit: typedClient(AuditService, createClient(AuditService, transport), t),
+        health: typedClient(Health, createClient(Health, transport), t),
         transport,
     };
 }
@@ -136,13 +133,19 @@ export function createPaasClient(options) {
  * typedClient makes every failure a PaasError, including the ones Connect raises outside the
  * interceptors (a stream the caller aborted, a deadline that passed while reading it).
  */
-function typedClient(client) {
+function typedClient(service, client, timeoutMs) {
     return new Proxy(client, {
         get(target, prop, receiver) {
             const fn = Reflect.get(target, prop, receiver);
             if (typeof fn !== "function")
                 return fn;
+            // The default deadline applies to unary calls only: a watch may last for hours.
+            const unary = typeof prop === "string" && service.method[prop]?.methodKind === "unary";
             return (...args) => {
+                if (unary && timeoutMs !== undefined) {
+                    const opts = (args[1] ?? {});
+                    args[1] = opts.timeoutMs === undefined ? { ...opts, timeoutMs } : opts;
+                }
                 const result = fn.apply(target, args);
                 if (result instanceof Promise)
                     return result.catch((err) => Promise.reject(toPaasError(err)));

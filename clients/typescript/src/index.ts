@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import type { DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { ReleaseService } from "../gen/paas/v1/release_pb.js";
 import { NamespaceService } from "../gen/paas/v1/namespace_pb.js";
@@ -140,11 +141,7 @@ export function createPaasClient(options: PaasClientOptions): PaasClient {
   };
   const interceptors = [typed, retry, auth, ...(options.interceptors ?? [])];
   const protocol = options.protocol ?? "grpc";
-  const common = {
-    baseUrl: options.baseUrl,
-    interceptors,
-    ...(options.timeoutMs !== undefined ? { defaultTimeoutMs: options.timeoutMs } : {}),
-  };
+  const common = { baseUrl: options.baseUrl, interceptors };
   const transport =
     protocol === "grpc"
       ? createGrpcTransport(common)
@@ -159,12 +156,13 @@ export function createPaasClient(options: PaasClientOptions): PaasClient {
             httpVersion: options.httpVersion ?? "1.1",
             useBinaryFormat: options.binary ?? false,
           });
+  const t = options.timeoutMs;
   return {
-    releases: typedClient(createClient(ReleaseService, transport)),
-    namespaces: typedClient(createClient(NamespaceService, transport)),
-    operations: typedClient(createClient(OperationService, transport)),
-    audit: typedClient(createClient(AuditService, transport)),
-    health: typedClient(createClient(Health, transport)),
+    releases: typedClient(ReleaseService, createClient(ReleaseService, transport), t),
+    namespaces: typedClient(NamespaceService, createClient(NamespaceService, transport), t),
+    operations: typedClient(OperationService, createClient(OperationService, transport), t),
+    audit: typedClient(AuditService, createClient(AuditService, transport), t),
+    health: typedClient(Health, createClient(Health, transport), t),
     transport,
   };
 }
@@ -173,12 +171,18 @@ export function createPaasClient(options: PaasClientOptions): PaasClient {
  * typedClient makes every failure a PaasError, including the ones Connect raises outside the
  * interceptors (a stream the caller aborted, a deadline that passed while reading it).
  */
-function typedClient<C extends object>(client: C): C {
+function typedClient<C extends object>(service: DescService, client: C, timeoutMs: number | undefined): C {
   return new Proxy(client, {
     get(target, prop, receiver) {
       const fn: unknown = Reflect.get(target, prop, receiver);
       if (typeof fn !== "function") return fn;
+      // The default deadline applies to unary calls only: a watch may last for hours.
+      const unary = typeof prop === "string" && service.method[prop]?.methodKind === "unary";
       return (...args: unknown[]) => {
+        if (unary && timeoutMs !== undefined) {
+          const opts = (args[1] ?? {}) as { timeoutMs?: number };
+          args[1] = opts.timeoutMs === undefined ? { ...opts, timeoutMs } : opts;
+        }
         const result: unknown = (fn as (...a: unknown[]) => unknown).apply(target, args);
         if (result instanceof Promise) return result.catch((err: unknown) => Promise.reject(toPaasError(err)));
         if (result && typeof result === "object" && Symbol.asyncIterator in result)

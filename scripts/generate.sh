@@ -8,6 +8,8 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 bash scripts/vendor-protos.sh
 buf lint
 buf generate
+# The Python client's stubs (grpcio-tools + mypy-protobuf, pinned, in a cached virtualenv).
+bash scripts/generate-python.sh
 # The TypeScript client package: dist/ (.js + .d.ts) from src/ over the generated code.
 rm -rf clients/typescript/dist
 tsc -p clients/typescript/tsconfig.json

@@ -10,6 +10,8 @@ buf lint
 buf generate
 # The Python client's stubs (grpcio-tools + mypy-protobuf, pinned, in a cached virtualenv).
 bash scripts/generate-python.sh
+# The Go client's code (protoc-gen-go + protoc-gen-connect-go, pinned, built on first use).
+bash scripts/generate-go.sh
 # The TypeScript client package: dist/ (.js + .d.ts) from src/ over the generated code.
 rm -rf clients/typescript/dist
 tsc -p clients/typescript/tsconfig.json

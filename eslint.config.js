@@ -6,7 +6,7 @@ import globals from "globals";
 import tseslint from "typescript-eslint";
 
 export default defineConfig(
-  globalIgnores(["gen/", "node_modules/", "coverage/", ".testbed/"]),
+  globalIgnores(["gen/", "clients/*/gen/", "clients/typescript/dist/", "node_modules/", "coverage/", ".testbed/"]),
   js.configs.recommended,
   tseslint.configs.recommended,
   {

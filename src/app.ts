@@ -102,6 +102,8 @@ export interface AppDeps {
   webhookScheduleMs?: number[];
   webhookPollMs?: number;
   webhookTimeoutMs?: number;
+  /** Serve GET /metrics on this port without a key (METRICS_PORT not set). */
+  metricsOnMainPort?: boolean;
 }
 
 /**
@@ -162,7 +164,7 @@ export function createApp(deps: AppDeps): App {
   const engine = new OperationEngine({
     queue,
     // Namespace calls are short API calls: they must not wait for helm slots.
-    namespaceQueue: new OperationQueue(16),
+    namespaceQueue: new OperationQueue(16, "namespace"),
     lifecycle: deps.lifecycle,
     store: deps.audit,
     locks: deps.locks,
@@ -268,7 +270,7 @@ export function createApp(deps: AppDeps): App {
   // interceptors; every other path that is not an RPC goes to the API docs (/openapi.json,
   // /docs), then the probes and the JSON 404.
   const docs = createDocsRoutes();
-  const plain = createHttpRoutes(deps.monitor, deps.lifecycle);
+  const plain = createHttpRoutes(deps.monitor, deps.lifecycle, deps.metricsOnMainPort ?? false);
   const rest = createRestHandler({
     routes,
     interceptors,

@@ -17,6 +17,8 @@ export interface Config {
   allowUnauthenticated: boolean;
   host: string;
   port: number;
+  /** METRICS_PORT: /metrics on its own port; undefined: on `port`, without a key. */
+  metricsPort: number | undefined;
   logLevel: string;
   namespacePrefix: string;
   helmBinary: string;
@@ -122,6 +124,7 @@ export function loadConfig(env: Env = process.env): Config {
     allowUnauthenticated,
     host: env.HOST ?? "0.0.0.0",
     port: int(env, "PORT", 8000, 0, 65535),
+    metricsPort: env.METRICS_PORT ? int(env, "METRICS_PORT", 0, 0, 65535) : undefined,
     logLevel,
     namespacePrefix: prefix,
     helmBinary: env.HELM_BINARY || "helm",

@@ -12,6 +12,9 @@ import { createTenantAccess } from "./kube/tenancy/kube-tenant-access.ts";
 import { Lifecycle } from "./operations/lifecycle.ts";
 import { listen } from "./server/listener.ts";
 import { createLogger } from "./log.ts";
+import { enableProcessMetrics, setInfo } from "./metrics/metrics.ts";
+import { metricsOnly } from "./metrics/metrics-route.ts";
+import { readFileSync } from "node:fs";
 
 // Helm is sent SIGTERM this long before the grace period ends, so that it can record
 // the release as failed instead of leaving it pending.
@@ -91,7 +94,9 @@ async function main(): Promise<void> {
     recovery,
     replicaTtlMs,
     workloads,
+    metricsOnMainPort: config.metricsPort === undefined,
   });
+  enableProcessMetrics();
   const reconciler = new Reconciler({
     repair: app.repair,
     engine: app.engine,
@@ -111,6 +116,11 @@ async function main(): Promise<void> {
   const listener = await listen(app.handler, config.host, config.port);
   app.webhookSender.start();
   const health = monitor.current();
+  setInfo(serviceVersion(), health.helmVersion);
+  // METRICS_PORT: the metrics on a port of their own (e.g. reachable by the scraper only).
+  const metricsListener =
+    config.metricsPort === undefined ? undefined : await listen(metricsOnly, config.host, config.metricsPort);
+  if (metricsListener) logger.info({ host: config.host, port: metricsListener.port }, "metrics listening");
   logger.info(
     {
       host: config.host,
@@ -149,6 +159,8 @@ async function main(): Promise<void> {
       await Promise.race([idle(), sleep(HELM_TERM_MARGIN_MS - 2000)]);
     }
     listener.closeAll();
+    metricsListener?.stopAccepting();
+    metricsListener?.closeAll();
     monitor.stop();
     // Every operation wrote its outcome and gave its Lease up when it ended; this is the
     // safety net for any still held.
@@ -182,6 +194,16 @@ async function ensureLeaseNamespace(locks: LeaseManager, logger: ReturnType<type
       }
       await sleep(1000 * attempt);
     }
+  }
+}
+
+/** serviceVersion is package.json's version. */
+function serviceVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
+    return pkg.version ?? "unknown";
+  } catch {
+    return "unknown";
   }
 }
 

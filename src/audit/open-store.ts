@@ -3,6 +3,7 @@ import { PaasError } from "../errors.ts";
 import { PostgresAuditStore } from "./postgres-store.ts";
 import { SqliteAuditStore } from "./sqlite-store.ts";
 import type { AuditStore } from "../domain/audit.ts";
+import { metrics, since } from "../metrics/metrics.ts";
 
 export interface OpenAuditStoreOptions {
   /** AUDIT_DATABASE_URL: postgres:// or postgresql://; when set, PostgreSQL is used. */
@@ -38,7 +39,46 @@ export async function openAuditStore(opts: OpenAuditStoreOptions): Promise<Audit
     throw err;
   }
   opts.logger.info({ kind: store.kind, ...where }, "audit store opened");
-  return store;
+  return measured(store);
+}
+
+/** The store's methods that write, timed in paas_audit_store_write_seconds (label op). */
+const WRITES = new Set<string>([
+  "append",
+  "heartbeat",
+  "claimIdempotency",
+  "completeIdempotency",
+  "abandonIdempotency",
+  "purgeExpired",
+  "createOperation",
+  "startOperation",
+  "saveProgress",
+  "finishOperation",
+  "requestCancel",
+  "adoptQueued",
+  "purgeOperations",
+]);
+
+/** measured wraps a store so that every write is timed and every failed write counted. */
+export function measured(store: AuditStore): AuditStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof prop !== "string" || !WRITES.has(prop) || typeof value !== "function") return value;
+      return async (...args: unknown[]) => {
+        const labels = { store: target.kind, op: prop };
+        const started = performance.now();
+        try {
+          return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        } catch (err) {
+          metrics.auditWriteFailures.inc(labels);
+          throw err;
+        } finally {
+          metrics.auditWrite.observe(labels, since(started));
+        }
+      };
+    },
+  });
 }
 
 /** describeUrl keeps what a log may show of a database URL: host, port and database name. */

@@ -1,6 +1,7 @@
 import { type RunResult, runProcess } from "../process/run.ts";
 import { type ClassifyContext, classify } from "./helm-errors.ts";
 import { sanitizeStderr } from "./sanitize.ts";
+import { metrics } from "../metrics/metrics.ts";
 
 /** HelmLogger is the pino-style logger the adapter writes to: (fields, message). */
 export interface HelmLogger {
@@ -52,11 +53,30 @@ export function createRunner(config: RunnerConfig): HelmRunner {
     // Writes are logged when they start too: an operator reading the log during an incident
     // (or a shutdown) must see which helm runs are in flight.
     if (level === "info") config.logger.info({ helm: args }, `helm ${ctx.verb} started`);
-    const result: RunResult = await runProcess(config.binary, args, {
-      env: options.env ? { ...config.env, ...options.env } : config.env,
-      cwd: config.cwd,
-      signal: options.signal,
-      timeoutMs: options.deadlineSeconds * 1000,
+    const verb = { verb: ctx.verb };
+    metrics.helmRunning.inc(verb);
+    let result: RunResult;
+    try {
+      result = await runProcess(config.binary, args, {
+        env: options.env ? { ...config.env, ...options.env } : config.env,
+        cwd: config.cwd,
+        signal: options.signal,
+        timeoutMs: options.deadlineSeconds * 1000,
+      });
+    } finally {
+      metrics.helmRunning.dec(verb);
+    }
+    metrics.helmDuration.observe(verb, result.durationMs / 1000);
+    metrics.helmRuns.inc({
+      verb: ctx.verb,
+      outcome:
+        result.exitCode === 0 && !result.failure
+          ? "success"
+          : result.timedOut
+            ? "timeout"
+            : result.aborted
+              ? "aborted"
+              : "failure",
     });
     const fields = {
       helm: args,

@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { PaasError, toConnectError } from "../errors.ts";
 import { callerKey, peerKey, requestIdKey } from "../services/context-keys.ts";
+import { grpcType, metrics, since } from "../metrics/metrics.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -18,8 +19,22 @@ export function observabilityInterceptor(logger: Logger): Interceptor {
     const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     req.contextValues.set(requestIdKey, requestId);
     const target = req.stream ? {} : targetOf(req.message as Record<string, unknown>);
+    const labels = {
+      grpc_type: grpcType(req.method.methodKind),
+      grpc_service: req.service.typeName,
+      grpc_method: req.method.name,
+    };
+    const streaming = req.method.methodKind === "server_streaming" || req.method.methodKind === "bidi_streaming";
+    metrics.rpcStarted.inc(labels);
+    let streamOpen = false;
     // code is undefined for success.
     const log = (code?: Code, err?: unknown) => {
+      metrics.rpcHandled.inc({ ...labels, grpc_code: code === undefined ? "OK" : Code[code] });
+      if (!streaming) metrics.rpcHandling.observe(labels, since(started));
+      if (streamOpen) {
+        streamOpen = false;
+        metrics.rpcActiveStreams.dec(labels);
+      }
       const line = {
         rpc: `${req.service.typeName}/${req.method.name}`,
         code: code === undefined ? "ok" : Code[code],
@@ -56,9 +71,14 @@ export function observabilityInterceptor(logger: Logger): Interceptor {
       return res;
     }
     const messages = res.message;
+    streamOpen = true;
+    metrics.rpcActiveStreams.inc(labels);
     async function* logged() {
       try {
-        yield* messages;
+        for await (const m of messages) {
+          metrics.rpcMsgSent.inc(labels);
+          yield m;
+        }
         // A stream that ended because its caller went away was cancelled, not completed.
         if (req.signal.aborted) log(ConnectError.from(req.signal.reason, Code.Canceled).code);
         else log();
@@ -66,6 +86,12 @@ export function observabilityInterceptor(logger: Logger): Interceptor {
         const mapped = failure(err);
         log(mapped.code, err);
         throw mapped;
+      } finally {
+        // Ended without reaching either branch (the stream was returned early): still closed.
+        if (streamOpen) {
+          streamOpen = false;
+          metrics.rpcActiveStreams.dec(labels);
+        }
       }
     }
     return { ...res, message: logged() };

@@ -14,6 +14,7 @@ import { newAuditId, newOperationId } from "../audit/ids.ts";
 import type { AuditRecord, AuditStore } from "../domain/audit.ts";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { codeOf, PaasError, type ErrorKind } from "../errors.ts";
+import { metrics, since } from "../metrics/metrics.ts";
 import { describeError, emptyRecord, fingerprintOf, replay } from "./audit-records.ts";
 import { systemCall, type Call } from "./call.ts";
 import type { Lifecycle } from "./lifecycle.ts";
@@ -182,6 +183,7 @@ export class OperationEngine {
           "idempotent retry answered from the stored result",
         );
         named(claim.operationId);
+        metrics.idempotentReplays.inc({ method: verb.method });
         return { operationId: claim.operationId, response: replay(verb.response, claim.result) };
       }
       claimed = true;
@@ -298,12 +300,19 @@ export class OperationEngine {
           tracker.publish();
           const holder = await locks.holderOf(plan.namespace, plan.release).catch(() => undefined);
           if (holder?.live) tracker.detail("wait-for-release", `waiting for the Lease held by ${holder.holder}`);
-          const lease = await locks.acquire(
-            target,
-            op.id,
-            deadline ?? Date.now() + waitMs,
-            sync ? AbortSignal.any([cancel.signal, call.signal]) : cancel.signal,
-          );
+          const leaseAsked = performance.now();
+          const lease = await locks
+            .acquire(
+              target,
+              op.id,
+              deadline ?? Date.now() + waitMs,
+              sync ? AbortSignal.any([cancel.signal, call.signal]) : cancel.signal,
+            )
+            .catch((err: unknown) => {
+              metrics.leaseWait.observe({ outcome: "failed" }, since(leaseAsked));
+              throw err;
+            });
+          metrics.leaseWait.observe({ outcome: "acquired" }, since(leaseAsked));
           tracker.end("wait-for-release", `holding the Lease ${lease.name}`);
           const lostMessage = `lost the Lease of ${plan.namespace}/${plan.release || "(namespace)"} (Kubernetes API unreachable); helm was sent SIGTERM`;
           lease.lost.addEventListener(
@@ -503,6 +512,7 @@ export class OperationEngine {
     }
     op.state = state;
     op.finishedAt = finishedAt;
+    metrics.operations.inc({ kind: op.kind, state });
     op.response = responseJson;
     if (error) op.error = error;
     op.request = "";
@@ -556,6 +566,7 @@ export class OperationEngine {
         replica: this.deps.replica,
       };
       if (await store.finishOperation(id, { state: "cancelled", finishedAt, steps, error }, outcome, ["queued"])) {
+        metrics.operations.inc({ kind: op.kind, state: "cancelled" });
         if (live) {
           live.cancelledBy = by;
           live.closed = true;

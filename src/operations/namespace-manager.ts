@@ -11,7 +11,7 @@ export class NamespaceManager {
   private readonly kube: KubeClient;
   // Its own queue: namespace calls are short API calls and must not wait for helm slots
   // (an install that creates its namespace holds one already).
-  private readonly queue = new OperationQueue(16);
+  private readonly queue = new OperationQueue(16, "namespace");
 
   constructor(kube: KubeClient) {
     this.kube = kube;

@@ -1,4 +1,5 @@
 import { PaasError } from "../errors.ts";
+import { metrics, since } from "../metrics/metrics.ts";
 
 /** QueueOptions bound how long an operation waits and name it to those queued behind it. */
 export interface QueueOptions {
@@ -25,9 +26,12 @@ export class OperationQueue {
   private readonly waiting: Array<() => void> = [];
   private running = 0;
   private readonly concurrency: number;
+  /** The queue label of paas_queue_wait_seconds. */
+  private readonly name: string;
 
-  constructor(concurrency: number) {
+  constructor(concurrency: number, name = "helm") {
     this.concurrency = concurrency;
+    this.name = name;
   }
 
   /** run queues fn behind earlier operations on the same key and resolves with its result. */
@@ -37,9 +41,13 @@ export class OperationQueue {
     const mine = new Promise<void>((resolve) => (release = resolve));
     const tail = previous.then(() => mine);
     this.tails.set(key, tail);
+    const queued = performance.now();
+    const waited = (outcome: "started" | "gave_up") =>
+      metrics.queueWait.observe({ queue: this.name, outcome }, since(queued));
     try {
       await this.before(previous, options.deadline, () => {
         const holder = this.current.get(key)?.label;
+        waited("gave_up");
         return new PaasError(
           "conflict",
           `${key} is being changed by ${holder ? `operation ${holder}` : "another operation"}; retry later`,
@@ -47,7 +55,11 @@ export class OperationQueue {
       });
       this.current.set(key, { label: options.label ?? "" });
       try {
-        await this.acquire(options.deadline);
+        await this.acquire(options.deadline).catch((err: unknown) => {
+          waited("gave_up");
+          throw err;
+        });
+        waited("started");
         try {
           return await fn();
         } finally {

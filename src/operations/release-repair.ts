@@ -5,6 +5,7 @@ import type { Call } from "./call.ts";
 import { emptyRecord } from "./audit-records.ts";
 import { TERMINAL } from "../domain/operation.ts";
 import type { PendingRevision, ReleaseRecovery } from "../domain/ports.ts";
+import { metrics } from "../metrics/metrics.ts";
 
 export interface ReleaseRepairDeps {
   audit: AuditStore;
@@ -45,6 +46,7 @@ export class ReleaseRepair {
       `Interrupted: the operation that set this revision pending ended without finishing; marked failed by operation ${operationId}`,
     );
     if (!fixed) return undefined;
+    metrics.releasesRepaired.inc();
     this.deps.logger.warn(
       { namespace, release, revision: fixed.revision, status: fixed.status, operation: operationId },
       "recovered a release left pending by a dead operation",

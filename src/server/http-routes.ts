@@ -1,6 +1,7 @@
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { HealthMonitor } from "../health/health-monitor.ts";
 import type { Lifecycle } from "../operations/lifecycle.ts";
+import { serveMetrics } from "../metrics/metrics-route.ts";
 
 type NodeHandler = ReturnType<typeof connectNodeAdapter>;
 type Req = Parameters<NodeHandler>[0];
@@ -23,9 +24,11 @@ const PLAIN_PATHS = new Set(["/health", "/healthz", "/readyz", "/health/live", "
  * operator's JSON), /healthz (liveness: the process answers) and /readyz (readiness:
  * dependencies reachable and not draining). Another method on those paths is a JSON 405 with
  * `Allow`; anything else is a JSON 404 ({detail, error_type}, as the REST API's errors).
+ * With `metrics` (METRICS_PORT not set), GET /metrics serves the Prometheus metrics here too.
  */
-export function createHttpRoutes(monitor: HealthMonitor, lifecycle: Lifecycle) {
+export function createHttpRoutes(monitor: HealthMonitor, lifecycle: Lifecycle, metrics = false) {
   return (req: Req, res: Res): void => {
+    if (metrics && serveMetrics(req, res)) return;
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     const get = req.method === "GET" || req.method === "HEAD";
     if (!get && PLAIN_PATHS.has(path)) {

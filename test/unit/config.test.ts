@@ -23,6 +23,12 @@ describe("loadConfig", () => {
     expect(c.shutdownGraceMs).toBe(330_000);
   });
 
+  it("serves metrics on the main port unless METRICS_PORT names one", () => {
+    expect(loadConfig({ API_KEY: KEY }).metricsPort).toBeUndefined();
+    expect(loadConfig({ API_KEY: KEY, METRICS_PORT: "" }).metricsPort).toBeUndefined();
+    expect(loadConfig({ API_KEY: KEY, METRICS_PORT: "9464" }).metricsPort).toBe(9464);
+  });
+
   it("refuses to start without a key unless development mode is explicit", () => {
     expect(() => loadConfig({})).toThrow(ConfigError);
     expect(() => loadConfig({ API_KEY: "" })).toThrow(/API_KEY/);
@@ -49,6 +55,8 @@ describe("loadConfig", () => {
   it.each([
     ["PORT", "eighty"],
     ["PORT", "70000"],
+    ["METRICS_PORT", "nine"],
+    ["METRICS_PORT", "65536"],
     ["HELM_TIMEOUT", "5 minutes"],
     ["HELM_TIMEOUT", "0"],
     ["LOG_LEVEL", "loud"],

@@ -1,5 +1,6 @@
 import { httpCodeOf, statusOf } from "../api/api-errors.ts";
 import type { WatchEvent } from "./watch-stream.ts";
+import { metrics } from "../../metrics/metrics.ts";
 
 /** WatchSource lists a collection and watches it from a resourceVersion; the client binds it to one resource and selector. */
 export interface WatchSource<T> {
@@ -63,12 +64,28 @@ export async function runListWatch<T>(
   signal: AbortSignal,
   opts: { startResourceVersion?: string; backoff?: Backoff; onRetry?: (err: unknown, delayMs: number) => void } = {},
 ): Promise<void> {
+  metrics.kubeWatches.inc();
+  try {
+    await listWatchLoop(source, handlers, signal, opts);
+  } finally {
+    metrics.kubeWatches.dec();
+  }
+}
+
+async function listWatchLoop<T>(
+  source: WatchSource<T>,
+  handlers: ListWatchHandlers<T>,
+  signal: AbortSignal,
+  opts: { startResourceVersion?: string; backoff?: Backoff; onRetry?: (err: unknown, delayMs: number) => void },
+): Promise<void> {
   const backoff = opts.backoff ?? DEFAULT_BACKOFF;
   let rv = opts.startResourceVersion;
   let failures = 0;
+  let lists = 0;
   while (!signal.aborted) {
     try {
       if (rv === undefined) {
+        if (lists++ > 0 || opts.startResourceVersion !== undefined) metrics.kubeRelists.inc();
         const listed = await source.list(signal);
         handlers.onSync(listed.items);
         rv = listed.resourceVersion;

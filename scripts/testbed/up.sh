@@ -136,19 +136,27 @@ start_registry() {
     return
   fi
   stop_pidfile "$TB/registry.pid" "$TB/registry.yml" "OCI registry"
-  local port i
-  port=$(saved_port "$TB/registry.port")
+  local port i attempt
   mkdir -p "$TB/registry"
-  render "$SCRIPT_DIR/registry-config.yaml" REGISTRY_DIR="$TB/registry" REGISTRY_PORT="$port" \
-    REGISTRY_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$TB/registry.yml"
-  log "starting OCI registry on 127.0.0.1:$port"
-  OTEL_TRACES_EXPORTER=none OTEL_SDK_DISABLED=true \
-    setsid nohup "$BIN/registry" serve "$TB/registry.yml" >>"$TB/registry.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$TB/registry.pid"
-  for i in $(seq 1 100); do
-    registry_ok && return
-    pid_alive "$TB/registry.pid" "$TB/registry.yml" || break
-    sleep 0.1
+  # A free port can be taken between the check and the registry's bind (the cluster's own
+  # processes start at the same time): a registry that exits at once is started again on
+  # another port, its log shown.
+  for attempt in 1 2 3; do
+    if ((attempt == 1)); then port=$(saved_port "$TB/registry.port"); else port=$(free_port) && echo "$port" >"$TB/registry.port"; fi
+    render "$SCRIPT_DIR/registry-config.yaml" REGISTRY_DIR="$TB/registry" REGISTRY_PORT="$port" \
+      REGISTRY_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$TB/registry.yml"
+    log "starting OCI registry on 127.0.0.1:$port"
+    OTEL_TRACES_EXPORTER=none OTEL_SDK_DISABLED=true \
+      setsid nohup "$BIN/registry" serve "$TB/registry.yml" >>"$TB/registry.log" 2>&1 </dev/null 9>&- &
+    echo $! >"$TB/registry.pid"
+    for i in $(seq 1 100); do
+      registry_ok && return
+      pid_alive "$TB/registry.pid" "$TB/registry.yml" || break
+      sleep 0.1
+    done
+    log "registry on 127.0.0.1:$port did not start (attempt $attempt); its log ends:"
+    tail -n 5 "$TB/registry.log" >&2 || true
+    stop_pidfile "$TB/registry.pid" "$TB/registry.yml" "OCI registry"
   done
   die "registry did not start (log: $TB/registry.log)"
 }

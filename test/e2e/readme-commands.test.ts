@@ -25,7 +25,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -46,6 +46,9 @@ const STREAM_MS = 8_000;
 const COMMAND_MS = 240_000;
 
 // ---------------------------------------------------------------- what runs
+
+/** The client packages in clients/ that README examples import by name, and where they are. */
+const CLIENT_PACKAGES: Array<[string, string]> = [["@paas-operator/client", "clients/typescript"]];
 
 /** Step is one README command (sh) or snippet (ts), in document order. */
 interface Step {
@@ -351,6 +354,13 @@ describe("README commands against the testbed", () => {
     );
     if (/\bKEY\b/.test(code) && !/\b(const|let|var)\s+KEY\b/.test(code))
       code = `const KEY = process.env.KEY!;\n${code}`;
+    // A client package the README installs (`npm install ./clients/typescript`): linked into
+    // the example's node_modules, as that install does.
+    for (const [name, path] of CLIENT_PACKAGES) {
+      if (!code.includes(`"${name}"`)) continue;
+      mkdirSync(dirname(join(dir, "node_modules", name)), { recursive: true });
+      symlinkSync(join(REPO, path), join(dir, "node_modules", name), "dir");
+    }
     // .mts: an ES module wherever it lives (top-level await), without a package.json.
     writeFileSync(join(dir, "example.mts"), code);
     writeFileSync(

@@ -115,16 +115,6 @@ export class OperationEngine {
     for (const v of verbs) this.verbs.set(v.method, v);
   }
 
-  /** verbOf is the registered verb of a method. */
-  verbOf(method: string): AnyVerb | undefined {
-    return this.verbs.get(method);
-  }
-
-  /** isLocal tells whether this replica runs the operation now. */
-  isLocal(id: string): boolean {
-    return this.live.has(id);
-  }
-
   /** running is the number of operations this replica has queued or running. */
   get running(): number {
     return this.live.size;

@@ -79,7 +79,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
 }
 
 /** timeOf reads an optional Timestamp; one outside what a Date can hold is INVALID_ARGUMENT. */
-function timeOf(ts: Timestamp | undefined, field: string): Date | undefined {
+export function timeOf(ts: Timestamp | undefined, field: string): Date | undefined {
   if (ts === undefined) return undefined;
   const date = ts.nanos < 0 || ts.nanos > 999_999_999 ? new Date(Number.NaN) : timestampDate(ts);
   if (Number.isNaN(date.getTime())) throw new PaasError("invalid_argument", `${field} is not a valid time`);

@@ -1,5 +1,5 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { timestampDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import { OperationService } from "../../gen/paas/v1/operation_pb.js";
 import { RPC_RULES, scopeKey } from "../auth/scopes.ts";
 import { PaasError, printable } from "../errors.ts";
@@ -7,7 +7,7 @@ import { callerKey } from "./context-keys.ts";
 import { stateFromProto, toOperation } from "../mapping/operation-mapping.ts";
 import type { OperationEngine } from "../operations/engine.ts";
 import type { OperationQuery, OperationRecord, OperationStore } from "../domain/operation.ts";
-import { visibilityOf } from "./audit-service.ts";
+import { timeOf, visibilityOf } from "./audit-service.ts";
 
 export interface OperationServiceDeps {
   engine: OperationEngine;
@@ -110,11 +110,4 @@ function waitSeconds(d: Duration | undefined): number {
   if (!(s >= 0) || s > MAX_WAIT_S)
     throw new PaasError("invalid_argument", `timeout must be between 0s and ${MAX_WAIT_S}s`);
   return s;
-}
-
-function timeOf(ts: Timestamp | undefined, field: string): Date | undefined {
-  if (ts === undefined) return undefined;
-  const date = ts.nanos < 0 || ts.nanos > 999_999_999 ? new Date(Number.NaN) : timestampDate(ts);
-  if (Number.isNaN(date.getTime())) throw new PaasError("invalid_argument", `${field} is not a valid time`);
-  return date;
 }
